@@ -1,0 +1,1 @@
+//! Featurization: the official `tied_featurize`.

@@ -1,0 +1,18 @@
+//! # mpnn — ProteinMPNN in Rust
+//!
+//! The pipeline is visible from the module tree:
+//!
+//! structure (PDB / mmCIF / jsonl) → [`featurize`] (official `tied_featurize`) →
+//! [`model::features`] (k-NN graph, RBF, positional encodings) → [`model::encoder`] →
+//! [`model::decoder`] (forward, unconditional, conditional, incremental sampling) → outputs.
+//!
+//! Checkpoints (official `.pt` and safetensors) are read by [`checkpoint`]; numeric kernels live
+//! behind the small interface in [`kernels`].
+
+pub mod alphabet;
+pub mod checkpoint;
+pub mod featurize;
+pub mod kernels;
+pub mod model;
+pub mod npz;
+pub mod structure;
