@@ -1,1 +1,216 @@
-//! Numeric kernels.
+//! Numeric kernels behind one small interface: dense layers, GELU, LayerNorm, softmax.
+//!
+//! Every kernel here has a plain twin in [`naive`] that computes the same thing the obvious
+//! way; tests compare the two on random shapes.
+
+pub mod naive;
+
+/// A dense layer `y = x · Wᵀ + b` with the weight kept in PyTorch's `[out, in]` layout.
+#[derive(Debug, Clone)]
+pub struct Linear {
+    /// `[n_out, n_in]`, row-major (PyTorch layout).
+    pub weight: Vec<f32>,
+    pub bias: Option<Vec<f32>>,
+    pub n_in: usize,
+    pub n_out: usize,
+}
+
+impl Linear {
+    pub fn new(weight: Vec<f32>, bias: Option<Vec<f32>>, n_out: usize, n_in: usize) -> Self {
+        assert_eq!(weight.len(), n_out * n_in);
+        if let Some(b) = &bias {
+            assert_eq!(b.len(), n_out);
+        }
+        Linear { weight, bias, n_in, n_out }
+    }
+
+    /// Columns `[start, start + width)` of the input dimension as a layer of their own
+    /// (no bias): `W · [a; b; c] = W_a·a + W_b·b + W_c·c`.
+    pub fn column_block(&self, start: usize, width: usize) -> Linear {
+        assert!(start + width <= self.n_in);
+        let mut w = Vec::with_capacity(self.n_out * width);
+        for o in 0..self.n_out {
+            w.extend_from_slice(&self.weight[o * self.n_in + start..o * self.n_in + start + width]);
+        }
+        Linear { weight: w, bias: None, n_in: width, n_out: self.n_out }
+    }
+
+    /// `out[r, :] = x[r, :] · Wᵀ + b` for `rows` rows (`x` is `[rows, n_in]`, `out` `[rows, n_out]`).
+    pub fn forward(&self, x: &[f32], rows: usize, out: &mut [f32]) {
+        self.forward_impl(x, rows, out, false);
+    }
+
+    /// `out[r, :] += x[r, :] · Wᵀ (+ b)`.
+    pub fn forward_add(&self, x: &[f32], rows: usize, out: &mut [f32]) {
+        self.forward_impl(x, rows, out, true);
+    }
+
+    fn forward_impl(&self, x: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
+        debug_assert!(x.len() >= rows * self.n_in);
+        debug_assert!(out.len() >= rows * self.n_out);
+        if rows == 0 {
+            return;
+        }
+        let out = &mut out[..rows * self.n_out];
+        if !accumulate {
+            match &self.bias {
+                Some(b) => out.chunks_exact_mut(self.n_out).for_each(|r| r.copy_from_slice(b)),
+                None => out.fill(0.0),
+            }
+        } else if let Some(b) = &self.bias {
+            out.chunks_exact_mut(self.n_out).for_each(|r| r.iter_mut().zip(b).for_each(|(o, b)| *o += b));
+        }
+        // SAFETY: the slices hold at least rows*n_in, n_out*n_in and rows*n_out elements
+        // (checked above), and the strides describe exactly those row-major layouts.
+        unsafe {
+            matrixmultiply::sgemm(
+                rows,
+                self.n_in,
+                self.n_out,
+                1.0,
+                x.as_ptr(),
+                self.n_in as isize,
+                1,
+                self.weight.as_ptr(),
+                1,
+                self.n_in as isize,
+                1.0,
+                out.as_mut_ptr(),
+                self.n_out as isize,
+                1,
+            );
+        }
+    }
+}
+
+/// `LayerNorm` over the last dimension (`eps = 1e-5`), PyTorch semantics (biased variance).
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+pub const LAYER_NORM_EPS: f32 = 1e-5;
+
+impl LayerNorm {
+    pub fn dim(&self) -> usize {
+        self.gamma.len()
+    }
+
+    /// Normalizes every row of `x` (rows of width `dim`) in place.
+    pub fn forward_inplace(&self, x: &mut [f32]) {
+        let d = self.dim();
+        for row in x.chunks_exact_mut(d) {
+            layer_norm_row(row, &self.gamma, &self.beta);
+        }
+    }
+}
+
+/// One row of LayerNorm, computed in f32 with a two-pass mean/variance.
+#[inline]
+pub fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32]) {
+    let n = row.len() as f32;
+    let mean = row.iter().sum::<f32>() / n;
+    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let inv = 1.0 / (var + LAYER_NORM_EPS).sqrt();
+    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+        *v = (*v - mean) * inv * g + b;
+    }
+}
+
+/// Exact (erf) GELU: `x · ½ · (1 + erf(x / √2))`.
+#[inline]
+pub fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+pub fn gelu_inplace(x: &mut [f32]) {
+    x.iter_mut().for_each(|v| *v = gelu(*v));
+}
+
+/// `log_softmax` of one row, in place.
+pub fn log_softmax_inplace(row: &mut [f32]) {
+    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = row.iter().map(|v| (v - max).exp()).sum();
+    let lse = max + sum.ln();
+    row.iter_mut().for_each(|v| *v -= lse);
+}
+
+/// `softmax` of one row, in place.
+pub fn softmax_inplace(row: &mut [f32]) {
+    let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    row.iter_mut().for_each(|v| *v /= sum);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random(n: usize, rng: &mut impl Rng) -> Vec<f32> {
+        (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()
+    }
+
+    #[test]
+    fn linear_matches_naive_on_random_shapes() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for &(rows, n_in, n_out) in &[(1, 1, 1), (3, 5, 7), (17, 128, 128), (64, 416, 128), (5, 512, 21)] {
+            let w = random(n_in * n_out, &mut rng);
+            let b = random(n_out, &mut rng);
+            let x = random(rows * n_in, &mut rng);
+            let lin = Linear::new(w, Some(b), n_out, n_in);
+            let mut fast = vec![0.0; rows * n_out];
+            lin.forward(&x, rows, &mut fast);
+            let slow = naive::linear(&lin, &x, rows);
+            for (a, b) in fast.iter().zip(&slow) {
+                assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+            }
+            // accumulate form
+            let mut acc = fast.clone();
+            lin.column_block(0, n_in).forward_add(&x, rows, &mut acc);
+            for (i, (a, f)) in acc.iter().zip(&fast).enumerate() {
+                let expected = f + (slow[i] - lin.bias.as_ref().unwrap()[i % n_out]);
+                assert!((a - expected).abs() < 1e-3 * (1.0 + expected.abs()));
+            }
+        }
+    }
+
+    #[test]
+    fn split_columns_sum_to_whole() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let (n_in, n_out) = (12, 5);
+        let lin = Linear::new(random(n_in * n_out, &mut rng), None, n_out, n_in);
+        let x = random(n_in, &mut rng);
+        let whole = naive::linear(&lin, &x, 1);
+        let mut parts = vec![0.0; n_out];
+        for s in [0, 4, 8] {
+            lin.column_block(s, 4).forward_add(&x[s..s + 4], 1, &mut parts);
+        }
+        for (a, b) in parts.iter().zip(&whole) {
+            assert!((a - b).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn layer_norm_and_gelu_match_naive() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let d = 64;
+        let ln = LayerNorm { gamma: random(d, &mut rng), beta: random(d, &mut rng) };
+        let x: Vec<f32> = random(3 * d, &mut rng).iter().map(|v| v * 10.0).collect();
+        let mut fast = x.clone();
+        ln.forward_inplace(&mut fast);
+        let slow = naive::layer_norm(&ln, &x);
+        for (a, b) in fast.iter().zip(&slow) {
+            assert!((a - b).abs() < 1e-5);
+        }
+        for &v in &[-3.0f32, -0.5, 0.0, 0.7, 2.5] {
+            assert!((gelu(v) - naive::gelu(v)).abs() < 1e-6);
+        }
+        assert_eq!(gelu(0.0), 0.0);
+    }
+}

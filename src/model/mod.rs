@@ -1,1 +1,151 @@
-//! The ProteinMPNN network.
+//! The ProteinMPNN network, one struct per reference module, loaded by the checkpoint's own
+//! parameter names.
+//!
+//! - [`features`]: `ProteinFeatures` / `CA_ProteinFeatures` (k-NN graph, RBFs, positional
+//!   encodings, orientations) → edge features `E` and neighbour lists `E_idx`.
+//! - [`encoder`]: `EncLayer` stack → node and edge embeddings.
+//! - [`decoder`]: `DecLayer` stack with a decoding order → log-probabilities; incremental
+//!   decoding for the sampler.
+
+pub mod decoder;
+pub mod encoder;
+pub mod features;
+pub mod graph;
+pub mod layers;
+
+use crate::checkpoint::{Architecture, Checkpoint, Tensor};
+use crate::kernels::{LayerNorm, Linear};
+use layers::{DecLayer, EncLayer, FeedForward};
+
+/// Errors building a model from tensors.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{source_name}: tensor `{name}` is missing; this is not a ProteinMPNN checkpoint layout mpnn supports")]
+    Missing { source_name: String, name: String },
+    #[error("{source_name}: tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    Shape { source_name: String, name: String, found: Vec<usize>, expected: Vec<usize> },
+}
+
+/// Model weights.
+#[derive(Debug, Clone)]
+pub struct ProteinMpnn {
+    pub arch: Architecture,
+    /// `features.embeddings.linear` (66 → 16)
+    pub pos_embedding: Linear,
+    /// `features.edge_embedding` (416 or 167 → H, no bias)
+    pub edge_embedding: Linear,
+    pub norm_edges: LayerNorm,
+    pub w_e: Linear,
+    /// `W_s` embedding table `[21, H]`
+    pub w_s: Vec<f32>,
+    pub encoder_layers: Vec<EncLayer>,
+    pub decoder_layers: Vec<DecLayer>,
+    pub w_out: Linear,
+}
+
+/// Number of positional-encoding features.
+pub const NUM_POSITIONAL: usize = 16;
+/// Maximum relative offset of the positional encoding.
+pub const MAX_RELATIVE: i64 = 32;
+/// RBFs per atom pair.
+pub const NUM_RBF: usize = 16;
+/// The official code divides message sums by this constant (not by k).
+pub const MESSAGE_SCALE: f32 = 30.0;
+
+struct Loader<'a> {
+    ckpt: &'a Checkpoint,
+}
+
+impl Loader<'_> {
+    fn tensor(&self, name: &str, shape: &[usize]) -> Result<&Tensor, ModelError> {
+        let t = self.ckpt.tensors.get(name).ok_or_else(|| ModelError::Missing {
+            source_name: self.ckpt.source.clone(),
+            name: name.to_string(),
+        })?;
+        if t.shape != shape {
+            return Err(ModelError::Shape {
+                source_name: self.ckpt.source.clone(),
+                name: name.to_string(),
+                found: t.shape.clone(),
+                expected: shape.to_vec(),
+            });
+        }
+        Ok(t)
+    }
+    fn linear(&self, prefix: &str, n_out: usize, n_in: usize, bias: bool) -> Result<Linear, ModelError> {
+        let w = self.tensor(&format!("{prefix}.weight"), &[n_out, n_in])?.data.clone();
+        let b = if bias { Some(self.tensor(&format!("{prefix}.bias"), &[n_out])?.data.clone()) } else { None };
+        Ok(Linear::new(w, b, n_out, n_in))
+    }
+    fn norm(&self, prefix: &str, d: usize) -> Result<LayerNorm, ModelError> {
+        Ok(LayerNorm {
+            gamma: self.tensor(&format!("{prefix}.weight"), &[d])?.data.clone(),
+            beta: self.tensor(&format!("{prefix}.bias"), &[d])?.data.clone(),
+        })
+    }
+    fn ffn(&self, prefix: &str, h: usize) -> Result<FeedForward, ModelError> {
+        Ok(FeedForward {
+            w_in: self.linear(&format!("{prefix}.W_in"), 4 * h, h, true)?,
+            w_out: self.linear(&format!("{prefix}.W_out"), h, 4 * h, true)?,
+        })
+    }
+}
+
+impl ProteinMpnn {
+    /// Builds the model from a checkpoint with the given architecture.
+    pub fn new(ckpt: &Checkpoint, arch: Architecture) -> Result<Self, ModelError> {
+        let ld = Loader { ckpt };
+        let h = arch.hidden;
+        let edge_in = if arch.ca_only { NUM_POSITIONAL + NUM_RBF * 9 + 7 } else { NUM_POSITIONAL + NUM_RBF * 25 };
+        let encoder_layers = (0..arch.encoder_layers)
+            .map(|i| {
+                let p = format!("encoder_layers.{i}");
+                Ok(EncLayer {
+                    w1: ld.linear(&format!("{p}.W1"), h, 3 * h, true)?,
+                    w2: ld.linear(&format!("{p}.W2"), h, h, true)?,
+                    w3: ld.linear(&format!("{p}.W3"), h, h, true)?,
+                    w11: ld.linear(&format!("{p}.W11"), h, 3 * h, true)?,
+                    w12: ld.linear(&format!("{p}.W12"), h, h, true)?,
+                    w13: ld.linear(&format!("{p}.W13"), h, h, true)?,
+                    norm1: ld.norm(&format!("{p}.norm1"), h)?,
+                    norm2: ld.norm(&format!("{p}.norm2"), h)?,
+                    norm3: ld.norm(&format!("{p}.norm3"), h)?,
+                    dense: ld.ffn(&format!("{p}.dense"), h)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        let decoder_layers = (0..arch.decoder_layers)
+            .map(|i| {
+                let p = format!("decoder_layers.{i}");
+                Ok(DecLayer::new(
+                    ld.linear(&format!("{p}.W1"), h, 4 * h, true)?,
+                    ld.linear(&format!("{p}.W2"), h, h, true)?,
+                    ld.linear(&format!("{p}.W3"), h, h, true)?,
+                    ld.norm(&format!("{p}.norm1"), h)?,
+                    ld.norm(&format!("{p}.norm2"), h)?,
+                    ld.ffn(&format!("{p}.dense"), h)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        Ok(ProteinMpnn {
+            arch,
+            pos_embedding: ld.linear(
+                "features.embeddings.linear",
+                NUM_POSITIONAL,
+                2 * MAX_RELATIVE as usize + 2,
+                true,
+            )?,
+            edge_embedding: ld.linear("features.edge_embedding", h, edge_in, false)?,
+            norm_edges: ld.norm("features.norm_edges", h)?,
+            w_e: ld.linear("W_e", h, h, true)?,
+            w_s: ld.tensor("W_s.weight", &[arch.vocab, h])?.data.clone(),
+            encoder_layers,
+            decoder_layers,
+            w_out: ld.linear("W_out", arch.vocab, h, true)?,
+        })
+    }
+
+    pub fn hidden(&self) -> usize {
+        self.arch.hidden
+    }
+}

@@ -1,0 +1,286 @@
+//! `ProteinFeatures` and `CA_ProteinFeatures`: edge features of the k-NN graph.
+//!
+//! Full backbone: 16 positional features + 25 atom pairs × 16 RBFs = 416 inputs per edge
+//! (virtual Cβ from N, Cα, C). CA-only: 16 + 9 × 16 RBFs over (previous, own, next) Cα
+//! + 7 orientation features = 167. Then `edge_embedding` (no bias) and `norm_edges`.
+
+use rayon::prelude::*;
+
+use super::graph::{dist_eps, Graph};
+use super::{ProteinMpnn, MAX_RELATIVE, NUM_POSITIONAL, NUM_RBF};
+use crate::featurize::Batch;
+
+/// Nodes per parallel work item.
+const CHUNK: usize = 16;
+
+/// The 16 RBF centres, `torch.linspace(2, 22, 16)` in float32.
+pub fn rbf_centres() -> [f32; NUM_RBF] {
+    let (start, end, steps) = (2.0f32, 22.0f32, NUM_RBF);
+    let step = (end - start) / (steps as f32 - 1.0);
+    let mut mu = [0f32; NUM_RBF];
+    for (i, m) in mu.iter_mut().enumerate() {
+        *m = if i < steps / 2 { start + step * i as f32 } else { end - step * (steps - i - 1) as f32 };
+    }
+    mu
+}
+
+#[inline]
+fn push_rbf(out: &mut [f32], d: f32, mu: &[f32; NUM_RBF]) {
+    const SIGMA: f32 = (22.0 - 2.0) / NUM_RBF as f32;
+    for (o, m) in out.iter_mut().zip(mu) {
+        let z = (d - m) / SIGMA;
+        *o = (-(z * z)).exp();
+    }
+}
+
+/// Backbone atoms per residue used for the 25 RBF pairs: N, Cα, C, O, Cβ.
+fn backbone_atoms(x: &[f32], rows: usize) -> Vec<[[f32; 3]; 5]> {
+    (0..rows)
+        .map(|r| {
+            let p = |a: usize| [x[(r * 4 + a) * 3], x[(r * 4 + a) * 3 + 1], x[(r * 4 + a) * 3 + 2]];
+            let (n, ca, c, o) = (p(0), p(1), p(2), p(3));
+            let b = [ca[0] - n[0], ca[1] - n[1], ca[2] - n[2]];
+            let cc = [c[0] - ca[0], c[1] - ca[1], c[2] - ca[2]];
+            let a = [b[1] * cc[2] - b[2] * cc[1], b[2] * cc[0] - b[0] * cc[2], b[0] * cc[1] - b[1] * cc[0]];
+            let mut cb = [0f32; 3];
+            for d in 0..3 {
+                cb[d] = -0.582_734_3 * a[d] + 0.568_028_3 * b[d] - 0.540_674_66 * cc[d] + ca[d];
+            }
+            [n, ca, c, o, cb]
+        })
+        .collect()
+}
+
+// Atom indices into `backbone_atoms`.
+const N: usize = 0;
+const CA: usize = 1;
+const C: usize = 2;
+const O: usize = 3;
+const CB: usize = 4;
+
+/// The official order of the 24 atom pairs after Cα–Cα: `(atom of i, atom of j)`.
+const PAIRS: [(usize, usize); 24] = [
+    (N, N),
+    (C, C),
+    (O, O),
+    (CB, CB),
+    (CA, N),
+    (CA, C),
+    (CA, O),
+    (CA, CB),
+    (N, C),
+    (N, O),
+    (N, CB),
+    (CB, C),
+    (CB, O),
+    (O, C),
+    (N, CA),
+    (C, CA),
+    (O, CA),
+    (CB, CA),
+    (C, N),
+    (O, N),
+    (CB, N),
+    (C, CB),
+    (O, CB),
+    (C, O),
+];
+
+/// Positional-encoding class of an edge: `clip(offset + 32, 0, 64)` within a chain, 65 across.
+#[inline]
+pub fn positional_class(res_i: i64, res_j: i64, chain_i: i64, chain_j: i64) -> usize {
+    if chain_i == chain_j {
+        (res_i - res_j + MAX_RELATIVE).clamp(0, 2 * MAX_RELATIVE) as usize
+    } else {
+        2 * MAX_RELATIVE as usize + 1
+    }
+}
+
+/// Cα coordinates `[B·L, 3]` of a batch.
+pub fn ca_coords(batch: &Batch) -> Vec<f32> {
+    if batch.ca_only {
+        batch.x.clone()
+    } else {
+        batch.x.chunks_exact(12).flat_map(|r| [r[3], r[4], r[5]]).collect()
+    }
+}
+
+/// Per-node local frames of the CA-only model (`_orientations_coarse`), `[B·L, 9]`.
+fn coarse_frames(ca: &[f32], b: usize, l: usize) -> Vec<[f32; 9]> {
+    let mut frames = vec![[0f32; 9]; b * l];
+    let norm = |v: [f32; 3]| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+    let normalize = |v: [f32; 3]| {
+        let n = norm(v).max(1e-12);
+        [v[0] / n, v[1] / n, v[2] / n]
+    };
+    let cross = |a: [f32; 3], c: [f32; 3]| [a[1] * c[2] - a[2] * c[1], a[2] * c[0] - a[0] * c[2], a[0] * c[1] - a[1] * c[0]];
+    for bi in 0..b {
+        if l < 4 {
+            continue;
+        }
+        let p = |i: usize| [ca[(bi * l + i) * 3], ca[(bi * l + i) * 3 + 1], ca[(bi * l + i) * 3 + 2]];
+        // U[i] = normalize(masked X[i+1] - X[i]), i in 0..l-1
+        let u: Vec<[f32; 3]> = (0..l - 1)
+            .map(|i| {
+                let (a, c) = (p(i), p(i + 1));
+                let d = [c[0] - a[0], c[1] - a[1], c[2] - a[2]];
+                let n = norm(d);
+                let keep = if 3.6 < n && n < 4.0 { 1.0 } else { 0.0 };
+                normalize([d[0] * keep, d[1] * keep, d[2] * keep])
+            })
+            .collect();
+        for i in 0..l - 3 {
+            let (u2, u1) = (u[i], u[i + 1]);
+            let n2 = normalize(cross(u2, u1));
+            let o1 = normalize([u2[0] - u1[0], u2[1] - u1[1], u2[2] - u1[2]]);
+            let third = cross(o1, n2);
+            frames[bi * l + i + 1] = [o1[0], o1[1], o1[2], n2[0], n2[1], n2[2], third[0], third[1], third[2]];
+        }
+    }
+    frames
+}
+
+fn sign(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else if x < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+/// `_quaternions` of a rotation matrix (row-major 3×3), normalized.
+fn quaternion(r: &[f32; 9]) -> [f32; 4] {
+    let (rxx, ryy, rzz) = (r[0], r[4], r[8]);
+    let mag = |v: f32| 0.5 * (1.0 + v).abs().sqrt();
+    let mags = [mag(rxx - ryy - rzz), mag(-rxx + ryy - rzz), mag(-rxx - ryy + rzz)];
+    let at = |i: usize, j: usize| r[i * 3 + j];
+    let signs = [sign(at(2, 1) - at(1, 2)), sign(at(0, 2) - at(2, 0)), sign(at(1, 0) - at(0, 1))];
+    let w = (1.0 + rxx + ryy + rzz).max(0.0).sqrt() / 2.0;
+    let q = [signs[0] * mags[0], signs[1] * mags[1], signs[2] * mags[2], w];
+    let n = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt().max(1e-12);
+    [q[0] / n, q[1] / n, q[2] / n, q[3] / n]
+}
+
+impl ProteinMpnn {
+    /// Number of raw edge inputs before `edge_embedding`.
+    pub fn edge_inputs(&self) -> usize {
+        self.edge_embedding.n_in
+    }
+
+    /// Raw (pre-embedding) features of the edges of nodes `rows` (global rows of the batch),
+    /// written to `out` (`[rows.len()·K, edge_inputs]`).
+    fn raw_edge_features(
+        &self,
+        batch: &Batch,
+        graph: &Graph,
+        atoms: &NodeAtoms,
+        rows: std::ops::Range<usize>,
+        out: &mut [f32],
+    ) {
+        let mu = rbf_centres();
+        let n_in = self.edge_inputs();
+        let k = graph.k;
+        let pos_w = &self.pos_embedding;
+        for (ri, row) in rows.enumerate() {
+            let base = (row / graph.l) * graph.l;
+            for n in 0..k {
+                let j = base + graph.e_idx[row * k + n] as usize;
+                let f = &mut out[(ri * k + n) * n_in..][..n_in];
+                let class = positional_class(
+                    batch.residue_idx[row],
+                    batch.residue_idx[j],
+                    batch.chain_encoding[row],
+                    batch.chain_encoding[j],
+                );
+                for p in 0..NUM_POSITIONAL {
+                    f[p] = pos_w.weight[p * pos_w.n_in + class] + pos_w.bias.as_ref().map_or(0.0, |b| b[p]);
+                }
+                let mut off = NUM_POSITIONAL;
+                push_rbf(&mut f[off..off + NUM_RBF], graph.d_neighbors[row * k + n], &mu);
+                off += NUM_RBF;
+                match atoms {
+                    NodeAtoms::Backbone(bb) => {
+                        for &(a, b) in PAIRS.iter() {
+                            let d = dist_eps(&bb[j][b], &bb[row][a]);
+                            push_rbf(&mut f[off..off + NUM_RBF], d, &mu);
+                            off += NUM_RBF;
+                        }
+                    }
+                    NodeAtoms::Coarse { prev_own_next, frames } => {
+                        // (Ca_0,Ca_0) (Ca_2,Ca_2) (Ca_0,Ca_1) (Ca_0,Ca_2) (Ca_1,Ca_0) (Ca_1,Ca_2) (Ca_2,Ca_0) (Ca_2,Ca_1)
+                        const CA_PAIRS: [(usize, usize); 8] = [(0, 0), (2, 2), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)];
+                        for &(a, b) in CA_PAIRS.iter() {
+                            let d = dist_eps(&prev_own_next[j][b], &prev_own_next[row][a]);
+                            push_rbf(&mut f[off..off + NUM_RBF], d, &mu);
+                            off += NUM_RBF;
+                        }
+                        let (oi, oj) = (&frames[row], &frames[j]);
+                        let xi = prev_own_next[row][1];
+                        let xj = prev_own_next[j][1];
+                        let dx = [xj[0] - xi[0], xj[1] - xi[1], xj[2] - xi[2]];
+                        let mut du = [0f32; 3];
+                        for r in 0..3 {
+                            du[r] = oi[r * 3] * dx[0] + oi[r * 3 + 1] * dx[1] + oi[r * 3 + 2] * dx[2];
+                        }
+                        let dn = (du[0] * du[0] + du[1] * du[1] + du[2] * du[2]).sqrt().max(1e-12);
+                        let mut rot = [0f32; 9];
+                        for a in 0..3 {
+                            for b in 0..3 {
+                                rot[a * 3 + b] =
+                                    oi[a] * oj[b] + oi[3 + a] * oj[3 + b] + oi[6 + a] * oj[6 + b];
+                            }
+                        }
+                        let q = quaternion(&rot);
+                        f[off..off + 3].copy_from_slice(&[du[0] / dn, du[1] / dn, du[2] / dn]);
+                        f[off + 3..off + 7].copy_from_slice(&q);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Edge features `E` `[B·L·K, H]` (after `edge_embedding` and `norm_edges`) and the graph.
+    pub fn edge_features(&self, batch: &Batch) -> (Graph, Vec<f32>) {
+        let _span = tracing::debug_span!("features", b = batch.b, l = batch.l).entered();
+        let ca = ca_coords(batch);
+        let graph = Graph::build(&ca, &batch.mask, batch.b, batch.l, self.arch.k);
+        let rows = batch.b * batch.l;
+        let atoms = if batch.ca_only {
+            let l = batch.l;
+            let prev_own_next = (0..rows)
+                .map(|r| {
+                    let (bi, i) = (r / l, r % l);
+                    let p = |i: usize| [ca[(bi * l + i) * 3], ca[(bi * l + i) * 3 + 1], ca[(bi * l + i) * 3 + 2]];
+                    let prev = if i > 0 { p(i - 1) } else { [0.0; 3] };
+                    let next = if i + 1 < l { p(i + 1) } else { [0.0; 3] };
+                    [prev, p(i), next]
+                })
+                .collect();
+            NodeAtoms::Coarse { prev_own_next, frames: coarse_frames(&ca, batch.b, batch.l) }
+        } else {
+            NodeAtoms::Backbone(backbone_atoms(&batch.x, rows))
+        };
+        let h = self.hidden();
+        let k = graph.k;
+        let n_in = self.edge_inputs();
+        let mut e = vec![0f32; rows * k * h];
+        e.par_chunks_mut(CHUNK * k * h).enumerate().for_each_init(
+            || vec![0f32; CHUNK * k * n_in],
+            |raw, (c, out)| {
+                let start = c * CHUNK;
+                let n = out.len() / (k * h);
+                self.raw_edge_features(batch, &graph, &atoms, start..start + n, raw);
+                self.edge_embedding.forward(raw, n * k, out);
+                self.norm_edges.forward_inplace(out);
+            },
+        );
+        (graph, e)
+    }
+}
+
+enum NodeAtoms {
+    Backbone(Vec<[[f32; 3]; 5]>),
+    Coarse { prev_own_next: Vec<[[f32; 3]; 3]>, frames: Vec<[f32; 9]> },
+}

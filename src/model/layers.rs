@@ -1,0 +1,71 @@
+//! The reference modules' weights: `EncLayer`, `DecLayer`, `PositionWiseFeedForward`.
+
+use crate::kernels::{gelu_inplace, LayerNorm, Linear};
+
+/// `PositionWiseFeedForward`: `W_out(gelu(W_in(h)))`.
+#[derive(Debug, Clone)]
+pub struct FeedForward {
+    pub w_in: Linear,
+    pub w_out: Linear,
+}
+
+impl FeedForward {
+    /// `h ← norm(h + FFN(h))` for `rows` rows, using `scratch` (≥ rows·4H) and `tmp` (≥ rows·H).
+    pub fn residual_norm(&self, h: &mut [f32], rows: usize, norm: &LayerNorm, scratch: &mut Vec<f32>) {
+        let hd = self.w_out.n_out;
+        let ff = self.w_in.n_out;
+        scratch.resize(rows * (ff + hd), 0.0);
+        let (inner, out) = scratch.split_at_mut(rows * ff);
+        self.w_in.forward(h, rows, inner);
+        gelu_inplace(inner);
+        self.w_out.forward(inner, rows, out);
+        for (v, d) in h[..rows * hd].iter_mut().zip(out.iter()) {
+            *v += d;
+        }
+        norm.forward_inplace(&mut h[..rows * hd]);
+    }
+}
+
+/// `EncLayer`: node update from messages over `[h_i, e_ij, h_j]`, then edge update.
+#[derive(Debug, Clone)]
+pub struct EncLayer {
+    pub w1: Linear,
+    pub w2: Linear,
+    pub w3: Linear,
+    pub w11: Linear,
+    pub w12: Linear,
+    pub w13: Linear,
+    pub norm1: LayerNorm,
+    pub norm2: LayerNorm,
+    pub norm3: LayerNorm,
+    pub dense: FeedForward,
+}
+
+/// `DecLayer`, with its first layer split into the blocks that multiply `h_i`, `e_ij`, `s_j`
+/// and `h_j` (`W1·[h_i; e; s; h_j] = W1h·h_i + W1e·e + W1s·s + W1v·h_j`).
+#[derive(Debug, Clone)]
+pub struct DecLayer {
+    pub w1: Linear,
+    pub w2: Linear,
+    pub w3: Linear,
+    pub norm1: LayerNorm,
+    pub norm2: LayerNorm,
+    pub dense: FeedForward,
+    /// Block of `W1` for the node's own state (with W1's bias).
+    pub w1_self: Linear,
+    pub w1_edge: Linear,
+    pub w1_seq: Linear,
+    pub w1_nbr: Linear,
+}
+
+impl DecLayer {
+    pub fn new(w1: Linear, w2: Linear, w3: Linear, norm1: LayerNorm, norm2: LayerNorm, dense: FeedForward) -> Self {
+        let h = w2.n_out;
+        let mut w1_self = w1.column_block(0, h);
+        w1_self.bias = w1.bias.clone();
+        let w1_edge = w1.column_block(h, h);
+        let w1_seq = w1.column_block(2 * h, h);
+        let w1_nbr = w1.column_block(3 * h, h);
+        DecLayer { w1, w2, w3, norm1, norm2, dense, w1_self, w1_edge, w1_seq, w1_nbr }
+    }
+}
