@@ -26,6 +26,9 @@ pub struct DecoderContext<'a> {
     pub enc_nbr: Vec<Vec<f32>>,
     /// Per layer: `W1s · W_s[a]` for each letter `[21, H]`.
     pub seq_table: Vec<Vec<f32>>,
+    /// Per layer: `W1e · e_ij` for every edge `[rows·K, H]`, when precomputed (worth it when
+    /// the same edges are decoded many times: sampling, conditional probabilities).
+    pub edge_proj: Option<Vec<Vec<f32>>>,
 }
 
 /// Scratch buffers for [`ProteinMpnn::decoder_rows`].
@@ -53,7 +56,27 @@ impl ProteinMpnn {
             layer.w1_seq.forward(&self.w_s, VOCAB, &mut t);
             seq_table.push(t);
         }
-        DecoderContext { enc, enc_nbr, seq_table }
+        DecoderContext { enc, enc_nbr, seq_table, edge_proj: None }
+    }
+
+    /// [`Self::decoder_context`] with the per-edge projections precomputed as well.
+    pub fn decoder_context_full<'a>(&self, enc: &'a Encoded) -> DecoderContext<'a> {
+        let mut ctx = self.decoder_context(enc);
+        let h = self.hidden();
+        let k = enc.graph.k.max(1);
+        let projections = self
+            .decoder_layers
+            .iter()
+            .map(|layer| {
+                let mut p = vec![0f32; enc.h_e.len()];
+                p.par_chunks_mut(CHUNK * k * h)
+                    .zip(enc.h_e.par_chunks(CHUNK * k * h))
+                    .for_each(|(o, e)| layer.w1_edge.forward(e, e.len() / h, o));
+                p
+            })
+            .collect();
+        ctx.edge_proj = Some(projections);
+        ctx
     }
 
     /// Computes layer `l + 1` states for `rows` (global row ids) into `out` (`[rows.len(), H]`).
@@ -84,12 +107,23 @@ impl ProteinMpnn {
         let m = n * k;
         let mask = &ctx.enc.mask;
         // Edge block W1e·e_ij for the rows' edges.
-        scratch.edges.resize(m * h, 0.0);
-        for (r, &row) in rows.iter().enumerate() {
-            scratch.edges[r * k * h..(r + 1) * k * h].copy_from_slice(&ctx.enc.h_e[row * k * h..(row + 1) * k * h]);
-        }
         scratch.pre.resize(m * h, 0.0);
-        layer.w1_edge.forward(&scratch.edges, m, &mut scratch.pre);
+        match &ctx.edge_proj {
+            Some(proj) => {
+                for (r, &row) in rows.iter().enumerate() {
+                    scratch.pre[r * k * h..(r + 1) * k * h].copy_from_slice(&proj[l][row * k * h..(row + 1) * k * h]);
+                }
+            }
+            None => {
+                scratch.edges.resize(m * h, 0.0);
+                for (r, &row) in rows.iter().enumerate() {
+                    scratch.edges[r * k * h..(r + 1) * k * h]
+                        .copy_from_slice(&ctx.enc.h_e[row * k * h..(row + 1) * k * h]);
+                }
+                layer.w1_edge.forward(&scratch.edges, m, &mut scratch.pre);
+            }
+        }
+        scratch.edges.resize(n * h, 0.0);
         // Own-state block (with bias), then gathered neighbour blocks.
         scratch.dh.resize(n * h, 0.0);
         for (r, &row) in rows.iter().enumerate() {
@@ -156,20 +190,42 @@ impl ProteinMpnn {
         seq: &[u8],
         backward: &(dyn Fn(usize, usize) -> bool + Sync),
     ) -> Vec<f32> {
+        self.decode_all_layers(ctx, seq, backward, false).0
+    }
+
+    /// [`Self::decode_all`], optionally keeping every intermediate layer's states and their
+    /// `W1v` projections (for layers `1..layers`).
+    #[allow(clippy::type_complexity)]
+    fn decode_all_layers(
+        &self,
+        ctx: &DecoderContext,
+        seq: &[u8],
+        backward: &(dyn Fn(usize, usize) -> bool + Sync),
+        keep: bool,
+    ) -> (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>) {
         let h = self.hidden();
         let rows = ctx.enc.mask.len();
         let mut h_cur = ctx.enc.h_v.clone();
+        let mut kept = Vec::new();
         let all: Vec<usize> = (0..rows).collect();
         for l in 0..self.decoder_layers.len() {
-            let mut nbr = vec![0f32; rows * h];
-            self.decoder_layers[l].w1_nbr.forward(&h_cur, rows, &mut nbr);
+            let nbr = if l == 0 {
+                ctx.enc_nbr[0].clone()
+            } else {
+                let mut nbr = vec![0f32; rows * h];
+                self.decoder_layers[l].w1_nbr.forward(&h_cur, rows, &mut nbr);
+                nbr
+            };
             let mut next = vec![0f32; rows * h];
             next.par_chunks_mut(CHUNK * h).zip(all.par_chunks(CHUNK)).for_each_init(DecoderScratch::default, |sc, (o, chunk)| {
                 self.decoder_rows(ctx, l, chunk, &h_cur, &nbr, seq, backward, sc, o)
             });
+            if keep && l > 0 {
+                kept.push((std::mem::take(&mut h_cur), nbr));
+            }
             h_cur = next;
         }
-        h_cur
+        (h_cur, kept)
     }
 
     /// `W_out` + `log_softmax` of node states `[rows, H]` → `[rows, 21]`.
@@ -199,55 +255,91 @@ impl ProteinMpnn {
     }
 
     /// The log-probabilities at `target` (a global row) when decoding in the order whose
-    /// positions are `pos` (by global row), computing only the rows the target depends on.
-    pub fn log_probs_at(&self, ctx: &DecoderContext, seq: &[u8], pos: &[usize], target: usize, work: &mut ConeWork) -> [f32; VOCAB] {
+    /// positions are `pos` (by global row), computing only the rows the target depends on and,
+    /// among those, only the ones whose states differ from `base` (a full pass whose order
+    /// differs from `pos` at most in where `target` stands).
+    fn log_probs_at(
+        &self,
+        ctx: &DecoderContext,
+        seq: &[u8],
+        base: &BasePass,
+        pos: &[usize],
+        target: usize,
+        work: &mut ConeWork,
+    ) -> [f32; VOCAB] {
         let h = self.hidden();
         let g = &ctx.enc.graph;
         let layers = self.decoder_layers.len();
-        let rows_total = ctx.enc.mask.len();
-        work.ensure(layers, rows_total, h);
-        // needed[l] = rows whose layer-l state is needed, l = layers..1
+        work.ensure(base, g.b * g.l);
         let backward = |i: usize, j: usize| pos[j] < pos[i];
+        // The target's own relation to a neighbour changed if the two orders disagree on it.
+        let relation_changed = |j: usize| {
+            (0..g.k).any(|nb| {
+                let n = g.neighbor_row(j, nb);
+                n == target && (base.pos[target] < base.pos[j]) != (pos[target] < pos[j])
+            })
+        };
+        // needed[l]: rows whose layer-l state is needed (l = 1..=layers).
         let mut needed: Vec<Vec<usize>> = vec![Vec::new(); layers + 1];
         needed[layers].push(target);
-        work.stamp += 1;
         for l in (1..layers).rev() {
+            work.stamp += 1;
             let stamp = work.stamp;
             let mut set = Vec::new();
             for &i in &needed[l + 1] {
-                if work.seen[i] != stamp {
-                    work.seen[i] = stamp;
-                    set.push(i);
-                }
-                for nb in 0..g.k {
-                    let j = g.neighbor_row(i, nb);
-                    if backward(i, j) && work.seen[j] != stamp {
+                for j in std::iter::once(i).chain((0..g.k).map(|nb| g.neighbor_row(i, nb)).filter(|&j| backward(i, j))) {
+                    if work.seen[j] != stamp {
                         work.seen[j] = stamp;
                         set.push(j);
                     }
                 }
             }
             needed[l] = set;
-            work.stamp += 1;
         }
-        // Layer 0 = encoder states, neighbour projections precomputed.
-        let mut out = vec![0f32; 0];
+        let mut out = Vec::new();
+        let mut proj = Vec::new();
+        let mut touched: Vec<Vec<usize>> = vec![Vec::new(); layers];
         for l in 0..layers {
-            let rows = &needed[l + 1];
+            // rows of layer l+1 to recompute: the needed ones whose inputs changed
+            let rows: Vec<usize> = if l + 1 == layers {
+                needed[layers].clone()
+            } else {
+                needed[l + 1]
+                    .iter()
+                    .copied()
+                    .filter(|&j| {
+                        j == target
+                            || relation_changed(j)
+                            || (l > 0
+                                && (0..g.k)
+                                    .map(|nb| g.neighbor_row(j, nb))
+                                    .any(|n| (n == j || backward(j, n)) && work.dirty[l][n] == work.stamp))
+                    })
+                    .collect()
+            };
             out.resize(rows.len() * h, 0.0);
             let (h_prev, nbr_prev): (&[f32], &[f32]) =
-                if l == 0 { (&ctx.enc.h_v, &ctx.enc_nbr[0]) } else { (&work.h[l], &work.nbr[l]) };
-            self.decoder_rows(ctx, l, rows, h_prev, nbr_prev, seq, &backward, &mut work.scratch, &mut out);
+                if l == 0 { (&ctx.enc.h_v, &ctx.enc_nbr[0]) } else { (&work.h[l - 1], &work.nbr[l - 1]) };
+            self.decoder_rows(ctx, l, &rows, h_prev, nbr_prev, seq, &backward, &mut work.scratch, &mut out);
             if l + 1 < layers {
-                let mut proj = vec![0f32; rows.len() * h];
+                proj.resize(rows.len() * h, 0.0);
                 self.decoder_layers[l + 1].w1_nbr.forward(&out, rows.len(), &mut proj);
                 for (r, &row) in rows.iter().enumerate() {
-                    work.h[l + 1][row * h..(row + 1) * h].copy_from_slice(&out[r * h..(r + 1) * h]);
-                    work.nbr[l + 1][row * h..(row + 1) * h].copy_from_slice(&proj[r * h..(r + 1) * h]);
+                    work.h[l][row * h..(row + 1) * h].copy_from_slice(&out[r * h..(r + 1) * h]);
+                    work.nbr[l][row * h..(row + 1) * h].copy_from_slice(&proj[r * h..(r + 1) * h]);
+                    work.dirty[l + 1][row] = work.stamp;
                 }
+                touched[l] = rows;
             }
         }
         let lp = self.log_probs_of(&out[..h], 1);
+        // restore the base states we overwrote
+        for (l, rows) in touched.iter().enumerate() {
+            for &row in rows {
+                work.h[l][row * h..(row + 1) * h].copy_from_slice(&base.layers[l].0[row * h..(row + 1) * h]);
+                work.nbr[l][row * h..(row + 1) * h].copy_from_slice(&base.layers[l].1[row * h..(row + 1) * h]);
+            }
+        }
         let mut res = [0f32; VOCAB];
         res.copy_from_slice(&lp);
         res
@@ -258,23 +350,33 @@ impl ProteinMpnn {
     /// of `seq`) or first (`backbone_only = true`), with the others ordered by `|randn|`.
     /// Rows that are not designed are 0.
     pub fn conditional(&self, enc: &Encoded, seq: &[u8], design: &[f32], randn: &[f32], backbone_only: bool) -> Vec<f32> {
-        let ctx = self.decoder_context(enc);
+        let _span = tracing::debug_span!("conditional", backbone_only).entered();
+        let ctx = self.decoder_context_full(enc);
         let l = enc.graph.l;
         let rows = enc.mask.len();
+        // The others' order in every per-target pass: all keys scaled by the same constant.
+        let others = if backbone_only { 1.0f32 } else { 0.0 };
+        let mut base_order = Vec::with_capacity(rows);
+        for bi in 0..enc.graph.b {
+            base_order.extend(decoding_order(&vec![others; l], &randn[bi * l..(bi + 1) * l]));
+        }
+        let base_pos = order_positions(&base_order, l);
+        let (_, layers) = self.decode_all_layers(&ctx, seq, &|i, j| base_pos[j] < base_pos[i], true);
+        let base = BasePass { pos: base_pos, layers };
         let targets: Vec<usize> = (0..rows).filter(|&r| design[r] == 1.0).collect();
         let results: Vec<(usize, [f32; VOCAB])> = targets
             .par_iter()
             .map_init(ConeWork::default, |work, &target| {
                 let bi = target / l;
-                let base = bi * l;
-                let mut order_mask = vec![if backbone_only { 1.0f32 } else { 0.0 }; l];
-                order_mask[target - base] = if backbone_only { 0.0 } else { 1.0 };
-                let order = decoding_order(&order_mask, &randn[base..base + l]);
-                let mut pos = vec![0usize; rows];
+                let base_row = bi * l;
+                let mut order_mask = vec![others; l];
+                order_mask[target - base_row] = 1.0 - others;
+                let order = decoding_order(&order_mask, &randn[base_row..base_row + l]);
+                let mut pos = base.pos.clone();
                 for (t, &i) in order.iter().enumerate() {
-                    pos[base + i] = t;
+                    pos[base_row + i] = t;
                 }
-                (target, self.log_probs_at(&ctx, seq, &pos, target, work))
+                (target, self.log_probs_at(&ctx, seq, &base, &pos, target, work))
             })
             .collect();
         let mut out = vec![0f32; rows * VOCAB];
@@ -285,24 +387,36 @@ impl ProteinMpnn {
     }
 }
 
-/// Reusable buffers for [`ProteinMpnn::log_probs_at`].
+/// A full decoder pass kept layer by layer, reused by every per-target pass.
+struct BasePass {
+    pos: Vec<usize>,
+    /// For layers `1..layers`: states and their `W1v` projections.
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
+}
+
+/// Reusable buffers for the per-target conditional passes.
 #[derive(Debug, Default, Clone)]
-pub struct ConeWork {
+struct ConeWork {
+    /// Layer `l + 1` states (a copy of the base pass, patched per target and restored).
     h: Vec<Vec<f32>>,
     nbr: Vec<Vec<f32>>,
+    /// `dirty[l][row] == stamp`: the row's layer-`l` state differs from the base pass.
+    dirty: Vec<Vec<u64>>,
     seen: Vec<u64>,
     stamp: u64,
     scratch: DecoderScratch,
 }
 
 impl ConeWork {
-    fn ensure(&mut self, layers: usize, rows: usize, h: usize) {
-        if self.h.len() != layers || self.seen.len() != rows {
-            self.h = vec![vec![0f32; rows * h]; layers];
-            self.nbr = vec![vec![0f32; rows * h]; layers];
+    fn ensure(&mut self, base: &BasePass, rows: usize) {
+        if self.seen.len() != rows {
+            self.h = base.layers.iter().map(|(h, _)| h.clone()).collect();
+            self.nbr = base.layers.iter().map(|(_, n)| n.clone()).collect();
+            self.dirty = vec![vec![0; rows]; base.layers.len() + 2];
             self.seen = vec![0; rows];
             self.stamp = 0;
         }
+        self.stamp += 1;
     }
 }
 
