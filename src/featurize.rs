@@ -260,9 +260,17 @@ pub fn featurize(
                 }
             }
             if let Some(p) = constraints.pssm.as_ref().and_then(|d| d.get(letter)) {
-                for (what, n) in [("pssm_coef", p.coef.len()), ("pssm_bias", p.bias.len()), ("pssm_log_odds", p.log_odds.len())] {
+                for (what, n) in
+                    [("pssm_coef", p.coef.len()), ("pssm_bias", p.bias.len()), ("pssm_log_odds", p.log_odds.len())]
+                {
                     if n != len {
-                        return Err(FeaturizeError::WrongLength { name, what: what.into(), chain: letter.clone(), found: n, len });
+                        return Err(FeaturizeError::WrongLength {
+                            name,
+                            what: what.into(),
+                            chain: letter.clone(),
+                            found: n,
+                            len,
+                        });
                     }
                 }
                 coef.copy_from_slice(&p.coef);
@@ -308,15 +316,13 @@ pub fn featurize(
             }
             let mut one = Vec::new();
             for m in group {
-                let (_, start, end) = f
-                    .chain_ranges
-                    .iter()
-                    .find(|(c, _, _)| *c == m.chain)
-                    .ok_or_else(|| FeaturizeError::UnknownChain {
+                let (_, start, end) = f.chain_ranges.iter().find(|(c, _, _)| *c == m.chain).ok_or_else(|| {
+                    FeaturizeError::UnknownChain {
                         name: name.clone(),
                         chain: m.chain.clone(),
                         available: f.chain_order.join(", "),
-                    })?;
+                    }
+                })?;
                 for (vi, &p) in m.positions.iter().enumerate() {
                     let i = start + check_pos("tied", &m.chain, p, end - start)?;
                     one.push(i);

@@ -15,4 +15,6 @@ pub mod featurize;
 pub mod kernels;
 pub mod model;
 pub mod npz;
+pub mod pipeline;
+pub mod rng;
 pub mod structure;

@@ -74,8 +74,8 @@ pub struct Npz {
 impl Npz {
     pub fn read(path: impl AsRef<Path>) -> Result<Npz, NpzError> {
         let path_s = path.as_ref().display().to_string();
-        let file = std::fs::File::open(path.as_ref())
-            .map_err(|source| NpzError::Io { path: path_s.clone(), source })?;
+        let file =
+            std::fs::File::open(path.as_ref()).map_err(|source| NpzError::Io { path: path_s.clone(), source })?;
         Self::from_reader(file, &path_s)
     }
 
@@ -87,9 +87,7 @@ impl Npz {
             let mut entry = zip.by_index(i).map_err(zerr)?;
             let name = entry.name().trim_end_matches(".npy").to_string();
             let mut bytes = Vec::with_capacity(entry.size() as usize);
-            entry
-                .read_to_end(&mut bytes)
-                .map_err(|source| NpzError::Io { path: path.to_string(), source })?;
+            entry.read_to_end(&mut bytes).map_err(|source| NpzError::Io { path: path.to_string(), source })?;
             let array = parse_npy(&name, &bytes)?;
             arrays.insert(name, array);
         }

@@ -11,11 +11,8 @@ use mpnn::model::ProteinMpnn;
 
 fn dev_checkpoint(path: &str) -> Checkpoint {
     let npz = mpnn::npz::Npz::read(path).unwrap();
-    let tensors = npz
-        .arrays
-        .iter()
-        .map(|(k, a)| (k.clone(), Tensor { shape: a.shape.clone(), data: a.to_f32() }))
-        .collect();
+    let tensors =
+        npz.arrays.iter().map(|(k, a)| (k.clone(), Tensor { shape: a.shape.clone(), data: a.to_f32() })).collect();
     Checkpoint { source: path.into(), num_edges: 0, noise_level: 0.2, tensors }
 }
 
@@ -27,7 +24,14 @@ fn model_for(case: &Case) -> ProteinMpnn {
         _ => ("/tmp/dev/small.npz", (64, 2, 16, false)),
     };
     let ckpt = dev_checkpoint(path);
-    let arch = Architecture { hidden: arch.0, encoder_layers: arch.1, decoder_layers: arch.1, k: arch.2, ca_only: arch.3, vocab: 21 };
+    let arch = Architecture {
+        hidden: arch.0,
+        encoder_layers: arch.1,
+        decoder_layers: arch.1,
+        k: arch.2,
+        ca_only: arch.3,
+        vocab: 21,
+    };
     ProteinMpnn::new(&ckpt, arch).unwrap()
 }
 
@@ -78,25 +82,36 @@ fn network_matches_official_tensors() {
                     worst = worst.max(max_abs_diff(&e[i * k * h..(i + 1) * k * h], &want[i * k * h..(i + 1) * k * h]));
                 }
             }
-            eprintln!("{name}: E diff {worst}"); assert!(worst < 1e-4, "{name}: E differs by {worst}");
+            eprintln!("{name}: E diff {worst}");
+            assert!(worst < 1e-4, "{name}: E differs by {worst}");
         }
         let enc = model.encode_edges(&batch, graph, &e);
         let want_hv = n.f32("h_V_enc").unwrap();
         let d = max_abs_diff(&enc.h_v, &want_hv);
-        eprintln!("{name}: h_V_enc {d}"); assert!(d < 1e-4, "{name}: h_V_enc differs by {d}");
+        eprintln!("{name}: h_V_enc {d}");
+        assert!(d < 1e-4, "{name}: h_V_enc differs by {d}");
         if n.has("h_E_enc") {
             let want = n.f32("h_E_enc").unwrap();
             let mut worst = 0f32;
             for i in 0..batch.l {
                 if mask[i] == 1.0 {
-                    worst = worst.max(max_abs_diff(&enc.h_e[i * k * h..(i + 1) * k * h], &want[i * k * h..(i + 1) * k * h]));
+                    worst = worst
+                        .max(max_abs_diff(&enc.h_e[i * k * h..(i + 1) * k * h], &want[i * k * h..(i + 1) * k * h]));
                 }
             }
-            eprintln!("{name}: h_E diff {worst}"); assert!(worst < 2e-4, "{name}: h_E_enc differs by {worst}");
+            eprintln!("{name}: h_E diff {worst}");
+            assert!(worst < 2e-4, "{name}: h_E_enc differs by {worst}");
         }
         // decoding order from randn
         let randn = n.f32("randn").unwrap();
-        let design: Vec<f32> = n.f32("chain_M").unwrap().iter().zip(n.f32("chain_M_pos").unwrap()).zip(mask).map(|((a, b), c)| a * b * c).collect();
+        let design: Vec<f32> = n
+            .f32("chain_M")
+            .unwrap()
+            .iter()
+            .zip(n.f32("chain_M_pos").unwrap())
+            .zip(mask)
+            .map(|((a, b), c)| a * b * c)
+            .collect();
         let order = decoding_order(&design, &randn);
         let want_order: Vec<usize> = n.i64("decoding_order").unwrap().iter().map(|&v| v as usize).collect();
         assert_eq!(order, want_order, "{name}: decoding order");
@@ -109,14 +124,17 @@ fn network_matches_official_tensors() {
         assert!((gs - n.f32("global_score").unwrap()[0]).abs() < 1e-4, "{name}: global score {gs}");
         let un = model.unconditional(&enc);
         let d = max_abs_diff(&un, &n.f32("unconditional_log_probs").unwrap());
-        eprintln!("{name}: unconditional {d}"); assert!(d < 1e-4, "{name}: unconditional differs by {d}");
+        eprintln!("{name}: unconditional {d}");
+        assert!(d < 1e-4, "{name}: unconditional differs by {d}");
         let cond_mask = design.clone();
         let cb = model.conditional(&enc, &s, &cond_mask, &randn, true);
         let d = max_abs_diff(&cb, &n.f32("conditional_backbone_log_probs").unwrap());
-        eprintln!("{name}: conditional backbone {d}"); assert!(d < 1e-4, "{name}: conditional backbone differs by {d}");
+        eprintln!("{name}: conditional backbone {d}");
+        assert!(d < 1e-4, "{name}: conditional backbone differs by {d}");
         let cs = model.conditional(&enc, &s, &cond_mask, &randn, false);
         let d = max_abs_diff(&cs, &n.f32("conditional_log_probs").unwrap());
-        eprintln!("{name}: conditional {d}"); assert!(d < 1e-4, "{name}: conditional differs by {d}");
+        eprintln!("{name}: conditional {d}");
+        assert!(d < 1e-4, "{name}: conditional differs by {d}");
         eprintln!("{name}: ok");
     }
 }

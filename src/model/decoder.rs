@@ -217,9 +217,11 @@ impl ProteinMpnn {
                 nbr
             };
             let mut next = vec![0f32; rows * h];
-            next.par_chunks_mut(CHUNK * h).zip(all.par_chunks(CHUNK)).for_each_init(DecoderScratch::default, |sc, (o, chunk)| {
-                self.decoder_rows(ctx, l, chunk, &h_cur, &nbr, seq, backward, sc, o)
-            });
+            next.par_chunks_mut(CHUNK * h)
+                .zip(all.par_chunks(CHUNK))
+                .for_each_init(DecoderScratch::default, |sc, (o, chunk)| {
+                    self.decoder_rows(ctx, l, chunk, &h_cur, &nbr, seq, backward, sc, o)
+                });
             if keep && l > 0 {
                 kept.push((std::mem::take(&mut h_cur), nbr));
             }
@@ -287,7 +289,8 @@ impl ProteinMpnn {
             let stamp = work.stamp;
             let mut set = Vec::new();
             for &i in &needed[l + 1] {
-                for j in std::iter::once(i).chain((0..g.k).map(|nb| g.neighbor_row(i, nb)).filter(|&j| backward(i, j))) {
+                for j in std::iter::once(i).chain((0..g.k).map(|nb| g.neighbor_row(i, nb)).filter(|&j| backward(i, j)))
+                {
                     if work.seen[j] != stamp {
                         work.seen[j] = stamp;
                         set.push(j);
@@ -349,7 +352,14 @@ impl ProteinMpnn {
     /// its log-probabilities when decoded last (`backbone_only = false`, conditioned on the rest
     /// of `seq`) or first (`backbone_only = true`), with the others ordered by `|randn|`.
     /// Rows that are not designed are 0.
-    pub fn conditional(&self, enc: &Encoded, seq: &[u8], design: &[f32], randn: &[f32], backbone_only: bool) -> Vec<f32> {
+    pub fn conditional(
+        &self,
+        enc: &Encoded,
+        seq: &[u8],
+        design: &[f32],
+        randn: &[f32],
+        backbone_only: bool,
+    ) -> Vec<f32> {
         let _span = tracing::debug_span!("conditional", backbone_only).entered();
         let ctx = self.decoder_context_full(enc);
         let l = enc.graph.l;

@@ -91,7 +91,9 @@ impl EncLayer {
                 let start = c * CHUNK;
                 let n = dh_chunk.len() / h;
                 let edges = &h_e[start * k * h..(start + n) * k * h];
-                edge_messages(graph, start, n, &self_proj, &nbr_proj, edges, &w1_edge, &self.w2, &self.w3, scratch, msg);
+                edge_messages(
+                    graph, start, n, &self_proj, &nbr_proj, edges, &w1_edge, &self.w2, &self.w3, scratch, msg,
+                );
                 for r in 0..n {
                     let row = start + r;
                     let acc = &mut dh_chunk[r * h..][..h];
@@ -130,7 +132,9 @@ impl EncLayer {
             |(scratch, msg), (c, e_chunk)| {
                 let start = c * CHUNK;
                 let n = e_chunk.len() / (k * h);
-                edge_messages(graph, start, n, &self_proj, &nbr_proj, e_chunk, &w11_edge, &self.w12, &self.w13, scratch, msg);
+                edge_messages(
+                    graph, start, n, &self_proj, &nbr_proj, e_chunk, &w11_edge, &self.w12, &self.w13, scratch, msg,
+                );
                 for (e, m) in e_chunk.iter_mut().zip(msg.iter()) {
                     *e += m;
                 }

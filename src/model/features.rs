@@ -113,7 +113,8 @@ fn coarse_frames(ca: &[f32], b: usize, l: usize) -> Vec<[f32; 9]> {
         let n = norm(v).max(1e-12);
         [v[0] / n, v[1] / n, v[2] / n]
     };
-    let cross = |a: [f32; 3], c: [f32; 3]| [a[1] * c[2] - a[2] * c[1], a[2] * c[0] - a[0] * c[2], a[0] * c[1] - a[1] * c[0]];
+    let cross =
+        |a: [f32; 3], c: [f32; 3]| [a[1] * c[2] - a[2] * c[1], a[2] * c[0] - a[0] * c[2], a[0] * c[1] - a[1] * c[0]];
     for bi in 0..b {
         if l < 4 {
             continue;
@@ -210,7 +211,8 @@ impl ProteinMpnn {
                     }
                     NodeAtoms::Coarse { prev_own_next, frames } => {
                         // (Ca_0,Ca_0) (Ca_2,Ca_2) (Ca_0,Ca_1) (Ca_0,Ca_2) (Ca_1,Ca_0) (Ca_1,Ca_2) (Ca_2,Ca_0) (Ca_2,Ca_1)
-                        const CA_PAIRS: [(usize, usize); 8] = [(0, 0), (2, 2), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)];
+                        const CA_PAIRS: [(usize, usize); 8] =
+                            [(0, 0), (2, 2), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)];
                         for &(a, b) in CA_PAIRS.iter() {
                             let d = dist_eps(&prev_own_next[j][b], &prev_own_next[row][a]);
                             push_rbf(&mut f[off..off + NUM_RBF], d, &mu);
@@ -228,8 +230,7 @@ impl ProteinMpnn {
                         let mut rot = [0f32; 9];
                         for a in 0..3 {
                             for b in 0..3 {
-                                rot[a * 3 + b] =
-                                    oi[a] * oj[b] + oi[3 + a] * oj[3 + b] + oi[6 + a] * oj[6 + b];
+                                rot[a * 3 + b] = oi[a] * oj[b] + oi[3 + a] * oj[3 + b] + oi[6 + a] * oj[6 + b];
                             }
                         }
                         let q = quaternion(&rot);

@@ -58,10 +58,11 @@ struct Loader<'a> {
 
 impl Loader<'_> {
     fn tensor(&self, name: &str, shape: &[usize]) -> Result<&Tensor, ModelError> {
-        let t = self.ckpt.tensors.get(name).ok_or_else(|| ModelError::Missing {
-            source_name: self.ckpt.source.clone(),
-            name: name.to_string(),
-        })?;
+        let t = self
+            .ckpt
+            .tensors
+            .get(name)
+            .ok_or_else(|| ModelError::Missing { source_name: self.ckpt.source.clone(), name: name.to_string() })?;
         if t.shape != shape {
             return Err(ModelError::Shape {
                 source_name: self.ckpt.source.clone(),

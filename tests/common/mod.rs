@@ -27,7 +27,9 @@ pub fn cases(dir: &std::path::Path) -> Vec<String> {
         .unwrap()
         .filter_map(|e| {
             let p = e.ok()?.path();
-            (p.extension()? == "json" && !p.to_string_lossy().ends_with(".pssm.json")).then(|| p.file_stem().map(|s| s.to_string_lossy().to_string())).flatten()
+            (p.extension()? == "json" && !p.to_string_lossy().ends_with(".pssm.json"))
+                .then(|| p.file_stem().map(|s| s.to_string_lossy().to_string()))
+                .flatten()
         })
         .collect();
     v.sort();

@@ -1,0 +1,164 @@
+//! Command-line arguments: idiomatic subcommands plus the official `protein_mpnn_run.py` flags
+//! as accepted spellings, so `mpnn` is a drop-in for the official script.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mpnn",
+    version,
+    about = "ProteinMPNN in Rust: the official model's numbers, fast, with friendlier inputs.",
+    long_about = "ProteinMPNN in Rust: the official model's numbers, fast, with friendlier inputs.\n\n\
+        Run a subcommand (score, probs, convert), or run with no subcommand and the official \
+        protein_mpnn_run.py flags (--pdb_path, --out_folder, --score_only 1, ...) to get exactly \
+        the official script's behaviour and output files.",
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:\n  mpnn score 5L33.pdb --out out/\n  mpnn probs --unconditional 5L33.pdb --out out/\n  \
+        mpnn --pdb_path 5L33.pdb --out_folder out/ --score_only 1 --num_seq_per_target 10\n  \
+        mpnn convert v_48_020.pt v_48_020.safetensors"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The official script's flags (used when no subcommand is given).
+    #[command(flatten)]
+    pub official: Official,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Score a structure's own sequence (and sequences from a FASTA) with the official
+    /// `score`/`global_score` (mean negative log-likelihood over designed / all residues).
+    Score(ScoreArgs),
+    /// Per-position log-probabilities: unconditional (backbone only, one pass) or conditional
+    /// (each position given the rest of the sequence, or given the backbone only).
+    Probs(ProbsArgs),
+    /// Convert a checkpoint (official .pt or safetensors) to safetensors.
+    Convert(ConvertArgs),
+}
+
+/// Inputs, model and run options shared by every job.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Common {
+    /// Structures to process: PDB or mmCIF files (optionally .gz), parsed_pdbs.jsonl files,
+    /// directories (every structure file inside), or glob patterns.
+    #[arg(value_name = "STRUCTURE")]
+    pub structures: Vec<String>,
+    /// A single structure (official spelling).
+    #[arg(long = "pdb_path", value_name = "FILE", hide_short_help = true)]
+    pub pdb_path: Option<String>,
+    /// Parsed structures in the official jsonl format (official spelling).
+    #[arg(long = "jsonl_path", value_name = "FILE", hide_short_help = true)]
+    pub jsonl_path: Option<String>,
+    /// Output folder.
+    #[arg(long = "out", visible_alias = "out_folder", value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Chains to design, e.g. "A,C" (others are kept fixed). Default: all chains.
+    #[arg(long = "chains", visible_alias = "pdb_path_chains", value_name = "CHAINS")]
+    pub chains: Option<String>,
+    /// Official chain dictionary: a jsonl file mapping name → [designed, fixed] chain lists.
+    #[arg(long = "chain_id_jsonl", value_name = "FILE")]
+    pub chain_id_jsonl: Option<String>,
+    /// Weights file (.pt or .safetensors). Default: the official weights, from
+    /// --path_to_model_weights, $MPNN_WEIGHTS, the cache, or a verified download.
+    #[arg(long = "weights", value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// Folder holding <model_name>.pt (official spelling).
+    #[arg(long = "path_to_model_weights", value_name = "DIR")]
+    pub path_to_model_weights: Option<PathBuf>,
+    /// Official model name: v_48_002, v_48_010, v_48_020, v_48_030.
+    #[arg(long = "model_name", visible_alias = "model-name", default_value = "v_48_020")]
+    pub model_name: String,
+    /// CA-only model and parsing.
+    #[arg(long = "ca_only", visible_alias = "ca-only")]
+    pub ca_only: bool,
+    /// Use the soluble-protein weights.
+    #[arg(long = "use_soluble_model", visible_alias = "soluble")]
+    pub use_soluble_model: bool,
+    /// Never download weights; fail with instructions instead.
+    #[arg(long)]
+    pub offline: bool,
+    /// Random seed (0 = pick one and print it, like the official script).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Passes per structure for scoring (official --num_seq_per_target).
+    #[arg(long = "num_seq_per_target", visible_alias = "num-seq", default_value_t = 1)]
+    pub num_seq_per_target: usize,
+    /// Sequences per batch (official --batch_size).
+    #[arg(long = "batch_size", visible_alias = "batch-size", default_value_t = 1)]
+    pub batch_size: usize,
+    /// Skip structures longer than this (official --max_length).
+    #[arg(long = "max_length", default_value_t = 200000)]
+    pub max_length: usize,
+    /// 1 = print nothing but errors (official --suppress_print).
+    #[arg(long = "suppress_print", default_value_t = 0, value_name = "0|1")]
+    pub suppress_print: u8,
+    /// Worker threads (default: all cores). Results are identical for any value.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Also score the sequences of this FASTA (chains of a record joined by '/').
+    #[arg(long = "fasta", visible_alias = "path_to_fasta", value_name = "FILE")]
+    pub fasta: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbsArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// One pass with every neighbour seen through the backbone only.
+    #[arg(long, conflicts_with = "conditional")]
+    pub unconditional: bool,
+    /// Each designed position given the rest of the native sequence.
+    #[arg(long)]
+    pub conditional: bool,
+    /// With --conditional: each position given the backbone only.
+    #[arg(long = "backbone-only", requires = "conditional")]
+    pub backbone_only: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// Input checkpoint (.pt or .safetensors).
+    pub input: PathBuf,
+    /// Output .safetensors file.
+    pub output: PathBuf,
+}
+
+/// The official script's job flags (with the [`Common`] ones).
+#[derive(Debug, Args, Default)]
+pub struct Official {
+    #[command(flatten)]
+    pub common: Common,
+    /// 1 = score the input backbone-sequence pairs.
+    #[arg(long = "score_only", default_value_t = 0, value_name = "0|1")]
+    pub score_only: u8,
+    /// Score these sequences too (with --score_only 1).
+    #[arg(long = "path_to_fasta", value_name = "FILE")]
+    pub path_to_fasta: Option<PathBuf>,
+    /// 1 = write conditional probabilities p(s_i | rest of sequence, backbone).
+    #[arg(long = "conditional_probs_only", default_value_t = 0, value_name = "0|1")]
+    pub conditional_probs_only: u8,
+    /// 1 = with --conditional_probs_only, condition on the backbone only.
+    #[arg(long = "conditional_probs_only_backbone", default_value_t = 0, value_name = "0|1")]
+    pub conditional_probs_only_backbone: u8,
+    /// 1 = write unconditional probabilities p(s_i | backbone) in one pass.
+    #[arg(long = "unconditional_probs_only", default_value_t = 0, value_name = "0|1")]
+    pub unconditional_probs_only: u8,
+    /// Design flags of the official script (sequence design: see `mpnn design` once available).
+    #[arg(long = "sampling_temp", hide = true)]
+    pub sampling_temp: Option<String>,
+    #[arg(long = "save_score", hide = true, default_value_t = 0)]
+    pub save_score: u8,
+    #[arg(long = "save_probs", hide = true, default_value_t = 0)]
+    pub save_probs: u8,
+    #[arg(long = "backbone_noise", hide = true, default_value_t = 0.0)]
+    pub backbone_noise: f32,
+}

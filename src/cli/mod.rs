@@ -1,0 +1,58 @@
+//! The `mpnn` command line: argument definitions and one module per job.
+
+pub mod args;
+pub mod common;
+pub mod probs;
+pub mod score;
+
+use anyhow::{bail, Result};
+use args::{Cli, Command};
+use mpnn::checkpoint;
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Some(Command::Score(a)) => score::run(&a.common, a.fasta.as_deref()),
+        Some(Command::Probs(a)) => {
+            let kind = if a.unconditional {
+                probs::Kind::Unconditional
+            } else if a.conditional {
+                probs::Kind::Conditional { backbone_only: a.backbone_only }
+            } else {
+                bail!("say which probabilities: --unconditional or --conditional [--backbone-only]");
+            };
+            probs::run(&a.common, kind)
+        }
+        Some(Command::Convert(a)) => {
+            let ckpt = checkpoint::load(&a.input)?;
+            let arch = ckpt.architecture()?;
+            checkpoint::save_safetensors(&ckpt, &a.output)?;
+            println!(
+                "wrote {} (hidden {}, {}+{} layers, k = {}, {})",
+                a.output.display(),
+                arch.hidden,
+                arch.encoder_layers,
+                arch.decoder_layers,
+                arch.k,
+                if arch.ca_only { "CA-only" } else { "full backbone" }
+            );
+            Ok(())
+        }
+        None => {
+            let o = cli.official;
+            if o.score_only == 1 {
+                score::run(&o.common, o.path_to_fasta.as_deref())
+            } else if o.conditional_probs_only == 1 {
+                probs::run(
+                    &o.common,
+                    probs::Kind::Conditional { backbone_only: o.conditional_probs_only_backbone == 1 },
+                )
+            } else if o.unconditional_probs_only == 1 {
+                probs::run(&o.common, probs::Kind::Unconditional)
+            } else if o.common.structures.is_empty() && o.common.pdb_path.is_none() && o.common.jsonl_path.is_none() {
+                bail!("nothing to do: give a subcommand (mpnn --help) or the official flags (--pdb_path ... --out_folder ...)")
+            } else {
+                bail!("sequence design (the official default job) is not available in this build yet; use --score_only 1, --unconditional_probs_only 1 or --conditional_probs_only 1")
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! `mpnn score` / `--score_only 1`: the official scoring of native and FASTA sequences.
+
+use anyhow::{bail, Context, Result};
+use mpnn::alphabet;
+use mpnn::featurize::{featurize, Constraints, Features};
+use mpnn::npz::NpzWriter;
+use mpnn::pipeline::{fmt4, mean_std};
+use mpnn::rng::{self, Purpose};
+
+use super::args::Common;
+use super::common::*;
+
+/// Reads a FASTA file: (header, sequence with '/' removed) per record.
+pub fn read_fasta(path: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the FASTA file", path.display()))?;
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end();
+        if let Some(h) = line.strip_prefix('>') {
+            out.push((h.to_string(), String::new()));
+        } else if !line.is_empty() {
+            let Some(last) = out.last_mut() else {
+                bail!("{} line {}: sequence before the first '>' header; is this a FASTA file?", path.display(), i + 1);
+            };
+            last.1.extend(line.chars().filter(|&c| c != '/'));
+        }
+    }
+    if out.is_empty() {
+        bail!("{}: no FASTA records found", path.display());
+    }
+    Ok(out)
+}
+
+/// The FASTA sequence as alphabet indices, written over the native sequence the official way
+/// (from the first position: designed chains come first in the model's order).
+fn fasta_sequence(f: &Features, header: &str, seq: &str, file: &std::path::Path) -> Result<Vec<u8>> {
+    let designed: usize = f.masked_chain_lengths.iter().sum();
+    let n = seq.chars().count();
+    if n != designed && n != f.len() {
+        bail!(
+            "{}: record `{header}` has {n} residues, but {} has {designed} designed residues ({} in all); \
+             give the designed chains' sequence (chains in order {})",
+            file.display(),
+            f.name,
+            f.len(),
+            f.masked_chains.join(", ")
+        );
+    }
+    let mut s = f.s.clone();
+    for (i, c) in seq.chars().enumerate() {
+        s[i] = alphabet::index_of(c.to_ascii_uppercase()).with_context(|| {
+            format!(
+                "{}: record `{header}` position {}: `{c}` is not one of {}",
+                file.display(),
+                i + 1,
+                alphabet::ALPHABET
+            )
+        })?;
+    }
+    Ok(s)
+}
+
+pub fn run(c: &Common, fasta: Option<&std::path::Path>) -> Result<()> {
+    init_threads(c)?;
+    let quiet = c.suppress_print == 1;
+    let seed = seed(c);
+    let proteins = read_proteins(c, quiet)?;
+    let dict = chain_dict(c)?;
+    let n_passes = passes(c)?;
+    let fasta_records = fasta.map(read_fasta).transpose()?;
+    // Check every input before any work starts.
+    let mut feats = Vec::new();
+    for p in &proteins {
+        let sel = selection_for(p, c.chains.as_deref(), dict.as_ref())?;
+        let f = featurize(p, &sel, &Constraints::default(), c.ca_only)?;
+        let mut seqs = vec![(String::from("pdb"), f.s.clone())];
+        if let (Some(recs), Some(path)) = (&fasta_records, fasta) {
+            for (i, (h, s)) in recs.iter().enumerate() {
+                seqs.push((format!("fasta_{}", i + 1), fasta_sequence(&f, h, s, path)?));
+            }
+        }
+        feats.push((f, seqs));
+    }
+    let engine = load_engine(c, quiet)?;
+    let dir = out_dir(c, "score_only")?;
+    for (f, seqs) in &feats {
+        for (tag, s) in seqs {
+            let passes: Vec<(Vec<u8>, Vec<f32>)> = (0..n_passes)
+                .map(|i| {
+                    (s.clone(), rng::randn(&mut rng::stream(seed, &f.name, Purpose::ScoreOrder, i as u64), f.len()))
+                })
+                .collect();
+            let res = engine.score(f, &passes);
+            let score: Vec<f32> = res.iter().map(|r| r.0.score).collect();
+            let global: Vec<f32> = res.iter().map(|r| r.0.global_score).collect();
+            let seq_str: String =
+                s.iter().zip(&f.chain_m).filter(|(_, &m)| m > 0.0).map(|(&a, _)| alphabet::letter_of(a)).collect();
+            let mut w = NpzWriter::new();
+            w.f32("score", &[score.len()], score.clone())
+                .f32("global_score", &[global.len()], global.clone())
+                .i64("S", &[s.len()], s.iter().map(|&v| v as i64).collect())
+                .strings("seq_str", &[], vec![seq_str]);
+            let path = dir.join(format!("{}_{tag}.npz", f.name));
+            w.write(&path).with_context(|| format!("{}: cannot write", path.display()))?;
+            if !quiet {
+                let (m, sd) = mean_std(&score);
+                let (gm, gsd) = mean_std(&global);
+                let from = if tag == "pdb" {
+                    "from PDB".to_string()
+                } else {
+                    format!("{} from FASTA", tag.replace("fasta_", "-"))
+                };
+                println!(
+                    "Score for {}{from}, mean: {}, std: {}, sample size: {},  global score, mean: {}, std: {}, sample size: {}",
+                    f.name,
+                    if tag == "pdb" { " " } else { "" },
+                    fmt4(m),
+                    fmt4(sd),
+                    score.len(),
+                    fmt4(gm),
+                    fmt4(gsd),
+                    global.len()
+                );
+            }
+        }
+    }
+    Ok(())
+}
