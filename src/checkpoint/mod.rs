@@ -1,7 +1,30 @@
 //! Checkpoints: official `.pt` files (the zip + pickle layout of `torch.save`) and safetensors,
 //! the architecture read off the tensor shapes, and locating / downloading the official weights.
+//!
+//! * [`load`] reads a file by content (zip → `torch.save`, else safetensors); legacy (pre-1.6)
+//!   torch files get a clear "re-save / convert" error.
+//! * [`Checkpoint::architecture`] infers hidden width, layer counts, k and CA-only, then checks
+//!   every tensor of the official layout for presence and exact shape. Unexpected extra tensors
+//!   are an **error** (not a warning): they mean a model mpnn does not implement.
+//! * [`save_safetensors`] writes F32 tensors under the official names, with `num_edges` and
+//!   `noise_level` as strings in `__metadata__`, atomically.
+//! * [`locate::resolve`] finds (or downloads and verifies against pinned git blob ids) the
+//!   official weights.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+
+mod arch;
+mod error;
+pub mod locate;
+pub mod pickle;
+pub mod safetensors;
+pub mod torch;
+
+pub use self::safetensors::{save_safetensors, to_safetensors_bytes};
+pub use arch::expected_tensors;
+pub use error::CheckpointError;
+pub use locate::{download_verified, git_blob_id, resolve, resolve_with, LocateEnv, WeightsQuery};
 
 /// A float32 tensor from a checkpoint, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,4 +57,32 @@ pub struct Architecture {
     pub ca_only: bool,
     /// Output letters (21).
     pub vocab: usize,
+}
+
+/// Load a checkpoint, dispatching on the content (not the extension): a zip archive (`PK`) is
+/// read as a `torch.save` file, a pickle as a legacy torch file (clear error), anything else as
+/// safetensors. Only the file format is checked here; call [`Checkpoint::architecture`] to
+/// validate the layout.
+pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| CheckpointError::io(path, "reading the checkpoint", e))?;
+    load_bytes(&bytes, &path.display().to_string())
+}
+
+/// [`load`] for bytes already in memory; `source` names them in errors.
+pub fn load_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, CheckpointError> {
+    if bytes.starts_with(b"PK") {
+        return torch::load_torch_bytes(bytes, source);
+    }
+    if torch::is_legacy_torch(bytes) {
+        return Err(CheckpointError::LegacyTorch {
+            path: source.to_string(),
+        });
+    }
+    if self::safetensors::looks_like_safetensors(bytes) {
+        return self::safetensors::load_safetensors_bytes(bytes, source);
+    }
+    Err(CheckpointError::UnknownFormat {
+        path: source.to_string(),
+    })
 }

@@ -1,0 +1,665 @@
+//! Checkpoint loading, architecture inference, safetensors round trip, corrupted inputs, and
+//! verified downloads (loopback HTTP only).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use mpnn::checkpoint::{
+    self, download_verified, git_blob_id, resolve_with, Architecture, Checkpoint, CheckpointError,
+    LocateEnv, Tensor, WeightsQuery,
+};
+
+/// The parity weights folder, or `None` (test skipped) when absent outside CI.
+fn weights_dir() -> Option<PathBuf> {
+    let parity = std::env::var_os("MPNN_PARITY_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/parity"));
+    let w = parity.join("weights");
+    if w.join("full_k48.pt").is_file() {
+        return Some(w);
+    }
+    if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
+        panic!("parity fixtures not found at {} (CI=true)", w.display());
+    }
+    eprintln!("skipped: parity fixtures not found");
+    None
+}
+
+fn arch(hidden: usize, layers: usize, k: usize, ca_only: bool) -> Architecture {
+    Architecture {
+        hidden,
+        encoder_layers: layers,
+        decoder_layers: layers,
+        k,
+        ca_only,
+        vocab: 21,
+    }
+}
+
+#[test]
+fn fixtures_load_and_infer_architecture() {
+    let Some(w) = weights_dir() else { return };
+    for (file, expect, n_tensors) in [
+        ("full_k48.pt", arch(128, 3, 48, false), 118),
+        ("ca_k48.pt", arch(128, 3, 48, true), 123),
+        ("small_h64_l2_k16.pt", arch(64, 2, 16, false), 82),
+    ] {
+        let ck = checkpoint::load(&w.join(file)).unwrap();
+        assert_eq!(ck.tensors.len(), n_tensors, "{file}");
+        assert_eq!(ck.noise_level, 0.2, "{file}");
+        assert_eq!(ck.architecture().unwrap(), expect, "{file}");
+    }
+}
+
+/// (tensor name, index, exact value as printed by numpy).
+type Spot = (&'static str, &'static [usize], f64);
+
+#[test]
+fn spot_check_values_against_numpy() {
+    let Some(w) = weights_dir() else { return };
+    // Values printed by numpy reading the raw storages of the zip.
+    let cases: &[(&str, &[Spot], f64)] = &[
+        (
+            "full_k48.pt",
+            &[
+                ("W_e.bias", &[0], -0.04663766920566559),
+                ("W_out.weight", &[20, 127], 0.15692894160747528),
+                ("encoder_layers.1.W11.weight", &[5, 7], 0.07671570032835007),
+                (
+                    "features.edge_embedding.weight",
+                    &[3, 100],
+                    0.07462365925312042,
+                ),
+                (
+                    "decoder_layers.0.dense.W_in.bias",
+                    &[511],
+                    -0.016286373138427734,
+                ),
+            ],
+            -4.144774828448476,
+        ),
+        (
+            "ca_k48.pt",
+            &[
+                ("W_e.bias", &[0], -0.12528514862060547),
+                ("W_out.weight", &[20, 127], -0.03538870811462402),
+                ("encoder_layers.1.W11.weight", &[5, 7], 0.07538450509309769),
+                (
+                    "features.edge_embedding.weight",
+                    &[3, 100],
+                    0.046585675328969955,
+                ),
+                (
+                    "decoder_layers.0.dense.W_in.bias",
+                    &[511],
+                    -0.02499750815331936,
+                ),
+            ],
+            12.850784060035949,
+        ),
+        (
+            "small_h64_l2_k16.pt",
+            &[
+                ("W_e.bias", &[0], 0.1837676465511322),
+                ("W_out.weight", &[20, 63], 0.5775218605995178),
+                (
+                    "encoder_layers.1.W11.weight",
+                    &[5, 7],
+                    -0.022784728556871414,
+                ),
+                (
+                    "features.edge_embedding.weight",
+                    &[3, 100],
+                    -0.08144133538007736,
+                ),
+                (
+                    "decoder_layers.0.dense.W_in.bias",
+                    &[255],
+                    -0.0217130184173584,
+                ),
+            ],
+            8.561975052347407,
+        ),
+    ];
+    for (file, values, ws_sum) in cases {
+        let ck = checkpoint::load(&w.join(file)).unwrap();
+        for (name, idx, v) in values.iter() {
+            let t = &ck.tensors[*name];
+            let flat = idx
+                .iter()
+                .zip(strides(&t.shape))
+                .map(|(i, s)| i * s)
+                .sum::<usize>();
+            // numpy printed the exact f32 value as a Python float.
+            assert_eq!(t.data[flat] as f64, *v, "{file} {name}{idx:?}");
+        }
+        let sum: f64 = ck.tensors["W_s.weight"]
+            .data
+            .iter()
+            .map(|&x| x as f64)
+            .sum();
+        assert!(
+            (sum - ws_sum).abs() < 1e-9,
+            "{file}: W_s sum {sum} vs {ws_sum}"
+        );
+    }
+}
+
+fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        s[d] = s[d + 1] * shape[d + 1];
+    }
+    s
+}
+
+#[test]
+fn pt_to_safetensors_roundtrip() {
+    let Some(w) = weights_dir() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["full_k48.pt", "ca_k48.pt", "small_h64_l2_k16.pt"] {
+        let ck = checkpoint::load(&w.join(file)).unwrap();
+        let out = dir.path().join(file.replace(".pt", ".safetensors"));
+        checkpoint::save_safetensors(&ck, &out).unwrap();
+        let back = checkpoint::load(&out).unwrap();
+        assert_eq!(back.num_edges, ck.num_edges);
+        assert_eq!(back.noise_level.to_bits(), ck.noise_level.to_bits());
+        assert_eq!(back.tensors, ck.tensors, "{file}");
+        assert_eq!(back.architecture().unwrap(), ck.architecture().unwrap());
+    }
+    // No temp files left behind by the atomic save.
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+}
+
+/// Write a safetensors file with the given dtype (F16/BF16 bits computed by truncation here).
+fn write_safetensors(ck: &Checkpoint, dtype: safetensors::Dtype, path: &Path) {
+    let mut bufs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (n, t) in &ck.tensors {
+        let bytes: Vec<u8> = match dtype {
+            safetensors::Dtype::BF16 => t
+                .data
+                .iter()
+                .flat_map(|f| ((f.to_bits() >> 16) as u16).to_le_bytes())
+                .collect(),
+            safetensors::Dtype::F32 => t.data.iter().flat_map(|f| f.to_le_bytes()).collect(),
+            _ => unimplemented!(),
+        };
+        bufs.push((n.clone(), t.shape.clone(), bytes));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = bufs
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    let meta: HashMap<String, String> = [
+        ("num_edges".to_string(), ck.num_edges.to_string()),
+        ("noise_level".to_string(), ck.noise_level.to_string()),
+    ]
+    .into();
+    safetensors::serialize_to_file(views, &Some(meta), path).unwrap();
+}
+
+#[test]
+fn bf16_safetensors_is_converted() {
+    let Some(w) = weights_dir() else { return };
+    let ck = checkpoint::load(&w.join("small_h64_l2_k16.pt")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bf16.safetensors");
+    write_safetensors(&ck, safetensors::Dtype::BF16, &p);
+    let back = checkpoint::load(&p).unwrap();
+    assert_eq!(back.architecture().unwrap(), arch(64, 2, 16, false));
+    for (n, t) in &ck.tensors {
+        let b = &back.tensors[n];
+        assert_eq!(b.shape, t.shape);
+        for (x, y) in t.data.iter().zip(&b.data) {
+            assert_eq!(f32::from_bits(x.to_bits() & 0xffff_0000), *y, "{n}");
+        }
+    }
+}
+
+/// The error message (printed, so `--nocapture` shows what users would see).
+fn msg(e: CheckpointError) -> String {
+    let s = e.to_string();
+    eprintln!("error: {s}");
+    s
+}
+
+#[test]
+fn corrupted_inputs_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let put = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+
+    // Random bytes and an empty file.
+    let mut x: u64 = 0x1234_5678;
+    let random: Vec<u8> = (0..4096)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect();
+    let e = msg(checkpoint::load(&put("random.bin", &random)).unwrap_err());
+    assert!(
+        e.contains("random.bin") && e.contains("unrecognized checkpoint format"),
+        "{e}"
+    );
+    let e = msg(checkpoint::load(&put("empty.pt", b"")).unwrap_err());
+    assert!(e.contains("unrecognized"), "{e}");
+    let e = msg(checkpoint::load(&dir.path().join("nope.pt")).unwrap_err());
+    assert!(e.contains("nope.pt"), "{e}");
+
+    // A zip without data.pkl.
+    let mut buf = Vec::new();
+    {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(&mut buf));
+        z.start_file(
+            "archive/readme.txt",
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        z.write_all(b"hello").unwrap();
+        z.finish().unwrap();
+    }
+    let e = msg(checkpoint::load(&put("nopkl.pt", &buf)).unwrap_err());
+    assert!(e.contains("nopkl.pt") && e.contains("no data.pkl"), "{e}");
+
+    // A legacy pickle file.
+    let e = msg(checkpoint::load(&put("legacy.pt", &[0x80, 0x02, b'}', b'.'])).unwrap_err());
+    assert!(e.contains("legacy") && e.contains("Re-save"), "{e}");
+
+    let Some(w) = weights_dir() else { return };
+    let full = std::fs::read(w.join("full_k48.pt")).unwrap();
+
+    // Truncated zips (various cut points), and a zip with a corrupted byte in a storage.
+    for cut in [10, full.len() / 3, full.len() / 2, full.len() - 100] {
+        let p = put("trunc.pt", &full[..cut]);
+        let e = checkpoint::load(&p).unwrap_err();
+        let s = e.to_string();
+        assert!(s.contains("trunc.pt"), "{s}");
+        assert!(matches!(e, CheckpointError::Torch { .. }), "{s}");
+    }
+    // Corrupt the pickle: overwrite data.pkl's body bytes inside the (stored) zip.
+    let pos = full.windows(9).position(|w| w == b"num_edges").unwrap();
+    let mut bad = full.clone();
+    for b in &mut bad[pos - 6..pos + 40] {
+        *b = 0xfe;
+    }
+    let e = msg(checkpoint::load(&put("badpkl.pt", &bad)).unwrap_err());
+    assert!(e.contains("badpkl.pt"), "{e}");
+
+    // Safetensors with a missing tensor, a wrong shape, an extra tensor, missing metadata.
+    let ck = checkpoint::load(&w.join("small_h64_l2_k16.pt")).unwrap();
+    let mut missing = ck.clone();
+    missing.tensors.remove("encoder_layers.1.W12.bias");
+    let p = dir.path().join("missing.safetensors");
+    checkpoint::save_safetensors(&missing, &p).unwrap();
+    let e = msg(checkpoint::load(&p).unwrap().architecture().unwrap_err());
+    assert!(
+        e.contains("missing.safetensors")
+            && e.contains("encoder_layers.1.W12.bias")
+            && e.contains("expected shape [64]")
+            && e.contains("found missing")
+            && e.contains("not a ProteinMPNN checkpoint layout mpnn supports"),
+        "{e}"
+    );
+
+    let mut wrong = ck.clone();
+    wrong.tensors.insert(
+        "decoder_layers.0.W1.weight".into(),
+        Tensor {
+            shape: vec![64, 192],
+            data: vec![0.0; 64 * 192],
+        },
+    );
+    let p = dir.path().join("wrong.safetensors");
+    checkpoint::save_safetensors(&wrong, &p).unwrap();
+    let e = msg(checkpoint::load(&p).unwrap().architecture().unwrap_err());
+    assert!(
+        e.contains("wrong.safetensors")
+            && e.contains("decoder_layers.0.W1.weight")
+            && e.contains("expected shape [64, 256]")
+            && e.contains("found [64, 192]"),
+        "{e}"
+    );
+
+    let mut extra = ck.clone();
+    extra.tensors.insert(
+        "encoder_layers.7.W1.weight".into(),
+        Tensor {
+            shape: vec![1],
+            data: vec![0.0],
+        },
+    );
+    let e = msg(extra.architecture().unwrap_err());
+    assert!(
+        e.contains("unexpected") && e.contains("encoder_layers.7.W1.weight"),
+        "{e}"
+    );
+
+    // A truncated safetensors file.
+    let good = checkpoint::to_safetensors_bytes(&ck).unwrap();
+    let e = msg(checkpoint::load(&put("trunc.safetensors", &good[..good.len() - 10])).unwrap_err());
+    assert!(
+        e.contains("trunc.safetensors") && e.contains("safetensors"),
+        "{e}"
+    );
+
+    // A safetensors file without the metadata.
+    let p = dir.path().join("nometa.safetensors");
+    let t = &ck.tensors["W_e.bias"];
+    let b: Vec<u8> = t.data.iter().flat_map(|f| f.to_le_bytes()).collect();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape.clone(), &b).unwrap();
+    safetensors::serialize_to_file([("W_e.bias", view)], &None, &p).unwrap();
+    let e = msg(checkpoint::load(&p).unwrap_err());
+    assert!(e.contains("num_edges") && e.contains("__metadata__"), "{e}");
+}
+
+/// A bounded HTTP/1.1 server on loopback: serves `requests` connections, then exits.
+/// `routes` maps a request path to a body; other paths get 404.
+fn serve(
+    routes: HashMap<String, Vec<u8>>,
+    requests: usize,
+) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let h = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for _ in 0..requests {
+            let Ok((stream, _)) = listener.accept() else {
+                break;
+            };
+            let mut reader = BufReader::new(stream);
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let mut stream = reader.into_inner();
+            match routes.get(&path) {
+                Some(body) => {
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    stream.write_all(head.as_bytes()).ok();
+                    stream.write_all(body).ok();
+                }
+                None => {
+                    stream
+                        .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found")
+                        .ok();
+                }
+            }
+            stream.flush().ok();
+            seen.push(path);
+        }
+        seen
+    });
+    (base, h)
+}
+
+fn dir_entries(p: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(p)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn download_verified_loopback() {
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let id = git_blob_id(&body);
+    let (base, h) = serve([("/w/file.pt".to_string(), body.clone())].into(), 3);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Right id: the file appears in place.
+    let dest = dir.path().join("sub").join("file.pt");
+    download_verified(&format!("{base}/w/file.pt"), &id, &dest).unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), body);
+    assert_eq!(dir_entries(dest.parent().unwrap()), vec!["file.pt"]);
+
+    // Wrong id: error, no file and no temp file.
+    let dest2 = dir.path().join("bad").join("file.pt");
+    let wrong = "0000000000000000000000000000000000000000";
+    let e = download_verified(&format!("{base}/w/file.pt"), wrong, &dest2).unwrap_err();
+    assert!(matches!(e, CheckpointError::BlobMismatch { .. }));
+    let s = e.to_string();
+    assert!(
+        s.contains("does not match the pinned git blob id") && s.contains(wrong) && s.contains(&id),
+        "{s}"
+    );
+    assert!(dir_entries(dest2.parent().unwrap()).is_empty());
+
+    // 404: clear error, nothing written.
+    let dest3 = dir.path().join("missing").join("file.pt");
+    let s = download_verified(&format!("{base}/w/nothere.pt"), &id, &dest3)
+        .unwrap_err()
+        .to_string();
+    assert!(s.contains("404") && s.contains("nothere.pt"), "{s}");
+    assert!(dir_entries(dest3.parent().unwrap()).is_empty());
+
+    assert_eq!(
+        h.join().unwrap(),
+        vec!["/w/file.pt", "/w/file.pt", "/w/nothere.pt"]
+    );
+}
+
+#[test]
+fn resolve_with_env() {
+    let cache = tempfile::tempdir().unwrap();
+    let no_network = "http://127.0.0.1:9".to_string(); // nothing listens; must never be used
+    let env = |base: &str, offline: bool| LocateEnv {
+        weights: None,
+        cache_dir: Some(cache.path().to_path_buf()),
+        base_url: base.to_string(),
+        offline,
+    };
+
+    // Offline: the message says what to fetch and where to put it.
+    let q = WeightsQuery::default();
+    let s = resolve_with(&q, &env(&no_network, true))
+        .unwrap_err()
+        .to_string();
+    let expected_cache = cache
+        .path()
+        .join("vanilla_model_weights")
+        .join("v_48_020.pt");
+    assert!(
+        s.contains("http://127.0.0.1:9/vanilla_model_weights/v_48_020.pt"),
+        "{s}"
+    );
+    assert!(s.contains(&expected_cache.display().to_string()), "{s}");
+    assert!(
+        s.contains("--weights") && s.contains("--path_to_model_weights"),
+        "{s}"
+    );
+    let q_off = WeightsQuery {
+        offline: true,
+        ..Default::default()
+    };
+    assert!(matches!(
+        resolve_with(&q_off, &env(&no_network, false)),
+        Err(CheckpointError::Offline { .. })
+    ));
+
+    // Unknown model names are rejected with the valid list.
+    let bad = WeightsQuery {
+        model_name: "v_48_999".into(),
+        ..Default::default()
+    };
+    let s = resolve_with(&bad, &env(&no_network, true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        s.contains("v_48_999") && s.contains("v_48_002, v_48_010, v_48_020, v_48_030"),
+        "{s}"
+    );
+
+    // Explicit path / folder that do not exist: clear errors.
+    let q = WeightsQuery {
+        path: Some(cache.path().join("nope.pt")),
+        ..Default::default()
+    };
+    assert!(resolve_with(&q, &env(&no_network, true))
+        .unwrap_err()
+        .to_string()
+        .contains("nope.pt"));
+
+    let Some(w) = weights_dir() else { return };
+    let full = std::fs::read(w.join("full_k48.pt")).unwrap();
+
+    // A mirror serving a file that is not the pinned one: refused, nothing cached.
+    let (base, h) = serve(
+        [(
+            "/vanilla_model_weights/v_48_020.pt".to_string(),
+            full.clone(),
+        )]
+        .into(),
+        1,
+    );
+    let e = resolve_with(&WeightsQuery::default(), &env(&base, false)).unwrap_err();
+    let s = e.to_string();
+    assert!(matches!(e, CheckpointError::BlobMismatch { .. }), "{s}");
+    assert!(
+        s.contains("66f81553eea491dfc1307582c679ef029511937b"),
+        "{s}"
+    );
+    assert_eq!(
+        h.join().unwrap(),
+        vec!["/vanilla_model_weights/v_48_020.pt"]
+    );
+    assert!(!expected_cache.exists());
+    assert!(dir_entries(&cache.path().join("vanilla_model_weights")).is_empty());
+
+    // A file already in the cache is used without any network (base URL points nowhere).
+    std::fs::create_dir_all(expected_cache.parent().unwrap()).unwrap();
+    std::fs::write(&expected_cache, &full).unwrap();
+    let got = resolve_with(&WeightsQuery::default(), &env(&no_network, false)).unwrap();
+    assert_eq!(got, expected_cache);
+
+    // Explicit file and official folder layout.
+    let q = WeightsQuery {
+        path: Some(w.join("ca_k48.pt")),
+        ..Default::default()
+    };
+    assert_eq!(
+        resolve_with(&q, &env(&no_network, true)).unwrap(),
+        w.join("ca_k48.pt")
+    );
+    let q = WeightsQuery {
+        folder: Some(w.clone()),
+        model_name: "small_h64_l2_k16".into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        resolve_with(&q, &env(&no_network, true)).unwrap(),
+        w.join("small_h64_l2_k16.pt")
+    );
+    let q = WeightsQuery {
+        folder: Some(w.clone()),
+        model_name: "v_48_020".into(),
+        ..Default::default()
+    };
+    let s = resolve_with(&q, &env(&no_network, true))
+        .unwrap_err()
+        .to_string();
+    assert!(s.contains("v_48_020.pt") && s.contains("full_k48"), "{s}");
+
+    // MPNN_WEIGHTS: a file, or a folder with <model_name>.pt or the official subfolders.
+    let mut e2 = env(&no_network, true);
+    e2.weights = Some(w.join("full_k48.pt"));
+    assert_eq!(
+        resolve_with(&WeightsQuery::default(), &e2).unwrap(),
+        w.join("full_k48.pt")
+    );
+    let mirror = tempfile::tempdir().unwrap();
+    let ca_dir = mirror.path().join("ca_model_weights");
+    std::fs::create_dir_all(&ca_dir).unwrap();
+    std::fs::copy(w.join("ca_k48.pt"), ca_dir.join("v_48_010.pt")).unwrap();
+    e2.weights = Some(mirror.path().to_path_buf());
+    let q = WeightsQuery {
+        ca_only: true,
+        model_name: "v_48_010".into(),
+        ..Default::default()
+    };
+    assert_eq!(resolve_with(&q, &e2).unwrap(), ca_dir.join("v_48_010.pt"));
+    let mut buf = [0u8; 2];
+    std::fs::File::open(ca_dir.join("v_48_010.pt"))
+        .unwrap()
+        .read_exact(&mut buf)
+        .unwrap();
+    assert_eq!(&buf, b"PK");
+}
+
+/// Mutated and truncated `data.pkl` (re-zipped, so the CRC is valid): errors, never panics.
+#[test]
+fn mutated_pickles_never_panic() {
+    let Some(w) = weights_dir() else { return };
+    let src = std::fs::read(w.join("small_h64_l2_k16.pt")).unwrap();
+    let mut ar = zip::ZipArchive::new(std::io::Cursor::new(&src[..])).unwrap();
+    let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..ar.len() {
+        let mut f = ar.by_index(i).unwrap();
+        let mut b = Vec::new();
+        f.read_to_end(&mut b).unwrap();
+        entries.push((f.name().to_string(), b));
+    }
+    let pkl_idx = entries
+        .iter()
+        .position(|(n, _)| n.ends_with("/data.pkl"))
+        .unwrap();
+    let pkl = entries[pkl_idx].1.clone();
+    let rezip = |pkl: &[u8]| {
+        let mut buf = Vec::new();
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(&mut buf));
+        let opt = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (i, (n, b)) in entries.iter().enumerate() {
+            z.start_file(n.as_str(), opt).unwrap();
+            z.write_all(if i == pkl_idx { pkl } else { b }).unwrap();
+        }
+        z.finish().unwrap();
+        buf
+    };
+    // Sanity: the unmodified re-zip loads.
+    checkpoint::load_bytes(&rezip(&pkl), "rezip.pt").unwrap();
+    let mut errors = 0;
+    for pos in (0..pkl.len()).step_by(11) {
+        for val in [0x00u8, 0xff, pkl[pos].wrapping_add(1)] {
+            let mut m = pkl.clone();
+            m[pos] = val;
+            if checkpoint::load_bytes(&rezip(&m), "mutated.pt").is_err() {
+                errors += 1;
+            }
+        }
+        // Pure pickle VM on a truncation.
+        assert!(checkpoint::pickle::unpickle(&pkl[..pos]).is_err());
+    }
+    assert!(errors > 0);
+}
