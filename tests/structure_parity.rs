@@ -269,12 +269,12 @@ const GOOD: &str = "ATOM      1  N   GLY A   1      11.104   6.134  -6.504  1.00
 
 #[test]
 fn error_messages_name_file_line_and_problem() {
-    let e = pdb_err(&format!("HEADER\n{}", GOOD.replace("  11.104", "  12.3a5")));
+    let e = pdb_err(format!("HEADER\n{}", GOOD.replace("  11.104", "  12.3a5")));
     assert_eq!(
         e,
         "x.pdb line 2: x coordinate \"12.3a5\" (columns 31-38) is not a number"
     );
-    let e = pdb_err(&GOOD.replace("  -6.504", "     nan"));
+    let e = pdb_err(GOOD.replace("  -6.504", "     nan"));
     assert!(
         e.starts_with("x.pdb line 1: z coordinate \"nan\"") && e.contains("not a finite number"),
         "{e}"
@@ -295,9 +295,9 @@ fn error_messages_name_file_line_and_problem() {
         "HETATM    1  O   HOH W   1      11.104   6.134  -6.504  1.00  0.00           O\nEND\n",
     );
     assert!(e.contains("only HETATM"), "{e}");
-    let e = pdb_err(&GOOD.replace("GLY A   1", "GLY A   X"));
+    let e = pdb_err(GOOD.replace("GLY A   1", "GLY A   X"));
     assert!(e.starts_with("x.pdb line 1: residue number \"X\""), "{e}");
-    let e = pdb_err(&GOOD.replace("GLY A", "GLY  "));
+    let e = pdb_err(GOOD.replace("GLY A", "GLY  "));
     assert!(e.contains("chain id"), "{e}");
     // Only N of the residue: parses, but no usable residue.
     let e = pdb_err(GOOD);
@@ -313,7 +313,7 @@ fn error_messages_name_file_line_and_problem() {
     let p = mpnn::structure::parse_pdb_bytes("x.pdb", two.as_bytes()).unwrap();
     p.validate(false).unwrap();
     assert_eq!(p.unusable_chains(false), vec!["B"]);
-    let e = pdb_err(&GOOD.replace("  11.104", "999999.0"));
+    let e = pdb_err(GOOD.replace("  11.104", "999999.0"));
     assert!(e.contains("out of range"), "{e}");
 
     let cif = |s: &str| {

@@ -315,7 +315,7 @@ pub fn parse_mmcif_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureE
         });
     }
     let ncol = tags.len();
-    if values.len() % ncol != 0 {
+    if !values.len().is_multiple_of(ncol) {
         let line = values.last().map_or(loop_line, |v| v.line);
         return Err(StructureError::syntax(
             file,
