@@ -7,8 +7,8 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 use mpnn::checkpoint::{
-    self, download_verified, git_blob_id, resolve_with, Architecture, Checkpoint, CheckpointError,
-    LocateEnv, Tensor, WeightsQuery,
+    self, download_verified, git_blob_id, resolve_with, Architecture, Checkpoint, CheckpointError, LocateEnv, Tensor,
+    WeightsQuery,
 };
 
 /// The parity weights folder, or `None` (test skipped) when absent outside CI.
@@ -28,14 +28,7 @@ fn weights_dir() -> Option<PathBuf> {
 }
 
 fn arch(hidden: usize, layers: usize, k: usize, ca_only: bool) -> Architecture {
-    Architecture {
-        hidden,
-        encoder_layers: layers,
-        decoder_layers: layers,
-        k,
-        ca_only,
-        vocab: 21,
-    }
+    Architecture { hidden, encoder_layers: layers, decoder_layers: layers, k, ca_only, vocab: 21 }
 }
 
 #[test]
@@ -67,16 +60,8 @@ fn spot_check_values_against_numpy() {
                 ("W_e.bias", &[0], -0.04663766920566559),
                 ("W_out.weight", &[20, 127], 0.15692894160747528),
                 ("encoder_layers.1.W11.weight", &[5, 7], 0.07671570032835007),
-                (
-                    "features.edge_embedding.weight",
-                    &[3, 100],
-                    0.07462365925312042,
-                ),
-                (
-                    "decoder_layers.0.dense.W_in.bias",
-                    &[511],
-                    -0.016286373138427734,
-                ),
+                ("features.edge_embedding.weight", &[3, 100], 0.07462365925312042),
+                ("decoder_layers.0.dense.W_in.bias", &[511], -0.016286373138427734),
             ],
             -4.144774828448476,
         ),
@@ -86,16 +71,8 @@ fn spot_check_values_against_numpy() {
                 ("W_e.bias", &[0], -0.12528514862060547),
                 ("W_out.weight", &[20, 127], -0.03538870811462402),
                 ("encoder_layers.1.W11.weight", &[5, 7], 0.07538450509309769),
-                (
-                    "features.edge_embedding.weight",
-                    &[3, 100],
-                    0.046585675328969955,
-                ),
-                (
-                    "decoder_layers.0.dense.W_in.bias",
-                    &[511],
-                    -0.02499750815331936,
-                ),
+                ("features.edge_embedding.weight", &[3, 100], 0.046585675328969955),
+                ("decoder_layers.0.dense.W_in.bias", &[511], -0.02499750815331936),
             ],
             12.850784060035949,
         ),
@@ -104,21 +81,9 @@ fn spot_check_values_against_numpy() {
             &[
                 ("W_e.bias", &[0], 0.1837676465511322),
                 ("W_out.weight", &[20, 63], 0.5775218605995178),
-                (
-                    "encoder_layers.1.W11.weight",
-                    &[5, 7],
-                    -0.022784728556871414,
-                ),
-                (
-                    "features.edge_embedding.weight",
-                    &[3, 100],
-                    -0.08144133538007736,
-                ),
-                (
-                    "decoder_layers.0.dense.W_in.bias",
-                    &[255],
-                    -0.0217130184173584,
-                ),
+                ("encoder_layers.1.W11.weight", &[5, 7], -0.022784728556871414),
+                ("features.edge_embedding.weight", &[3, 100], -0.08144133538007736),
+                ("decoder_layers.0.dense.W_in.bias", &[255], -0.0217130184173584),
             ],
             8.561975052347407,
         ),
@@ -127,23 +92,12 @@ fn spot_check_values_against_numpy() {
         let ck = checkpoint::load(&w.join(file)).unwrap();
         for (name, idx, v) in values.iter() {
             let t = &ck.tensors[*name];
-            let flat = idx
-                .iter()
-                .zip(strides(&t.shape))
-                .map(|(i, s)| i * s)
-                .sum::<usize>();
+            let flat = idx.iter().zip(strides(&t.shape)).map(|(i, s)| i * s).sum::<usize>();
             // numpy printed the exact f32 value as a Python float.
             assert_eq!(t.data[flat] as f64, *v, "{file} {name}{idx:?}");
         }
-        let sum: f64 = ck.tensors["W_s.weight"]
-            .data
-            .iter()
-            .map(|&x| x as f64)
-            .sum();
-        assert!(
-            (sum - ws_sum).abs() < 1e-9,
-            "{file}: W_s sum {sum} vs {ws_sum}"
-        );
+        let sum: f64 = ck.tensors["W_s.weight"].data.iter().map(|&x| x as f64).sum();
+        assert!((sum - ws_sum).abs() < 1e-9, "{file}: W_s sum {sum} vs {ws_sum}");
     }
 }
 
@@ -170,10 +124,8 @@ fn pt_to_safetensors_roundtrip() {
         assert_eq!(back.architecture().unwrap(), ck.architecture().unwrap());
     }
     // No temp files left behind by the atomic save.
-    let names: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let names: Vec<_> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names.len(), 3, "{names:?}");
 }
 
@@ -182,11 +134,9 @@ fn write_safetensors(ck: &Checkpoint, dtype: safetensors::Dtype, path: &Path) {
     let mut bufs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (n, t) in &ck.tensors {
         let bytes: Vec<u8> = match dtype {
-            safetensors::Dtype::BF16 => t
-                .data
-                .iter()
-                .flat_map(|f| ((f.to_bits() >> 16) as u16).to_le_bytes())
-                .collect(),
+            safetensors::Dtype::BF16 => {
+                t.data.iter().flat_map(|f| ((f.to_bits() >> 16) as u16).to_le_bytes()).collect()
+            }
             safetensors::Dtype::F32 => t.data.iter().flat_map(|f| f.to_le_bytes()).collect(),
             _ => unimplemented!(),
         };
@@ -194,18 +144,11 @@ fn write_safetensors(ck: &Checkpoint, dtype: safetensors::Dtype, path: &Path) {
     }
     let views: Vec<(String, safetensors::tensor::TensorView)> = bufs
         .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap(),
-            )
-        })
+        .map(|(n, s, b)| (n.clone(), safetensors::tensor::TensorView::new(dtype, s.clone(), b).unwrap()))
         .collect();
-    let meta: HashMap<String, String> = [
-        ("num_edges".to_string(), ck.num_edges.to_string()),
-        ("noise_level".to_string(), ck.noise_level.to_string()),
-    ]
-    .into();
+    let meta: HashMap<String, String> =
+        [("num_edges".to_string(), ck.num_edges.to_string()), ("noise_level".to_string(), ck.noise_level.to_string())]
+            .into();
     safetensors::serialize_to_file(views, &Some(meta), path).unwrap();
 }
 
@@ -254,10 +197,7 @@ fn corrupted_inputs_give_clear_errors() {
         })
         .collect();
     let e = msg(checkpoint::load(&put("random.bin", &random)).unwrap_err());
-    assert!(
-        e.contains("random.bin") && e.contains("unrecognized checkpoint format"),
-        "{e}"
-    );
+    assert!(e.contains("random.bin") && e.contains("unrecognized checkpoint format"), "{e}");
     let e = msg(checkpoint::load(&put("empty.pt", b"")).unwrap_err());
     assert!(e.contains("unrecognized"), "{e}");
     let e = msg(checkpoint::load(&dir.path().join("nope.pt")).unwrap_err());
@@ -267,11 +207,7 @@ fn corrupted_inputs_give_clear_errors() {
     let mut buf = Vec::new();
     {
         let mut z = zip::ZipWriter::new(std::io::Cursor::new(&mut buf));
-        z.start_file(
-            "archive/readme.txt",
-            zip::write::SimpleFileOptions::default(),
-        )
-        .unwrap();
+        z.start_file("archive/readme.txt", zip::write::SimpleFileOptions::default()).unwrap();
         z.write_all(b"hello").unwrap();
         z.finish().unwrap();
     }
@@ -319,13 +255,9 @@ fn corrupted_inputs_give_clear_errors() {
     );
 
     let mut wrong = ck.clone();
-    wrong.tensors.insert(
-        "decoder_layers.0.W1.weight".into(),
-        Tensor {
-            shape: vec![64, 192],
-            data: vec![0.0; 64 * 192],
-        },
-    );
+    wrong
+        .tensors
+        .insert("decoder_layers.0.W1.weight".into(), Tensor { shape: vec![64, 192], data: vec![0.0; 64 * 192] });
     let p = dir.path().join("wrong.safetensors");
     checkpoint::save_safetensors(&wrong, &p).unwrap();
     let e = msg(checkpoint::load(&p).unwrap().architecture().unwrap_err());
@@ -338,33 +270,20 @@ fn corrupted_inputs_give_clear_errors() {
     );
 
     let mut extra = ck.clone();
-    extra.tensors.insert(
-        "encoder_layers.7.W1.weight".into(),
-        Tensor {
-            shape: vec![1],
-            data: vec![0.0],
-        },
-    );
+    extra.tensors.insert("encoder_layers.7.W1.weight".into(), Tensor { shape: vec![1], data: vec![0.0] });
     let e = msg(extra.architecture().unwrap_err());
-    assert!(
-        e.contains("unexpected") && e.contains("encoder_layers.7.W1.weight"),
-        "{e}"
-    );
+    assert!(e.contains("unexpected") && e.contains("encoder_layers.7.W1.weight"), "{e}");
 
     // A truncated safetensors file.
     let good = checkpoint::to_safetensors_bytes(&ck).unwrap();
     let e = msg(checkpoint::load(&put("trunc.safetensors", &good[..good.len() - 10])).unwrap_err());
-    assert!(
-        e.contains("trunc.safetensors") && e.contains("safetensors"),
-        "{e}"
-    );
+    assert!(e.contains("trunc.safetensors") && e.contains("safetensors"), "{e}");
 
     // A safetensors file without the metadata.
     let p = dir.path().join("nometa.safetensors");
     let t = &ck.tensors["W_e.bias"];
     let b: Vec<u8> = t.data.iter().flat_map(|f| f.to_le_bytes()).collect();
-    let view =
-        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape.clone(), &b).unwrap();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, t.shape.clone(), &b).unwrap();
     safetensors::serialize_to_file([("W_e.bias", view)], &None, &p).unwrap();
     let e = msg(checkpoint::load(&p).unwrap_err());
     assert!(e.contains("num_edges") && e.contains("__metadata__"), "{e}");
@@ -372,10 +291,7 @@ fn corrupted_inputs_give_clear_errors() {
 
 /// A bounded HTTP/1.1 server on loopback: serves `requests` connections, then exits.
 /// `routes` maps a request path to a body; other paths get 404.
-fn serve(
-    routes: HashMap<String, Vec<u8>>,
-    requests: usize,
-) -> (String, std::thread::JoinHandle<Vec<String>>) {
+fn serve(routes: HashMap<String, Vec<u8>>, requests: usize) -> (String, std::thread::JoinHandle<Vec<String>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let h = std::thread::spawn(move || {
@@ -422,10 +338,7 @@ fn serve(
 
 fn dir_entries(p: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(p)
-        .map(|rd| {
-            rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
+        .map(|rd| rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     v.sort();
     v
@@ -450,24 +363,16 @@ fn download_verified_loopback() {
     let e = download_verified(&format!("{base}/w/file.pt"), wrong, &dest2).unwrap_err();
     assert!(matches!(e, CheckpointError::BlobMismatch { .. }));
     let s = e.to_string();
-    assert!(
-        s.contains("does not match the pinned git blob id") && s.contains(wrong) && s.contains(&id),
-        "{s}"
-    );
+    assert!(s.contains("does not match the pinned git blob id") && s.contains(wrong) && s.contains(&id), "{s}");
     assert!(dir_entries(dest2.parent().unwrap()).is_empty());
 
     // 404: clear error, nothing written.
     let dest3 = dir.path().join("missing").join("file.pt");
-    let s = download_verified(&format!("{base}/w/nothere.pt"), &id, &dest3)
-        .unwrap_err()
-        .to_string();
+    let s = download_verified(&format!("{base}/w/nothere.pt"), &id, &dest3).unwrap_err().to_string();
     assert!(s.contains("404") && s.contains("nothere.pt"), "{s}");
     assert!(dir_entries(dest3.parent().unwrap()).is_empty());
 
-    assert_eq!(
-        h.join().unwrap(),
-        vec!["/w/file.pt", "/w/file.pt", "/w/nothere.pt"]
-    );
+    assert_eq!(h.join().unwrap(), vec!["/w/file.pt", "/w/file.pt", "/w/nothere.pt"]);
 }
 
 #[test]
@@ -483,77 +388,33 @@ fn resolve_with_env() {
 
     // Offline: the message says what to fetch and where to put it.
     let q = WeightsQuery::default();
-    let s = resolve_with(&q, &env(&no_network, true))
-        .unwrap_err()
-        .to_string();
-    let expected_cache = cache
-        .path()
-        .join("vanilla_model_weights")
-        .join("v_48_020.pt");
-    assert!(
-        s.contains("http://127.0.0.1:9/vanilla_model_weights/v_48_020.pt"),
-        "{s}"
-    );
+    let s = resolve_with(&q, &env(&no_network, true)).unwrap_err().to_string();
+    let expected_cache = cache.path().join("vanilla_model_weights").join("v_48_020.pt");
+    assert!(s.contains("http://127.0.0.1:9/vanilla_model_weights/v_48_020.pt"), "{s}");
     assert!(s.contains(&expected_cache.display().to_string()), "{s}");
-    assert!(
-        s.contains("--weights") && s.contains("--path_to_model_weights"),
-        "{s}"
-    );
-    let q_off = WeightsQuery {
-        offline: true,
-        ..Default::default()
-    };
-    assert!(matches!(
-        resolve_with(&q_off, &env(&no_network, false)),
-        Err(CheckpointError::Offline { .. })
-    ));
+    assert!(s.contains("--weights") && s.contains("--path_to_model_weights"), "{s}");
+    let q_off = WeightsQuery { offline: true, ..Default::default() };
+    assert!(matches!(resolve_with(&q_off, &env(&no_network, false)), Err(CheckpointError::Offline { .. })));
 
     // Unknown model names are rejected with the valid list.
-    let bad = WeightsQuery {
-        model_name: "v_48_999".into(),
-        ..Default::default()
-    };
-    let s = resolve_with(&bad, &env(&no_network, true))
-        .unwrap_err()
-        .to_string();
-    assert!(
-        s.contains("v_48_999") && s.contains("v_48_002, v_48_010, v_48_020, v_48_030"),
-        "{s}"
-    );
+    let bad = WeightsQuery { model_name: "v_48_999".into(), ..Default::default() };
+    let s = resolve_with(&bad, &env(&no_network, true)).unwrap_err().to_string();
+    assert!(s.contains("v_48_999") && s.contains("v_48_002, v_48_010, v_48_020, v_48_030"), "{s}");
 
     // Explicit path / folder that do not exist: clear errors.
-    let q = WeightsQuery {
-        path: Some(cache.path().join("nope.pt")),
-        ..Default::default()
-    };
-    assert!(resolve_with(&q, &env(&no_network, true))
-        .unwrap_err()
-        .to_string()
-        .contains("nope.pt"));
+    let q = WeightsQuery { path: Some(cache.path().join("nope.pt")), ..Default::default() };
+    assert!(resolve_with(&q, &env(&no_network, true)).unwrap_err().to_string().contains("nope.pt"));
 
     let Some(w) = weights_dir() else { return };
     let full = std::fs::read(w.join("full_k48.pt")).unwrap();
 
     // A mirror serving a file that is not the pinned one: refused, nothing cached.
-    let (base, h) = serve(
-        [(
-            "/vanilla_model_weights/v_48_020.pt".to_string(),
-            full.clone(),
-        )]
-        .into(),
-        1,
-    );
+    let (base, h) = serve([("/vanilla_model_weights/v_48_020.pt".to_string(), full.clone())].into(), 1);
     let e = resolve_with(&WeightsQuery::default(), &env(&base, false)).unwrap_err();
     let s = e.to_string();
     assert!(matches!(e, CheckpointError::BlobMismatch { .. }), "{s}");
-    assert!(
-        s.contains("66f81553eea491dfc1307582c679ef029511937b"),
-        "{s}"
-    );
-    assert_eq!(
-        h.join().unwrap(),
-        vec!["/vanilla_model_weights/v_48_020.pt"]
-    );
+    assert!(s.contains("66f81553eea491dfc1307582c679ef029511937b"), "{s}");
+    assert_eq!(h.join().unwrap(), vec!["/vanilla_model_weights/v_48_020.pt"]);
     assert!(!expected_cache.exists());
     assert!(dir_entries(&cache.path().join("vanilla_model_weights")).is_empty());
 
@@ -564,56 +425,27 @@ fn resolve_with_env() {
     assert_eq!(got, expected_cache);
 
     // Explicit file and official folder layout.
-    let q = WeightsQuery {
-        path: Some(w.join("ca_k48.pt")),
-        ..Default::default()
-    };
-    assert_eq!(
-        resolve_with(&q, &env(&no_network, true)).unwrap(),
-        w.join("ca_k48.pt")
-    );
-    let q = WeightsQuery {
-        folder: Some(w.clone()),
-        model_name: "small_h64_l2_k16".into(),
-        ..Default::default()
-    };
-    assert_eq!(
-        resolve_with(&q, &env(&no_network, true)).unwrap(),
-        w.join("small_h64_l2_k16.pt")
-    );
-    let q = WeightsQuery {
-        folder: Some(w.clone()),
-        model_name: "v_48_020".into(),
-        ..Default::default()
-    };
-    let s = resolve_with(&q, &env(&no_network, true))
-        .unwrap_err()
-        .to_string();
+    let q = WeightsQuery { path: Some(w.join("ca_k48.pt")), ..Default::default() };
+    assert_eq!(resolve_with(&q, &env(&no_network, true)).unwrap(), w.join("ca_k48.pt"));
+    let q = WeightsQuery { folder: Some(w.clone()), model_name: "small_h64_l2_k16".into(), ..Default::default() };
+    assert_eq!(resolve_with(&q, &env(&no_network, true)).unwrap(), w.join("small_h64_l2_k16.pt"));
+    let q = WeightsQuery { folder: Some(w.clone()), model_name: "v_48_020".into(), ..Default::default() };
+    let s = resolve_with(&q, &env(&no_network, true)).unwrap_err().to_string();
     assert!(s.contains("v_48_020.pt") && s.contains("full_k48"), "{s}");
 
     // MPNN_WEIGHTS: a file, or a folder with <model_name>.pt or the official subfolders.
     let mut e2 = env(&no_network, true);
     e2.weights = Some(w.join("full_k48.pt"));
-    assert_eq!(
-        resolve_with(&WeightsQuery::default(), &e2).unwrap(),
-        w.join("full_k48.pt")
-    );
+    assert_eq!(resolve_with(&WeightsQuery::default(), &e2).unwrap(), w.join("full_k48.pt"));
     let mirror = tempfile::tempdir().unwrap();
     let ca_dir = mirror.path().join("ca_model_weights");
     std::fs::create_dir_all(&ca_dir).unwrap();
     std::fs::copy(w.join("ca_k48.pt"), ca_dir.join("v_48_010.pt")).unwrap();
     e2.weights = Some(mirror.path().to_path_buf());
-    let q = WeightsQuery {
-        ca_only: true,
-        model_name: "v_48_010".into(),
-        ..Default::default()
-    };
+    let q = WeightsQuery { ca_only: true, model_name: "v_48_010".into(), ..Default::default() };
     assert_eq!(resolve_with(&q, &e2).unwrap(), ca_dir.join("v_48_010.pt"));
     let mut buf = [0u8; 2];
-    std::fs::File::open(ca_dir.join("v_48_010.pt"))
-        .unwrap()
-        .read_exact(&mut buf)
-        .unwrap();
+    std::fs::File::open(ca_dir.join("v_48_010.pt")).unwrap().read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"PK");
 }
 
@@ -630,16 +462,12 @@ fn mutated_pickles_never_panic() {
         f.read_to_end(&mut b).unwrap();
         entries.push((f.name().to_string(), b));
     }
-    let pkl_idx = entries
-        .iter()
-        .position(|(n, _)| n.ends_with("/data.pkl"))
-        .unwrap();
+    let pkl_idx = entries.iter().position(|(n, _)| n.ends_with("/data.pkl")).unwrap();
     let pkl = entries[pkl_idx].1.clone();
     let rezip = |pkl: &[u8]| {
         let mut buf = Vec::new();
         let mut z = zip::ZipWriter::new(std::io::Cursor::new(&mut buf));
-        let opt = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Stored);
+        let opt = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
         for (i, (n, b)) in entries.iter().enumerate() {
             z.start_file(n.as_str(), opt).unwrap();
             z.write_all(if i == pkl_idx { pkl } else { b }).unwrap();

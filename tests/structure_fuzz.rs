@@ -54,10 +54,7 @@ fn seeds() -> &'static Vec<(String, Vec<u8>)> {
 }
 
 fn fuzz_cases() -> u32 {
-    std::env::var("STRUCTURE_FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(96)
+    std::env::var("STRUCTURE_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(96)
 }
 
 /// Feeds bytes to every reader; only a panic fails the test.

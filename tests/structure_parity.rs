@@ -29,9 +29,7 @@ fn reference_dir() -> PathBuf {
 fn featurize(p: &Protein, order: &[String], ca_only: bool) -> (Vec<f32>, Vec<i64>, Vec<f32>) {
     let (mut x, mut s, mut m) = (Vec::new(), Vec::new(), Vec::new());
     for id in order {
-        let c = p
-            .chain(id)
-            .unwrap_or_else(|| panic!("{}: chain {id} missing", p.name));
+        let c = p.chain(id).unwrap_or_else(|| panic!("{}: chain {id} missing", p.name));
         for (res, letter) in c.coords.iter().zip(c.sequence.chars()) {
             let atoms: &[usize] = if ca_only { &[1] } else { &[0, 1, 2, 3] };
             let mut finite = true;
@@ -52,28 +50,13 @@ fn check_case(dir: &Path, case: &Path) -> usize {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(case).unwrap()).unwrap();
     let pdb = json["pdb"].as_str().unwrap();
     let ca_only = json["ca_only"].as_bool().unwrap();
-    let order: Vec<String> = json["chain_order"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+    let order: Vec<String> =
+        json["chain_order"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     let npz = Npz::read(case.with_extension("npz")).unwrap();
-    let (x_ref, s_ref, m_ref) = (
-        npz.f32("X").unwrap(),
-        npz.i64("S").unwrap(),
-        npz.f32("mask").unwrap(),
-    );
+    let (x_ref, s_ref, m_ref) = (npz.f32("X").unwrap(), npz.i64("S").unwrap(), npz.f32("mask").unwrap());
     let shape = npz.shape("X").unwrap();
     let l = s_ref.len();
-    assert_eq!(
-        shape,
-        if ca_only {
-            vec![1, l, 3]
-        } else {
-            vec![1, l, 4, 3]
-        }
-    );
+    assert_eq!(shape, if ca_only { vec![1, l, 3] } else { vec![1, l, 4, 3] });
     let mut checked = 0;
     let stem = Path::new(pdb).file_stem().unwrap().to_str().unwrap();
     for file in [pdb.to_string(), format!("{stem}.cif")] {
@@ -89,11 +72,7 @@ fn check_case(dir: &Path, case: &Path) -> usize {
         assert_eq!(m, m_ref, "{case:?} {file}: mask");
         assert_eq!(x.len(), x_ref.len(), "{case:?} {file}: X length");
         for (i, (a, b)) in x.iter().zip(&x_ref).enumerate() {
-            assert_eq!(
-                a.to_bits(),
-                b.to_bits(),
-                "{case:?} {file}: X[{i}] {a} vs {b}"
-            );
+            assert_eq!(a.to_bits(), b.to_bits(), "{case:?} {file}: X[{i}] {a} vs {b}");
         }
         checked += 1;
     }
@@ -151,16 +130,9 @@ fn quirks_are_read_like_the_official_parser() {
         assert_eq!(a.sequence.as_bytes()[pos(r)], b'-', "gap at {r}");
         assert!(a.coords[pos(r)].iter().flatten().all(|x| x.is_nan()));
     }
-    assert!(
-        a.coords[pos(40)][3].iter().all(|x| x.is_nan()),
-        "missing O at 40"
-    );
+    assert!(a.coords[pos(40)][3].iter().all(|x| x.is_nan()), "missing O at 40");
     assert!(a.coords[pos(40)][1].iter().all(|x| x.is_finite()));
-    assert_eq!(
-        a.sequence.as_bytes()[pos(32)],
-        b'M',
-        "HETATM MSE read as MET"
-    );
+    assert_eq!(a.sequence.as_bytes()[pos(32)], b'M', "HETATM MSE read as MET");
     assert_eq!(a.sequence.as_bytes()[pos(44)], b'-', "UNK");
     assert_eq!(a.coords[pos(50)], f.coords[pos(50)], "first altloc wins");
     // 60A follows 60: chain A is one longer than the numbering span.
@@ -173,12 +145,7 @@ fn official_jsonl_matches_parsed_pdbs() {
     let Some(dir) = parity_dir() else { return };
     let mut n = 0;
     let mut max_diff = 0.0f64;
-    for entry in glob::glob(&format!(
-        "{}/*/parsed_pdbs.jsonl",
-        reference_dir().display()
-    ))
-    .unwrap()
-    {
+    for entry in glob::glob(&format!("{}/*/parsed_pdbs.jsonl", reference_dir().display())).unwrap() {
         let jsonl = entry.unwrap();
         let entries = read_path(&jsonl).unwrap();
         assert!(!entries.is_empty());
@@ -200,15 +167,9 @@ fn official_jsonl_matches_parsed_pdbs() {
             n += 1;
         }
         let text = std::fs::read_to_string(&jsonl).unwrap();
-        let ours: String = read_path(&jsonl)
-            .unwrap()
-            .iter()
-            .map(|p| mpnn::structure::to_jsonl_line(p, false) + "\n")
-            .collect();
-        assert_eq!(
-            ours, text,
-            "{jsonl:?}: writer output differs from the official file"
-        );
+        let ours: String =
+            read_path(&jsonl).unwrap().iter().map(|p| mpnn::structure::to_jsonl_line(p, false) + "\n").collect();
+        assert_eq!(ours, text, "{jsonl:?}: writer output differs from the official file");
     }
     assert!(max_diff <= 1e-6, "max coordinate difference {max_diff}");
     assert!(n >= 2);
@@ -224,11 +185,7 @@ fn gzip_is_detected_by_content() {
     let Some(dir) = parity_dir() else { return };
     use std::io::Write;
     let tmp = tempfile::tempdir().unwrap();
-    for (src, dst) in [
-        ("5L33.pdb", "5L33.pdb.gz"),
-        ("5L33.cif", "5L33.cif.gz"),
-        ("5L33.pdb", "5L33.ent"),
-    ] {
+    for (src, dst) in [("5L33.pdb", "5L33.pdb.gz"), ("5L33.cif", "5L33.cif.gz"), ("5L33.pdb", "5L33.ent")] {
         let bytes = std::fs::read(dir.join("structures").join(src)).unwrap();
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         enc.write_all(&bytes).unwrap();
@@ -243,10 +200,7 @@ fn gzip_is_detected_by_content() {
         let cut = tmp.path().join(format!("cut-{dst}"));
         std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
         let err = read_structure(&cut).unwrap_err().to_string();
-        assert!(
-            err.contains("gzip") && err.contains(&format!("cut-{dst}")),
-            "{err}"
-        );
+        assert!(err.contains("gzip") && err.contains(&format!("cut-{dst}")), "{err}");
     }
     // mmCIF content in a .pdb-named file is still read as mmCIF.
     let cif = std::fs::read(dir.join("structures/5L33.cif")).unwrap();
@@ -270,30 +224,16 @@ const GOOD: &str = "ATOM      1  N   GLY A   1      11.104   6.134  -6.504  1.00
 #[test]
 fn error_messages_name_file_line_and_problem() {
     let e = pdb_err(format!("HEADER\n{}", GOOD.replace("  11.104", "  12.3a5")));
-    assert_eq!(
-        e,
-        "x.pdb line 2: x coordinate \"12.3a5\" (columns 31-38) is not a number"
-    );
+    assert_eq!(e, "x.pdb line 2: x coordinate \"12.3a5\" (columns 31-38) is not a number");
     let e = pdb_err(GOOD.replace("  -6.504", "     nan"));
-    assert!(
-        e.starts_with("x.pdb line 1: z coordinate \"nan\"") && e.contains("not a finite number"),
-        "{e}"
-    );
+    assert!(e.starts_with("x.pdb line 1: z coordinate \"nan\"") && e.contains("not a finite number"), "{e}");
     let e = pdb_err(&GOOD[..40]);
-    assert!(
-        e.starts_with("x.pdb line 1: ATOM record is only 38 characters") && e.contains("truncated"),
-        "{e}"
-    );
+    assert!(e.starts_with("x.pdb line 1: ATOM record is only 38 characters") && e.contains("truncated"), "{e}");
     let e = pdb_err("");
     assert!(e.contains("x.pdb: no ATOM records found"), "{e}");
     let e = pdb_err(b"garbage\x00\xff\nmore garbage");
-    assert_eq!(
-        e,
-        "x.pdb: no ATOM records found (is this a PDB file? for mmCIF use .cif)"
-    );
-    let e = pdb_err(
-        "HETATM    1  O   HOH W   1      11.104   6.134  -6.504  1.00  0.00           O\nEND\n",
-    );
+    assert_eq!(e, "x.pdb: no ATOM records found (is this a PDB file? for mmCIF use .cif)");
+    let e = pdb_err("HETATM    1  O   HOH W   1      11.104   6.134  -6.504  1.00  0.00           O\nEND\n");
     assert!(e.contains("only HETATM"), "{e}");
     let e = pdb_err(GOOD.replace("GLY A   1", "GLY A   X"));
     assert!(e.starts_with("x.pdb line 1: residue number \"X\""), "{e}");
@@ -306,9 +246,7 @@ fn error_messages_name_file_line_and_problem() {
     let two = format!(
         "{}\n{}",
         GOOD.replace("GLY A", "GLY B"),
-        ["N", "CA", "C", "O"]
-            .map(|a| GOOD.replace(" N   GLY", &format!(" {a:<3} GLY")))
-            .join("\n")
+        ["N", "CA", "C", "O"].map(|a| GOOD.replace(" N   GLY", &format!(" {a:<3} GLY"))).join("\n")
     );
     let p = mpnn::structure::parse_pdb_bytes("x.pdb", two.as_bytes()).unwrap();
     p.validate(false).unwrap();
@@ -316,19 +254,10 @@ fn error_messages_name_file_line_and_problem() {
     let e = pdb_err(GOOD.replace("  11.104", "999999.0"));
     assert!(e.contains("out of range"), "{e}");
 
-    let cif = |s: &str| {
-        mpnn::structure::parse_mmcif_bytes("y.cif", s.as_bytes())
-            .unwrap_err()
-            .to_string()
-    };
+    let cif = |s: &str| mpnn::structure::parse_mmcif_bytes("y.cif", s.as_bytes()).unwrap_err().to_string();
     let head = "data_y\nloop_\n_atom_site.group_PDB\n_atom_site.label_atom_id\n_atom_site.label_comp_id\n_atom_site.auth_asym_id\n_atom_site.auth_seq_id\n_atom_site.Cartn_x\n_atom_site.Cartn_y\n_atom_site.Cartn_z\n";
-    let e = cif(&format!(
-        "{head}ATOM N GLY A 1 1.0 2.0 3.0\nATOM CA GLY A 1 1.0 2.0\n"
-    ));
-    assert!(
-        e.starts_with("y.cif line 12:") && e.contains("truncated"),
-        "{e}"
-    );
+    let e = cif(&format!("{head}ATOM N GLY A 1 1.0 2.0 3.0\nATOM CA GLY A 1 1.0 2.0\n"));
+    assert!(e.starts_with("y.cif line 12:") && e.contains("truncated"), "{e}");
     let e = cif(&format!("{head}ATOM N GLY A 1 1.0 nan 3.0\n"));
     assert!(e.starts_with("y.cif line 11: Cartn_y \"nan\""), "{e}");
     let e = cif(&format!("{head}ATOM N GLY A 1 1.0 ? 3.0\n"));
@@ -340,21 +269,11 @@ fn error_messages_name_file_line_and_problem() {
     let e = cif(&format!("{head}ATOM N 'GLY A 1 1.0 2.0 3.0\n"));
     assert!(e.contains("line 11") && e.contains("not closed"), "{e}");
 
-    let jl = |s: &str| {
-        mpnn::structure::parse_jsonl_bytes("z.jsonl", s.as_bytes())
-            .unwrap_err()
-            .to_string()
-    };
+    let jl = |s: &str| mpnn::structure::parse_jsonl_bytes("z.jsonl", s.as_bytes()).unwrap_err().to_string();
     let e = jl("\n{\"name\": \"a\"\n");
-    assert!(
-        e.starts_with("z.jsonl line 2: not a valid JSON object"),
-        "{e}"
-    );
+    assert!(e.starts_with("z.jsonl line 2: not a valid JSON object"), "{e}");
     let e = jl("{\"name\": \"a\", \"seq_chain_A\": \"GG\", \"coords_chain_A\": {\"CA_chain_A\": [[1,2,3]]}}");
-    assert!(
-        e.contains("CA_chain_A has 1 positions but the sequence has 2"),
-        "{e}"
-    );
+    assert!(e.contains("CA_chain_A has 1 positions but the sequence has 2"), "{e}");
     let e = jl("");
     assert!(e.contains("empty"), "{e}");
 }
@@ -367,10 +286,7 @@ fn ca_only_jsonl_round_trip() {
     assert!(!line.contains("\"N_chain_A\""));
     let q = mpnn::structure::parse_jsonl_line("t.jsonl", 1, &line).unwrap();
     q.validate(true).unwrap();
-    assert!(matches!(
-        q.validate(false),
-        Err(StructureError::Invalid { .. })
-    ));
+    assert!(matches!(q.validate(false), Err(StructureError::Invalid { .. })));
     for (a, b) in p.chains.iter().zip(&q.chains) {
         assert_eq!(a.sequence, b.sequence);
         for (ra, rb) in a.coords.iter().zip(&b.coords) {

@@ -25,14 +25,8 @@ pub fn expected_tensors(a: &Architecture) -> Vec<(String, Vec<usize>)> {
     let h = a.hidden;
     let mut v: Vec<(String, Vec<usize>)> = Vec::new();
     let mut add = |n: String, s: Vec<usize>| v.push((n, s));
-    add(
-        "features.embeddings.linear.weight".into(),
-        vec![POS_EMBEDDINGS, POS_CLASSES],
-    );
-    add(
-        "features.embeddings.linear.bias".into(),
-        vec![POS_EMBEDDINGS],
-    );
+    add("features.embeddings.linear.weight".into(), vec![POS_EMBEDDINGS, POS_CLASSES]);
+    add("features.embeddings.linear.bias".into(), vec![POS_EMBEDDINGS]);
     let edge_in = if a.ca_only { EDGE_IN_CA } else { EDGE_IN_FULL };
     add("features.edge_embedding.weight".into(), vec![h, edge_in]);
     add("features.norm_edges.weight".into(), vec![h]);
@@ -98,10 +92,7 @@ impl Checkpoint {
     /// shape against the official layout. Errors name the file, the tensor, and expected vs
     /// found shape. Unexpected extra tensors are an error as well.
     pub fn architecture(&self) -> Result<Architecture, CheckpointError> {
-        let lerr = |problem: String| CheckpointError::Layout {
-            path: self.source.clone(),
-            problem,
-        };
+        let lerr = |problem: String| CheckpointError::Layout { path: self.source.clone(), problem };
         let shape = |n: &str| self.tensors.get(n).map(|t| &t.shape);
 
         let hidden = match shape("W_e.weight") {
@@ -114,11 +105,8 @@ impl Checkpoint {
                 )))
             }
         };
-        let count = |stem: &str| {
-            (0..)
-                .take_while(|i| self.tensors.contains_key(&format!("{stem}.{i}.W1.weight")))
-                .count()
-        };
+        let count =
+            |stem: &str| (0..).take_while(|i| self.tensors.contains_key(&format!("{stem}.{i}.W1.weight"))).count();
         let encoder_layers = count("encoder_layers");
         let decoder_layers = count("decoder_layers");
         if encoder_layers == 0 || decoder_layers == 0 {
@@ -138,9 +126,7 @@ impl Checkpoint {
             }
         };
         if self.num_edges == 0 {
-            return Err(lerr(
-                "num_edges is 0; the model needs k ≥ 1 neighbours".into(),
-            ));
+            return Err(lerr("num_edges is 0; the model needs k ≥ 1 neighbours".into()));
         }
         let arch = Architecture {
             hidden,
@@ -154,16 +140,9 @@ impl Checkpoint {
         let expected = expected_tensors(&arch);
         for (name, exp) in &expected {
             let found = shape(name);
-            let elems_ok = self
-                .tensors
-                .get(name)
-                .is_some_and(|t| t.data.len() == t.shape.iter().product::<usize>());
+            let elems_ok = self.tensors.get(name).is_some_and(|t| t.data.len() == t.shape.iter().product::<usize>());
             if found != Some(exp) || !elems_ok {
-                let kind = if arch.ca_only {
-                    "CA-only"
-                } else {
-                    "full-backbone"
-                };
+                let kind = if arch.ca_only { "CA-only" } else { "full-backbone" };
                 return Err(lerr(format!(
                     "tensor `{name}`: expected shape {exp:?} for a {kind} model with hidden \
                      width {hidden}, {encoder_layers}+{decoder_layers} layers, found {}",
@@ -176,29 +155,16 @@ impl Checkpoint {
             }
         }
         let known: BTreeSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-        let extra: Vec<&str> = self
-            .tensors
-            .keys()
-            .map(String::as_str)
-            .filter(|n| !known.contains(n))
-            .collect();
+        let extra: Vec<&str> = self.tensors.keys().map(String::as_str).filter(|n| !known.contains(n)).collect();
         if !extra.is_empty() {
             let shown: Vec<&str> = extra.iter().take(8).copied().collect();
             return Err(lerr(format!(
                 "{} unexpected tensor(s) not part of the inferred model (hidden {hidden}, \
                  {encoder_layers}+{decoder_layers} layers, {}): {}{}",
                 extra.len(),
-                if arch.ca_only {
-                    "CA-only"
-                } else {
-                    "full-backbone"
-                },
+                if arch.ca_only { "CA-only" } else { "full-backbone" },
                 shown.join(", "),
-                if extra.len() > shown.len() {
-                    ", …"
-                } else {
-                    ""
-                }
+                if extra.len() > shown.len() { ", …" } else { "" }
             )));
         }
         Ok(arch)

@@ -53,19 +53,11 @@ pub enum CheckpointError {
          For your own weights pass --weights FILE or --path_to_model_weights DIR",
         valid.join(", ")
     )]
-    UnknownModel {
-        name: String,
-        family: &'static str,
-        valid: Vec<String>,
-    },
+    UnknownModel { name: String, family: &'static str, valid: Vec<String> },
 
     /// A weights file or folder the user named does not exist.
     #[error("{what} not found: {path}{hint}")]
-    NotFound {
-        what: &'static str,
-        path: String,
-        hint: String,
-    },
+    NotFound { what: &'static str, path: String, hint: String },
 
     /// An invalid combination of options.
     #[error("{0}")]
@@ -77,22 +69,14 @@ pub enum CheckpointError {
          Fetch {url} and save it as {cache_path}, or pass --weights FILE / \
          --path_to_model_weights DIR (or set MPNN_WEIGHTS)"
     )]
-    Offline {
-        model: String,
-        url: String,
-        cache_path: String,
-    },
+    Offline { model: String, url: String, cache_path: String },
 
     /// The HTTP download failed.
     #[error(
         "downloading {url} failed: {reason}. You can fetch it yourself and save it as {dest}, \
          or pass --weights FILE"
     )]
-    Download {
-        url: String,
-        dest: String,
-        reason: String,
-    },
+    Download { url: String, dest: String, reason: String },
 
     /// The downloaded bytes are not the pinned file.
     #[error(
@@ -100,20 +84,11 @@ pub enum CheckpointError {
          the download was corrupted or the mirror serves a different file. Nothing was written \
          to {dest}"
     )]
-    BlobMismatch {
-        url: String,
-        dest: String,
-        expected: String,
-        got: String,
-    },
+    BlobMismatch { url: String, dest: String, expected: String, got: String },
 }
 
 impl CheckpointError {
     pub(crate) fn io(path: &std::path::Path, action: &'static str, source: std::io::Error) -> Self {
-        CheckpointError::Io {
-            path: path.display().to_string(),
-            action,
-            source,
-        }
+        CheckpointError::Io { path: path.display().to_string(), action, source }
     }
 }

@@ -21,61 +21,17 @@ pub const DEFAULT_MODEL_NAME: &str = "v_48_020";
 
 /// `(subfolder, model_name, git blob id)` of every official weights file.
 pub const PINNED: &[(&str, &str, &str)] = &[
-    (
-        "vanilla_model_weights",
-        "v_48_002",
-        "ca45322d4e3fa2812dada241202bac3d3b144025",
-    ),
-    (
-        "vanilla_model_weights",
-        "v_48_010",
-        "b22f72c6e49a05fc19ffedc1a483392e57c84141",
-    ),
-    (
-        "vanilla_model_weights",
-        "v_48_020",
-        "66f81553eea491dfc1307582c679ef029511937b",
-    ),
-    (
-        "vanilla_model_weights",
-        "v_48_030",
-        "54548472396a948b8dbbac3745b85b95cc308cb9",
-    ),
-    (
-        "soluble_model_weights",
-        "v_48_002",
-        "f7a4aacf9fbcd7ca77f77e16800d1e248a4fd6db",
-    ),
-    (
-        "soluble_model_weights",
-        "v_48_010",
-        "9b7c4344a6b1167eeef79331e90e8d75d2b73c66",
-    ),
-    (
-        "soluble_model_weights",
-        "v_48_020",
-        "7bdbd0522fae78a889b55b91925183338adeaebf",
-    ),
-    (
-        "soluble_model_weights",
-        "v_48_030",
-        "93b264a7f9b72e0439254d8089c19ef9641e5cd9",
-    ),
-    (
-        "ca_model_weights",
-        "v_48_002",
-        "2459257c32ab183a57fd2f741fcb829bc1f5934e",
-    ),
-    (
-        "ca_model_weights",
-        "v_48_010",
-        "f2f722d54c3aab2ea4fcba97ca530fa912aef152",
-    ),
-    (
-        "ca_model_weights",
-        "v_48_020",
-        "7fd96c7abf26621fad0f4352e3aad15e452251b4",
-    ),
+    ("vanilla_model_weights", "v_48_002", "ca45322d4e3fa2812dada241202bac3d3b144025"),
+    ("vanilla_model_weights", "v_48_010", "b22f72c6e49a05fc19ffedc1a483392e57c84141"),
+    ("vanilla_model_weights", "v_48_020", "66f81553eea491dfc1307582c679ef029511937b"),
+    ("vanilla_model_weights", "v_48_030", "54548472396a948b8dbbac3745b85b95cc308cb9"),
+    ("soluble_model_weights", "v_48_002", "f7a4aacf9fbcd7ca77f77e16800d1e248a4fd6db"),
+    ("soluble_model_weights", "v_48_010", "9b7c4344a6b1167eeef79331e90e8d75d2b73c66"),
+    ("soluble_model_weights", "v_48_020", "7bdbd0522fae78a889b55b91925183338adeaebf"),
+    ("soluble_model_weights", "v_48_030", "93b264a7f9b72e0439254d8089c19ef9641e5cd9"),
+    ("ca_model_weights", "v_48_002", "2459257c32ab183a57fd2f741fcb829bc1f5934e"),
+    ("ca_model_weights", "v_48_010", "f2f722d54c3aab2ea4fcba97ca530fa912aef152"),
+    ("ca_model_weights", "v_48_020", "7fd96c7abf26621fad0f4352e3aad15e452251b4"),
 ];
 
 /// What the user asked for (the CLI options).
@@ -148,12 +104,7 @@ impl LocateEnv {
             .or_else(|| var("XDG_CACHE_HOME").map(|x| PathBuf::from(x).join("mpnn")))
             .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache").join("mpnn")));
         let offline = std::env::var("MPNN_OFFLINE")
-            .map(|v| {
-                matches!(
-                    v.trim().to_ascii_lowercase().as_str(),
-                    "1" | "true" | "yes" | "on"
-                )
-            })
+            .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
             .unwrap_or(false);
         LocateEnv {
             weights: var("MPNN_WEIGHTS").map(PathBuf::from),
@@ -169,10 +120,7 @@ impl LocateEnv {
 
 /// The pinned git blob id of an official file, if `(subfolder, model_name)` is official.
 pub fn pinned_blob_id(subfolder: &str, model_name: &str) -> Option<&'static str> {
-    PINNED
-        .iter()
-        .find(|(s, n, _)| *s == subfolder && *n == model_name)
-        .map(|(_, _, b)| *b)
+    PINNED.iter().find(|(s, n, _)| *s == subfolder && *n == model_name).map(|(_, _, b)| *b)
 }
 
 /// Find the weights file for `q`, reading the environment ([`LocateEnv::from_env`]).
@@ -237,17 +185,10 @@ pub fn resolve_with(q: &WeightsQuery, env: &LocateEnv) -> Result<PathBuf, Checkp
                 "soluble_model_weights" => "soluble (soluble_model_weights)",
                 _ => "vanilla (vanilla_model_weights)",
             },
-            valid: PINNED
-                .iter()
-                .filter(|(s, _, _)| *s == subfolder)
-                .map(|(_, n, _)| n.to_string())
-                .collect(),
+            valid: PINNED.iter().filter(|(s, _, _)| *s == subfolder).map(|(_, n, _)| n.to_string()).collect(),
         });
     };
-    let url = format!(
-        "{}/{subfolder}/{file_name}",
-        env.base_url.trim_end_matches('/')
-    );
+    let url = format!("{}/{subfolder}/{file_name}", env.base_url.trim_end_matches('/'));
     // 5. The cache.
     let Some(cache) = &env.cache_dir else {
         return Err(CheckpointError::Invalid(format!(
@@ -323,20 +264,10 @@ fn git_blob_id_of_file(path: &Path) -> std::io::Result<String> {
 /// Streams into a temp file next to `dest` (progress bar on stderr when it is a terminal),
 /// checks the blob id, then renames atomically into place. On any failure the temp file is
 /// removed and `dest` is left untouched.
-pub fn download_verified(
-    url: &str,
-    expected_blob_id: &str,
-    dest: &Path,
-) -> Result<(), CheckpointError> {
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+pub fn download_verified(url: &str, expected_blob_id: &str, dest: &Path) -> Result<(), CheckpointError> {
+    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| CheckpointError::io(dir, "creating the folder", e))?;
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "weights".into());
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "weights".into());
     let tmp = dir.join(format!(".{name}.download-{}", std::process::id()));
     let result = download_to(url, expected_blob_id, dest, &tmp);
     if result.is_err() {
@@ -346,11 +277,8 @@ pub fn download_verified(
 }
 
 fn download_to(url: &str, expected: &str, dest: &Path, tmp: &Path) -> Result<(), CheckpointError> {
-    let derr = |reason: String| CheckpointError::Download {
-        url: url.to_string(),
-        dest: dest.display().to_string(),
-        reason,
-    };
+    let derr =
+        |reason: String| CheckpointError::Download { url: url.to_string(), dest: dest.display().to_string(), reason };
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(std::time::Duration::from_secs(30))
         .timeout_read(std::time::Duration::from_secs(120))
@@ -358,10 +286,7 @@ fn download_to(url: &str, expected: &str, dest: &Path, tmp: &Path) -> Result<(),
     let resp = match agent.get(url).call() {
         Ok(r) => r,
         Err(ureq::Error::Status(code, r)) => {
-            return Err(derr(format!(
-                "the server answered HTTP {code} {}",
-                r.status_text()
-            )))
+            return Err(derr(format!("the server answered HTTP {code} {}", r.status_text())))
         }
         Err(ureq::Error::Transport(t)) => {
             if t.kind() == ureq::ErrorKind::UnknownScheme {
@@ -376,9 +301,7 @@ fn download_to(url: &str, expected: &str, dest: &Path, tmp: &Path) -> Result<(),
             return Err(derr(t.to_string()));
         }
     };
-    let total: Option<u64> = resp
-        .header("Content-Length")
-        .and_then(|v| v.trim().parse().ok());
+    let total: Option<u64> = resp.header("Content-Length").and_then(|v| v.trim().parse().ok());
 
     use std::io::IsTerminal;
     let bar = match total {
@@ -387,9 +310,9 @@ fn download_to(url: &str, expected: &str, dest: &Path, tmp: &Path) -> Result<(),
     };
     if std::io::stderr().is_terminal() {
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
-        ) {
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_message(format!("downloading {name}", name = dest.display()));
@@ -397,20 +320,16 @@ fn download_to(url: &str, expected: &str, dest: &Path, tmp: &Path) -> Result<(),
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
 
-    let mut file = std::fs::File::create(tmp)
-        .map_err(|e| CheckpointError::io(tmp, "creating the temp file", e))?;
+    let mut file = std::fs::File::create(tmp).map_err(|e| CheckpointError::io(tmp, "creating the temp file", e))?;
     let mut reader = resp.into_reader();
     let mut buf = vec![0u8; 1 << 16];
     let mut got: u64 = 0;
     loop {
-        let n = reader
-            .read(&mut buf)
-            .map_err(|e| derr(format!("the connection broke after {got} bytes: {e}")))?;
+        let n = reader.read(&mut buf).map_err(|e| derr(format!("the connection broke after {got} bytes: {e}")))?;
         if n == 0 {
             break;
         }
-        file.write_all(&buf[..n])
-            .map_err(|e| CheckpointError::io(tmp, "writing the download", e))?;
+        file.write_all(&buf[..n]).map_err(|e| CheckpointError::io(tmp, "writing the download", e))?;
         got += n as u64;
         bar.set_position(got);
     }
@@ -423,8 +342,7 @@ fn download_to(url: &str, expected: &str, dest: &Path, tmp: &Path) -> Result<(),
     file.sync_all().ok();
     drop(file);
 
-    let id = git_blob_id_of_file(tmp)
-        .map_err(|e| CheckpointError::io(tmp, "reading the download", e))?;
+    let id = git_blob_id_of_file(tmp).map_err(|e| CheckpointError::io(tmp, "reading the download", e))?;
     if !id.eq_ignore_ascii_case(expected.trim()) {
         return Err(CheckpointError::BlobMismatch {
             url: url.to_string(),
@@ -433,8 +351,7 @@ fn download_to(url: &str, expected: &str, dest: &Path, tmp: &Path) -> Result<(),
             got: id,
         });
     }
-    std::fs::rename(tmp, dest)
-        .map_err(|e| CheckpointError::io(dest, "moving the download into place", e))
+    std::fs::rename(tmp, dest).map_err(|e| CheckpointError::io(dest, "moving the download into place", e))
 }
 
 #[cfg(test)]
@@ -444,10 +361,7 @@ mod tests {
     #[test]
     fn blob_id_matches_git() {
         // `printf 'hello\n' | git hash-object --stdin`
-        assert_eq!(
-            git_blob_id(b"hello\n"),
-            "ce013625030ba8dba906f756967f9e9ca394464a"
-        );
+        assert_eq!(git_blob_id(b"hello\n"), "ce013625030ba8dba906f756967f9e9ca394464a");
         assert_eq!(git_blob_id(b""), "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391");
     }
 
@@ -463,17 +377,12 @@ mod tests {
         });
         let dir = std::env::temp_dir().join(format!("mpnn-tls-test-{}", std::process::id()));
         let dest = dir.join("v.pt");
-        let e = download_verified(&format!("https://127.0.0.1:{port}/v.pt"), "00", &dest)
-            .unwrap_err()
-            .to_string();
+        let e = download_verified(&format!("https://127.0.0.1:{port}/v.pt"), "00", &dest).unwrap_err().to_string();
         h.join().ok();
         let left = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
         std::fs::remove_dir_all(&dir).ok();
         assert!(e.contains("no TLS support"), "{e}");
-        assert!(
-            e.contains("curl -L -o") && e.contains("MPNN_WEIGHTS_BASE_URL"),
-            "{e}"
-        );
+        assert!(e.contains("curl -L -o") && e.contains("MPNN_WEIGHTS_BASE_URL"), "{e}");
         assert_eq!(left, 0, "temp file left behind");
     }
 
@@ -485,24 +394,10 @@ mod tests {
             base_url: DEFAULT_BASE_URL.into(),
             offline: true,
         };
-        let q = WeightsQuery {
-            model_name: "v_48_030".into(),
-            ca_only: true,
-            ..Default::default()
-        };
+        let q = WeightsQuery { model_name: "v_48_030".into(), ca_only: true, ..Default::default() };
         let e = resolve_with(&q, &env).unwrap_err().to_string();
-        assert!(
-            e.contains("v_48_002, v_48_010, v_48_020") && e.contains("CA-only"),
-            "{e}"
-        );
-        let q = WeightsQuery {
-            ca_only: true,
-            soluble: true,
-            ..Default::default()
-        };
-        assert!(resolve_with(&q, &env)
-            .unwrap_err()
-            .to_string()
-            .contains("CA-SolubleMPNN"));
+        assert!(e.contains("v_48_002, v_48_010, v_48_020") && e.contains("CA-only"), "{e}");
+        let q = WeightsQuery { ca_only: true, soluble: true, ..Default::default() };
+        assert!(resolve_with(&q, &env).unwrap_err().to_string().contains("CA-SolubleMPNN"));
     }
 }

@@ -64,8 +64,7 @@ pub struct Architecture {
 /// safetensors. Only the file format is checked here; call [`Checkpoint::architecture`] to
 /// validate the layout.
 pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| CheckpointError::io(path, "reading the checkpoint", e))?;
+    let bytes = std::fs::read(path).map_err(|e| CheckpointError::io(path, "reading the checkpoint", e))?;
     load_bytes(&bytes, &path.display().to_string())
 }
 
@@ -75,14 +74,10 @@ pub fn load_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, CheckpointEr
         return torch::load_torch_bytes(bytes, source);
     }
     if torch::is_legacy_torch(bytes) {
-        return Err(CheckpointError::LegacyTorch {
-            path: source.to_string(),
-        });
+        return Err(CheckpointError::LegacyTorch { path: source.to_string() });
     }
     if self::safetensors::looks_like_safetensors(bytes) {
         return self::safetensors::load_safetensors_bytes(bytes, source);
     }
-    Err(CheckpointError::UnknownFormat {
-        path: source.to_string(),
-    })
+    Err(CheckpointError::UnknownFormat { path: source.to_string() })
 }

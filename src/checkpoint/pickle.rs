@@ -363,10 +363,7 @@ pub fn unpickle(data: &[u8]) -> Result<Value, PickleError> {
             b'L' => {
                 // LONG (text)
                 let l = r.line()?.trim().trim_end_matches('L');
-                let v = l
-                    .parse()
-                    .map(Value::Int)
-                    .unwrap_or(Value::BigInt(Vec::new()));
+                let v = l.parse().map(Value::Int).unwrap_or(Value::BigInt(Vec::new()));
                 push(&mut stack, v);
             }
             b'G' => {
@@ -406,19 +403,13 @@ pub fn unpickle(data: &[u8]) -> Result<Value, PickleError> {
                 // BINSTRING
                 let n = r.u32()? as usize;
                 let b = r.take(n)?;
-                push(
-                    &mut stack,
-                    Value::Str(String::from_utf8_lossy(b).into_owned()),
-                );
+                push(&mut stack, Value::Str(String::from_utf8_lossy(b).into_owned()));
             }
             b'U' => {
                 // SHORT_BINSTRING
                 let n = r.u8()? as usize;
                 let b = r.take(n)?;
-                push(
-                    &mut stack,
-                    Value::Str(String::from_utf8_lossy(b).into_owned()),
-                );
+                push(&mut stack, Value::Str(String::from_utf8_lossy(b).into_owned()));
             }
             b'S' => {
                 // STRING (quoted text)
@@ -525,9 +516,7 @@ pub fn unpickle(data: &[u8]) -> Result<Value, PickleError> {
                     }
                 };
                 let Some(v) = memo.get(&i) else {
-                    return err(format!(
-                        "malformed pickle: memo entry {i} read before it was written"
-                    ));
+                    return err(format!("malformed pickle: memo entry {i} read before it was written"));
                 };
                 push(&mut stack, v.clone());
             }
@@ -541,9 +530,7 @@ pub fn unpickle(data: &[u8]) -> Result<Value, PickleError> {
                 let name = pop(&mut stack)?;
                 let module = pop(&mut stack)?;
                 match (module, name) {
-                    (Value::Str(m), Value::Str(n)) => {
-                        push(&mut stack, Value::Global(Rc::new((m, n))))
-                    }
+                    (Value::Str(m), Value::Str(n)) => push(&mut stack, Value::Global(Rc::new((m, n)))),
                     _ => return err("malformed pickle: STACK_GLOBAL needs two strings"),
                 }
             }
@@ -579,23 +566,13 @@ pub fn unpickle(data: &[u8]) -> Result<Value, PickleError> {
             }
             b'P' => {
                 let l = r.line()?.to_string();
-                push(
-                    &mut stack,
-                    Value::Opaque(Rc::new(format!("persistent id {l}"))),
-                );
+                push(&mut stack, Value::Opaque(Rc::new(format!("persistent id {l}"))));
             }
             0x97 => {
                 // READONLY_BUFFER: no-op
             }
-            0x98 => {
-                return err("pickle uses out-of-band buffers (NEXT_BUFFER), which mpnn cannot read")
-            }
-            other => {
-                return err(format!(
-                    "unsupported pickle opcode 0x{other:02x} at offset {}",
-                    r.pos - 1
-                ))
-            }
+            0x98 => return err("pickle uses out-of-band buffers (NEXT_BUFFER), which mpnn cannot read"),
+            other => return err(format!("unsupported pickle opcode 0x{other:02x} at offset {}", r.pos - 1)),
         }
     }
 }
@@ -617,10 +594,7 @@ fn dict_insert(d: &mut Vec<(Value, Value)>, k: Value, v: Value) {
 /// Resolve a persistent id: torch's `('storage', <StorageClass>, key, location, numel)`.
 fn persistent_load(pid: &Value) -> Result<Value, PickleError> {
     let Some(items) = pid.seq() else {
-        return Ok(Value::Opaque(Rc::new(format!(
-            "persistent id {}",
-            pid.describe()
-        ))));
+        return Ok(Value::Opaque(Rc::new(format!("persistent id {}", pid.describe()))));
     };
     match items.as_slice() {
         [Value::Str(kind), class, Value::Str(key), _location, numel] if kind == "storage" => {
@@ -631,11 +605,7 @@ fn persistent_load(pid: &Value) -> Result<Value, PickleError> {
             let Some(numel) = numel.as_usize() else {
                 return err("malformed storage persistent id: numel is not an integer");
             };
-            Ok(Value::Storage(Rc::new(StorageRef {
-                key: key.clone(),
-                dtype,
-                numel,
-            })))
+            Ok(Value::Storage(Rc::new(StorageRef { key: key.clone(), dtype, numel })))
         }
         _ => Ok(Value::Opaque(Rc::new("persistent id".into()))),
     }
@@ -647,10 +617,7 @@ fn usize_seq(v: &Value, what: &str) -> Result<Vec<usize>, PickleError> {
     };
     items
         .iter()
-        .map(|x| {
-            x.as_usize()
-                .ok_or_else(|| PickleError(format!("tensor {what} holds a non-integer")))
-        })
+        .map(|x| x.as_usize().ok_or_else(|| PickleError(format!("tensor {what} holds a non-integer"))))
         .collect()
 }
 
@@ -658,10 +625,7 @@ fn usize_seq(v: &Value, what: &str) -> Result<Vec<usize>, PickleError> {
 fn call(func: &Value, args: &Value) -> Result<Value, PickleError> {
     let Value::Global(g) = func else {
         // Calling something that is not a plain global (e.g. the result of getattr).
-        return Ok(Value::Opaque(Rc::new(format!(
-            "call of {}",
-            func.describe()
-        ))));
+        return Ok(Value::Opaque(Rc::new(format!("call of {}", func.describe()))));
     };
     let (module, name) = (g.0.as_str(), g.1.as_str());
     let args_v = args.seq().unwrap_or_default();
@@ -686,37 +650,23 @@ fn call(func: &Value, args: &Value) -> Result<Value, PickleError> {
             }
             let storage = match &args_v[0] {
                 Value::Storage(s) => s.as_ref().clone(),
-                other => {
-                    return err(format!(
-                        "{name}: first argument is not a storage ({})",
-                        other.describe()
-                    ))
-                }
+                other => return err(format!("{name}: first argument is not a storage ({})", other.describe())),
             };
-            let offset = args_v[1]
-                .as_usize()
-                .ok_or_else(|| PickleError(format!("{name}: storage offset is not an integer")))?;
+            let offset =
+                args_v[1].as_usize().ok_or_else(|| PickleError(format!("{name}: storage offset is not an integer")))?;
             let size = usize_seq(&args_v[2], "size")?;
             let stride = usize_seq(&args_v[3], "stride")?;
             if size.len() != stride.len() {
-                return err(format!(
-                    "{name}: size has {} dims but stride has {}",
-                    size.len(),
-                    stride.len()
-                ));
+                return err(format!("{name}: size has {} dims but stride has {}", size.len(), stride.len()));
             }
-            Ok(Value::Tensor(Rc::new(TensorRef {
-                storage,
-                offset,
-                size,
-                stride,
-            })))
+            Ok(Value::Tensor(Rc::new(TensorRef { storage, offset, size, stride })))
         }
-        ("torch._utils", "_rebuild_parameter")
-        | ("torch._utils", "_rebuild_parameter_with_state") => match args_v.first() {
-            Some(t @ Value::Tensor(_)) => Ok(t.clone()),
-            _ => Ok(Value::Opaque(Rc::new(format!("{module}.{name}(...)")))),
-        },
+        ("torch._utils", "_rebuild_parameter") | ("torch._utils", "_rebuild_parameter_with_state") => {
+            match args_v.first() {
+                Some(t @ Value::Tensor(_)) => Ok(t.clone()),
+                _ => Ok(Value::Opaque(Rc::new(format!("{module}.{name}(...)")))),
+            }
+        }
         _ => Ok(Value::Opaque(Rc::new(format!("{module}.{name}(...)")))),
     }
 }

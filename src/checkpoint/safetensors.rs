@@ -29,17 +29,10 @@ pub fn looks_like_safetensors(bytes: &[u8]) -> bool {
 
 /// Parse a safetensors file held in memory. `source` names the file in errors.
 pub fn load_safetensors_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, CheckpointError> {
-    let serr = |reason: String| CheckpointError::Safetensors {
-        path: source.to_string(),
-        reason,
-    };
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| {
-        serr(format!(
-            "bad header ({e:?}); the file is truncated or corrupted"
-        ))
-    })?;
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| serr(format!("{e:?}; the file is truncated or corrupted")))?;
+    let serr = |reason: String| CheckpointError::Safetensors { path: source.to_string(), reason };
+    let (_, meta) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| serr(format!("bad header ({e:?}); the file is truncated or corrupted")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| serr(format!("{e:?}; the file is truncated or corrupted")))?;
     let empty = HashMap::new();
     let md = meta.metadata().as_ref().unwrap_or(&empty);
     let field = |key: &str| {
@@ -51,52 +44,26 @@ pub fn load_safetensors_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, 
         })
     };
     let ne = field(META_NUM_EDGES)?;
-    let num_edges: usize = ne
-        .trim()
-        .parse()
-        .map_err(|_| serr(format!("__metadata__ num_edges = {ne:?} is not an integer")))?;
+    let num_edges: usize =
+        ne.trim().parse().map_err(|_| serr(format!("__metadata__ num_edges = {ne:?} is not an integer")))?;
     let nl = field(META_NOISE_LEVEL)?;
-    let noise_level: f64 = nl
-        .trim()
-        .parse()
-        .map_err(|_| serr(format!("__metadata__ noise_level = {nl:?} is not a number")))?;
+    let noise_level: f64 =
+        nl.trim().parse().map_err(|_| serr(format!("__metadata__ noise_level = {nl:?} is not a number")))?;
 
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
         let raw = view.data();
         let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => raw
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            Dtype::F16 => raw
-                .chunks_exact(2)
-                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
-                .collect(),
-            Dtype::BF16 => raw
-                .chunks_exact(2)
-                .map(|c| bf16_to_f32(u16::from_le_bytes([c[0], c[1]])))
-                .collect(),
+            Dtype::F32 => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            Dtype::F16 => raw.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+            Dtype::BF16 => raw.chunks_exact(2).map(|c| bf16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
             other => {
-                return Err(serr(format!(
-                    "tensor `{name}` has dtype {other:?}; only F32, F16 and BF16 are supported"
-                )))
+                return Err(serr(format!("tensor `{name}` has dtype {other:?}; only F32, F16 and BF16 are supported")))
             }
         };
-        tensors.insert(
-            name,
-            Tensor {
-                shape: view.shape().to_vec(),
-                data,
-            },
-        );
+        tensors.insert(name, Tensor { shape: view.shape().to_vec(), data });
     }
-    Ok(Checkpoint {
-        source: source.to_string(),
-        num_edges,
-        noise_level,
-        tensors,
-    })
+    Ok(Checkpoint { source: source.to_string(), num_edges, noise_level, tensors })
 }
 
 struct F32View<'a>(&'a Tensor);
@@ -132,23 +99,15 @@ pub fn to_safetensors_bytes(ckpt: &Checkpoint) -> Result<Vec<u8>, CheckpointErro
     let mut meta = HashMap::new();
     meta.insert(META_NUM_EDGES.to_string(), ckpt.num_edges.to_string());
     // Rust's shortest round-trip formatting: parses back to the identical f64.
-    meta.insert(
-        META_NOISE_LEVEL.to_string(),
-        format!("{:?}", ckpt.noise_level),
-    );
+    meta.insert(META_NOISE_LEVEL.to_string(), format!("{:?}", ckpt.noise_level));
     meta.insert("format".to_string(), "mpnn-proteinmpnn".to_string());
     let views = ckpt.tensors.iter().map(|(n, t)| (n.as_str(), F32View(t)));
-    ::safetensors::serialize(views, &Some(meta)).map_err(|e| {
-        CheckpointError::Invalid(format!(
-            "cannot serialize {} to safetensors: {e:?}",
-            ckpt.source
-        ))
-    })
+    ::safetensors::serialize(views, &Some(meta))
+        .map_err(|e| CheckpointError::Invalid(format!("cannot serialize {} to safetensors: {e:?}", ckpt.source)))
 }
 
 /// Write `ckpt` as a safetensors file, atomically (temp file in the same folder + rename).
 pub fn save_safetensors(ckpt: &Checkpoint, path: &Path) -> Result<(), CheckpointError> {
     let bytes = to_safetensors_bytes(ckpt)?;
-    crate::structure::write_atomic(path, &bytes)
-        .map_err(|e| CheckpointError::io(path, "writing", e))
+    crate::structure::write_atomic(path, &bytes).map_err(|e| CheckpointError::io(path, "writing", e))
 }

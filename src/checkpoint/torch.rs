@@ -27,27 +27,16 @@ pub fn is_legacy_torch(bytes: &[u8]) -> bool {
 
 /// Parse a `torch.save` zip archive held in memory. `source` names the file in errors.
 pub fn load_torch_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, CheckpointError> {
-    let terr = |reason: String| CheckpointError::Torch {
-        path: source.to_string(),
-        reason,
-    };
+    let terr = |reason: String| CheckpointError::Torch { path: source.to_string(), reason };
     if is_legacy_torch(bytes) {
-        return Err(CheckpointError::LegacyTorch {
-            path: source.to_string(),
-        });
+        return Err(CheckpointError::LegacyTorch { path: source.to_string() });
     }
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| {
-        terr(format!(
-            "cannot open the zip archive ({e}); the file is truncated or corrupted, download it again"
-        ))
+        terr(format!("cannot open the zip archive ({e}); the file is truncated or corrupted, download it again"))
     })?;
 
     let names: Vec<String> = zip.file_names().map(str::to_string).collect();
-    let pkl = names
-        .iter()
-        .filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl"))
-        .min_by_key(|n| n.len())
-        .cloned();
+    let pkl = names.iter().filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl")).min_by_key(|n| n.len()).cloned();
     let Some(pkl) = pkl else {
         if names.iter().any(|n| n.ends_with("constants.pkl")) {
             return Err(terr(
@@ -56,29 +45,24 @@ pub fn load_torch_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, Checkp
                     .into(),
             ));
         }
-        return Err(terr(
-            "the zip archive has no data.pkl entry, so it was not written by torch.save".into(),
-        ));
+        return Err(terr("the zip archive has no data.pkl entry, so it was not written by torch.save".into()));
     };
     let prefix = &pkl[..pkl.len() - "data.pkl".len()];
 
-    let read_entry = |zip: &mut zip::ZipArchive<Cursor<&[u8]>>,
-                      name: &str|
-     -> Result<Option<Vec<u8>>, CheckpointError> {
-        let mut f = match zip.by_name(name) {
-            Ok(f) => f,
-            Err(zip::result::ZipError::FileNotFound) => return Ok(None),
-            Err(e) => return Err(terr(format!("cannot read zip entry {name}: {e}"))),
+    let read_entry =
+        |zip: &mut zip::ZipArchive<Cursor<&[u8]>>, name: &str| -> Result<Option<Vec<u8>>, CheckpointError> {
+            let mut f = match zip.by_name(name) {
+                Ok(f) => f,
+                Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+                Err(e) => return Err(terr(format!("cannot read zip entry {name}: {e}"))),
+            };
+            // The size in the zip header is untrusted: cap the up-front allocation.
+            let mut out = Vec::with_capacity(f.size().min(64 << 20) as usize);
+            f.read_to_end(&mut out).map_err(|e| {
+                terr(format!("cannot read zip entry {name} ({e}); the file is corrupted, download it again"))
+            })?;
+            Ok(Some(out))
         };
-        // The size in the zip header is untrusted: cap the up-front allocation.
-        let mut out = Vec::with_capacity(f.size().min(64 << 20) as usize);
-        f.read_to_end(&mut out).map_err(|e| {
-            terr(format!(
-                "cannot read zip entry {name} ({e}); the file is corrupted, download it again"
-            ))
-        })?;
-        Ok(Some(out))
-    };
 
     if let Some(order) = read_entry(&mut zip, &format!("{prefix}byteorder"))? {
         let order = String::from_utf8_lossy(&order);
@@ -91,10 +75,8 @@ pub fn load_torch_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, Checkp
     }
 
     let pkl_bytes = read_entry(&mut zip, &pkl)?.unwrap_or_default();
-    let root = pickle::unpickle(&pkl_bytes).map_err(|e| CheckpointError::Pickle {
-        path: source.to_string(),
-        reason: e.0,
-    })?;
+    let root =
+        pickle::unpickle(&pkl_bytes).map_err(|e| CheckpointError::Pickle { path: source.to_string(), reason: e.0 })?;
     let Value::Dict(root) = root else {
         return Err(terr(format!(
             "the pickled object is a {}, not the official checkpoint dict \
@@ -103,11 +85,7 @@ pub fn load_torch_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, Checkp
         )));
     };
     let root = root.borrow();
-    let get = |key: &str| {
-        root.iter()
-            .find(|(k, _)| matches!(k, Value::Str(s) if s == key))
-            .map(|(_, v)| v.clone())
-    };
+    let get = |key: &str| root.iter().find(|(k, _)| matches!(k, Value::Str(s) if s == key)).map(|(_, v)| v.clone());
     let keys = || {
         root.iter()
             .map(|(k, _)| match k {
@@ -119,12 +97,9 @@ pub fn load_torch_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, Checkp
     };
 
     let num_edges = match get("num_edges") {
-        Some(v) => v.as_usize().ok_or_else(|| {
-            terr(format!(
-                "num_edges is not a non-negative integer ({})",
-                v.describe()
-            ))
-        })?,
+        Some(v) => {
+            v.as_usize().ok_or_else(|| terr(format!("num_edges is not a non-negative integer ({})", v.describe())))?
+        }
         None => {
             return Err(terr(format!(
                 "the checkpoint dict has no `num_edges` entry (keys: {}); mpnn expects the \
@@ -136,49 +111,23 @@ pub fn load_torch_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, Checkp
     let noise_level = match get("noise_level") {
         Some(Value::Float(f)) => f,
         Some(Value::Int(i)) => i as f64,
-        Some(v) => {
-            return Err(terr(format!(
-                "noise_level is not a number ({})",
-                v.describe()
-            )))
-        }
-        None => {
-            return Err(terr(format!(
-                "the checkpoint dict has no `noise_level` entry (keys: {})",
-                keys()
-            )))
-        }
+        Some(v) => return Err(terr(format!("noise_level is not a number ({})", v.describe()))),
+        None => return Err(terr(format!("the checkpoint dict has no `noise_level` entry (keys: {})", keys()))),
     };
     let state = match get("model_state_dict") {
         Some(Value::Dict(d)) => d,
-        Some(v) => {
-            return Err(terr(format!(
-                "model_state_dict is a {}, not a dict of tensors",
-                v.describe()
-            )))
-        }
-        None => {
-            return Err(terr(format!(
-                "the checkpoint dict has no `model_state_dict` entry (keys: {})",
-                keys()
-            )))
-        }
+        Some(v) => return Err(terr(format!("model_state_dict is a {}, not a dict of tensors", v.describe()))),
+        None => return Err(terr(format!("the checkpoint dict has no `model_state_dict` entry (keys: {})", keys()))),
     };
 
     let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
     let mut tensors = BTreeMap::new();
     for (k, v) in state.borrow().iter() {
         let Value::Str(name) = k else {
-            return Err(terr(format!(
-                "model_state_dict has a non-string key ({})",
-                k.describe()
-            )));
+            return Err(terr(format!("model_state_dict has a non-string key ({})", k.describe())));
         };
         let Value::Tensor(t) = v else {
-            return Err(terr(format!(
-                "model_state_dict entry `{name}` is a {}, not a tensor",
-                v.describe()
-            )));
+            return Err(terr(format!("model_state_dict entry `{name}` is a {}, not a tensor", v.describe())));
         };
         let key = &t.storage.key;
         if !storages.contains_key(key) {
@@ -190,23 +139,11 @@ pub fn load_torch_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, Checkp
             };
             storages.insert(key.clone(), b);
         }
-        let data =
-            materialize(t, &storages[key]).map_err(|m| terr(format!("tensor `{name}`: {m}")))?;
-        tensors.insert(
-            name.clone(),
-            Tensor {
-                shape: t.size.clone(),
-                data,
-            },
-        );
+        let data = materialize(t, &storages[key]).map_err(|m| terr(format!("tensor `{name}`: {m}")))?;
+        tensors.insert(name.clone(), Tensor { shape: t.size.clone(), data });
     }
 
-    Ok(Checkpoint {
-        source: source.to_string(),
-        num_edges,
-        noise_level,
-        tensors,
-    })
+    Ok(Checkpoint { source: source.to_string(), num_edges, noise_level, tensors })
 }
 
 /// Views with more elements than their storage (stride-0 broadcasts) are materialized only up
@@ -240,12 +177,7 @@ pub fn bf16_to_f32(h: u16) -> f32 {
 /// Decode element `i` of a raw little-endian storage.
 fn element(bytes: &[u8], dtype: StorageDtype, i: usize) -> f32 {
     match dtype {
-        StorageDtype::F32 => f32::from_le_bytes([
-            bytes[4 * i],
-            bytes[4 * i + 1],
-            bytes[4 * i + 2],
-            bytes[4 * i + 3],
-        ]),
+        StorageDtype::F32 => f32::from_le_bytes([bytes[4 * i], bytes[4 * i + 1], bytes[4 * i + 2], bytes[4 * i + 3]]),
         StorageDtype::F16 => f16_to_f32(u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]])),
         StorageDtype::BF16 => bf16_to_f32(u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]])),
         StorageDtype::F64 => {
@@ -262,9 +194,7 @@ fn element(bytes: &[u8], dtype: StorageDtype, i: usize) -> f32 {
 pub(crate) fn materialize(t: &TensorRef, bytes: &[u8]) -> Result<Vec<f32>, String> {
     let dtype = t.storage.dtype;
     let Some(es) = dtype.size() else {
-        let StorageDtype::Other(name) = dtype else {
-            unreachable!()
-        };
+        let StorageDtype::Other(name) = dtype else { unreachable!() };
         return Err(format!(
             "has storage type {name}; only float32, float16, bfloat16 and float64 tensors are supported"
         ));
@@ -272,9 +202,7 @@ pub(crate) fn materialize(t: &TensorRef, bytes: &[u8]) -> Result<Vec<f32>, Strin
     let available = bytes.len() / es;
     let mut numel: usize = 1;
     for &s in &t.size {
-        numel = numel
-            .checked_mul(s)
-            .ok_or_else(|| format!("size {:?} overflows", t.size))?;
+        numel = numel.checked_mul(s).ok_or_else(|| format!("size {:?} overflows", t.size))?;
     }
     if numel == 0 {
         return Ok(Vec::new());
@@ -315,14 +243,9 @@ pub(crate) fn materialize(t: &TensorRef, bytes: &[u8]) -> Result<Vec<f32>, Strin
     if contiguous {
         if dtype == StorageDtype::F32 {
             let raw = &bytes[4 * t.offset..4 * (t.offset + numel)];
-            return Ok(raw
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect());
+            return Ok(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect());
         }
-        return Ok((t.offset..t.offset + numel)
-            .map(|i| element(bytes, dtype, i))
-            .collect());
+        return Ok((t.offset..t.offset + numel).map(|i| element(bytes, dtype, i)).collect());
     }
 
     // General strided gather with an odometer over the multi-index.
@@ -375,24 +298,10 @@ mod tests {
             self
         }
         /// Push `_rebuild_parameter(_rebuild_tensor_v2(storage, off, size, stride, False, OD()), False, OD())`.
-        fn tensor(
-            &mut self,
-            class: &str,
-            key: &str,
-            numel: u8,
-            off: u8,
-            size: &[u8],
-            stride: &[u8],
-        ) -> &mut Self {
+        fn tensor(&mut self, class: &str, key: &str, numel: u8, off: u8, size: &[u8], stride: &[u8]) -> &mut Self {
             self.global("torch._utils", "_rebuild_parameter").op(b"(");
             self.global("torch._utils", "_rebuild_tensor_v2").op(b"(");
-            self.op(b"(")
-                .s("storage")
-                .global("torch", class)
-                .s(key)
-                .s("cuda:0")
-                .i(numel)
-                .op(b"tQ");
+            self.op(b"(").s("storage").global("torch", class).s(key).s("cuda:0").i(numel).op(b"tQ");
             self.i(off).op(b"(");
             for &x in size {
                 self.i(x);
@@ -402,14 +311,8 @@ mod tests {
                 self.i(x);
             }
             self.op(b"t");
-            self.op(&[0x89])
-                .global("collections", "OrderedDict")
-                .op(b")R")
-                .op(b"tR");
-            self.op(&[0x89])
-                .global("collections", "OrderedDict")
-                .op(b")R")
-                .op(b"tR")
+            self.op(&[0x89]).global("collections", "OrderedDict").op(b")R").op(b"tR");
+            self.op(&[0x89]).global("collections", "OrderedDict").op(b")R").op(b"tR")
         }
     }
 
@@ -417,8 +320,7 @@ mod tests {
         let mut buf = Vec::new();
         {
             let mut z = zip::ZipWriter::new(Cursor::new(&mut buf));
-            let opt = zip::write::SimpleFileOptions::default()
-                .compression_method(zip::CompressionMethod::Stored);
+            let opt = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
             for (n, b) in entries {
                 z.start_file(*n, opt).unwrap();
                 z.write_all(b).unwrap();
@@ -432,14 +334,10 @@ mod tests {
         let mut p = P(vec![0x80, 2]);
         p.op(b"}(");
         p.s("epoch").i(7);
-        p.s("optimizer_state_dict")
-            .global("torch.optim.adam", "Adam")
-            .op(b")R}b");
+        p.s("optimizer_state_dict").global("torch.optim.adam", "Adam").op(b")R}b");
         p.s("num_edges").i(32);
         p.s("noise_level").op(b"G").op(&0.1f64.to_be_bytes());
-        p.s("model_state_dict")
-            .global("collections", "OrderedDict")
-            .op(b")R(");
+        p.s("model_state_dict").global("collections", "OrderedDict").op(b")R(");
         // a: f16 storage of 10, offset 2, size (2,3), stride (1,2) -> a[i][j] = s[2 + i + 2j]
         p.s("a").tensor("HalfStorage", "0", 10, 2, &[2, 3], &[1, 2]);
         // b: bf16, contiguous (4,)
@@ -464,18 +362,10 @@ mod tests {
                 bits.to_le_bytes()
             })
             .collect();
-        let bf16: Vec<u8> = [1.5f32, -2.0, 0.25, 3.0]
-            .iter()
-            .flat_map(|f| ((f.to_bits() >> 16) as u16).to_le_bytes())
-            .collect();
-        let f64s: Vec<u8> = [9.0f64, 0.5, -0.75]
-            .iter()
-            .flat_map(|f| f.to_le_bytes())
-            .collect();
-        let f32s: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0]
-            .iter()
-            .flat_map(|f| f.to_le_bytes())
-            .collect();
+        let bf16: Vec<u8> =
+            [1.5f32, -2.0, 0.25, 3.0].iter().flat_map(|f| ((f.to_bits() >> 16) as u16).to_le_bytes()).collect();
+        let f64s: Vec<u8> = [9.0f64, 0.5, -0.75].iter().flat_map(|f| f.to_le_bytes()).collect();
+        let f32s: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0].iter().flat_map(|f| f.to_le_bytes()).collect();
         zip_of(&[
             ("archive/data.pkl", p.0.clone()),
             ("archive/byteorder", b"little".to_vec()),
@@ -504,11 +394,7 @@ mod tests {
     #[test]
     fn out_of_bounds_view_is_an_error() {
         let t = TensorRef {
-            storage: pickle::StorageRef {
-                key: "0".into(),
-                dtype: StorageDtype::F32,
-                numel: 4,
-            },
+            storage: pickle::StorageRef { key: "0".into(), dtype: StorageDtype::F32, numel: 4 },
             offset: 1,
             size: vec![4],
             stride: vec![1],
@@ -553,10 +439,7 @@ mod tests {
                     entries.push((name, b));
                 }
             }
-            let refs: Vec<(&str, Vec<u8>)> = entries
-                .iter()
-                .map(|(n, b)| (n.as_str(), b.clone()))
-                .collect();
+            let refs: Vec<(&str, Vec<u8>)> = entries.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
             zip_of(&refs)
         };
         let e = load_torch_bytes(&ck_zip, "x.pt").unwrap_err().to_string();

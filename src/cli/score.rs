@@ -112,7 +112,7 @@ pub fn run(c: &Common, fasta: Option<&std::path::Path>) -> Result<()> {
                     format!("{} from FASTA", tag.replace("fasta_", "-"))
                 };
                 println!(
-                    "Score for {}{from}, mean: {}, std: {}, sample size: {},  global score, mean: {}, std: {}, sample size: {}",
+                    "Score for {}{}{from}, mean: {}, std: {}, sample size: {},  global score, mean: {}, std: {}, sample size: {}",
                     f.name,
                     if tag == "pdb" { " " } else { "" },
                     fmt4(m),

@@ -24,29 +24,16 @@ pub(crate) struct ChainBuilder {
 
 impl ChainBuilder {
     pub(crate) fn new(id: &str) -> Self {
-        ChainBuilder {
-            id: id.to_string(),
-            residues: BTreeMap::new(),
-        }
+        ChainBuilder { id: id.to_string(), residues: BTreeMap::new() }
     }
 
     /// Records one atom. The first residue name seen for (number, icode) and the first
     /// coordinates seen for an atom name win, as in the official parser.
-    pub(crate) fn add(
-        &mut self,
-        number: i64,
-        icode: &str,
-        resname: &str,
-        atom: &str,
-        xyz: [f64; 3],
-    ) {
+    pub(crate) fn add(&mut self, number: i64, icode: &str, resname: &str, atom: &str, xyz: [f64; 3]) {
         let by_code = self.residues.entry(number).or_default();
         let res = by_code
             .entry(icode.to_string())
-            .or_insert_with(|| ResidueAtoms {
-                name: resname.to_string(),
-                atoms: [None; 4],
-            });
+            .or_insert_with(|| ResidueAtoms { name: resname.to_string(), atoms: [None; 4] });
         if let Some(k) = ATOM_NAMES.iter().position(|a| *a == atom) {
             if res.atoms[k].is_none() {
                 res.atoms[k] = Some(xyz);
@@ -56,14 +43,8 @@ impl ChainBuilder {
 
     /// Lays the residues out from min to max residue number (`-` and NaN for missing numbers).
     pub(crate) fn finish(self, file: &str) -> Result<Chain, StructureError> {
-        let (Some(&min), Some(&max)) = (
-            self.residues.keys().next(),
-            self.residues.keys().next_back(),
-        ) else {
-            return Err(StructureError::invalid(
-                file,
-                format!("chain {} has no residues", self.id),
-            ));
+        let (Some(&min), Some(&max)) = (self.residues.keys().next(), self.residues.keys().next_back()) else {
+            return Err(StructureError::invalid(file, format!("chain {} has no residues", self.id)));
         };
         let span = (max as i128) - (min as i128) + 1;
         if span > MAX_SPAN as i128 {
@@ -103,10 +84,6 @@ impl ChainBuilder {
             }
             number += 1;
         }
-        Ok(Chain {
-            id: self.id,
-            sequence,
-            coords,
-        })
+        Ok(Chain { id: self.id, sequence, coords })
     }
 }

@@ -12,9 +12,7 @@ pub enum StructureError {
         source: std::io::Error,
     },
     /// The file starts like gzip but does not decompress.
-    #[error(
-        "{file}: gzip data is corrupt or truncated ({source}); re-download or re-compress the file"
-    )]
+    #[error("{file}: gzip data is corrupt or truncated ({source}); re-download or re-compress the file")]
     Gzip {
         file: String,
         #[source]
@@ -22,11 +20,7 @@ pub enum StructureError {
     },
     /// A malformed record at a known line.
     #[error("{file} line {line}: {problem}")]
-    Syntax {
-        file: String,
-        line: usize,
-        problem: String,
-    },
+    Syntax { file: String, line: usize, problem: String },
     /// Nothing the parser could use was found.
     #[error("{file}: no ATOM records found ({hint})")]
     NoAtoms { file: String, hint: String },
@@ -37,16 +31,9 @@ pub enum StructureError {
 
 impl StructureError {
     pub(crate) fn syntax(file: &str, line: usize, problem: impl Into<String>) -> Self {
-        StructureError::Syntax {
-            file: file.to_string(),
-            line,
-            problem: problem.into(),
-        }
+        StructureError::Syntax { file: file.to_string(), line, problem: problem.into() }
     }
     pub(crate) fn invalid(file: &str, problem: impl Into<String>) -> Self {
-        StructureError::Invalid {
-            file: file.to_string(),
-            problem: problem.into(),
-        }
+        StructureError::Invalid { file: file.to_string(), problem: problem.into() }
     }
 }

@@ -67,9 +67,7 @@ fn nan_to_null(text: &str) -> Result<String, String> {
             rest = &rest[3..];
             continue;
         } else if rest.starts_with("Infinity") {
-            return Err(
-                "a coordinate is Infinity; fix the structure that produced this file".into(),
-            );
+            return Err("a coordinate is Infinity; fix the structure that produced this file".into());
         }
         out.push(c);
         rest = &rest[c.len_utf8()..];
@@ -78,28 +76,18 @@ fn nan_to_null(text: &str) -> Result<String, String> {
 }
 
 fn coords_list(what: &str, v: &Value, n: usize) -> Result<Vec<[f64; 3]>, String> {
-    let arr = v
-        .as_array()
-        .ok_or_else(|| format!("{what} is not a list of [x, y, z]"))?;
+    let arr = v.as_array().ok_or_else(|| format!("{what} is not a list of [x, y, z]"))?;
     if arr.len() != n {
-        return Err(format!(
-            "{what} has {} positions but the sequence has {n} residues",
-            arr.len()
-        ));
+        return Err(format!("{what} has {} positions but the sequence has {n} residues", arr.len()));
     }
     let mut out = Vec::with_capacity(n);
     for (i, p) in arr.iter().enumerate() {
-        let xyz = p
-            .as_array()
-            .filter(|a| a.len() == 3)
-            .ok_or_else(|| format!("{what}[{i}] is not [x, y, z]"))?;
+        let xyz = p.as_array().filter(|a| a.len() == 3).ok_or_else(|| format!("{what}[{i}] is not [x, y, z]"))?;
         let mut c = [f64::NAN; 3];
         for (k, x) in xyz.iter().enumerate() {
             c[k] = match x {
                 Value::Null => f64::NAN,
-                Value::Number(num) => num
-                    .as_f64()
-                    .ok_or_else(|| format!("{what}[{i}] has a bad number"))?,
+                Value::Number(num) => num.as_f64().ok_or_else(|| format!("{what}[{i}] has a bad number"))?,
                 _ => return Err(format!("{what}[{i}][{k}] is not a number")),
             };
         }
@@ -128,10 +116,8 @@ fn entry_from_object(obj: &Ordered) -> Result<Protein, String> {
         };
         let n = sequence.chars().count();
         let ckey = format!("coords_chain_{id}");
-        let coords_obj = obj
-            .get(&ckey)
-            .and_then(Value::as_object)
-            .ok_or_else(|| format!("chain {id}: no {ckey} object"))?;
+        let coords_obj =
+            obj.get(&ckey).and_then(Value::as_object).ok_or_else(|| format!("chain {id}: no {ckey} object"))?;
         let mut coords = vec![[[f64::NAN; 3]; 4]; n];
         let mut any = false;
         for (k, atom) in ATOM_NAMES.iter().enumerate() {
@@ -144,15 +130,9 @@ fn entry_from_object(obj: &Ordered) -> Result<Protein, String> {
             }
         }
         if !any {
-            return Err(format!(
-                "chain {id}: {ckey} has none of N/CA/C/O_chain_{id}"
-            ));
+            return Err(format!("chain {id}: {ckey} has none of N/CA/C/O_chain_{id}"));
         }
-        chains.push(Chain {
-            id: id.to_string(),
-            sequence,
-            coords,
-        });
+        chains.push(Chain { id: id.to_string(), sequence, coords });
     }
     if chains.is_empty() {
         return Err(format!("entry {name:?} has no seq_chain_* fields"));
@@ -164,11 +144,8 @@ fn entry_from_object(obj: &Ordered) -> Result<Protein, String> {
 pub fn parse_jsonl_line(file: &str, line: usize, text: &str) -> Result<Protein, StructureError> {
     let err = |m: String| StructureError::syntax(file, line, m);
     let cleaned = nan_to_null(text).map_err(err)?;
-    let obj: Ordered = serde_json::from_str(&cleaned).map_err(|e| {
-        err(format!(
-            "not a valid JSON object ({e}); each line must hold one parsed structure"
-        ))
-    })?;
+    let obj: Ordered = serde_json::from_str(&cleaned)
+        .map_err(|e| err(format!("not a valid JSON object ({e}); each line must hold one parsed structure")))?;
     entry_from_object(&obj).map_err(err)
 }
 
@@ -183,10 +160,7 @@ pub fn parse_jsonl_bytes(file: &str, bytes: &[u8]) -> Result<Vec<Protein>, Struc
         out.push(parse_jsonl_line(file, i + 1, line)?);
     }
     if out.is_empty() {
-        return Err(StructureError::invalid(
-            file,
-            "no structures in this jsonl file (it is empty)",
-        ));
+        return Err(StructureError::invalid(file, "no structures in this jsonl file (it is empty)"));
     }
     Ok(out)
 }
@@ -197,18 +171,10 @@ pub fn python_float_repr(x: f64) -> String {
         return "NaN".into();
     }
     if x.is_infinite() {
-        return if x > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
+        return if x > 0.0 { "Infinity".into() } else { "-Infinity".into() };
     }
     if x == 0.0 {
-        return if x.is_sign_negative() {
-            "-0.0".into()
-        } else {
-            "0.0".into()
-        };
+        return if x.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
     }
     let e = format!("{x:e}");
     let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
@@ -276,13 +242,7 @@ pub fn to_jsonl_line(protein: &Protein, ca_only: bool) -> String {
                     out.push_str(", ");
                 }
                 let [x, y, z] = res[k];
-                let _ = write!(
-                    out,
-                    "[{}, {}, {}]",
-                    python_float_repr(x),
-                    python_float_repr(y),
-                    python_float_repr(z)
-                );
+                let _ = write!(out, "[{}, {}, {}]", python_float_repr(x), python_float_repr(y), python_float_repr(z));
             }
             out.push(']');
         }
@@ -300,11 +260,7 @@ pub fn to_jsonl_line(protein: &Protein, ca_only: bool) -> String {
 }
 
 /// Writes proteins as a jsonl file (one line each, newline-terminated), atomically.
-pub fn write_jsonl(
-    path: &std::path::Path,
-    proteins: &[Protein],
-    ca_only: bool,
-) -> std::io::Result<()> {
+pub fn write_jsonl(path: &std::path::Path, proteins: &[Protein], ca_only: bool) -> std::io::Result<()> {
     let mut s = String::new();
     for p in proteins {
         s.push_str(&to_jsonl_line(p, ca_only));

@@ -32,11 +32,7 @@ impl Tok<'_> {
         }
         let t = self.text.as_bytes();
         let starts = |p: &[u8]| t.len() >= p.len() && t[..p.len()].eq_ignore_ascii_case(p);
-        starts(b"data_")
-            || starts(b"loop_")
-            || starts(b"save_")
-            || starts(b"global_")
-            || starts(b"stop_")
+        starts(b"data_") || starts(b"loop_") || starts(b"save_") || starts(b"global_") || starts(b"stop_")
     }
 }
 
@@ -59,12 +55,7 @@ fn is_ws(b: u8) -> bool {
 
 impl<'a> Lexer<'a> {
     fn new(s: &'a str) -> Self {
-        Lexer {
-            s,
-            pos: 0,
-            line: 1,
-            pending: None,
-        }
+        Lexer { s, pos: 0, line: 1, pending: None }
     }
 
     fn push_back(&mut self, t: Tok<'a>) {
@@ -106,18 +97,17 @@ impl<'a> Lexer<'a> {
             let mut i = start + 1;
             loop {
                 if i >= b.len() {
-                    return Err((line, "text field (a line starting with ';') is never closed; the file may be truncated".into()));
+                    return Err((
+                        line,
+                        "text field (a line starting with ';') is never closed; the file may be truncated".into(),
+                    ));
                 }
                 if b[i] == b'\n' {
                     self.line += 1;
                     if i + 1 < b.len() && b[i + 1] == b';' {
                         let text = self.slice(start + 1, i);
                         self.pos = i + 2;
-                        return Ok(Some(Tok {
-                            text,
-                            quoted: true,
-                            line,
-                        }));
+                        return Ok(Some(Tok { text, quoted: true, line }));
                     }
                 }
                 i += 1;
@@ -127,22 +117,12 @@ impl<'a> Lexer<'a> {
             let mut i = start + 1;
             loop {
                 if i >= b.len() || b[i] == b'\n' {
-                    return Err((
-                        line,
-                        format!(
-                            "quoted value starting with {} is not closed on its line",
-                            c as char
-                        ),
-                    ));
+                    return Err((line, format!("quoted value starting with {} is not closed on its line", c as char)));
                 }
                 if b[i] == c && (i + 1 >= b.len() || is_ws(b[i + 1])) {
                     let text = self.slice(start + 1, i);
                     self.pos = i + 1;
-                    return Ok(Some(Tok {
-                        text,
-                        quoted: true,
-                        line,
-                    }));
+                    return Ok(Some(Tok { text, quoted: true, line }));
                 }
                 i += 1;
             }
@@ -152,11 +132,7 @@ impl<'a> Lexer<'a> {
             i += 1;
         }
         self.pos = i;
-        Ok(Some(Tok {
-            text: self.slice(start, i),
-            quoted: false,
-            line,
-        }))
+        Ok(Some(Tok { text: self.slice(start, i), quoted: false, line }))
     }
 }
 
@@ -173,17 +149,10 @@ struct Columns {
 
 impl Columns {
     fn find(file: &str, line: usize, tags: &[String]) -> Result<Columns, StructureError> {
-        let col = |name: &str| {
-            tags.iter()
-                .position(|t| t.eq_ignore_ascii_case(&format!("_atom_site.{name}")))
-        };
+        let col = |name: &str| tags.iter().position(|t| t.eq_ignore_ascii_case(&format!("_atom_site.{name}")));
         let need = |name: &str| {
             col(name).ok_or_else(|| {
-                StructureError::syntax(
-                    file,
-                    line,
-                    format!("the atom_site loop has no _atom_site.{name} column"),
-                )
+                StructureError::syntax(file, line, format!("the atom_site loop has no _atom_site.{name} column"))
             })
         };
         let c = Columns {
@@ -195,12 +164,7 @@ impl Columns {
             atom: [col("auth_atom_id"), col("label_atom_id")],
             xyz: [need("Cartn_x")?, need("Cartn_y")?, need("Cartn_z")?],
         };
-        for (what, pair) in [
-            ("asym_id", c.asym),
-            ("seq_id", c.seq),
-            ("comp_id", c.comp),
-            ("atom_id", c.atom),
-        ] {
+        for (what, pair) in [("asym_id", c.asym), ("seq_id", c.seq), ("comp_id", c.comp), ("atom_id", c.atom)] {
             if pair.iter().all(Option::is_none) {
                 return Err(StructureError::syntax(
                     file,
@@ -214,16 +178,13 @@ impl Columns {
 }
 
 fn first_value<'a>(row: &[Tok<'a>], cols: [Option<usize>; 2]) -> Option<&'a str> {
-    cols.iter()
-        .flatten()
-        .filter_map(|&i| row.get(i))
-        .find_map(|t| {
-            if !t.quoted && (t.text == "?" || t.text == ".") {
-                None
-            } else {
-                Some(t.text)
-            }
-        })
+    cols.iter().flatten().filter_map(|&i| row.get(i)).find_map(|t| {
+        if !t.quoted && (t.text == "?" || t.text == ".") {
+            None
+        } else {
+            Some(t.text)
+        }
+    })
 }
 
 /// Parses mmCIF text (`_atom_site` of the first data block that has one). `file` is the file name
@@ -256,9 +217,7 @@ pub fn parse_mmcif_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureE
                     break;
                 }
             }
-            let is_atom_site = loop_tags
-                .first()
-                .is_some_and(|t| starts_with_ci(t, "_atom_site."));
+            let is_atom_site = loop_tags.first().is_some_and(|t| starts_with_ci(t, "_atom_site."));
             let mut vals = Vec::new();
             let mut next = first;
             while let Some(v) = next {
@@ -288,13 +247,7 @@ pub fn parse_mmcif_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureE
                         single_values.push(v);
                     }
                 }
-                _ => {
-                    return Err(StructureError::syntax(
-                        file,
-                        t.line,
-                        format!("item {} has no value", t.text),
-                    ))
-                }
+                _ => return Err(StructureError::syntax(file, t.line, format!("item {} has no value", t.text))),
             }
         }
     }
@@ -309,10 +262,7 @@ pub fn parse_mmcif_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureE
         } else {
             "no _atom_site records; is this an mmCIF file? for PDB format use .pdb"
         };
-        return Err(StructureError::NoAtoms {
-            file: file.to_string(),
-            hint: hint.to_string(),
-        });
+        return Err(StructureError::NoAtoms { file: file.to_string(), hint: hint.to_string() });
     }
     let ncol = tags.len();
     if !values.len().is_multiple_of(ncol) {
@@ -332,10 +282,7 @@ pub fn parse_mmcif_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureE
     let mut hetatm = 0usize;
     for row in values.chunks(ncol) {
         let line = row.first().map_or(loop_line, |t| t.line);
-        let group = cols
-            .group
-            .and_then(|i| row.get(i))
-            .map_or("ATOM", |t| t.text);
+        let group = cols.group.and_then(|i| row.get(i)).map_or("ATOM", |t| t.text);
         let mut comp = first_value(row, cols.comp).unwrap_or("");
         if group.eq_ignore_ascii_case("HETATM") {
             hetatm += 1;
@@ -347,33 +294,14 @@ pub fn parse_mmcif_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureE
         } else if !group.eq_ignore_ascii_case("ATOM") {
             continue;
         }
-        let chain = first_value(row, cols.asym).ok_or_else(|| {
-            StructureError::syntax(file, line, "atom has no chain id (auth_asym_id is ? or .)")
+        let chain = first_value(row, cols.asym)
+            .ok_or_else(|| StructureError::syntax(file, line, "atom has no chain id (auth_asym_id is ? or .)"))?;
+        let seq_text = first_value(row, cols.seq)
+            .ok_or_else(|| StructureError::syntax(file, line, "atom has no residue number (auth_seq_id is ? or .)"))?;
+        let number = seq_text.trim().parse::<i64>().ok().and_then(|n| n.checked_sub(1)).ok_or_else(|| {
+            StructureError::syntax(file, line, format!("residue number \"{seq_text}\" is not an integer"))
         })?;
-        let seq_text = first_value(row, cols.seq).ok_or_else(|| {
-            StructureError::syntax(
-                file,
-                line,
-                "atom has no residue number (auth_seq_id is ? or .)",
-            )
-        })?;
-        let number = seq_text
-            .trim()
-            .parse::<i64>()
-            .ok()
-            .and_then(|n| n.checked_sub(1))
-            .ok_or_else(|| {
-                StructureError::syntax(
-                    file,
-                    line,
-                    format!("residue number \"{seq_text}\" is not an integer"),
-                )
-            })?;
-        let icode = cols
-            .icode
-            .and_then(|i| row.get(i))
-            .and_then(|t| t.value())
-            .unwrap_or("");
+        let icode = cols.icode.and_then(|i| row.get(i)).and_then(|t| t.value()).unwrap_or("");
         let atom = first_value(row, cols.atom).unwrap_or("");
         let mut xyz = [0.0; 3];
         for (k, axis) in ["x", "y", "z"].into_iter().enumerate() {
@@ -403,10 +331,7 @@ pub fn parse_mmcif_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureE
         } else {
             "the atom_site table has no ATOM rows"
         };
-        return Err(StructureError::NoAtoms {
-            file: file.to_string(),
-            hint: hint.to_string(),
-        });
+        return Err(StructureError::NoAtoms { file: file.to_string(), hint: hint.to_string() });
     }
     let mut keyed: Vec<(usize, usize, ChainBuilder)> = builders
         .into_iter()
@@ -418,10 +343,7 @@ pub fn parse_mmcif_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureE
     for (_, _, b) in keyed {
         chains.push(b.finish(file)?);
     }
-    Ok(Protein {
-        name: stem_of(file),
-        chains,
-    })
+    Ok(Protein { name: stem_of(file), chains })
 }
 
 #[cfg(test)]

@@ -85,16 +85,9 @@ impl Protein {
     /// [`Protein::unusable_chains`]). NaN written in a file's coordinate text is already
     /// rejected by the readers.
     pub fn validate(&self, ca_only: bool) -> Result<(), StructureError> {
-        let name = if self.name.is_empty() {
-            "structure"
-        } else {
-            &self.name
-        };
+        let name = if self.name.is_empty() { "structure" } else { &self.name };
         if self.chains.is_empty() {
-            return Err(StructureError::invalid(
-                name,
-                "no chains; the file holds no protein residues",
-            ));
+            return Err(StructureError::invalid(name, "no chains; the file holds no protein residues"));
         }
         let mut usable = 0usize;
         for chain in &self.chains {
@@ -133,15 +126,8 @@ impl Protein {
             }
         }
         if usable == 0 {
-            let need = if ca_only {
-                "a CA atom"
-            } else {
-                "all of N, CA, C and O (use --ca_only for CA-only models)"
-            };
-            return Err(StructureError::invalid(
-                name,
-                format!("no usable residue in any chain (none has {need})"),
-            ));
+            let need = if ca_only { "a CA atom" } else { "all of N, CA, C and O (use --ca_only for CA-only models)" };
+            return Err(StructureError::invalid(name, format!("no usable residue in any chain (none has {need})")));
         }
         Ok(())
     }
@@ -153,15 +139,9 @@ pub const ATOM_NAMES: [&str; 4] = ["N", "CA", "C", "O"];
 /// never see a partial file and an interrupted run leaves nothing half-written.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
+    let file_name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let tmp = dir.join(format!(".{}.tmp-{}", file_name, std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp)?;

@@ -1,9 +1,7 @@
 //! PDB reader with the semantics of the official `parse_PDB` / `parse_PDB_biounits`.
 
 use super::builder::ChainBuilder;
-use super::text::{
-    chain_alphabet_position, decode_ignore, py_float, py_int, py_rstrip, py_strip, stem_of, PyLine,
-};
+use super::text::{chain_alphabet_position, decode_ignore, py_float, py_int, py_rstrip, py_strip, stem_of, PyLine};
 use super::{Protein, StructureError};
 
 /// Parses PDB text. `file` is the file name used in messages (`5L33.pdb`); the protein is named
@@ -26,8 +24,7 @@ pub fn parse_pdb_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureErr
         if line.starts_with("HETATM") {
             hetatm_lines += 1;
             if PyLine::new(&line).get(17, 20) == "MSE" {
-                line =
-                    std::borrow::Cow::Owned(line.replace("HETATM", "ATOM  ").replace("MSE", "MET"));
+                line = std::borrow::Cow::Owned(line.replace("HETATM", "ATOM  ").replace("MSE", "MET"));
             }
         }
         if !line.starts_with("ATOM") {
@@ -64,28 +61,14 @@ pub fn parse_pdb_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureErr
                 StructureError::syntax(
                     file,
                     line_no,
-                    format!(
-                        "{axis} coordinate \"{}\" (columns {}-{}) {why}",
-                        py_strip(field),
-                        start + 1,
-                        start + 8
-                    ),
+                    format!("{axis} coordinate \"{}\" (columns {}-{}) {why}", py_strip(field), start + 1, start + 8),
                 )
             })?;
         }
         let resn = py_strip(l.get(22, 27));
         let (icode, number_text) = match resn.chars().last() {
-            None => {
-                return Err(StructureError::syntax(
-                    file,
-                    line_no,
-                    "residue number (columns 23-27) is empty",
-                ))
-            }
-            Some(c) if c.is_alphabetic() => (
-                &resn[resn.len() - c.len_utf8()..],
-                &resn[..resn.len() - c.len_utf8()],
-            ),
+            None => return Err(StructureError::syntax(file, line_no, "residue number (columns 23-27) is empty")),
+            Some(c) if c.is_alphabetic() => (&resn[resn.len() - c.len_utf8()..], &resn[..resn.len() - c.len_utf8()]),
             Some(_) => ("", resn),
         };
         let number = py_int(number_text).and_then(|n| n.checked_sub(1)).ok_or_else(|| {
@@ -95,9 +78,7 @@ pub fn parse_pdb_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureErr
                 format!("residue number \"{resn}\" (columns 23-27) is not an integer with an optional insertion code"),
             )
         })?;
-        chains[pos]
-            .get_or_insert_with(|| ChainBuilder::new(ch))
-            .add(number, icode, resname, atom, xyz);
+        chains[pos].get_or_insert_with(|| ChainBuilder::new(ch)).add(number, icode, resname, atom, xyz);
     }
     let mut out = Vec::new();
     for builder in chains.into_iter().flatten() {
@@ -113,20 +94,13 @@ pub fn parse_pdb_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureErr
                 ),
             ));
         } else if hetatm_lines > 0 {
-            "only HETATM records (ligands, water); ProteinMPNN needs protein ATOM records"
-                .to_string()
+            "only HETATM records (ligands, water); ProteinMPNN needs protein ATOM records".to_string()
         } else if bytes.is_empty() {
             "the file is empty".to_string()
         } else {
             "is this a PDB file? for mmCIF use .cif".to_string()
         };
-        return Err(StructureError::NoAtoms {
-            file: file.to_string(),
-            hint,
-        });
+        return Err(StructureError::NoAtoms { file: file.to_string(), hint });
     }
-    Ok(Protein {
-        name: stem_of(file),
-        chains: out,
-    })
+    Ok(Protein { name: stem_of(file), chains: out })
 }

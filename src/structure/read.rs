@@ -15,20 +15,14 @@ pub enum Format {
 }
 
 /// Decompresses gzip data (detected by the magic bytes `1f 8b`); other data is returned as is.
-pub fn decompress_if_gzip<'a>(
-    file: &str,
-    bytes: &'a [u8],
-) -> Result<Cow<'a, [u8]>, StructureError> {
+pub fn decompress_if_gzip<'a>(file: &str, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>, StructureError> {
     if bytes.len() < 2 || bytes[0] != 0x1f || bytes[1] != 0x8b {
         return Ok(Cow::Borrowed(bytes));
     }
     let mut out = Vec::new();
     flate2::read::MultiGzDecoder::new(bytes)
         .read_to_end(&mut out)
-        .map_err(|source| StructureError::Gzip {
-            file: file.to_string(),
-            source,
-        })?;
+        .map_err(|source| StructureError::Gzip { file: file.to_string(), source })?;
     Ok(Cow::Owned(out))
 }
 
@@ -74,18 +68,14 @@ pub fn parse_bytes(file_name: &str, bytes: &[u8]) -> Result<Vec<Protein>, Struct
 }
 
 fn display_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
 }
 
 /// Reads a PDB or mmCIF file (one protein) or a `parsed_pdbs.jsonl` (one protein per line),
 /// optionally gzip-compressed.
 pub fn read_path(path: &Path) -> Result<Vec<Protein>, StructureError> {
-    let bytes = std::fs::read(path).map_err(|source| StructureError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes =
+        std::fs::read(path).map_err(|source| StructureError::Io { path: path.display().to_string(), source })?;
     parse_bytes(&display_name(path), &bytes)
 }
 
@@ -95,12 +85,8 @@ pub fn read_structure(path: &Path) -> Result<Protein, StructureError> {
     if v.len() != 1 {
         return Err(StructureError::invalid(
             &display_name(path),
-            format!(
-                "holds {} structures where one was expected; pass them one at a time or as a list",
-                v.len()
-            ),
+            format!("holds {} structures where one was expected; pass them one at a time or as a list", v.len()),
         ));
     }
-    v.pop()
-        .ok_or_else(|| StructureError::invalid(&display_name(path), "holds no structure"))
+    v.pop().ok_or_else(|| StructureError::invalid(&display_name(path), "holds no structure"))
 }

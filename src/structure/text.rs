@@ -77,11 +77,7 @@ pub fn chain_alphabet_position(id: &str) -> Option<usize> {
             return Some(26 + (c - b'a') as usize);
         }
     }
-    if b.is_empty()
-        || b.len() > 3
-        || !b.iter().all(u8::is_ascii_digit)
-        || (b.len() > 1 && b[0] == b'0')
-    {
+    if b.is_empty() || b.len() > 3 || !b.iter().all(u8::is_ascii_digit) || (b.len() > 1 && b[0] == b'0') {
         return None;
     }
     let n: usize = id.parse().ok()?;
@@ -90,10 +86,7 @@ pub fn chain_alphabet_position(id: &str) -> Option<usize> {
 
 /// The official chain alphabet, in order.
 pub fn chain_alphabet() -> Vec<String> {
-    let mut v: Vec<String> = ('A'..='Z')
-        .chain('a'..='z')
-        .map(|c| c.to_string())
-        .collect();
+    let mut v: Vec<String> = ('A'..='Z').chain('a'..='z').map(|c| c.to_string()).collect();
     v.extend((0..300).map(|n| n.to_string()));
     v
 }
@@ -140,11 +133,8 @@ impl<'a> PyLine<'a> {
 /// File name without directory, `.gz` and the last extension (`dir/5L33.pdb.gz` → `5L33`).
 pub fn stem_of(file_name: &str) -> String {
     let base = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
-    let base = if base.len() > 3 && base.to_ascii_lowercase().ends_with(".gz") {
-        &base[..base.len() - 3]
-    } else {
-        base
-    };
+    let base =
+        if base.len() > 3 && base.to_ascii_lowercase().ends_with(".gz") { &base[..base.len() - 3] } else { base };
     match base.rfind('.') {
         Some(i) if i > 0 => base[..i].to_string(),
         _ => base.to_string(),
@@ -175,13 +165,7 @@ mod tests {
 
     #[test]
     fn stems() {
-        for f in [
-            "5L33.pdb",
-            "5L33.pdb.gz",
-            "5L33.cif",
-            "x/y/5L33.cif.gz",
-            "5L33",
-        ] {
+        for f in ["5L33.pdb", "5L33.pdb.gz", "5L33.cif", "x/y/5L33.cif.gz", "5L33"] {
             assert_eq!(stem_of(f), "5L33", "{f}");
         }
     }
