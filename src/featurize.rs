@@ -44,13 +44,16 @@ pub struct TiedMember {
     pub betas: Option<Vec<f32>>,
 }
 
+/// `(1-based positions, letters to omit there)` items of one chain.
+pub type OmitList = Vec<(Vec<i64>, String)>;
+
 /// Per-structure design constraints in the official dictionaries' terms (chain → 1-based
 /// residue positions within the chain).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Constraints {
     pub fixed_positions: Option<BTreeMap<String, Vec<i64>>>,
     /// chain → list of (positions, letters to omit there)
-    pub omit_aa: Option<BTreeMap<String, Vec<(Vec<i64>, String)>>>,
+    pub omit_aa: Option<BTreeMap<String, OmitList>>,
     pub pssm: Option<BTreeMap<String, ChainPssm>>,
     pub bias_by_res: Option<BTreeMap<String, Vec<[f32; VOCAB]>>>,
     pub tied: Option<Vec<Vec<TiedMember>>>,

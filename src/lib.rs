@@ -12,6 +12,7 @@
 pub mod alphabet;
 pub mod checkpoint;
 pub mod featurize;
+pub mod inputs;
 pub mod kernels;
 pub mod model;
 pub mod npz;

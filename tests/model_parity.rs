@@ -1,56 +1,49 @@
-//! Parity of the network against the official implementation's intermediate tensors, fed the
-//! fixture's own featurized arrays (so this checks the model alone; parsing has its own test).
+//! End-to-end parity against the official implementation: structure file → featurization →
+//! features, encoder, decoder, scores, unconditional and conditional probabilities, loading the
+//! fixture checkpoints with mpnn's own `.pt` reader.
 
 mod common;
 
 use common::*;
-use mpnn::checkpoint::{Architecture, Checkpoint, Tensor};
-use mpnn::featurize::Batch;
+use mpnn::featurize::{Batch, Features};
 use mpnn::model::decoder::{decoding_order, score};
-use mpnn::model::ProteinMpnn;
 
-fn dev_checkpoint(path: &str) -> Checkpoint {
-    let npz = mpnn::npz::Npz::read(path).unwrap();
-    let tensors =
-        npz.arrays.iter().map(|(k, a)| (k.clone(), Tensor { shape: a.shape.clone(), data: a.to_f32() })).collect();
-    Checkpoint { source: path.into(), num_edges: 0, noise_level: 0.2, tensors }
+fn batch_of(f: &Features) -> (Batch, Vec<u8>) {
+    (Batch::new(&[f], None), f.s.clone())
 }
 
-fn model_for(case: &Case) -> ProteinMpnn {
-    let ck = case.json["checkpoint"].as_str().unwrap();
-    let (path, arch) = match ck {
-        "weights/full_k48.pt" => ("/tmp/dev/full.npz", (128, 3, 48, false)),
-        "weights/ca_k48.pt" => ("/tmp/dev/ca.npz", (128, 3, 48, true)),
-        _ => ("/tmp/dev/small.npz", (64, 2, 16, false)),
-    };
-    let ckpt = dev_checkpoint(path);
-    let arch = Architecture {
-        hidden: arch.0,
-        encoder_layers: arch.1,
-        decoder_layers: arch.1,
-        k: arch.2,
-        ca_only: arch.3,
-        vocab: 21,
-    };
-    ProteinMpnn::new(&ckpt, arch).unwrap()
-}
-
-fn batch_of(case: &Case) -> (Batch, Vec<u8>) {
-    let n = &case.npz;
-    let l = n.shape("S").unwrap()[1];
-    let ca_only = case.json["ca_only"].as_bool().unwrap();
-    let batch = Batch {
-        b: 1,
-        l,
-        ca_only,
-        x: n.f32("X").unwrap(),
-        mask: n.f32("mask").unwrap(),
-        residue_idx: n.i64("residue_idx").unwrap(),
-        chain_encoding: n.i64("chain_encoding_all").unwrap(),
-        lengths: vec![l],
-    };
-    let s = n.i64("S").unwrap().iter().map(|&v| v as u8).collect();
-    (batch, s)
+/// Parsing + featurization reproduce every array of the official `tied_featurize`, from the
+/// `.pdb` and from its `.cif` twin.
+#[test]
+fn featurization_matches_official() {
+    let Some(dir) = parity_dir() else { return };
+    for name in cases(&dir) {
+        let case = load_case(&dir, &name);
+        let n = &case.npz;
+        for ext in ["pdb", "cif"] {
+            let Some(f) = case.features(ext) else { continue };
+            let what = format!("{name} ({ext})");
+            assert_eq!(f.x, n.f32("X").unwrap(), "{what}: X");
+            assert_eq!(f.s.iter().map(|&v| v as i64).collect::<Vec<_>>(), n.i64("S").unwrap(), "{what}: S");
+            assert_eq!(f.mask, n.f32("mask").unwrap(), "{what}: mask");
+            assert_eq!(f.chain_m, n.f32("chain_M").unwrap(), "{what}: chain_M");
+            assert_eq!(f.chain_m_pos, n.f32("chain_M_pos").unwrap(), "{what}: chain_M_pos");
+            assert_eq!(f.chain_encoding, n.i64("chain_encoding_all").unwrap(), "{what}: chain_encoding_all");
+            assert_eq!(f.residue_idx, n.i64("residue_idx").unwrap(), "{what}: residue_idx");
+            assert_eq!(f.omit_aa_mask, n.f32("omit_AA_mask").unwrap(), "{what}: omit_AA_mask");
+            assert_eq!(f.pssm_coef, n.f32("pssm_coef").unwrap(), "{what}: pssm_coef");
+            assert_eq!(f.pssm_bias, n.f32("pssm_bias").unwrap(), "{what}: pssm_bias");
+            let threshold = case.json["pssm_threshold"].as_f64().unwrap() as f32;
+            let lo_mask: Vec<f32> = f.pssm_log_odds.iter().map(|&v| if v > threshold { 1.0 } else { 0.0 }).collect();
+            assert_eq!(lo_mask, n.f32("pssm_log_odds_mask").unwrap(), "{what}: pssm_log_odds_mask");
+            assert_eq!(f.bias_by_res, n.f32("bias_by_res").unwrap(), "{what}: bias_by_res");
+            assert_eq!(f.tied_beta, n.f32("tied_beta").unwrap(), "{what}: tied_beta");
+            let groups: Vec<Vec<usize>> = serde_json::from_value(case.json["tied_groups"].clone()).unwrap();
+            assert_eq!(f.tied_positions, groups, "{what}: tied groups");
+            let order: Vec<String> = serde_json::from_value(case.json["chain_order"].clone()).unwrap();
+            assert_eq!(f.chain_order, order, "{what}: chain order");
+        }
+    }
 }
 
 #[test]
@@ -58,8 +51,9 @@ fn network_matches_official_tensors() {
     let Some(dir) = parity_dir() else { return };
     for name in cases(&dir) {
         let case = load_case(&dir, &name);
-        let model = model_for(&case);
-        let (batch, s) = batch_of(&case);
+        let model = case.model();
+        let f = case.features("pdb").unwrap();
+        let (batch, s) = batch_of(&f);
         let n = &case.npz;
         let mask = &batch.mask;
         let (graph, e) = model.edge_features(&batch);

@@ -61,6 +61,10 @@ pub struct Common {
     /// Official chain dictionary: a jsonl file mapping name → [designed, fixed] chain lists.
     #[arg(long = "chain_id_jsonl", value_name = "FILE")]
     pub chain_id_jsonl: Option<String>,
+    /// Official fixed-positions dictionary (jsonl file): name → chain → 1-based positions kept
+    /// fixed (excluded from design and from `score`).
+    #[arg(long = "fixed_positions_jsonl", value_name = "FILE")]
+    pub fixed_positions_jsonl: Option<String>,
     /// Weights file (.pt or .safetensors). Default: the official weights, from
     /// --path_to_model_weights, $MPNN_WEIGHTS, the cache, or a verified download.
     #[arg(long = "weights", value_name = "FILE")]

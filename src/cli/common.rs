@@ -1,11 +1,11 @@
 //! What every job does first: threads, inputs, chain selection, the model, the seed.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use mpnn::checkpoint::{self, locate};
 use mpnn::featurize::ChainSelection;
+use mpnn::inputs::{self, Dictionaries};
 use mpnn::pipeline::Engine;
 use mpnn::structure::{self, Protein};
 
@@ -17,16 +17,7 @@ const STRUCTURE_ENDINGS: [&str; 9] =
 
 /// Refuses inline JSON where a path is expected (the official script silently ignores it).
 pub fn expect_path(flag: &str, value: &str) -> Result<()> {
-    let t = value.trim_start();
-    if t.starts_with('{') || t.starts_with('[') {
-        bail!(
-            "{flag} expects the path of a file, but got inline JSON ({}...). The official script \
-             silently ignores this and designs every chain; mpnn refuses it. Write the JSON to a \
-             file and pass its path, or use the inline options (e.g. --chains A,C).",
-            t.chars().take(30).collect::<String>()
-        );
-    }
-    Ok(())
+    Ok(inputs::expect_path(flag, value)?)
 }
 
 /// Every structure file named by the inputs (files, directories, globs), in a stable order.
@@ -102,19 +93,20 @@ pub fn read_proteins(c: &Common, quiet: bool) -> Result<Vec<Protein>> {
     Ok(proteins)
 }
 
-/// Chain dictionary from `--chain_id_jsonl` (official format: name → [designed, fixed]).
-pub fn chain_dict(c: &Common) -> Result<Option<BTreeMap<String, (Vec<String>, Vec<String>)>>> {
-    let Some(path) = c.chain_id_jsonl.as_deref().filter(|p| !p.is_empty()) else { return Ok(None) };
-    expect_path("--chain_id_jsonl", path)?;
-    let text = std::fs::read_to_string(path).with_context(|| format!("{path}: cannot read the chain dictionary"))?;
-    let mut dict = BTreeMap::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: BTreeMap<String, (Vec<String>, Vec<String>)> = serde_json::from_str(line).with_context(|| {
-            format!("{path} line {}: expected {{\"NAME\": [[designed chains], [fixed chains]]}}", i + 1)
-        })?;
-        dict.extend(v);
-    }
-    Ok(Some(dict))
+/// The official dictionaries named by the flags.
+pub fn dictionaries(c: &Common) -> Result<Dictionaries> {
+    let read =
+        |flag: &str, v: &Option<String>| -> Result<Option<(String, serde_json::Map<String, serde_json::Value>)>> {
+            match v.as_deref().filter(|p| !p.is_empty()) {
+                Some(path) => Ok(Some((path.to_string(), inputs::read_dict_file(flag, path)?))),
+                None => Ok(None),
+            }
+        };
+    Ok(Dictionaries {
+        chain_id: read("--chain_id_jsonl", &c.chain_id_jsonl)?,
+        fixed_positions: read("--fixed_positions_jsonl", &c.fixed_positions_jsonl)?,
+        ..Default::default()
+    })
 }
 
 /// Parses "A,C", "A C" or "A, C" into chain ids.
@@ -122,21 +114,10 @@ pub fn parse_chain_list(s: &str) -> Vec<String> {
     s.split([',', ' ']).map(|t| t.trim()).filter(|t| !t.is_empty()).map(String::from).collect()
 }
 
-/// The designed/fixed chains of `p`.
-pub fn selection_for(
-    p: &Protein,
-    chains: Option<&str>,
-    dict: Option<&BTreeMap<String, (Vec<String>, Vec<String>)>>,
-) -> Result<ChainSelection> {
-    if let Some(d) = dict {
-        if let Some((designed, fixed)) = d.get(&p.name) {
-            return Ok(ChainSelection { designed: designed.clone(), fixed: fixed.clone() });
-        }
-        bail!(
-            "{}: not in the chain dictionary (it has: {}); add an entry for it",
-            p.name,
-            d.keys().cloned().collect::<Vec<_>>().join(", ")
-        );
+/// The designed/fixed chains of `p`: the chain dictionary's entry, else `--chains`, else all.
+pub fn selection_for(p: &Protein, chains: Option<&str>, dicts: &Dictionaries) -> Result<ChainSelection> {
+    if let Some(sel) = dicts.chain_selection(&p.name)? {
+        return Ok(sel);
     }
     match chains.map(parse_chain_list).filter(|v| !v.is_empty()) {
         Some(designed) => {

@@ -1,7 +1,7 @@
 //! `mpnn probs` / `--unconditional_probs_only 1` / `--conditional_probs_only 1`.
 
 use anyhow::{Context, Result};
-use mpnn::featurize::{featurize, Constraints};
+use mpnn::featurize::featurize;
 use mpnn::npz::NpzWriter;
 use mpnn::rng::{self, Purpose};
 
@@ -19,12 +19,12 @@ pub fn run(c: &Common, kind: Kind) -> Result<()> {
     let quiet = c.suppress_print == 1;
     let seed = seed(c);
     let proteins = read_proteins(c, quiet)?;
-    let dict = chain_dict(c)?;
+    let dicts = dictionaries(c)?;
     let n_passes = passes(c)?;
     let mut feats = Vec::new();
     for p in &proteins {
-        let sel = selection_for(p, c.chains.as_deref(), dict.as_ref())?;
-        feats.push(featurize(p, &sel, &Constraints::default(), c.ca_only)?);
+        let sel = selection_for(p, c.chains.as_deref(), &dicts)?;
+        feats.push(featurize(p, &sel, &dicts.constraints(&p.name)?, c.ca_only)?);
     }
     let engine = load_engine(c, quiet)?;
     let sub = match kind {

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use mpnn::alphabet;
-use mpnn::featurize::{featurize, Constraints, Features};
+use mpnn::featurize::{featurize, Features};
 use mpnn::npz::NpzWriter;
 use mpnn::pipeline::{fmt4, mean_std};
 use mpnn::rng::{self, Purpose};
@@ -66,14 +66,14 @@ pub fn run(c: &Common, fasta: Option<&std::path::Path>) -> Result<()> {
     let quiet = c.suppress_print == 1;
     let seed = seed(c);
     let proteins = read_proteins(c, quiet)?;
-    let dict = chain_dict(c)?;
+    let dicts = dictionaries(c)?;
     let n_passes = passes(c)?;
     let fasta_records = fasta.map(read_fasta).transpose()?;
     // Check every input before any work starts.
     let mut feats = Vec::new();
     for p in &proteins {
-        let sel = selection_for(p, c.chains.as_deref(), dict.as_ref())?;
-        let f = featurize(p, &sel, &Constraints::default(), c.ca_only)?;
+        let sel = selection_for(p, c.chains.as_deref(), &dicts)?;
+        let f = featurize(p, &sel, &dicts.constraints(&p.name)?, c.ca_only)?;
         let mut seqs = vec![(String::from("pdb"), f.s.clone())];
         if let (Some(recs), Some(path)) = (&fasta_records, fasta) {
             for (i, (h, s)) in recs.iter().enumerate() {

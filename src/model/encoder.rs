@@ -71,7 +71,7 @@ pub(crate) fn edge_messages(
 
 impl EncLayer {
     /// One encoder layer, updating `h_v` and `h_e` in place.
-    pub fn forward(&self, graph: &Graph, mask: &[f32], h_v: &mut Vec<f32>, h_e: &mut [f32]) {
+    pub fn forward(&self, graph: &Graph, mask: &[f32], h_v: &mut [f32], h_e: &mut [f32]) {
         let h = self.w2.n_out;
         let k = graph.k;
         let rows = graph.b * graph.l;

@@ -33,7 +33,9 @@ fn push_rbf(out: &mut [f32], d: f32, mu: &[f32; NUM_RBF]) {
     }
 }
 
-/// Backbone atoms per residue used for the 25 RBF pairs: N, Cα, C, O, Cβ.
+/// Backbone atoms per residue used for the 25 RBF pairs: N, Cα, C, O, Cβ (the virtual Cβ with
+/// the official constants, written as the official code writes them).
+#[allow(clippy::excessive_precision)]
 fn backbone_atoms(x: &[f32], rows: usize) -> Vec<[[f32; 3]; 5]> {
     (0..rows)
         .map(|r| {
@@ -44,7 +46,7 @@ fn backbone_atoms(x: &[f32], rows: usize) -> Vec<[[f32; 3]; 5]> {
             let a = [b[1] * cc[2] - b[2] * cc[1], b[2] * cc[0] - b[0] * cc[2], b[0] * cc[1] - b[1] * cc[0]];
             let mut cb = [0f32; 3];
             for d in 0..3 {
-                cb[d] = -0.582_734_3 * a[d] + 0.568_028_3 * b[d] - 0.540_674_66 * cc[d] + ca[d];
+                cb[d] = -0.58273431 * a[d] + 0.56802827 * b[d] - 0.54067466 * cc[d] + ca[d];
             }
             [n, ca, c, o, cb]
         })

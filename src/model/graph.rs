@@ -224,7 +224,7 @@ impl CellGrid {
         }
         // Masked columns sit at the row maximum; they cannot enter the top k if some valid atom
         // is strictly farther than the k-th (n_valid > k guarantees one exists).
-        if !(farthest_seen > kth) {
+        if farthest_seen <= kth {
             return false;
         }
         out.sort_unstable_by(before);

@@ -1,8 +1,13 @@
-//! Shared helpers for the parity tests: locating `../shared/parity` and reading cases.
+//! Shared helpers for the parity tests: locating `../shared/parity`, reading cases, building
+//! the engine's inputs from a case the way the command line does.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use mpnn::checkpoint;
+use mpnn::featurize::{featurize, Features};
+use mpnn::inputs::Dictionaries;
+use mpnn::model::ProteinMpnn;
 use mpnn::npz::Npz;
 
 /// The parity fixture directory (`MPNN_PARITY_DIR`, else `../shared/parity`). When it is missing
@@ -22,34 +27,87 @@ pub fn parity_dir() -> Option<PathBuf> {
 }
 
 /// Every case name (`CASE.json` files) in the fixture directory.
-pub fn cases(dir: &std::path::Path) -> Vec<String> {
+pub fn cases(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| {
             let p = e.ok()?.path();
-            (p.extension()? == "json" && !p.to_string_lossy().ends_with(".pssm.json"))
-                .then(|| p.file_stem().map(|s| s.to_string_lossy().to_string()))
-                .flatten()
+            let name = p.file_name()?.to_string_lossy().to_string();
+            name.strip_suffix(".json").filter(|n| !n.contains('.')).map(String::from)
         })
         .collect();
     v.sort();
+    assert!(!v.is_empty(), "no parity cases in {}", dir.display());
     v
 }
 
 pub struct Case {
+    pub dir: PathBuf,
     pub name: String,
     pub json: serde_json::Value,
     pub npz: Npz,
 }
 
-pub fn load_case(dir: &std::path::Path, name: &str) -> Case {
+pub fn load_case(dir: &Path, name: &str) -> Case {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap()).unwrap();
     let npz = Npz::read(dir.join(format!("{name}.npz"))).unwrap();
-    Case { name: name.to_string(), json, npz }
+    Case { dir: dir.to_path_buf(), name: name.to_string(), json, npz }
 }
 
-/// Max |a - b| over positions where `keep` is true.
+impl Case {
+    pub fn ca_only(&self) -> bool {
+        self.json["ca_only"].as_bool().unwrap()
+    }
+    pub fn model(&self) -> ProteinMpnn {
+        let path = self.dir.join(self.json["checkpoint"].as_str().unwrap());
+        let ckpt = checkpoint::load(&path).unwrap();
+        let arch = ckpt.architecture().unwrap();
+        ProteinMpnn::new(&ckpt, arch).unwrap()
+    }
+    /// The case's official dictionaries, as the command line would read them from files.
+    pub fn dictionaries(&self) -> Dictionaries {
+        let src = format!("{}.json", self.name);
+        let dict = |key: &str| match &self.json[key] {
+            serde_json::Value::Object(m) => Some((src.clone(), m.clone())),
+            _ => None,
+        };
+        let mut d = Dictionaries {
+            chain_id: dict("chain_id_jsonl"),
+            fixed_positions: dict("fixed_positions_jsonl"),
+            omit_aa: dict("omit_AA_jsonl"),
+            bias_by_res: dict("bias_by_res_jsonl"),
+            tied_positions: dict("tied_positions_jsonl"),
+            ..Default::default()
+        };
+        if self.json["pssm_jsonl"].as_bool() == Some(true) {
+            let path = self.dir.join(format!("{}.pssm.jsonl", self.name));
+            d.pssm = Some((
+                path.display().to_string(),
+                mpnn::inputs::read_dict_file("--pssm_jsonl", path.to_str().unwrap()).unwrap(),
+            ));
+        }
+        if let serde_json::Value::Object(m) = &self.json["bias_AA_jsonl"] {
+            d.bias_aa = mpnn::inputs::bias_vector("bias_AA_jsonl", m).unwrap();
+        }
+        d
+    }
+    /// Parses the case's structure file (`ext` = "pdb" or "cif") and featurizes it.
+    pub fn features(&self, ext: &str) -> Option<Features> {
+        let pdb = self.json["pdb"].as_str().unwrap();
+        let file = self.dir.join("structures").join(pdb.replace(".pdb", &format!(".{ext}")));
+        if !file.exists() {
+            return None;
+        }
+        let protein = mpnn::structure::read_structure(&file).unwrap();
+        let d = self.dictionaries();
+        let sel = d.chain_selection(&protein.name).unwrap().unwrap();
+        let cons = d.constraints(&protein.name).unwrap();
+        Some(featurize(&protein, &sel, &cons, self.ca_only()).unwrap())
+    }
+}
+
+/// Max |a - b|.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
