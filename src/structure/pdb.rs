@@ -13,6 +13,7 @@ use super::{Protein, StructureError};
 /// atom, the first coordinates win; residue numbers missing between the lowest and highest
 /// become `-` with NaN coordinates.
 pub fn parse_pdb_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureError> {
+    check_not_cut_short(file, bytes)?;
     let mut chains: Vec<Option<ChainBuilder>> = (0..62).map(|_| None).collect();
     let mut atom_lines = 0usize;
     let mut hetatm_lines = 0usize;
@@ -103,4 +104,33 @@ pub fn parse_pdb_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureErr
         return Err(StructureError::NoAtoms { file: file.to_string(), hint });
     }
     Ok(Protein { name: stem_of(file), chains: out })
+}
+
+/// A file whose last line is a coordinate record (ATOM/HETATM/ANISOU) shorter than the previous
+/// record of its kind, with no newline at the end, was cut off mid-record (an interrupted download or copy).
+fn check_not_cut_short(file: &str, bytes: &[u8]) -> Result<(), StructureError> {
+    if bytes.is_empty() || bytes.ends_with(b"\n") {
+        return Ok(());
+    }
+    let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    let trim = |l: &[u8]| l.iter().rposition(|&b| !b.is_ascii_whitespace()).map_or(0, |p| p + 1);
+    let last = lines[lines.len() - 1];
+    let kind = &last[..last.len().min(6)];
+    if kind.len() < 4 || !(kind.starts_with(b"ATOM") || kind.starts_with(b"HETATM") || kind.starts_with(b"ANISOU")) {
+        return Ok(());
+    }
+    if let Some(prev) = lines[..lines.len() - 1].iter().rev().find(|l| l.starts_with(kind)) {
+        if trim(last) < trim(prev) {
+            return Err(StructureError::syntax(
+                file,
+                lines.len(),
+                format!(
+                    "the last record is cut short ({} of {} characters) and the file does not end with a newline: the file looks truncated; download or copy it again",
+                    trim(last),
+                    trim(prev)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
