@@ -15,4 +15,5 @@ pub mod featurize;
 pub mod kernels;
 pub mod model;
 pub mod npz;
+pub mod sampler;
 pub mod structure;
