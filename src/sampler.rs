@@ -7,8 +7,9 @@
 //! (a seeded multinomial for real runs, argmax or a forced path for parity tests).
 //!
 //! Several sequences of the same structure are decoded together by [`Sampler::sample_many`]:
-//! each sequence keeps its own layer states, sequence and decoding order, and the steps are
-//! interleaved so that every step can later run the decoder once over the rows of all sequences.
+//! each sequence keeps its own layer states, sequence and decoding order, and every step runs
+//! the decoder once over one row per sequence (virtual rows `seq · L + row`, see
+//! [`ProteinMpnn::decoder_rows`]).
 
 use rand::Rng;
 
@@ -200,17 +201,28 @@ pub struct Sampler<'m, 'a> {
     design: Vec<f32>,
 }
 
-/// Per-sequence decoding state.
+/// Per-sequence decoding state (the layer states live in [`Batched`]).
 struct SeqState {
     steps: Vec<Vec<usize>>,
-    /// Position of each row in the (rewritten) decoding order.
-    pos: Vec<usize>,
     order: Vec<usize>,
-    /// Working sequence read at backward neighbours (`UNSET` until assigned).
-    seq: Vec<u8>,
     s: Vec<u8>,
     probs: Vec<f32>,
-    /// `h[l]`: layer `l + 1` states `[L, H]`.
+    /// Tempered (and, when tied, beta-weighted) logits of the current step.
+    logits: [f32; VOCAB],
+    /// The current step met a missing residue at this position.
+    missing: Option<usize>,
+}
+
+/// Layer states of all sequences decoded together, by virtual row `seq · L + row`.
+struct Batched {
+    /// Position of each virtual row in its sequence's decoding order.
+    pos: Vec<usize>,
+    /// Working sequences read at backward neighbours (`UNSET` until assigned).
+    seq: Vec<u8>,
+    /// Encoder states and their layer-0 `W1v` projections, one copy per sequence.
+    h0: Vec<f32>,
+    nbr0: Vec<f32>,
+    /// `h[l]`: layer `l + 1` states `[N·L, H]`.
     h: Vec<Vec<f32>>,
     /// `nbr[l]`: `W1v` of decoder layer `l + 1` applied to `h[l]`.
     nbr: Vec<Vec<f32>>,
@@ -269,37 +281,40 @@ impl<'m, 'a> Sampler<'m, 'a> {
         let l = self.features.len();
         let h = self.model.hidden();
         let layers = self.model.decoder_layers.len();
+        let n_seq = randns.len();
+        let mut batched = Batched {
+            pos: vec![0; n_seq * l],
+            seq: vec![UNSET; n_seq * l],
+            h0: self.enc.h_v.repeat(n_seq),
+            nbr0: self.ctx.enc_nbr[0].repeat(n_seq),
+            h: vec![vec![0.0; n_seq * l * h]; layers],
+            nbr: vec![vec![0.0; n_seq * l * h]; layers.saturating_sub(1)],
+        };
         let mut states: Vec<SeqState> = randns
             .iter()
-            .map(|randn| {
+            .enumerate()
+            .map(|(si, randn)| {
                 assert_eq!(randn.len(), l);
                 let base = decoding_order(&self.design, randn);
                 let steps = decoding_steps(&base, &self.features.tied_positions);
                 let order: Vec<usize> = steps.iter().flatten().copied().collect();
-                let mut pos = vec![0usize; l];
                 for (p, &t) in order.iter().enumerate() {
-                    pos[t] = p;
+                    batched.pos[si * l + t] = p;
                 }
                 SeqState {
                     steps,
-                    pos,
                     order,
-                    seq: vec![UNSET; l],
                     s: vec![0; l],
                     probs: vec![0.0; l * VOCAB],
-                    h: vec![vec![0.0; l * h]; layers],
-                    nbr: vec![vec![0.0; l * h]; layers.saturating_sub(1)],
+                    logits: [0.0; VOCAB],
+                    missing: None,
                 }
             })
             .collect();
         let mut scratch = DecoderScratch::default();
         let max_steps = states.iter().map(|s| s.steps.len()).max().unwrap_or(0);
         for step in 0..max_steps {
-            for (st, chooser) in states.iter_mut().zip(choosers.iter_mut()) {
-                if step < st.steps.len() {
-                    self.run_step(st, step, &mut **chooser, &mut scratch);
-                }
-            }
+            self.run_step(&mut states, &mut batched, step, choosers, &mut scratch);
         }
         states
             .into_iter()
@@ -311,47 +326,53 @@ impl<'m, 'a> Sampler<'m, 'a> {
             .collect()
     }
 
-    /// Decoder layers for row `t` of one sequence; returns the logits `W_out(h_top[t]) / T`.
-    fn decode_row(
+    /// Decoder layers for virtual rows `rows` (at most one per sequence); returns the
+    /// tempered logits `W_out(h_top) / T`, `[rows, 21]`.
+    fn decode_rows(
         &self,
-        st: &mut SeqState,
-        t: usize,
+        b: &mut Batched,
+        rows: &[usize],
         scratch: &mut DecoderScratch,
-    ) -> [f32; VOCAB] {
+    ) -> Vec<f32> {
         let h = self.model.hidden();
         let layers = self.model.decoder_layers.len();
-        let mut out = vec![0f32; h];
+        let n = rows.len();
+        let mut out = vec![0f32; n * h];
+        let mut proj = vec![0f32; n * h];
         for l in 0..layers {
             {
                 let (h_prev, nbr_prev): (&[f32], &[f32]) = if l == 0 {
-                    (&self.enc.h_v, &self.ctx.enc_nbr[0])
+                    (&b.h0, &b.nbr0)
                 } else {
-                    (&st.h[l - 1], &st.nbr[l - 1])
+                    (&b.h[l - 1], &b.nbr[l - 1])
                 };
-                let pos = &st.pos;
+                let pos = &b.pos;
                 self.model.decoder_rows(
                     &self.ctx,
                     l,
-                    &[t],
+                    rows,
                     h_prev,
                     nbr_prev,
-                    &st.seq,
+                    &b.seq,
                     &|i, j| pos[j] < pos[i],
                     scratch,
                     &mut out,
                 );
             }
-            st.h[l][t * h..(t + 1) * h].copy_from_slice(&out);
             if l + 1 < layers {
-                self.model.decoder_layers[l + 1].w1_nbr.forward(
-                    &out,
-                    1,
-                    &mut st.nbr[l][t * h..(t + 1) * h],
-                );
+                self.model.decoder_layers[l + 1]
+                    .w1_nbr
+                    .forward(&out, n, &mut proj);
+            }
+            for (r, &row) in rows.iter().enumerate() {
+                b.h[l][row * h..(row + 1) * h].copy_from_slice(&out[r * h..(r + 1) * h]);
+                if l + 1 < layers {
+                    b.nbr[l][row * h..(row + 1) * h].copy_from_slice(&proj[r * h..(r + 1) * h]);
+                }
             }
         }
-        let mut logits = [0f32; VOCAB];
-        self.model.w_out.forward(&out, 1, &mut logits);
+        let mut logits = vec![0f32; n * VOCAB];
+        self.model.w_out.forward(&out, n, &mut logits);
         let temp = self.options.temperature;
         logits.iter_mut().for_each(|v| *v /= temp);
         logits
@@ -399,52 +420,90 @@ impl<'m, 'a> Sampler<'m, 'a> {
         p
     }
 
+    /// Step `step` of every sequence that has it: the k-th members of all sequences' steps are
+    /// decoded together (members of one tied group run one after the other, as officially).
     fn run_step(
         &self,
-        st: &mut SeqState,
+        states: &mut [SeqState],
+        b: &mut Batched,
         step: usize,
-        chooser: &mut dyn Chooser,
+        choosers: &mut [&mut dyn Chooser],
         scratch: &mut DecoderScratch,
     ) {
         let f = self.features;
-        let members = std::mem::take(&mut st.steps[step]);
+        let l = f.len();
         let tied = !f.tied_positions.is_empty();
-        let n = members.len() as f32;
-        let mut logits = [0f32; VOCAB];
-        let mut missing = None;
-        for &t in &members {
-            if f.mask[t] == 0.0 {
-                missing = Some(t);
-                break;
-            }
-            let lg = self.decode_row(st, t, scratch);
-            if tied {
-                let beta = f.tied_beta[t];
-                for a in 0..VOCAB {
-                    logits[a] += beta * lg[a] / n;
+        let active: Vec<usize> = (0..states.len())
+            .filter(|&si| step < states[si].steps.len())
+            .collect();
+        for &si in &active {
+            states[si].logits = [0.0; VOCAB];
+            states[si].missing = None;
+        }
+        let max_members = active
+            .iter()
+            .map(|&si| states[si].steps[step].len())
+            .max()
+            .unwrap_or(0);
+        let mut rows = Vec::with_capacity(active.len());
+        let mut owners = Vec::with_capacity(active.len());
+        for m in 0..max_members {
+            rows.clear();
+            owners.clear();
+            for &si in &active {
+                let st = &mut states[si];
+                if st.missing.is_some() || m >= st.steps[step].len() {
+                    continue;
                 }
-            } else {
-                logits = lg;
+                let t = st.steps[step][m];
+                if f.mask[t] == 0.0 {
+                    st.missing = Some(t);
+                } else {
+                    rows.push(si * l + t);
+                    owners.push(si);
+                }
+            }
+            if rows.is_empty() {
+                continue;
+            }
+            let logits = self.decode_rows(b, &rows, scratch);
+            for (r, &si) in owners.iter().enumerate() {
+                let st = &mut states[si];
+                let lg = &logits[r * VOCAB..(r + 1) * VOCAB];
+                if tied {
+                    let t = rows[r] - si * l;
+                    let n = st.steps[step].len() as f32;
+                    let beta = f.tied_beta[t];
+                    for (acc, &v) in st.logits.iter_mut().zip(lg) {
+                        *acc += beta * v / n;
+                    }
+                } else {
+                    st.logits.copy_from_slice(lg);
+                }
             }
         }
-        let last = *members.last().unwrap();
-        if let Some(t) = missing {
-            // Missing residue: the native letter, nothing sampled, no probabilities stored.
-            for &m in &members {
-                st.s[m] = f.s[t];
-                st.seq[m] = f.s[t];
+        for &si in &active {
+            let st = &mut states[si];
+            let members = &st.steps[step];
+            let last = *members.last().unwrap();
+            if let Some(t) = st.missing {
+                // Missing residue: the native letter, nothing sampled, no probabilities stored.
+                for &m in members {
+                    st.s[m] = f.s[t];
+                    b.seq[si * l + m] = f.s[t];
+                }
+                continue;
             }
-        } else {
-            let probs = self.constrain(&logits, last);
-            let drawn = chooser.choose(&probs, &members);
+            let probs = self.constrain(&st.logits, last);
+            let drawn = choosers[si].choose(&probs, members);
             let letter = if self.design[last] == 1.0 {
                 drawn
             } else {
                 f.s[last]
             };
-            for &m in &members {
+            for &m in members {
                 st.s[m] = letter;
-                st.seq[m] = letter;
+                b.seq[si * l + m] = letter;
                 let row = &mut st.probs[m * VOCAB..(m + 1) * VOCAB];
                 if tied {
                     row.copy_from_slice(&probs);
@@ -454,7 +513,6 @@ impl<'m, 'a> Sampler<'m, 'a> {
                 }
             }
         }
-        st.steps[step] = members;
     }
 
     /// Official scores of a sample: `(score, global_score)`, the mean negative log-likelihood
