@@ -18,4 +18,5 @@ pub mod model;
 pub mod npz;
 pub mod pipeline;
 pub mod rng;
+pub mod sampler;
 pub mod structure;

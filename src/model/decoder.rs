@@ -86,6 +86,10 @@ impl ProteinMpnn {
     /// - `nbr_prev`: `W1v · h_prev` for backward neighbours, by global row;
     /// - `seq`: sequence by global row (read at backward neighbours);
     /// - `backward(i, j)`: whether `j` is decoded before `i`.
+    ///
+    /// Row ids may also be "virtual", `s · R + r` with `R` the encoded rows: copy `s` of row `r`
+    /// (several sequences of one structure decoded together, each with its own states and
+    /// sequence in `h_prev`, `nbr_prev`, `seq`, all indexed by virtual row).
     #[allow(clippy::too_many_arguments)]
     pub fn decoder_rows(
         &self,
@@ -106,17 +110,20 @@ impl ProteinMpnn {
         let n = rows.len();
         let m = n * k;
         let mask = &ctx.enc.mask;
+        let total = mask.len();
         // Edge block W1e·e_ij for the rows' edges.
         scratch.pre.resize(m * h, 0.0);
         match &ctx.edge_proj {
             Some(proj) => {
                 for (r, &row) in rows.iter().enumerate() {
+                    let row = row % total;
                     scratch.pre[r * k * h..(r + 1) * k * h].copy_from_slice(&proj[l][row * k * h..(row + 1) * k * h]);
                 }
             }
             None => {
                 scratch.edges.resize(m * h, 0.0);
                 for (r, &row) in rows.iter().enumerate() {
+                    let row = row % total;
                     scratch.edges[r * k * h..(r + 1) * k * h]
                         .copy_from_slice(&ctx.enc.h_e[row * k * h..(row + 1) * k * h]);
                 }
@@ -133,10 +140,12 @@ impl ProteinMpnn {
         let seq_table = &ctx.seq_table[l];
         let enc_nbr = &ctx.enc_nbr[l];
         for (r, &row) in rows.iter().enumerate() {
-            let mi = mask[row];
+            let (base, local) = (row - row % total, row % total);
+            let mi = mask[local];
             let own = &scratch.dh[r * h..(r + 1) * h];
             for nb in 0..k {
-                let j = g.neighbor_row(row, nb);
+                let j_local = g.neighbor_row(local, nb);
+                let j = base + j_local;
                 let p = &mut scratch.pre[(r * k + nb) * h..][..h];
                 if mi == 0.0 {
                     p.copy_from_slice(own);
@@ -147,7 +156,7 @@ impl ProteinMpnn {
                         p[t] = own[t] + (mi * p[t] + (mi * st[t] + mi * hv[t]));
                     }
                 } else {
-                    let ev = &enc_nbr[j * h..][..h];
+                    let ev = &enc_nbr[j_local * h..][..h];
                     for t in 0..h {
                         p[t] = own[t] + (mi * p[t] + mi * ev[t]);
                     }
@@ -177,7 +186,7 @@ impl ProteinMpnn {
         }
         layer.dense.residual_norm(&mut out[..n * h], n, &layer.norm2, &mut scratch.ffn);
         for (r, &row) in rows.iter().enumerate() {
-            let mi = mask[row];
+            let mi = mask[row % total];
             out[r * h..(r + 1) * h].iter_mut().for_each(|v| *v *= mi);
         }
     }
