@@ -15,10 +15,11 @@ use rand::Rng;
 
 use crate::alphabet::{self, VOCAB};
 use crate::featurize::Features;
-use crate::kernels::softmax_inplace;
+use crate::kernels::{log_softmax_inplace, softmax_inplace};
 use crate::model::decoder::{decoding_order, score, DecoderContext, DecoderScratch};
 use crate::model::encoder::Encoded;
 use crate::model::ProteinMpnn;
+use rayon::prelude::*;
 
 /// Letter index used in the working sequence for "no letter yet": its sequence-embedding row is
 /// zero, like the official `h_S` before a position is assigned (this matters within a tied
@@ -73,7 +74,7 @@ pub fn pssm_log_odds_mask(features: &Features, threshold: f32) -> Vec<f32> {
 ///
 /// `step_rows` are the positions decoded at this step (one, or a whole tied group in its listed
 /// order). The returned letter is replaced by the native one at non-designed positions.
-pub trait Chooser {
+pub trait Chooser: Send {
     fn choose(&mut self, probs: &[f32; VOCAB], step_rows: &[usize]) -> u8;
 }
 
@@ -100,7 +101,7 @@ pub fn draw(probs: &[f32; VOCAB], u: f32) -> u8 {
 #[derive(Debug, Clone)]
 pub struct Multinomial<R: Rng>(pub R);
 
-impl<R: Rng> Chooser for Multinomial<R> {
+impl<R: Rng + Send> Chooser for Multinomial<R> {
     fn choose(&mut self, probs: &[f32; VOCAB], _step_rows: &[usize]) -> u8 {
         let u: f32 = self.0.gen();
         draw(probs, u)
@@ -149,6 +150,11 @@ pub struct Sample {
     pub probs: Vec<f32>,
     /// The decoding order used (for tied sampling the rewritten one, groups contiguous).
     pub decoding_order: Vec<usize>,
+    /// `[L, 21]` untempered log-probabilities the decoder gave each position when it was
+    /// decoded — what `forward()` with `decoding_order` computes for the final sequence, so the
+    /// official scores come from them without a second pass. `None` for tied sampling, where a
+    /// group's later members saw its earlier ones without their letters (so `forward()` differs).
+    pub log_probs: Option<Vec<f32>>,
 }
 
 /// The official steps of a decoding order: without tied groups one position per step; with
@@ -201,6 +207,8 @@ struct SeqState {
     probs: Vec<f32>,
     /// Tempered (and, when tied, beta-weighted) logits of the current step.
     logits: [f32; VOCAB],
+    /// Untempered log-probabilities by position (untied sampling).
+    log_probs: Vec<f32>,
     /// The current step met a missing residue at this position.
     missing: Option<usize>,
 }
@@ -252,9 +260,28 @@ impl<'m, 'a> Sampler<'m, 'a> {
         self.sample_many(&[randn], &mut [chooser]).pop().unwrap()
     }
 
-    /// Several sequences decoded together, one per `randn` / chooser.
+    /// Several sequences, one per `randn` / chooser: split into one group per worker thread,
+    /// each group decoded together (one decoder call per step over all its sequences).
+    /// Every sequence depends only on its own `randn` and chooser, so the grouping never
+    /// changes a result.
     pub fn sample_many(&self, randns: &[&[f32]], choosers: &mut [&mut dyn Chooser]) -> Vec<Sample> {
         assert_eq!(randns.len(), choosers.len());
+        let threads = rayon::current_num_threads().max(1);
+        if randns.len() < 2 || threads < 2 {
+            return self.sample_group(randns, choosers);
+        }
+        let per = randns.len().div_ceil(threads);
+        let mut out: Vec<Vec<Sample>> = Vec::new();
+        randns
+            .par_chunks(per)
+            .zip(choosers.par_chunks_mut(per))
+            .map(|(r, c)| self.sample_group(r, c))
+            .collect_into_vec(&mut out);
+        out.into_iter().flatten().collect()
+    }
+
+    /// Sequences decoded together on the calling thread.
+    fn sample_group(&self, randns: &[&[f32]], choosers: &mut [&mut dyn Chooser]) -> Vec<Sample> {
         let l = self.features.len();
         let h = self.model.hidden();
         let layers = self.model.decoder_layers.len();
@@ -284,6 +311,7 @@ impl<'m, 'a> Sampler<'m, 'a> {
                     s: vec![0; l],
                     probs: vec![0.0; l * VOCAB],
                     logits: [0.0; VOCAB],
+                    log_probs: vec![0.0; l * VOCAB],
                     missing: None,
                 }
             })
@@ -293,7 +321,16 @@ impl<'m, 'a> Sampler<'m, 'a> {
         for step in 0..max_steps {
             self.run_step(&mut states, &mut batched, step, choosers, &mut scratch);
         }
-        states.into_iter().map(|st| Sample { s: st.s, probs: st.probs, decoding_order: st.order }).collect()
+        let tied = !self.features.tied_positions.is_empty();
+        states
+            .into_iter()
+            .map(|st| Sample {
+                s: st.s,
+                probs: st.probs,
+                decoding_order: st.order,
+                log_probs: (!tied).then_some(st.log_probs),
+            })
+            .collect()
     }
 
     /// Decoder layers for virtual rows `rows` (at most one per sequence); returns the
@@ -333,8 +370,6 @@ impl<'m, 'a> Sampler<'m, 'a> {
         }
         let mut logits = vec![0f32; n * VOCAB];
         self.model.w_out.forward(&out, n, &mut logits);
-        let temp = self.options.temperature;
-        logits.iter_mut().for_each(|v| *v /= temp);
         logits
     }
 
@@ -420,19 +455,28 @@ impl<'m, 'a> Sampler<'m, 'a> {
             if rows.is_empty() {
                 continue;
             }
-            let logits = self.decode_rows(b, &rows, scratch);
+            let raw = self.decode_rows(b, &rows, scratch);
+            let temp = self.options.temperature;
             for (r, &si) in owners.iter().enumerate() {
                 let st = &mut states[si];
-                let lg = &logits[r * VOCAB..(r + 1) * VOCAB];
+                let t = rows[r] - si * l;
+                let mut lg = [0f32; VOCAB];
+                for (o, &v) in lg.iter_mut().zip(&raw[r * VOCAB..(r + 1) * VOCAB]) {
+                    *o = v / temp;
+                }
+                if !tied {
+                    let lp = &mut st.log_probs[t * VOCAB..(t + 1) * VOCAB];
+                    lp.copy_from_slice(&raw[r * VOCAB..(r + 1) * VOCAB]);
+                    log_softmax_inplace(lp);
+                }
                 if tied {
-                    let t = rows[r] - si * l;
                     let n = st.steps[step].len() as f32;
                     let beta = f.tied_beta[t];
-                    for (acc, &v) in st.logits.iter_mut().zip(lg) {
+                    for (acc, &v) in st.logits.iter_mut().zip(&lg) {
                         *acc += beta * v / n;
                     }
                 } else {
-                    st.logits.copy_from_slice(lg);
+                    st.logits.copy_from_slice(&lg);
                 }
             }
         }
@@ -467,9 +511,13 @@ impl<'m, 'a> Sampler<'m, 'a> {
 
     /// Official scores of a sample: `(score, global_score)`, the mean negative log-likelihood
     /// of the sequence under `forward()` with the sample's decoding order, over designed
-    /// positions and over all present residues.
+    /// positions and over all present residues. Untied samples carry those log-probabilities
+    /// already; tied ones run `forward()`.
     pub fn scores(&self, sample: &Sample) -> (f32, f32) {
-        scores(self.model, self.enc, self.features, sample)
+        match &sample.log_probs {
+            Some(lp) => (score(lp, &sample.s, &self.design), score(lp, &sample.s, &self.features.mask)),
+            None => scores(self.model, self.enc, self.features, sample),
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! Every kernel here has a plain twin in [`naive`] that computes the same thing the obvious
 //! way; tests compare the two on random shapes.
 
+pub mod gemm;
 pub mod naive;
 
 /// A dense layer `y = x · Wᵀ + b` with the weight kept in PyTorch's `[out, in]` layout.
@@ -13,6 +14,8 @@ pub struct Linear {
     pub bias: Option<Vec<f32>>,
     pub n_in: usize,
     pub n_out: usize,
+    /// `weight` packed for [`gemm::gemm`].
+    packed: Vec<f32>,
 }
 
 impl Linear {
@@ -21,7 +24,8 @@ impl Linear {
         if let Some(b) = &bias {
             assert_eq!(b.len(), n_out);
         }
-        Linear { weight, bias, n_in, n_out }
+        let packed = gemm::pack(&weight, n_out, n_in);
+        Linear { weight, bias, n_in, n_out, packed }
     }
 
     /// Columns `[start, start + width)` of the input dimension as a layer of their own
@@ -32,7 +36,7 @@ impl Linear {
         for o in 0..self.n_out {
             w.extend_from_slice(&self.weight[o * self.n_in + start..o * self.n_in + start + width]);
         }
-        Linear { weight: w, bias: None, n_in: width, n_out: self.n_out }
+        Linear::new(w, None, self.n_out, width)
     }
 
     /// `out[r, :] = x[r, :] · Wᵀ + b` for `rows` rows (`x` is `[rows, n_in]`, `out` `[rows, n_out]`).
@@ -46,40 +50,15 @@ impl Linear {
     }
 
     fn forward_impl(&self, x: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
-        debug_assert!(x.len() >= rows * self.n_in);
-        debug_assert!(out.len() >= rows * self.n_out);
         if rows == 0 {
             return;
         }
-        let out = &mut out[..rows * self.n_out];
-        if !accumulate {
-            match &self.bias {
-                Some(b) => out.chunks_exact_mut(self.n_out).for_each(|r| r.copy_from_slice(b)),
-                None => out.fill(0.0),
-            }
-        } else if let Some(b) = &self.bias {
-            out.chunks_exact_mut(self.n_out).for_each(|r| r.iter_mut().zip(b).for_each(|(o, b)| *o += b));
-        }
-        // SAFETY: the slices hold at least rows*n_in, n_out*n_in and rows*n_out elements
-        // (checked above), and the strides describe exactly those row-major layouts.
-        unsafe {
-            matrixmultiply::sgemm(
-                rows,
-                self.n_in,
-                self.n_out,
-                1.0,
-                x.as_ptr(),
-                self.n_in as isize,
-                1,
-                self.weight.as_ptr(),
-                1,
-                self.n_in as isize,
-                1.0,
-                out.as_mut_ptr(),
-                self.n_out as isize,
-                1,
-            );
-        }
+        let init = match (accumulate, &self.bias) {
+            (false, Some(b)) => gemm::Init::Bias(b),
+            (false, None) => gemm::Init::Zero,
+            (true, b) => gemm::Init::Accumulate(b.as_deref()),
+        };
+        gemm::gemm(x, rows, self.n_in, &self.packed, self.n_out, init, out);
     }
 }
 
