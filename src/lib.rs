@@ -10,6 +10,7 @@
 //! behind the small interface in [`kernels`].
 
 pub mod alphabet;
+pub mod bench;
 pub mod checkpoint;
 pub mod featurize;
 pub mod inputs;

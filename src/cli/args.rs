@@ -37,6 +37,8 @@ pub enum Command {
     Probs(ProbsArgs),
     /// Convert a checkpoint (official .pt or safetensors) to safetensors.
     Convert(ConvertArgs),
+    /// Benchmark scoring and design (parity structures and synthetic backbones).
+    Bench(super::bench::BenchArgs),
 }
 
 /// Inputs, model and run options shared by every job.

@@ -1,6 +1,7 @@
 //! The `mpnn` command line: argument definitions and one module per job.
 
 pub mod args;
+pub mod bench;
 pub mod common;
 pub mod probs;
 pub mod score;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             probs::run(&a.common, kind)
         }
+        Some(Command::Bench(a)) => bench::run(&a),
         Some(Command::Convert(a)) => {
             let ckpt = checkpoint::load(&a.input)?;
             let arch = ckpt.architecture()?;

@@ -12,6 +12,7 @@ pub mod encoder;
 pub mod features;
 pub mod graph;
 pub mod layers;
+pub mod reference;
 
 use crate::checkpoint::{Architecture, Checkpoint, Tensor};
 use crate::kernels::{LayerNorm, Linear};
@@ -148,5 +149,14 @@ impl ProteinMpnn {
 
     pub fn hidden(&self) -> usize {
         self.arch.hidden
+    }
+
+    /// The same weights with `k` neighbours per residue at inference time. Below the
+    /// checkpoint's own k this is an approximation (the message sums are divided by a fixed
+    /// 30, and the model never saw fewer neighbours); its accuracy cost must be measured.
+    pub fn with_k(&self, k: usize) -> ProteinMpnn {
+        let mut m = self.clone();
+        m.arch.k = k;
+        m
     }
 }

@@ -1,0 +1,139 @@
+//! `mpnn bench`: scoring and design speed over the parity structures and synthetic backbones.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use mpnn::bench::{self, Plan};
+use mpnn::checkpoint;
+use mpnn::model::ProteinMpnn;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Checkpoints to measure, as LABEL=FILE (repeatable). Default: the parity fixtures
+    /// full_k48 and small_h64_l2_k16 from --parity-dir.
+    #[arg(long = "weights", value_name = "LABEL=FILE")]
+    pub weights: Vec<String>,
+    /// The parity fixture folder (structures/ and weights/).
+    #[arg(long = "parity-dir", default_value = "../shared/parity")]
+    pub parity_dir: PathBuf,
+    /// Real structures to include (default: 5L33, 6MRR, 3HTN, 4YOW from the parity folder).
+    #[arg(long = "structure", value_name = "FILE")]
+    pub structures: Vec<PathBuf>,
+    /// Synthetic backbone lengths (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "50,200,1000,5000")]
+    pub lengths: Vec<usize>,
+    /// Inference-time k values (0 = the checkpoint's own).
+    #[arg(long = "k", value_delimiter = ',', default_value = "0")]
+    pub ks: Vec<usize>,
+    /// Sequences per structure (comma-separated).
+    #[arg(long = "batch", value_delimiter = ',', default_value = "1,8")]
+    pub batches: Vec<usize>,
+    /// Sampling temperature for design.
+    #[arg(long, default_value_t = 0.1)]
+    pub temperature: f32,
+    /// Timed repeats per row (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Measure the plain reference path for structures up to this length (0 = off).
+    #[arg(long = "reference-max-len", default_value_t = 120)]
+    pub reference_max_len: usize,
+    /// Only the scoring pass.
+    #[arg(long, conflicts_with = "design_only")]
+    pub score_only: bool,
+    /// Only design.
+    #[arg(long)]
+    pub design_only: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Write the rows as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write the markdown table here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+}
+
+fn load(label: &str, path: &std::path::Path) -> Result<(String, ProteinMpnn)> {
+    let ckpt = checkpoint::load(path)?;
+    let arch = ckpt.architecture()?;
+    Ok((label.to_string(), ProteinMpnn::new(&ckpt, arch)?))
+}
+
+pub fn run(a: &BenchArgs) -> Result<()> {
+    if let Some(n) = a.threads {
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
+    }
+    let mut models = Vec::new();
+    if a.weights.is_empty() {
+        for (label, file) in [("full_k48", "full_k48.pt"), ("small_h64_l2_k16", "small_h64_l2_k16.pt")] {
+            let path = a.parity_dir.join("weights").join(file);
+            models.push(load(label, &path).with_context(|| {
+                format!("{}: default benchmark weights not found; pass --weights LABEL=FILE", path.display())
+            })?);
+        }
+    } else {
+        for w in &a.weights {
+            let Some((label, file)) = w.split_once('=') else { bail!("--weights takes LABEL=FILE, got `{w}`") };
+            models.push(load(label, std::path::Path::new(file))?);
+        }
+    }
+    let mut structures = Vec::new();
+    let real: Vec<PathBuf> = if a.structures.is_empty() {
+        ["5L33.pdb", "6MRR.pdb", "3HTN.pdb", "4YOW.pdb"]
+            .iter()
+            .map(|f| a.parity_dir.join("structures").join(f))
+            .filter(|p| p.exists())
+            .collect()
+    } else {
+        a.structures.clone()
+    };
+    for p in real {
+        structures.push(mpnn::structure::read_structure(&p)?);
+    }
+    for &l in &a.lengths {
+        structures.push(bench::synthetic_backbone(&format!("synthetic_{l}"), l, 500));
+    }
+    let plan = Plan {
+        models,
+        structures,
+        ks: a.ks.clone(),
+        batches: a.batches.clone(),
+        temperature: a.temperature,
+        repeats: a.repeats,
+        reference_max_len: a.reference_max_len,
+        design: !a.score_only,
+        score: !a.design_only,
+    };
+    eprintln!("mpnn bench: {} threads", rayon::current_num_threads());
+    let rows = bench::run(&plan, |r| {
+        eprintln!(
+            "{:>6} {:<14} L={:<5} {:<16} k={:<2} batch={:<2} {:>9.1} ms/protein {:>9.0} res/s  peak {:.0} MiB{}",
+            r.task,
+            r.structure,
+            r.length,
+            r.checkpoint,
+            r.k,
+            r.batch,
+            r.ms_per_protein,
+            r.residues_per_s,
+            r.peak_rss_mib,
+            r.speedup_over_reference.map(|s| format!("  ({s:.1}× the reference path)")).unwrap_or_default()
+        )
+    });
+    let md = bench::markdown(&rows);
+    println!("{md}");
+    if let Some(p) = &a.markdown {
+        mpnn::structure::write_atomic(p, md.as_bytes())?;
+    }
+    if let Some(p) = &a.json {
+        let doc = serde_json::json!({
+            "threads": rayon::current_num_threads(),
+            "mpnn_version": env!("CARGO_PKG_VERSION"),
+            "rows": rows,
+        });
+        mpnn::structure::write_atomic(p, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+    }
+    Ok(())
+}
