@@ -37,7 +37,7 @@ pub enum Command {
     Probs(ProbsArgs),
     /// Design sequences for backbones (the official default job): FASTA per structure, with
     /// optional scores, probabilities, threaded PDBs and a run table.
-    Design(DesignArgs),
+    Design(Box<DesignArgs>),
     /// Convert a checkpoint (official .pt or safetensors) to safetensors.
     Convert(ConvertArgs),
 }

@@ -28,6 +28,9 @@ use rayon::prelude::*;
 use super::args::{Common, DesignOpts};
 use super::common::*;
 
+/// Per-residue biases from `--bias-by-residue`: residue item → (letter, bias) pairs.
+type ResidueBiases = Vec<(ResidueItem, Vec<(char, f32)>)>;
+
 /// Inline options, parsed before any input is read.
 struct Inline {
     temperatures: Vec<f64>,
@@ -37,7 +40,7 @@ struct Inline {
     tied: Option<TiedSpec>,
     bias: Option<BiasSpec>,
     omit: String,
-    bias_by_residue: Option<Vec<(ResidueItem, Vec<(char, f32)>)>>,
+    bias_by_residue: Option<ResidueBiases>,
     omit_by_residue: Option<Vec<(ResidueItem, String)>>,
 }
 
