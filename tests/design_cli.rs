@@ -633,3 +633,18 @@ fn bad_constraints_fail_before_any_work_with_a_clear_message() {
         assert!(!out.exists(), "{flags:?}: output written");
     }
 }
+
+#[test]
+fn backbone_noise_is_seeded_per_sample() {
+    let Some(parity) = parity_dir() else { return };
+    let run = |extra: &[&str]| {
+        let out = tempfile::tempdir().unwrap();
+        let mut args = vec!["--num_seq_per_target", "2", "--seed", "4", "--suppress_print", "1"];
+        args.extend_from_slice(extra);
+        ok(&design(&parity, out.path(), &["6MRR.pdb"], &args));
+        fa_bytes(out.path())
+    };
+    let noisy = run(&["--backbone_noise", "0.2", "--batch_size", "1"]);
+    assert_eq!(run(&["--backbone_noise", "0.2", "--batch_size", "2"]), noisy);
+    assert_ne!(run(&["--batch_size", "2"]), noisy, "noise changes the designs");
+}
