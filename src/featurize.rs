@@ -69,7 +69,7 @@ pub enum FeaturizeError {
     NoChains { name: String },
     #[error("{name}: {what} position {position} is outside chain {chain} (it has residues 1-{len}); positions are 1-based within the chain")]
     PositionOutOfRange { name: String, what: String, chain: String, position: i64, len: usize },
-    #[error("{name}: {what} for chain {chain} has {found} rows but the chain has {len} residues")]
+    #[error("{name}: {what} for chain {chain} has {found} rows but the chain has {len} residues; give one row per residue of the chain")]
     WrongLength { name: String, what: String, chain: String, found: usize, len: usize },
     #[error("{name}: letter `{letter}` in {what} is not one of {alphabet}")]
     BadLetter { name: String, what: String, letter: char, alphabet: String },

@@ -35,6 +35,9 @@ pub enum Command {
     /// Per-position log-probabilities: unconditional (backbone only, one pass) or conditional
     /// (each position given the rest of the sequence, or given the backbone only).
     Probs(ProbsArgs),
+    /// Design sequences for backbones (the official default job): FASTA per structure, with
+    /// optional scores, probabilities, threaded PDBs and a run table.
+    Design(Box<DesignArgs>),
     /// Convert a checkpoint (official .pt or safetensors) to safetensors.
     Convert(ConvertArgs),
     /// Benchmark scoring and design (parity structures and synthetic backbones).
@@ -54,6 +57,9 @@ pub struct Common {
     /// Parsed structures in the official jsonl format (official spelling).
     #[arg(long = "jsonl_path", value_name = "FILE", hide_short_help = true)]
     pub jsonl_path: Option<String>,
+    /// A file listing structure paths (files, folders or globs), one per line ('#' comments).
+    #[arg(long = "list", value_name = "FILE")]
+    pub list: Option<PathBuf>,
     /// Output folder.
     #[arg(long = "out", visible_alias = "out_folder", value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -158,13 +164,100 @@ pub struct Official {
     /// 1 = write unconditional probabilities p(s_i | backbone) in one pass.
     #[arg(long = "unconditional_probs_only", default_value_t = 0, value_name = "0|1")]
     pub unconditional_probs_only: u8,
-    /// Design flags of the official script (sequence design: see `mpnn design` once available).
-    #[arg(long = "sampling_temp", hide = true)]
-    pub sampling_temp: Option<String>,
-    #[arg(long = "save_score", hide = true, default_value_t = 0)]
-    pub save_score: u8,
-    #[arg(long = "save_probs", hide = true, default_value_t = 0)]
-    pub save_probs: u8,
-    #[arg(long = "backbone_noise", hide = true, default_value_t = 0.0)]
+    #[command(flatten)]
+    pub design: DesignOpts,
+}
+
+#[derive(Debug, Args)]
+pub struct DesignArgs {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(flatten)]
+    pub design: DesignOpts,
+}
+
+/// Sequence-design options: the official flags plus inline constraints.
+#[derive(Debug, Args, Clone, Default)]
+pub struct DesignOpts {
+    /// Sampling temperatures, space separated (official --sampling_temp), e.g. "0.1 0.2".
+    #[arg(long = "sampling_temp", visible_alias = "temperature", default_value = "0.1", value_name = "T...")]
+    pub sampling_temp: String,
+    /// Gaussian noise (Å, standard deviation) added to the backbone coordinates of each sample.
+    #[arg(long = "backbone_noise", default_value_t = 0.0)]
     pub backbone_noise: f32,
+    /// Letters never sampled (official --omit_AAs).
+    #[arg(long = "omit_AAs", default_value = "X", value_name = "LETTERS")]
+    pub omit_aas: String,
+    /// Official global amino-acid bias dictionary (jsonl file: {"A": -1.1, ...}).
+    #[arg(long = "bias_AA_jsonl", value_name = "FILE")]
+    pub bias_aa_jsonl: Option<String>,
+    /// Official per-residue bias dictionary (jsonl file).
+    #[arg(long = "bias_by_res_jsonl", value_name = "FILE")]
+    pub bias_by_res_jsonl: Option<String>,
+    /// Official per-residue omission dictionary (jsonl file).
+    #[arg(long = "omit_AA_jsonl", value_name = "FILE")]
+    pub omit_aa_jsonl: Option<String>,
+    /// Official PSSM dictionary (jsonl file).
+    #[arg(long = "pssm_jsonl", value_name = "FILE")]
+    pub pssm_jsonl: Option<String>,
+    /// PSSM weight between 0 (none) and 1 (PSSM only), with --pssm_bias_flag 1.
+    #[arg(long = "pssm_multi", default_value_t = 0.0)]
+    pub pssm_multi: f32,
+    /// Letters with PSSM log-odds at or below this are (almost) excluded, with --pssm_log_odds_flag 1.
+    #[arg(long = "pssm_threshold", default_value_t = 0.0)]
+    pub pssm_threshold: f32,
+    #[arg(long = "pssm_log_odds_flag", default_value_t = 0, value_name = "0|1")]
+    pub pssm_log_odds_flag: u8,
+    #[arg(long = "pssm_bias_flag", default_value_t = 0, value_name = "0|1")]
+    pub pssm_bias_flag: u8,
+    /// Official tied-positions dictionary (jsonl file).
+    #[arg(long = "tied_positions_jsonl", value_name = "FILE")]
+    pub tied_positions_jsonl: Option<String>,
+    /// 1 = write scores/NAME.npz (score, global_score per sample).
+    #[arg(long = "save_score", default_value_t = 0, value_name = "0|1")]
+    pub save_score: u8,
+    /// 1 = write probs/NAME.npz (probs, log_probs, S, mask, chain_order, decoding_order).
+    #[arg(long = "save_probs", default_value_t = 0, value_name = "0|1")]
+    pub save_probs: u8,
+    /// Keep these residues fixed, e.g. "A1-10 A15 B" (a chain letter alone = the whole chain).
+    /// Positions are 1-based within the chain as parsed.
+    #[arg(long, value_name = "SPEC")]
+    pub fixed: Option<String>,
+    /// Design only these residues of the designed chains, e.g. "A20-30" (everything else in the
+    /// designed chains is fixed). A position both here and in --fixed is an error.
+    #[arg(long, value_name = "SPEC")]
+    pub redesign: Option<String>,
+    /// Tie residues: groups by '|', members by ',': "A1,C1|A2,C2"; ranges tie elementwise
+    /// ("A1-10,C1-10"). Optional weight per group member is not supported inline (use
+    /// --tied_positions_jsonl).
+    #[arg(long, value_name = "SPEC")]
+    pub tied: Option<String>,
+    /// Tie position i of every designed chain (all designed chains must have equal length).
+    #[arg(long = "homo-oligomer", visible_alias = "homo_oligomer")]
+    pub homo_oligomer: bool,
+    /// Global amino-acid bias, e.g. "W:3.0,P:-1" (added to --bias_AA_jsonl).
+    #[arg(long, value_name = "L:V,...")]
+    pub bias: Option<String>,
+    /// Letters never sampled, in addition to --omit_AAs, e.g. "C".
+    #[arg(long, value_name = "LETTERS")]
+    pub omit: Option<String>,
+    /// Per-residue bias JSON file: {"A12": {"W": 2.0}} (keys may be ranges or chains).
+    #[arg(long = "bias-by-residue", value_name = "FILE")]
+    pub bias_by_residue: Option<String>,
+    /// Per-residue omissions JSON file: {"A12": "CP"}.
+    #[arg(long = "omit-by-residue", value_name = "FILE")]
+    pub omit_by_residue: Option<String>,
+    /// Process only shard I of N (1-based): structure k of the name-sorted list goes to shard
+    /// (k mod N) + 1 (round-robin).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Redo structures whose seqs/NAME.fa already exists (default: skip them).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Write structures/NAME_sample_N.pdb: each design threaded onto the backbone.
+    #[arg(long = "save-structures")]
+    pub save_structures: bool,
+    /// Write a table of every design of the run (.csv, or .jsonl for JSON lines).
+    #[arg(long, value_name = "FILE")]
+    pub table: Option<PathBuf>,
 }

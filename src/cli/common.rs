@@ -33,6 +33,19 @@ pub fn structure_paths(c: &Common) -> Result<Vec<PathBuf>> {
             inputs.push(p.clone());
         }
     }
+    if let Some(list) = &c.list {
+        expect_path("--list", &list.to_string_lossy())?;
+        let text = std::fs::read_to_string(list).with_context(|| format!("--list: cannot read {}", list.display()))?;
+        let base = list.parent().unwrap_or(Path::new("."));
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let p = Path::new(line);
+            inputs.push(if p.is_absolute() || p.exists() {
+                line.to_string()
+            } else {
+                base.join(p).display().to_string()
+            });
+        }
+    }
     if inputs.is_empty() {
         bail!("no structures given: pass PDB/mmCIF/jsonl files or folders (or --pdb_path FILE / --jsonl_path FILE)");
     }
@@ -124,7 +137,7 @@ pub fn selection_for(p: &Protein, chains: Option<&str>, dicts: &Dictionaries) ->
             for c in &designed {
                 if p.chain(c).is_none() {
                     bail!(
-                        "{}: chain `{c}` is not in the structure (its chains are: {})",
+                        "{}: chain `{c}` is not in the structure (its chains are: {}); fix --chains",
                         p.name,
                         p.chain_ids().join(", ")
                     );
@@ -212,5 +225,3 @@ pub fn passes(c: &Common) -> Result<usize> {
     }
     Ok(batches * c.batch_size)
 }
-
-pub fn _unused(_: &Path) {}

@@ -3,6 +3,7 @@
 pub mod args;
 pub mod bench;
 pub mod common;
+pub mod design;
 pub mod probs;
 pub mod score;
 
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> Result<()> {
             probs::run(&a.common, kind)
         }
         Some(Command::Bench(a)) => bench::run(&a),
+        Some(Command::Design(a)) => design::run(&a.common, &a.design),
         Some(Command::Convert(a)) => {
             let ckpt = checkpoint::load(&a.input)?;
             let arch = ckpt.architecture()?;
@@ -53,7 +55,7 @@ pub fn run(cli: Cli) -> Result<()> {
             } else if o.common.structures.is_empty() && o.common.pdb_path.is_none() && o.common.jsonl_path.is_none() {
                 bail!("nothing to do: give a subcommand (mpnn --help) or the official flags (--pdb_path ... --out_folder ...)")
             } else {
-                bail!("sequence design (the official default job) is not available in this build yet; use --score_only 1, --unconditional_probs_only 1 or --conditional_probs_only 1")
+                design::run(&o.common, &o.design)
             }
         }
     }
