@@ -322,6 +322,15 @@ impl<'m, 'a> Sampler<'m, 'a> {
             self.run_step(&mut states, &mut batched, step, choosers, &mut scratch);
         }
         let tied = !self.features.tied_positions.is_empty();
+        // Missing residues are never decoded; `forward()` gives them the states 0, so their
+        // log-probabilities are those of `W_out`'s bias alone.
+        let mut missing_row = self.model.w_out.bias.clone().unwrap_or_else(|| vec![0.0; VOCAB]);
+        log_softmax_inplace(&mut missing_row);
+        for st in states.iter_mut() {
+            for t in (0..l).filter(|&t| self.features.mask[t] == 0.0) {
+                st.log_probs[t * VOCAB..(t + 1) * VOCAB].copy_from_slice(&missing_row);
+            }
+        }
         states
             .into_iter()
             .map(|st| Sample {

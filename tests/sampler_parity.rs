@@ -247,3 +247,34 @@ fn draw_inverse_cdf() {
     q2[20] = 0.0;
     assert_eq!(draw(&q2, 0.999_999_9), 19);
 }
+
+/// Untied samples carry the log-probabilities `forward()` gives the final sequence with the
+/// sample's decoding order, on every row (missing residues included), so the official scores
+/// need no second pass.
+#[test]
+fn sampling_time_log_probs_equal_forward() {
+    let Some(dir) = parity_dir() else { return };
+    for name in ["monomer_5L33", "quirks_edge", "complex_3HTN_fixed", "ca_5L33", "small_6EHB", "homooligomer_4GYT_tied"]
+    {
+        let case = load_case(&dir, name);
+        let model = model_for(&case);
+        let (f, lom) = features_of(&case);
+        let enc = encode(&model, &f);
+        let sampler = Sampler::new(&model, &enc, &f, lom, options_of(&case));
+        let randn = case.npz.f32("randn").unwrap();
+        let mut rng = Multinomial(ChaCha8Rng::seed_from_u64(5));
+        let sample = sampler.sample(&randn, &mut rng);
+        let forward = model.forward(&enc, &sample.s, &sample.decoding_order);
+        match &sample.log_probs {
+            Some(lp) => {
+                let d = max_abs_diff(lp, &forward);
+                assert!(d < 1e-5, "{name}: sampling-time log-probs differ from forward() by {d}");
+            }
+            None => assert!(!f.tied_positions.is_empty(), "{name}: only tied samples are rescored"),
+        }
+        let (sc, gs) = sampler.scores(&sample);
+        let design = f.design_mask();
+        assert!((sc - mpnn::model::decoder::score(&forward, &sample.s, &design)).abs() < 1e-5);
+        assert!((gs - mpnn::model::decoder::score(&forward, &sample.s, &f.mask)).abs() < 1e-5);
+    }
+}

@@ -23,6 +23,9 @@ pub struct BenchArgs {
     /// Synthetic backbone lengths (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "50,200,1000,5000")]
     pub lengths: Vec<usize>,
+    /// No synthetic backbones.
+    #[arg(long)]
+    pub no_synthetic: bool,
     /// Inference-time k values (0 = the checkpoint's own).
     #[arg(long = "k", value_delimiter = ',', default_value = "0")]
     pub ks: Vec<usize>,
@@ -92,7 +95,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     for p in real {
         structures.push(mpnn::structure::read_structure(&p)?);
     }
-    for &l in &a.lengths {
+    for &l in a.lengths.iter().filter(|_| !a.no_synthetic) {
         structures.push(bench::synthetic_backbone(&format!("synthetic_{l}"), l, 500));
     }
     let plan = Plan {

@@ -319,7 +319,12 @@ fn noisy(f: &Features, sigma: f32, seed: u64, i: u64) -> Features {
 }
 
 fn finish(model: &ProteinMpnn, enc: &mpnn::model::encoder::Encoded, f: &Features, sample: Sample) -> Design {
-    let lp = model.forward(enc, &sample.s, &sample.decoding_order);
+    // Untied samples carry the log-probabilities `forward()` gives them with their own
+    // decoding order (computed while decoding); tied ones are rescored.
+    let lp = match &sample.log_probs {
+        Some(lp) => lp.clone(),
+        None => model.forward(enc, &sample.s, &sample.decoding_order),
+    };
     let design = f.design_mask();
     let score_v = score(&lp, &sample.s, &design);
     let global = score(&lp, &sample.s, &f.mask);

@@ -12,7 +12,7 @@ use crate::featurize::Batch;
 use crate::kernels::{gelu_inplace, Linear};
 
 /// Nodes per parallel work item.
-pub(crate) const CHUNK: usize = 16;
+pub(crate) const CHUNK: usize = 8;
 
 /// The encoder's outputs for a batch.
 #[derive(Debug, Clone)]
