@@ -225,3 +225,23 @@ pub fn passes(c: &Common) -> Result<usize> {
     }
     Ok(batches * c.batch_size)
 }
+
+/// What every scoring-type job starts with, checked before any work: the structures (read and
+/// validated), the dictionaries, the seed and the number of passes.
+pub struct Prepared {
+    pub quiet: bool,
+    pub seed: u64,
+    pub proteins: Vec<Protein>,
+    pub dicts: Dictionaries,
+    pub n_passes: usize,
+}
+
+pub fn prepare(c: &Common) -> Result<Prepared> {
+    init_threads(c)?;
+    let quiet = c.suppress_print == 1;
+    let seed = seed(c);
+    let proteins = read_proteins(c, quiet)?;
+    let dicts = dictionaries(c)?;
+    let n_passes = passes(c)?;
+    Ok(Prepared { quiet, seed, proteins, dicts, n_passes })
+}

@@ -15,12 +15,7 @@ pub enum Kind {
 }
 
 pub fn run(c: &Common, kind: Kind) -> Result<()> {
-    init_threads(c)?;
-    let quiet = c.suppress_print == 1;
-    let seed = seed(c);
-    let proteins = read_proteins(c, quiet)?;
-    let dicts = dictionaries(c)?;
-    let n_passes = passes(c)?;
+    let Prepared { quiet, seed, proteins, dicts, n_passes } = prepare(c)?;
     let mut feats = Vec::new();
     for p in &proteins {
         let sel = selection_for(p, c.chains.as_deref(), &dicts)?;

@@ -62,12 +62,7 @@ fn fasta_sequence(f: &Features, header: &str, seq: &str, file: &std::path::Path)
 }
 
 pub fn run(c: &Common, fasta: Option<&std::path::Path>) -> Result<()> {
-    init_threads(c)?;
-    let quiet = c.suppress_print == 1;
-    let seed = seed(c);
-    let proteins = read_proteins(c, quiet)?;
-    let dicts = dictionaries(c)?;
-    let n_passes = passes(c)?;
+    let Prepared { quiet, seed, proteins, dicts, n_passes } = prepare(c)?;
     let fasta_records = fasta.map(read_fasta).transpose()?;
     // Check every input before any work starts.
     let mut feats = Vec::new();

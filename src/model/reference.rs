@@ -27,6 +27,26 @@ fn ffn(f: &FeedForward, x: &[f32], rows: usize) -> Vec<f32> {
     lin(&f.w_out, &gelu(lin(&f.w_in, x, rows)), rows)
 }
 
+/// `mask · norm2(v + FFN(v))` with `v = norm1(pre)`: the node update shared by both layer kinds.
+fn node_update(
+    norm1: &LayerNorm,
+    norm2: &LayerNorm,
+    dense: &FeedForward,
+    pre: &[f32],
+    mask: &[f32],
+    h: usize,
+) -> Vec<f32> {
+    let rows = mask.len();
+    let v1 = norm(norm1, pre);
+    let d = ffn(dense, &v1, rows);
+    let v2: Vec<f32> = v1.iter().zip(&d).map(|(a, b)| a + b).collect();
+    let mut out = norm(norm2, &v2);
+    for i in 0..rows {
+        out[i * h..(i + 1) * h].iter_mut().for_each(|v| *v *= mask[i]);
+    }
+    out
+}
+
 impl ProteinMpnn {
     /// Encoder on the reference path.
     pub fn encode_reference(&self, batch: &Batch) -> Encoded {
@@ -61,13 +81,7 @@ impl ProteinMpnn {
                     }
                 }
             }
-            let v1 = norm(&layer.norm1, &pre);
-            let d = ffn(&layer.dense, &v1, rows);
-            let v2: Vec<f32> = v1.iter().zip(&d).map(|(a, b)| a + b).collect();
-            h_v = norm(&layer.norm2, &v2);
-            for i in 0..rows {
-                h_v[i * h..(i + 1) * h].iter_mut().for_each(|v| *v *= mask[i]);
-            }
+            h_v = node_update(&layer.norm1, &layer.norm2, &layer.dense, &pre, mask, h);
             let x = cat(&h_v, &h_e);
             let msg = lin(&layer.w13, &gelu(lin(&layer.w12, &gelu(lin(&layer.w11, &x, rows * k)), rows * k)), rows * k);
             let sum: Vec<f32> = h_e.iter().zip(&msg).map(|(a, b)| a + b).collect();
@@ -113,13 +127,7 @@ impl ProteinMpnn {
                     }
                 }
             }
-            let v1 = norm(&layer.norm1, &pre);
-            let d = ffn(&layer.dense, &v1, rows);
-            let v2: Vec<f32> = v1.iter().zip(&d).map(|(a, b)| a + b).collect();
-            h_v = norm(&layer.norm2, &v2);
-            for i in 0..rows {
-                h_v[i * h..(i + 1) * h].iter_mut().for_each(|v| *v *= mask[i]);
-            }
+            h_v = node_update(&layer.norm1, &layer.norm2, &layer.dense, &pre, mask, h);
         }
         let mut lp = lin(&self.w_out, &h_v, rows);
         lp.chunks_exact_mut(VOCAB).for_each(crate::kernels::log_softmax_inplace);
