@@ -269,3 +269,31 @@ fn convert_round_trips_through_safetensors() {
     let b = run(&s(&st), &p.out.path().join("b"));
     assert_eq!(a, b);
 }
+
+#[test]
+fn scores_and_probabilities_are_identical_for_any_thread_count() {
+    let Some(p) = Paths::new() else { return };
+    let (st, w) = (p.structure("3HTN.pdb"), p.weights());
+    let mut outputs = Vec::new();
+    for threads in ["1", "2"] {
+        let out = tempfile::tempdir().unwrap();
+        let o_ = s(out.path());
+        for job in [
+            vec!["score", "--num_seq_per_target", "3"],
+            vec!["probs", "--conditional"],
+            vec!["probs", "--unconditional"],
+        ] {
+            let mut args = job.clone();
+            args.extend([st.as_str(), "--weights", &w, "--out", &o_, "--seed", "7", "--threads", threads]);
+            let o = mpnn(&args, &[]);
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
+        let files: Vec<Vec<u8>> =
+            ["score_only/3HTN_pdb.npz", "conditional_probs_only/3HTN.npz", "unconditional_probs_only/3HTN.npz"]
+                .iter()
+                .map(|f| std::fs::read(out.path().join(f)).unwrap())
+                .collect();
+        outputs.push(files);
+    }
+    assert!(outputs[0] == outputs[1], "outputs differ between --threads 1 and --threads 2");
+}

@@ -94,7 +94,12 @@ fn network_matches_official_tensors() {
                 }
             }
             eprintln!("{name}: h_E diff {worst}");
-            assert!(worst < 2e-4, "{name}: h_E_enc differs by {worst}");
+            // CA-only edges carry quaternions of local frames (square roots of values near 0),
+            // where float32 rounding differences of ~1e-7 grow to ~1e-4 in a few edges (E itself
+            // stays within 1e-4; measured 1.03e-4 on ca_5L33 after the encoder). Full-backbone
+            // cases meet 1e-4 with ~20× margin.
+            let tol = if case.ca_only() { 2e-4 } else { 1e-4 };
+            assert!(worst < tol, "{name}: h_E_enc differs by {worst} (tolerance {tol})");
         }
         // decoding order from randn
         let randn = n.f32("randn").unwrap();
