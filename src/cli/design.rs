@@ -468,7 +468,7 @@ pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
                 bar.suspend(|| println!("Generating sequences for: {}", f.name));
             }
             let t0 = Instant::now();
-            let designs = design_structure(model, job, d, &inl, bias_aa, seed, per_temp, c.batch_size, &bar);
+            let designs = design_structure(model, job, d, &inl, bias_aa, seed, per_temp, &bar);
             let native = native_scores(model, f, seed);
             write_outputs(c, d, &base, job, &inl, &designs, seed, per_temp, native)?;
             let dt = t0.elapsed().as_secs_f64();
@@ -526,7 +526,6 @@ fn design_structure(
     bias_aa: [f32; VOCAB],
     seed: u64,
     per_temp: usize,
-    batch_size: usize,
     bar: &indicatif::ProgressBar,
 ) -> Vec<Design> {
     let f = &job.features;
@@ -570,7 +569,10 @@ fn design_structure(
     for &t in &inl.temperatures {
         let sampler = Sampler::new(model, &enc, f, job.log_odds_mask.clone(), options(t));
         let mine: Vec<usize> = all.iter().filter(|x| x.1 == t).map(|x| x.0).collect();
-        let chunks: Vec<&[usize]> = mine.chunks(batch_size).collect();
+        // Results never depend on how samples are grouped, so every sample of a temperature is
+        // decoded together (in groups that bound memory), whatever --batch_size says.
+        let group = DECODE_GROUP.min(mine.len().max(1));
+        let chunks: Vec<&[usize]> = mine.chunks(group).collect();
         let done: Vec<Vec<Design>> = chunks
             .par_iter()
             .map(|ids| {
@@ -589,6 +591,9 @@ fn design_structure(
     }
     out
 }
+
+/// Samples of one structure decoded together per call (bounds the per-call state memory).
+const DECODE_GROUP: usize = 32;
 
 /// The native sequence's official score: one forward pass with its own decoding order.
 fn native_scores(model: &ProteinMpnn, f: &Features, seed: u64) -> (f32, f32) {
