@@ -2,7 +2,6 @@
 //! sequences, unconditional and conditional probabilities. Interfaces take several sequences of
 //! one structure at once; the encoder runs once and is shared by all of them.
 
-use crate::alphabet::VOCAB;
 use crate::checkpoint::{Architecture, Checkpoint};
 use crate::featurize::{Batch, Features};
 use crate::model::decoder::{decoding_order, score};
@@ -81,5 +80,3 @@ pub fn mean_std(v: &[f32]) -> (f32, f32) {
 pub fn fmt4(x: f32) -> String {
     format!("{:.4}", x)
 }
-
-pub const _VOCAB: usize = VOCAB;
