@@ -297,3 +297,25 @@ fn scores_and_probabilities_are_identical_for_any_thread_count() {
     }
     assert!(outputs[0] == outputs[1], "outputs differ between --threads 1 and --threads 2");
 }
+
+#[test]
+fn inference_time_k_warns_and_changes_the_graph() {
+    let Some(p) = Paths::new() else { return };
+    let run = |extra: &[&str], out: &Path| {
+        let mut args = vec!["probs", "--unconditional"];
+        let (st, w, o_) = (p.structure("5L33.pdb"), p.weights(), s(out));
+        args.extend([st.as_str(), "--weights", &w, "--out", &o_]);
+        args.extend(extra);
+        let o = mpnn(&args, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        (stderr(&o), Npz::read(out.join("unconditional_probs_only/5L33.npz")).unwrap().f32("log_p").unwrap())
+    };
+    let (quiet, full) = run(&[], &p.out.path().join("a"));
+    assert!(!quiet.contains("warning"), "{quiet}");
+    let (same_err, same) = run(&["--k", "48"], &p.out.path().join("b"));
+    assert!(!same_err.contains("warning"));
+    assert_eq!(full, same, "--k equal to the checkpoint's k changes nothing");
+    let (err, fast) = run(&["--k", "16"], &p.out.path().join("c"));
+    assert!(err.contains("warning: --k 16: fewer neighbours than the 48"), "{err}");
+    assert_ne!(full, fast);
+}

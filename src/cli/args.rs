@@ -110,6 +110,11 @@ pub struct Common {
     /// Worker threads (default: all cores). Results are identical for any value.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Neighbours per residue at inference time (default: the checkpoint's own k). Below the
+    /// checkpoint's k this is an approximation of that model (the seeds' "fast" k = 16 and
+    /// "balanced" k = 32); mpnn warns, and its accuracy cost must be measured.
+    #[arg(long = "k", value_name = "N")]
+    pub k: Option<usize>,
 }
 
 #[derive(Debug, Args)]

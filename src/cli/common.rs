@@ -179,7 +179,20 @@ pub fn load_engine(c: &Common, quiet: bool) -> Result<Engine> {
         println!("Number of edges: {}", ckpt.num_edges);
         println!("Training noise level: {}A", ckpt.noise_level);
     }
-    Engine::new(&ckpt, arch).map_err(anyhow::Error::new)
+    let mut engine = Engine::new(&ckpt, arch).map_err(anyhow::Error::new)?;
+    if let Some(k) = c.k.filter(|&k| k != arch.k) {
+        if k == 0 {
+            bail!("--k must be at least 1");
+        }
+        let what = if k < arch.k { "fewer" } else { "more" };
+        eprintln!(
+            "warning: --k {k}: {what} neighbours than the {} this checkpoint was trained with; the results approximate \
+             the model (the official code divides message sums by a fixed 30, not by k) and their accuracy cost is unmeasured here",
+            arch.k
+        );
+        engine.model = engine.model.with_k(k);
+    }
+    Ok(engine)
 }
 
 /// The run's seed: the given one, or (0) a random one in 0..999 like the official script.
