@@ -125,6 +125,22 @@ fn row21(src: &str, item: &str, v: &Value) -> Result<[f32; VOCAB], InputError> {
     Ok(out)
 }
 
+/// A list of 21-value rows (`[[..21..], ...]`), rows named `"{item} {row_label} N"` in errors.
+fn rows21(
+    src: &str,
+    item: &str,
+    v: &Value,
+    not_a_list: &str,
+    row_label: &str,
+) -> Result<Vec<[f32; VOCAB]>, InputError> {
+    v.as_array()
+        .ok_or_else(|| shape_err(src, item, not_a_list))?
+        .iter()
+        .enumerate()
+        .map(|(i, r)| row21(src, &format!("{item} {row_label} {}", i + 1), r))
+        .collect()
+}
+
 fn chain_map<'a>(src: &str, name: &str, v: &'a Value) -> Result<&'a Map<String, Value>, InputError> {
     v.as_object().ok_or_else(|| shape_err(src, name, "expected an object keyed by chain id"))
 }
@@ -203,14 +219,7 @@ impl Dictionaries {
             let mut m = BTreeMap::new();
             for (chain, rows) in chain_map(src, name, v)? {
                 let item = format!("{name}/{chain}");
-                let rows = rows
-                    .as_array()
-                    .ok_or_else(|| shape_err(src, &item, "expected one list of 21 biases per residue"))?;
-                let parsed = rows
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| row21(src, &format!("{item} residue {}", i + 1), r))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let parsed = rows21(src, &item, rows, "expected one list of 21 biases per residue", "residue")?;
                 m.insert(chain.clone(), parsed);
             }
             c.bias_by_res = Some(m);
@@ -231,15 +240,8 @@ impl Dictionaries {
                             .ok_or_else(|| shape_err(src, &item, "pssm_coef values must be numbers"))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                let rows = |k: &str| -> Result<Vec<[f32; VOCAB]>, InputError> {
-                    get(k)?
-                        .as_array()
-                        .ok_or_else(|| shape_err(src, &item, format!("{k} must be a list of rows")))?
-                        .iter()
-                        .enumerate()
-                        .map(|(i, r)| row21(src, &format!("{item} {k} row {}", i + 1), r))
-                        .collect()
-                };
+                let rows =
+                    |k: &str| rows21(src, &item, get(k)?, &format!("{k} must be a list of rows"), &format!("{k} row"));
                 m.insert(chain.clone(), ChainPssm { coef, bias: rows("pssm_bias")?, log_odds: rows("pssm_log_odds")? });
             }
             c.pssm = Some(m);
