@@ -12,6 +12,7 @@
 pub mod alphabet;
 pub mod bench;
 pub mod checkpoint;
+pub mod eval;
 pub mod featurize;
 pub mod inputs;
 pub mod kernels;
@@ -19,6 +20,7 @@ pub mod model;
 pub mod npz;
 pub mod output;
 pub mod pipeline;
+pub mod preset;
 pub mod rng;
 pub mod sampler;
 pub mod spec;

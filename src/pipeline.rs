@@ -4,6 +4,7 @@
 
 use crate::checkpoint::{Architecture, Checkpoint};
 use crate::featurize::{Batch, Features};
+use crate::kernels::precision::Precision;
 use crate::model::decoder::{decoding_order, score};
 use crate::model::{ModelError, ProteinMpnn};
 
@@ -30,6 +31,17 @@ impl Engine {
 
     pub fn arch(&self) -> Architecture {
         self.model.arch
+    }
+
+    /// The same checkpoint with `k` neighbours (`None`: its own) and dense layers in
+    /// `precision`. With `(None, F32)` it is the exact model.
+    pub fn with_options(&self, k: Option<usize>, precision: Precision) -> Engine {
+        let mut model =
+            if precision == self.model.precision { self.model.clone() } else { self.model.with_precision(precision) };
+        if let Some(k) = k {
+            model = model.with_k(k);
+        }
+        Engine { model, source: self.source.clone(), noise_level: self.noise_level }
     }
 
     /// Official scoring passes: for each `(sequence, randn)` pair, `forward()` with the decoding

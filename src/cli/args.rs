@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use mpnn::kernels::precision::Precision;
+use mpnn::preset::Preset;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,6 +44,10 @@ pub enum Command {
     Convert(ConvertArgs),
     /// Benchmark scoring and design (parity structures and synthetic backbones).
     Bench(super::bench::BenchArgs),
+    /// Measure what each speed/accuracy variant (presets × precisions) costs against the exact
+    /// model on your structures: recovery, perplexity, top-1 agreement, |Δ log p|, KL, designed
+    /// recovery and speed; a table, JSON and an SVG plot.
+    Eval(Box<super::eval::EvalArgs>),
 }
 
 /// Inputs, model and run options shared by every job.
@@ -115,6 +121,17 @@ pub struct Common {
     /// "balanced" k = 32); mpnn warns, and its accuracy cost must be measured.
     #[arg(long = "k", value_name = "N")]
     pub k: Option<usize>,
+    /// Number format of the dense layers: f32 (default, the exact model), bf16, f16 (rounded
+    /// weights and layer inputs, float32 sums) or int8 (per-channel int8 weights, per-row int8
+    /// inputs, exact int32 sums). Coordinates, neighbours and RBFs always stay float32. Anything
+    /// but f32 is an approximation; `mpnn eval` measures it.
+    #[arg(long, value_name = "f32|bf16|f16|int8")]
+    pub precision: Option<Precision>,
+    /// A named speed/accuracy variant (architecture + k + batch + precision): baseline, fast
+    /// (k 16), balanced (k 32) on a full checkpoint; minimal (k 48), minimal-fast, ultimate, extreme
+    /// (k 16) on a pruned one. Explicit --k / --precision win over the preset's.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<Preset>,
 }
 
 #[derive(Debug, Args)]
@@ -265,4 +282,17 @@ pub struct DesignOpts {
     /// Write a table of every design of the run (.csv, or .jsonl for JSON lines).
     #[arg(long, value_name = "FILE")]
     pub table: Option<PathBuf>,
+    /// Cascade screening: sample with this preset's (faster) configuration, rescore every
+    /// sample with the main model (the weights, --k and --precision given), and keep the --keep
+    /// best by the main model's score. Headers carry both scores.
+    #[arg(long, value_name = "PRESET", requires = "keep")]
+    pub screen: Option<Preset>,
+    /// With --screen: how many sequences to keep per structure (out of the
+    /// --num_seq_per_target × temperatures generated), best main-model score first.
+    #[arg(long, value_name = "N", requires = "screen")]
+    pub keep: Option<usize>,
+    /// With --screen: the checkpoint the screening preset runs (needed for the pruned presets;
+    /// default: the main checkpoint).
+    #[arg(long = "screen-weights", value_name = "FILE", requires = "screen")]
+    pub screen_weights: Option<PathBuf>,
 }

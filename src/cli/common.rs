@@ -6,7 +6,9 @@ use anyhow::{bail, Context, Result};
 use mpnn::checkpoint::{self, locate};
 use mpnn::featurize::ChainSelection;
 use mpnn::inputs::{self, Dictionaries};
+use mpnn::kernels::precision::Precision;
 use mpnn::pipeline::Engine;
+use mpnn::preset::Preset;
 use mpnn::structure::{self, Protein};
 
 use super::args::Common;
@@ -151,18 +153,30 @@ pub fn selection_for(p: &Protein, chains: Option<&str>, dicts: &Dictionaries) ->
 
 /// Loads the model the flags ask for.
 pub fn load_engine(c: &Common, quiet: bool) -> Result<Engine> {
+    let (engine, path) = load_checkpoint(c, None, quiet)?;
+    configure(engine, &path, c.preset, c.k, c.precision)
+}
+
+/// Loads the checkpoint the weight flags of `c` name (or `explicit`, when given) at its own k
+/// in f32; returns the engine and the file it came from.
+pub fn load_checkpoint(c: &Common, explicit: Option<&Path>, quiet: bool) -> Result<(Engine, PathBuf)> {
     if let Some(p) = &c.path_to_model_weights {
         expect_path("--path_to_model_weights", &p.to_string_lossy())?;
     }
-    let query = locate::WeightsQuery {
-        path: c.weights.clone(),
-        folder: c.path_to_model_weights.clone(),
-        model_name: c.model_name.clone(),
-        ca_only: c.ca_only,
-        soluble: c.use_soluble_model,
-        offline: c.offline,
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let query = locate::WeightsQuery {
+                path: c.weights.clone(),
+                folder: c.path_to_model_weights.clone(),
+                model_name: c.model_name.clone(),
+                ca_only: c.ca_only,
+                soluble: c.use_soluble_model,
+                offline: c.offline,
+            };
+            locate::resolve(&query).map_err(anyhow::Error::new)?
+        }
     };
-    let path = locate::resolve(&query).map_err(anyhow::Error::new)?;
     let ckpt = checkpoint::load(&path).map_err(anyhow::Error::new)?;
     let arch = ckpt.architecture().map_err(anyhow::Error::new)?;
     if arch.ca_only != c.ca_only {
@@ -179,20 +193,42 @@ pub fn load_engine(c: &Common, quiet: bool) -> Result<Engine> {
         println!("Number of edges: {}", ckpt.num_edges);
         println!("Training noise level: {}A", ckpt.noise_level);
     }
-    let mut engine = Engine::new(&ckpt, arch).map_err(anyhow::Error::new)?;
-    if let Some(k) = c.k.filter(|&k| k != arch.k) {
-        if k == 0 {
-            bail!("--k must be at least 1");
-        }
+    Ok((Engine::new(&ckpt, arch).map_err(anyhow::Error::new)?, path))
+}
+
+/// Applies a preset and the explicit `--k` / `--precision` (which win over the preset's) to an
+/// engine loaded from `source`, warning about every approximation.
+pub fn configure(
+    engine: Engine,
+    source: &Path,
+    preset: Option<Preset>,
+    k: Option<usize>,
+    precision: Option<Precision>,
+) -> Result<Engine> {
+    let arch = engine.arch();
+    if let Some(p) = preset {
+        p.check(&arch, &source.display().to_string()).map_err(anyhow::Error::new)?;
+    }
+    let k = k.or(preset.and_then(Preset::k));
+    let precision = precision.or(preset.map(Preset::precision)).unwrap_or_default();
+    if k == Some(0) {
+        bail!("--k must be at least 1");
+    }
+    if let Some(k) = k.filter(|&k| k != arch.k) {
         let what = if k < arch.k { "fewer" } else { "more" };
         eprintln!(
-            "warning: --k {k}: {what} neighbours than the {} this checkpoint was trained with; the results approximate \
-             the model (the official code divides message sums by a fixed 30, not by k) and their accuracy cost is unmeasured here",
+            "warning: k = {k}: {what} neighbours than the {} this checkpoint was trained with; the results approximate \
+             the model (the official code divides message sums by a fixed 30, not by k); `mpnn eval` measures the cost",
             arch.k
         );
-        engine.model = engine.model.with_k(k);
     }
-    Ok(engine)
+    if precision != Precision::F32 {
+        eprintln!(
+            "warning: --precision {precision}: the dense layers run in {precision}, an approximation of the float32 \
+             model (coordinates, neighbours and RBFs stay float32); `mpnn eval` measures the cost"
+        );
+    }
+    Ok(engine.with_options(k, precision))
 }
 
 /// The run's seed: the given one, or (0) a random one in 0..999 like the official script.

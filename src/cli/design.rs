@@ -302,11 +302,15 @@ struct Job {
 
 /// One finished design.
 struct Design {
+    /// Index among the structure's generated samples in output order (temperature-major).
+    slot: usize,
     sample: Sample,
     log_probs: Vec<f32>,
     score: f32,
     global: f32,
     recovery: f32,
+    /// With --screen: the screening configuration's (score, global_score).
+    screen: Option<(f32, f32)>,
 }
 
 fn noisy(f: &Features, sigma: f32, seed: u64, i: u64) -> Features {
@@ -318,7 +322,13 @@ fn noisy(f: &Features, sigma: f32, seed: u64, i: u64) -> Features {
     g
 }
 
-fn finish(model: &ProteinMpnn, enc: &mpnn::model::encoder::Encoded, f: &Features, sample: Sample) -> Design {
+fn finish(
+    model: &ProteinMpnn,
+    enc: &mpnn::model::encoder::Encoded,
+    f: &Features,
+    slot: usize,
+    sample: Sample,
+) -> Design {
     // Untied samples carry the log-probabilities `forward()` gives them with their own
     // decoding order (computed while decoding); tied ones are rescored.
     let lp = match &sample.log_probs {
@@ -330,7 +340,27 @@ fn finish(model: &ProteinMpnn, enc: &mpnn::model::encoder::Encoded, f: &Features
     let global = score(&lp, &sample.s, &f.mask);
     let den: f32 = design.iter().sum();
     let same: f32 = design.iter().enumerate().filter(|(i, _)| sample.s[*i] == f.s[*i]).map(|(_, &m)| m).sum();
-    Design { sample, log_probs: lp, score: score_v, global, recovery: same / den }
+    Design { slot, sample, log_probs: lp, score: score_v, global, recovery: same / den, screen: None }
+}
+
+/// Cascade screening: rescores every design (sampled with the screening model) with the main
+/// model on the design's own decoding order, and keeps the `keep` best by the main model's
+/// score (ties: the earlier sample first), best first.
+fn screen_and_keep(model: &ProteinMpnn, f: &Features, designs: Vec<Design>, keep: usize) -> Vec<Design> {
+    let enc = model.encode(&Batch::new(&[f], None));
+    let mut rescored: Vec<Design> = designs
+        .into_par_iter()
+        .map(|mut x| {
+            let screen = (x.score, x.global);
+            x.sample.log_probs = None;
+            let mut full = finish(model, &enc, f, x.slot, x.sample);
+            full.screen = Some(screen);
+            full
+        })
+        .collect();
+    rescored.sort_by(|a, b| a.score.total_cmp(&b.score).then(a.slot.cmp(&b.slot)));
+    rescored.truncate(keep);
+    rescored
 }
 
 pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
@@ -410,8 +440,24 @@ pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
         }
     }
 
+    // Cascade screening: checked before any work.
+    let generated = inl.temperatures.len() * per_temp;
+    if let (Some(p), Some(keep)) = (d.screen, d.keep) {
+        if keep == 0 || keep > generated {
+            bail!(
+                "--keep {keep}: keep between 1 and the {generated} sequences generated per structure \
+                 (--num_seq_per_target × temperatures); raise --num_seq_per_target to screen more"
+            );
+        }
+        if d.backbone_noise > 0.0 {
+            bail!("--screen with --backbone_noise is not supported: each sample would need its own noisy backbone rescored; drop one of them");
+        }
+        if p.needs_pruned() && d.screen_weights.is_none() {
+            bail!("--screen {p} runs a pruned checkpoint; pass it with --screen-weights FILE (or screen with fast or balanced)");
+        }
+    }
     // Resume: a complete seqs/NAME.fa means the structure is done.
-    let expected_records = inl.temperatures.len() * per_temp;
+    let expected_records = d.keep.unwrap_or(generated);
     let fasta_path = |name: &str| base.join("seqs").join(format!("{name}.fa"));
     let complete = |name: &str| -> bool {
         std::fs::read_to_string(fasta_path(name))
@@ -441,14 +487,25 @@ pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
     let mut n_seqs = 0usize;
     let mut n_res = 0usize;
     if !todo.is_empty() {
-        let engine = load_engine(c, quiet)?;
+        let (raw, raw_path) = load_checkpoint(c, None, quiet)?;
+        let engine = configure(raw.clone(), &raw_path, c.preset, c.k, c.precision)?;
         let model = &engine.model;
+        let screen_engine = match d.screen {
+            None => None,
+            Some(p) => {
+                let (e, path) = match &d.screen_weights {
+                    Some(w) => load_checkpoint(c, Some(w), true)?,
+                    None => (raw, raw_path),
+                };
+                Some(configure(e, &path, Some(p), None, None)?)
+            }
+        };
         for sub in ["seqs"].iter().chain(d.save_score.eq(&1).then_some(&"scores")).chain(
             d.save_probs.eq(&1).then_some(&"probs").into_iter().chain(d.save_structures.then_some(&"structures")),
         ) {
             out_dir(c, sub)?;
         }
-        let total: usize = todo.len() * expected_records;
+        let total: usize = todo.len() * generated;
         let bar = indicatif::ProgressBar::new(total as u64);
         if quiet || !std::io::stderr().is_terminal() {
             bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -468,7 +525,15 @@ pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
                 bar.suspend(|| println!("Generating sequences for: {}", f.name));
             }
             let t0 = Instant::now();
-            let designs = design_structure(model, job, d, &inl, bias_aa, seed, per_temp, &bar);
+            let designs = match (&screen_engine, d.keep) {
+                (Some(se), Some(keep)) => screen_and_keep(
+                    model,
+                    f,
+                    design_structure(&se.model, job, d, &inl, bias_aa, seed, per_temp, &bar),
+                    keep,
+                ),
+                _ => design_structure(model, job, d, &inl, bias_aa, seed, per_temp, &bar),
+            };
             let native = native_scores(model, f, seed);
             write_outputs(c, d, &base, job, &inl, &designs, seed, per_temp, native)?;
             let dt = t0.elapsed().as_secs_f64();
@@ -560,7 +625,7 @@ fn design_structure(
                 let (randn, mut chooser) = draw(i);
                 let sample = sampler.sample(&randn, &mut chooser);
                 bar.inc(1);
-                finish(model, &enc, &g, sample)
+                finish(model, &enc, &g, i, sample)
             })
             .collect();
     }
@@ -582,7 +647,8 @@ fn design_structure(
                 let mut refs: Vec<&mut dyn mpnn::sampler::Chooser> =
                     choosers.iter_mut().map(|c| c as &mut dyn mpnn::sampler::Chooser).collect();
                 let samples = sampler.sample_many(&randns, &mut refs);
-                let r: Vec<Design> = samples.into_iter().map(|s| finish(model, &enc, f, s)).collect();
+                let r: Vec<Design> =
+                    samples.into_iter().zip(ids.iter()).map(|(s, &i)| finish(model, &enc, f, i, s)).collect();
                 bar.inc(r.len() as u64);
                 r
             })
@@ -664,11 +730,10 @@ fn write_outputs(
                 letters
                     .insert(chain.clone(), x.sample.s[*start..*end].iter().map(|&a| alphabet::letter_of(a)).collect());
             }
-            let ti = k / per_temp;
             let remark = format!(
                 "mpnn design of {name}: T={}, sample={}, score={}, global_score={}",
-                output::python_float(inl.temperatures[ti]),
-                k % per_temp + 1,
+                output::python_float(inl.temperatures[x.slot / per_temp]),
+                x.slot % per_temp + 1,
                 output::np4(x.score),
                 output::np4(x.global)
             );
@@ -692,15 +757,22 @@ fn write_outputs(
         },
         &output::designed_sequence(&f.s, &f.chain_m, &f.masked_chain_lengths),
     );
-    for (k, x) in designs.iter().enumerate() {
-        text.push_str(&output::sample_record(
-            inl.temperatures[k / per_temp],
-            k % per_temp + 1,
+    for x in designs {
+        let mut record = output::sample_record(
+            inl.temperatures[x.slot / per_temp],
+            x.slot % per_temp + 1,
             x.score,
             x.global,
             x.recovery,
             &output::designed_sequence(&x.sample.s, &f.chain_m, &f.masked_chain_lengths),
-        ));
+        );
+        if let Some((s, g)) = x.screen {
+            // `>T=..., seq_recovery=R` + the screening model's scores.
+            let at = record.find('\n').unwrap_or(record.len());
+            record
+                .insert_str(at, &format!(", screen_score={}, screen_global_score={}", output::np4(s), output::np4(g)));
+        }
+        text.push_str(&record);
     }
     write(base.join("seqs").join(format!("{name}.fa")), text.as_bytes())
 }

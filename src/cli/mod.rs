@@ -4,6 +4,7 @@ pub mod args;
 pub mod bench;
 pub mod common;
 pub mod design;
+pub mod eval;
 pub mod probs;
 pub mod score;
 
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<()> {
             probs::run(&a.common, kind)
         }
         Some(Command::Bench(a)) => bench::run(&a),
+        Some(Command::Eval(a)) => eval::run(&a),
         Some(Command::Design(a)) => design::run(&a.common, &a.design),
         Some(Command::Convert(a)) => {
             let ckpt = checkpoint::load(&a.input)?;

@@ -4,7 +4,12 @@
 //! way; tests compare the two on random shapes.
 
 pub mod gemm;
+pub mod int8;
 pub mod naive;
+pub mod precision;
+
+use precision::Precision;
+use std::cell::RefCell;
 
 /// A dense layer `y = x · Wᵀ + b` with the weight kept in PyTorch's `[out, in]` layout.
 #[derive(Debug, Clone)]
@@ -14,8 +19,17 @@ pub struct Linear {
     pub bias: Option<Vec<f32>>,
     pub n_in: usize,
     pub n_out: usize,
-    /// `weight` packed for [`gemm::gemm`].
+    /// Number format of the products (f32 unless [`Linear::with_precision`] said otherwise).
+    precision: Precision,
+    /// The weights packed for [`gemm::gemm`] (rounded to the format for bf16/f16; empty for int8).
     packed: Vec<f32>,
+    /// The int8 weights, for [`Precision::Int8`].
+    quant: Option<int8::QuantWeights>,
+}
+
+thread_local! {
+    /// Per-thread staging of rounded or quantized layer inputs (no allocation after warm-up).
+    static STAGING: RefCell<(Vec<f32>, Vec<i16>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 impl Linear {
@@ -25,7 +39,33 @@ impl Linear {
             assert_eq!(b.len(), n_out);
         }
         let packed = gemm::pack(&weight, n_out, n_in);
-        Linear { weight, bias, n_in, n_out, packed }
+        Linear { weight, bias, n_in, n_out, precision: Precision::F32, packed, quant: None }
+    }
+
+    /// The same layer computed in `precision` (see [`precision`]); `weight` keeps the original
+    /// float32 values, so converting back to f32 is exact.
+    pub fn with_precision(&self, precision: Precision) -> Linear {
+        let (packed, quant) = match precision {
+            Precision::F32 => (gemm::pack(&self.weight, self.n_out, self.n_in), None),
+            Precision::Bf16 | Precision::F16 => {
+                let rounded: Vec<f32> = self.weight.iter().map(|&w| precision.round(w)).collect();
+                (gemm::pack(&rounded, self.n_out, self.n_in), None)
+            }
+            Precision::Int8 => (Vec::new(), Some(int8::QuantWeights::new(&self.weight, self.n_out, self.n_in))),
+        };
+        Linear {
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+            n_in: self.n_in,
+            n_out: self.n_out,
+            precision,
+            packed,
+            quant,
+        }
+    }
+
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Columns `[start, start + width)` of the input dimension as a layer of their own
@@ -36,7 +76,12 @@ impl Linear {
         for o in 0..self.n_out {
             w.extend_from_slice(&self.weight[o * self.n_in + start..o * self.n_in + start + width]);
         }
-        Linear::new(w, None, self.n_out, width)
+        let block = Linear::new(w, None, self.n_out, width);
+        if self.precision == Precision::F32 {
+            block
+        } else {
+            block.with_precision(self.precision)
+        }
     }
 
     /// `out[r, :] = x[r, :] · Wᵀ + b` for `rows` rows (`x` is `[rows, n_in]`, `out` `[rows, n_out]`).
@@ -58,7 +103,18 @@ impl Linear {
             (false, None) => gemm::Init::Zero,
             (true, b) => gemm::Init::Accumulate(b.as_deref()),
         };
-        gemm::gemm(x, rows, self.n_in, &self.packed, self.n_out, init, out);
+        match (self.precision, &self.quant) {
+            (Precision::Int8, Some(q)) => STAGING.with_borrow_mut(|(_, xq, xs)| {
+                int8::quantize_rows(x, rows, self.n_in, xq, xs);
+                int8::gemm(xq, xs, rows, q, init, out);
+            }),
+            (p, _) if p.is_half() => STAGING.with_borrow_mut(|(xr, _, _)| {
+                xr.clear();
+                xr.extend(x[..rows * self.n_in].iter().map(|&v| p.round(v)));
+                gemm::gemm(xr, rows, self.n_in, &self.packed, self.n_out, init, out);
+            }),
+            _ => gemm::gemm(x, rows, self.n_in, &self.packed, self.n_out, init, out),
+        }
     }
 }
 

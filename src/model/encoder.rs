@@ -76,10 +76,7 @@ impl EncLayer {
         let k = graph.k;
         let rows = graph.b * graph.l;
         // Node update.
-        let mut w1_self = self.w1.column_block(0, h);
-        w1_self.bias = self.w1.bias.clone();
-        let w1_edge = self.w1.column_block(h, h);
-        let w1_nbr = self.w1.column_block(2 * h, h);
+        let [w1_self, w1_edge, w1_nbr] = &self.w1_blocks;
         let mut self_proj = vec![0f32; rows * h];
         let mut nbr_proj = vec![0f32; rows * h];
         w1_self.forward(h_v, rows, &mut self_proj);
@@ -91,9 +88,7 @@ impl EncLayer {
                 let start = c * CHUNK;
                 let n = dh_chunk.len() / h;
                 let edges = &h_e[start * k * h..(start + n) * k * h];
-                edge_messages(
-                    graph, start, n, &self_proj, &nbr_proj, edges, &w1_edge, &self.w2, &self.w3, scratch, msg,
-                );
+                edge_messages(graph, start, n, &self_proj, &nbr_proj, edges, w1_edge, &self.w2, &self.w3, scratch, msg);
                 for r in 0..n {
                     let row = start + r;
                     let acc = &mut dh_chunk[r * h..][..h];
@@ -121,10 +116,7 @@ impl EncLayer {
             h_v[row * h..][..h].iter_mut().for_each(|v| *v *= m);
         }
         // Edge update with the new node states.
-        let mut w11_self = self.w11.column_block(0, h);
-        w11_self.bias = self.w11.bias.clone();
-        let w11_edge = self.w11.column_block(h, h);
-        let w11_nbr = self.w11.column_block(2 * h, h);
+        let [w11_self, w11_edge, w11_nbr] = &self.w11_blocks;
         w11_self.forward(h_v, rows, &mut self_proj);
         w11_nbr.forward(h_v, rows, &mut nbr_proj);
         h_e.par_chunks_mut(CHUNK * k * h).enumerate().for_each_init(
@@ -133,7 +125,7 @@ impl EncLayer {
                 let start = c * CHUNK;
                 let n = e_chunk.len() / (k * h);
                 edge_messages(
-                    graph, start, n, &self_proj, &nbr_proj, e_chunk, &w11_edge, &self.w12, &self.w13, scratch, msg,
+                    graph, start, n, &self_proj, &nbr_proj, e_chunk, w11_edge, &self.w12, &self.w13, scratch, msg,
                 );
                 for (e, m) in e_chunk.iter_mut().zip(msg.iter()) {
                     *e += m;

@@ -39,6 +39,38 @@ pub struct EncLayer {
     pub norm2: LayerNorm,
     pub norm3: LayerNorm,
     pub dense: FeedForward,
+    /// `W1` split into the blocks for `h_i` (with W1's bias), `e_ij` and `h_j`.
+    pub w1_blocks: [Linear; 3],
+    /// `W11` split the same way.
+    pub w11_blocks: [Linear; 3],
+}
+
+/// `W · [h_i; e_ij; h_j]` as three blocks (the first one carries the bias).
+fn node_edge_node_blocks(w: &Linear) -> [Linear; 3] {
+    let h = w.n_in / 3;
+    let mut own = w.column_block(0, h);
+    own.bias = w.bias.clone();
+    [own, w.column_block(h, h), w.column_block(2 * h, h)]
+}
+
+impl EncLayer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        w1: Linear,
+        w2: Linear,
+        w3: Linear,
+        w11: Linear,
+        w12: Linear,
+        w13: Linear,
+        norm1: LayerNorm,
+        norm2: LayerNorm,
+        norm3: LayerNorm,
+        dense: FeedForward,
+    ) -> Self {
+        let w1_blocks = node_edge_node_blocks(&w1);
+        let w11_blocks = node_edge_node_blocks(&w11);
+        EncLayer { w1, w2, w3, w11, w12, w13, norm1, norm2, norm3, dense, w1_blocks, w11_blocks }
+    }
 }
 
 /// `DecLayer`, with its first layer split into the blocks that multiply `h_i`, `e_ij`, `s_j`

@@ -15,6 +15,7 @@ pub mod layers;
 pub mod reference;
 
 use crate::checkpoint::{Architecture, Checkpoint, Tensor};
+use crate::kernels::precision::Precision;
 use crate::kernels::{LayerNorm, Linear};
 use layers::{DecLayer, EncLayer, FeedForward};
 
@@ -42,6 +43,8 @@ pub struct ProteinMpnn {
     pub encoder_layers: Vec<EncLayer>,
     pub decoder_layers: Vec<DecLayer>,
     pub w_out: Linear,
+    /// Number format of the dense layers (f32 unless [`ProteinMpnn::with_precision`] changed it).
+    pub precision: Precision,
 }
 
 /// Number of positional-encoding features.
@@ -102,18 +105,18 @@ impl ProteinMpnn {
         let encoder_layers = (0..arch.encoder_layers)
             .map(|i| {
                 let p = format!("encoder_layers.{i}");
-                Ok(EncLayer {
-                    w1: ld.linear(&format!("{p}.W1"), h, 3 * h, true)?,
-                    w2: ld.linear(&format!("{p}.W2"), h, h, true)?,
-                    w3: ld.linear(&format!("{p}.W3"), h, h, true)?,
-                    w11: ld.linear(&format!("{p}.W11"), h, 3 * h, true)?,
-                    w12: ld.linear(&format!("{p}.W12"), h, h, true)?,
-                    w13: ld.linear(&format!("{p}.W13"), h, h, true)?,
-                    norm1: ld.norm(&format!("{p}.norm1"), h)?,
-                    norm2: ld.norm(&format!("{p}.norm2"), h)?,
-                    norm3: ld.norm(&format!("{p}.norm3"), h)?,
-                    dense: ld.ffn(&format!("{p}.dense"), h)?,
-                })
+                Ok(EncLayer::new(
+                    ld.linear(&format!("{p}.W1"), h, 3 * h, true)?,
+                    ld.linear(&format!("{p}.W2"), h, h, true)?,
+                    ld.linear(&format!("{p}.W3"), h, h, true)?,
+                    ld.linear(&format!("{p}.W11"), h, 3 * h, true)?,
+                    ld.linear(&format!("{p}.W12"), h, h, true)?,
+                    ld.linear(&format!("{p}.W13"), h, h, true)?,
+                    ld.norm(&format!("{p}.norm1"), h)?,
+                    ld.norm(&format!("{p}.norm2"), h)?,
+                    ld.norm(&format!("{p}.norm3"), h)?,
+                    ld.ffn(&format!("{p}.dense"), h)?,
+                ))
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
         let decoder_layers = (0..arch.decoder_layers)
@@ -144,6 +147,7 @@ impl ProteinMpnn {
             encoder_layers,
             decoder_layers,
             w_out: ld.linear("W_out", arch.vocab, h, true)?,
+            precision: Precision::F32,
         })
     }
 
@@ -158,5 +162,48 @@ impl ProteinMpnn {
         let mut m = self.clone();
         m.arch.k = k;
         m
+    }
+
+    /// The same weights with every dense layer after the featurization computed in `precision`
+    /// (see [`crate::kernels::precision`]). The featurization (`ProteinFeatures`: coordinates,
+    /// neighbours, RBFs, positional encodings and the edge embedding that reads them) stays
+    /// float32; for bf16/f16 the sequence embedding table is rounded too. From f32 weights, `F32`
+    /// gives back the exact model.
+    pub fn with_precision(&self, precision: Precision) -> ProteinMpnn {
+        let p = |l: &Linear| l.with_precision(precision);
+        let ffn = |f: &FeedForward| FeedForward { w_in: p(&f.w_in), w_out: p(&f.w_out) };
+        ProteinMpnn {
+            arch: self.arch,
+            pos_embedding: self.pos_embedding.clone(),
+            edge_embedding: self.edge_embedding.clone(),
+            norm_edges: self.norm_edges.clone(),
+            w_e: p(&self.w_e),
+            w_s: self.w_s.iter().map(|&v| precision.round(v)).collect(),
+            encoder_layers: self
+                .encoder_layers
+                .iter()
+                .map(|l| {
+                    EncLayer::new(
+                        p(&l.w1),
+                        p(&l.w2),
+                        p(&l.w3),
+                        p(&l.w11),
+                        p(&l.w12),
+                        p(&l.w13),
+                        l.norm1.clone(),
+                        l.norm2.clone(),
+                        l.norm3.clone(),
+                        ffn(&l.dense),
+                    )
+                })
+                .collect(),
+            decoder_layers: self
+                .decoder_layers
+                .iter()
+                .map(|l| DecLayer::new(p(&l.w1), p(&l.w2), p(&l.w3), l.norm1.clone(), l.norm2.clone(), ffn(&l.dense)))
+                .collect(),
+            w_out: p(&self.w_out),
+            precision,
+        }
     }
 }

@@ -1,0 +1,115 @@
+//! The number format of the network's dense layers: `--precision f32|bf16|f16|int8`.
+//!
+//! The featurization is always float32: coordinates, distances, the k-NN graph, the RBF and
+//! positional features and the edge embedding that reads them (half-precision distances reorder
+//! neighbours). Only the dense layers of the encoder, decoder and output (their weights and the
+//! activations fed to them) change format; LayerNorm, GELU, softmax and every sum over neighbours
+//! stay float32.
+//!
+//! - `f32`: the default, exact (the official model's numbers).
+//! - `bf16` / `f16`: weights and layer inputs rounded to bfloat16 / IEEE half (round to nearest
+//!   even), products accumulated in float32 — what mixed-precision autocast computes. This CPU kind
+//!   has no bf16/f16 arithmetic (no AVX-512 BF16/FP16), so the rounding is emulated on the float32
+//!   kernel: the accuracy is that of a real bf16/f16 deployment, the speed is float32's.
+//! - `int8`: weights quantized to int8 per output channel (symmetric, scale = max|w|/127), each
+//!   layer input quantized per row to int16 at run time, integer dot products accumulated
+//!   exactly in int32 and rescaled to float32 (W8A16; [`super::int8`] says why 16-bit inputs).
+//!
+//! ```
+//! use mpnn::kernels::precision::Precision;
+//! let p: Precision = "bf16".parse().unwrap();
+//! assert_eq!(p, Precision::Bf16);
+//! assert_eq!(p.to_string(), "bf16");
+//! assert!("fp8".parse::<Precision>().is_err());
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+    F16,
+    Int8,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 4] = [Precision::F32, Precision::Bf16, Precision::F16, Precision::Int8];
+
+    /// Rounds one value to this format's grid (identity for f32 and int8, whose rounding is
+    /// per row/channel and lives in [`super::int8`]).
+    #[inline]
+    pub fn round(self, x: f32) -> f32 {
+        match self {
+            Precision::F32 | Precision::Int8 => x,
+            Precision::Bf16 => half::bf16::from_f32(x).to_f32(),
+            Precision::F16 => half::f16::from_f32(x).to_f32(),
+        }
+    }
+
+    /// Whether the format rounds layer inputs and weights element by element.
+    pub fn is_half(self) -> bool {
+        matches!(self, Precision::Bf16 | Precision::F16)
+    }
+}
+
+/// An unknown `--precision` value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a precision; use one of f32, bf16, f16, int8")]
+pub struct ParsePrecisionError(pub String);
+
+impl FromStr for Precision {
+    type Err = ParsePrecisionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "f32" | "fp32" | "float32" => Ok(Precision::F32),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            "f16" | "fp16" | "float16" | "half" => Ok(Precision::F16),
+            "int8" | "i8" => Ok(Precision::Int8),
+            _ => Err(ParsePrecisionError(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
+            Precision::Int8 => "int8",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for p in Precision::ALL {
+            assert_eq!(p.to_string().parse::<Precision>().unwrap(), p);
+        }
+        let e = "fp8".parse::<Precision>().unwrap_err();
+        assert!(e.to_string().contains("f32, bf16, f16, int8"));
+    }
+
+    #[test]
+    fn rounding_grids() {
+        // bf16 keeps 8 significant bits: 1 + 2^-8 is halfway between 1 and 1 + 2^-7, ties to even (1).
+        assert_eq!(Precision::Bf16.round(1.0 + 1.0 / 256.0), 1.0);
+        assert_eq!(Precision::Bf16.round(1.0 + 3.0 / 256.0), 1.0 + 4.0 / 256.0);
+        // f16 keeps 11 significant bits and overflows past 65504.
+        assert_eq!(Precision::F16.round(1.0 + 1.0 / 4096.0), 1.0);
+        assert_eq!(Precision::F16.round(1.0 + 1.0 / 1024.0), 1.0 + 1.0 / 1024.0);
+        assert!(Precision::F16.round(1e6).is_infinite());
+        assert_eq!(Precision::F32.round(0.1), 0.1);
+        for x in [0.3f32, -7.77, 1e-3] {
+            let r = Precision::Bf16.round(x);
+            assert!((r - x).abs() <= x.abs() / 256.0, "{x} -> {r}");
+        }
+    }
+}
