@@ -311,11 +311,11 @@ pub fn markdown(rows: &[Row]) -> String {
 }
 
 /// An SVG scatter plot of accuracy (mean top-1 agreement with the reference over unconditional
-/// and conditional probabilities) against speed (residues/s, log scale), one labelled point per
-/// configuration.
+/// and conditional probabilities) against speed (residues/s, log scale): one numbered point per
+/// configuration, and a legend with each number's name, speed and agreement.
 pub fn svg_plot(rows: &[Row], title: &str) -> String {
-    let (w, h) = (900.0f64, 560.0f64);
-    let (left, right, top, bottom) = (80.0, 220.0, 50.0, 70.0);
+    let (w, h) = (1000.0f64, (120.0 + 16.0 * rows.len() as f64).max(560.0));
+    let (left, right, top, bottom) = (80.0, 300.0, 50.0, 70.0);
     let acc = |r: &Row| 50.0 * (r.top1_agreement_unconditional + r.top1_agreement_conditional);
     let speeds: Vec<f64> = rows.iter().map(|r| r.residues_per_s.max(1.0).log10()).collect();
     let (mut x0, mut x1) = speeds.iter().fold((f64::MAX, f64::MIN), |a, &v| (a.0.min(v), a.1.max(v)));
@@ -378,22 +378,23 @@ pub fn svg_plot(rows: &[Row], title: &str) -> String {
         let c = colours[i % colours.len()];
         s.push_str(&format!(
             "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"5\" fill=\"{c}\"><title>{}: {:.0} residues/s, {:.2}%</title></circle>\n\
-             <text x=\"{:.1}\" y=\"{:.1}\" fill=\"{c}\">{}</text>\n",
+             <text x=\"{:.1}\" y=\"{:.1}\" fill=\"{c}\" font-size=\"10\">{}</text>\n",
             esc(&r.config),
             r.residues_per_s,
             acc(r),
-            x + 7.0,
-            y - 6.0 + (i % 3) as f64 * 6.0,
-            esc(&r.config)
+            x + 6.0,
+            y - 5.0 - (i % 4) as f64 * 9.0,
+            i + 1
         ));
         // Legend.
         let ly = top + 14.0 + i as f64 * 16.0;
         s.push_str(&format!(
-            "<circle cx=\"{}\" cy=\"{:.1}\" r=\"4\" fill=\"{c}\"/><text x=\"{}\" y=\"{:.1}\">{} ({:.0}/s, {:.1}%)</text>\n",
+            "<circle cx=\"{}\" cy=\"{:.1}\" r=\"4\" fill=\"{c}\"/><text x=\"{}\" y=\"{:.1}\">{} {} ({:.0}/s, {:.1}%)</text>\n",
             w - right + 14.0,
             ly - 4.0,
             w - right + 24.0,
             ly,
+            i + 1,
             esc(&r.config),
             r.residues_per_s,
             acc(r)
