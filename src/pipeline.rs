@@ -48,8 +48,10 @@ pub enum BatchError {
     WrongLength { name: String, pass: usize, what: &'static str, found: usize, len: usize },
 }
 
-/// Buffers for running batches of one bucket: the padded batch and the padded per-pass inputs.
-/// Allocated by the first (largest) batch of a bucket and reused by the following ones.
+/// Buffers for running batches of one bucket: the padded batch and the padded per-pass inputs,
+/// sized by the first (largest) batch of a bucket and reused by the following ones. (The
+/// model's own intermediate arrays, edge features and encoder states, are still allocated per
+/// batch inside the model.)
 #[derive(Debug, Default)]
 pub struct Workspace {
     batch: Option<Batch>,
@@ -81,16 +83,6 @@ impl Workspace {
         let batch = self.batch.get_or_insert_with(Batch::empty);
         batch.fill(items, Some(pad_to));
         batch
-    }
-}
-
-/// Fills `out` (`[B·L]`) from per-item slices, padding each to `l` with `fill`.
-fn pad_into<T: Copy>(out: &mut Vec<T>, items: impl Iterator<Item = (usize, impl AsRef<[T]>)>, l: usize, fill: T) {
-    out.clear();
-    for (n, v) in items {
-        let v = v.as_ref();
-        out.extend_from_slice(&v[..n]);
-        out.resize(out.len() + l - n, fill);
     }
 }
 
@@ -257,28 +249,28 @@ impl Engine {
         let most = items.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
         for p in 0..most {
             // Items without a pass `p` get no designed positions, hence no work.
-            let zeros = |f: &Features| vec![0.0f32; f.len()];
-            pad_into(
-                &mut ws.design,
-                items
-                    .iter()
-                    .zip(&designs)
-                    .map(|((f, ps), d)| (f.len(), if ps.len() > p { d.clone() } else { zeros(f) })),
-                l,
-                0.0,
-            );
-            pad_into(
-                &mut ws.randn,
-                items.iter().map(|(f, ps)| (f.len(), ps.get(p).map_or_else(|| zeros(f), |x| x.1.clone()))),
-                l,
-                0.0,
-            );
-            pad_into(
-                &mut ws.seq,
-                items.iter().map(|(f, ps)| (f.len(), ps.get(p).map_or_else(|| f.s.clone(), |x| x.0.clone()))),
-                l,
-                0,
-            );
+            let (seq, design, randn) = (&mut ws.seq, &mut ws.design, &mut ws.randn);
+            seq.clear();
+            design.clear();
+            randn.clear();
+            for ((f, passes), d) in items.iter().zip(&designs) {
+                let n = f.len();
+                match passes.get(p) {
+                    Some((s, r)) => {
+                        seq.extend_from_slice(s);
+                        design.extend_from_slice(d);
+                        randn.extend_from_slice(r);
+                    }
+                    None => {
+                        seq.extend_from_slice(&f.s);
+                        design.resize(design.len() + n, 0.0);
+                        randn.resize(randn.len() + n, 0.0);
+                    }
+                }
+                seq.resize(seq.len() + l - n, 0);
+                design.resize(design.len() + l - n, 0.0);
+                randn.resize(randn.len() + l - n, 0.0);
+            }
             let lp = self.model.conditional(&enc, &ws.seq, &ws.design, &ws.randn, backbone_only);
             for (bi, (f, passes)) in items.iter().enumerate() {
                 if passes.len() > p {
