@@ -6,9 +6,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::bucket::{Buckets, Router};
 use crate::featurize::{featurize, Batch, ChainSelection, Constraints, Features};
 use crate::model::decoder::decoding_order;
 use crate::model::ProteinMpnn;
+use crate::pipeline::{Engine, Pass, Workspace};
 use crate::rng::{self, Purpose};
 use crate::sampler::{Chooser, Multinomial, Sampler, SamplingOptions};
 use crate::structure::{Chain, Protein};
@@ -84,6 +86,8 @@ pub struct Row {
     pub checkpoint: String,
     pub k: usize,
     pub batch: usize,
+    /// Structures run together (padded) per batch; 1 for the per-structure rows.
+    pub structure_batch: usize,
     pub ms_per_protein: f64,
     pub ms_per_sequence: f64,
     pub residues_per_s: f64,
@@ -110,6 +114,10 @@ pub struct Plan {
     pub reference_max_len: usize,
     pub design: bool,
     pub score: bool,
+    /// Structure batch sizes for the "score-set" rows: every structure of the plan scored
+    /// through the bucketed, padded batch path (empty = no such rows).
+    pub structure_batches: Vec<usize>,
+    pub buckets: Buckets,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -212,6 +220,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&Row)) -> Vec<Row> {
                             checkpoint: label.clone(),
                             k: k_used,
                             batch: b,
+                            structure_batch: 1,
                             ms_per_protein: ms,
                             ms_per_sequence: ms / b as f64,
                             residues_per_s: (b * l) as f64 / (ms / 1e3),
@@ -224,6 +233,77 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&Row)) -> Vec<Row> {
                     }
                 }
             }
+            if plan.score && !plan.structure_batches.is_empty() {
+                for row in score_set(plan, label, &model) {
+                    progress(&row);
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    rows
+}
+
+/// "score-set" rows: every structure of the plan scored (`batch` passes each) through
+/// [`Engine::score_many`], grouped by the plan's buckets, `structure_batch` structures at a time.
+fn score_set(plan: &Plan, label: &str, model: &ProteinMpnn) -> Vec<Row> {
+    let engine = Engine { model: model.clone(), source: label.to_string(), noise_level: 0.0 };
+    let feats: Vec<Features> = plan
+        .structures
+        .iter()
+        .map(|p| {
+            featurize(p, &ChainSelection::all(p), &Constraints::default(), model.arch.ca_only)
+                .expect("benchmark structures featurize")
+        })
+        .collect();
+    let lengths: Vec<usize> = feats.iter().map(Features::len).collect();
+    let total: usize = lengths.iter().sum();
+    let mut rows = Vec::new();
+    for &b in &plan.batches {
+        let passes: Vec<Vec<Pass>> = feats
+            .iter()
+            .map(|f| {
+                (0..b)
+                    .map(|i| {
+                        (f.s.clone(), rng::randn(&mut rng::stream(1, &f.name, Purpose::ScoreOrder, i as u64), f.len()))
+                    })
+                    .collect()
+            })
+            .collect();
+        for &sb in &plan.structure_batches {
+            let Ok(router) = Router::new(plan.buckets.resolve(&lengths), sb) else { continue };
+            let groups = router.exact_below(model.arch.k).route(&lengths);
+            let padded: usize = groups.iter().map(|g| g.members.len() * g.pad_to).sum();
+            reset_peak_rss();
+            let ms = time(plan.repeats, || {
+                let mut ws = (usize::MAX, Workspace::new());
+                for g in &groups {
+                    if ws.0 != g.bucket {
+                        ws = (g.bucket, Workspace::new());
+                    }
+                    let items: Vec<(&Features, &[Pass])> =
+                        g.members.iter().map(|&i| (&feats[i], &passes[i][..])).collect();
+                    let out = engine.score_many(&items, Some(g.pad_to), &mut ws.1).expect("routed batches are valid");
+                    std::hint::black_box(out);
+                }
+            });
+            let n = feats.len();
+            rows.push(Row {
+                task: "score-set".to_string(),
+                structure: format!("{n} structures (+{:.0}% padding)", 100.0 * (padded as f64 / total as f64 - 1.0)),
+                length: total,
+                bucket: plan.buckets.to_string(),
+                checkpoint: label.to_string(),
+                k: model.arch.k,
+                batch: b,
+                structure_batch: sb,
+                ms_per_protein: ms / n as f64,
+                ms_per_sequence: ms / (n * b) as f64,
+                residues_per_s: (b * total) as f64 / (ms / 1e3),
+                peak_rss_mib: peak_rss_mib(),
+                reference_ms_per_protein: None,
+                speedup_over_reference: None,
+            });
         }
     }
     rows
@@ -232,12 +312,12 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&Row)) -> Vec<Row> {
 /// A markdown table of the rows.
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| task | structure | L | bucket | checkpoint | k | batch | ms/protein | ms/sequence | residues/s | peak RSS (MiB) | reference ms | speed-up |\n\
-         | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| task | structure | L | bucket | checkpoint | k | batch | structures/batch | ms/protein | ms/sequence | residues/s | peak RSS (MiB) | reference ms | speed-up |\n\
+         | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {} | {} |\n",
             r.task,
             r.structure,
             r.length,
@@ -245,6 +325,7 @@ pub fn markdown(rows: &[Row]) -> String {
             r.checkpoint,
             r.k,
             r.batch,
+            r.structure_batch,
             r.ms_per_protein,
             r.ms_per_sequence,
             r.residues_per_s,

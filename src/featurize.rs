@@ -362,30 +362,53 @@ pub struct Batch {
 impl Batch {
     /// Pads `items` to the longest (or to `pad_to` when that is longer).
     pub fn new(items: &[&Features], pad_to: Option<usize>) -> Batch {
+        let mut batch = Batch::empty();
+        batch.fill(items, pad_to);
+        batch
+    }
+
+    /// A batch of no structures, whose buffers [`Batch::fill`] grows as needed.
+    pub fn empty() -> Batch {
+        Batch {
+            b: 0,
+            l: 0,
+            ca_only: false,
+            x: Vec::new(),
+            mask: Vec::new(),
+            residue_idx: Vec::new(),
+            chain_encoding: Vec::new(),
+            lengths: Vec::new(),
+        }
+    }
+
+    /// Refills the batch with `items` padded to the longest (or to `pad_to` when that is
+    /// longer), reusing its buffers: a batch no larger than an earlier one allocates nothing.
+    pub fn fill(&mut self, items: &[&Features], pad_to: Option<usize>) {
         assert!(!items.is_empty(), "a batch needs at least one structure");
         let ca_only = items[0].ca_only;
         let atoms = items[0].atoms();
         let l = items.iter().map(|f| f.len()).max().unwrap_or(0).max(pad_to.unwrap_or(0));
         let b = items.len();
-        let mut batch = Batch {
-            b,
-            l,
-            ca_only,
-            x: vec![0.0; b * l * atoms * 3],
-            mask: vec![0.0; b * l],
-            residue_idx: vec![-100; b * l],
-            chain_encoding: vec![0; b * l],
-            lengths: items.iter().map(|f| f.len()).collect(),
-        };
+        (self.b, self.l, self.ca_only) = (b, l, ca_only);
+        refill(&mut self.x, b * l * atoms * 3, 0.0);
+        refill(&mut self.mask, b * l, 0.0);
+        refill(&mut self.residue_idx, b * l, -100);
+        refill(&mut self.chain_encoding, b * l, 0);
+        self.lengths.clear();
+        self.lengths.extend(items.iter().map(|f| f.len()));
         for (bi, f) in items.iter().enumerate() {
             assert_eq!(f.ca_only, ca_only, "cannot batch CA-only and full-backbone features");
             let n = f.len();
-            batch.x[bi * l * atoms * 3..][..n * atoms * 3].copy_from_slice(&f.x);
-            batch.mask[bi * l..][..n].copy_from_slice(&f.mask);
-            batch.residue_idx[bi * l..][..n].copy_from_slice(&f.residue_idx);
-            batch.chain_encoding[bi * l..][..n].copy_from_slice(&f.chain_encoding);
+            self.x[bi * l * atoms * 3..][..n * atoms * 3].copy_from_slice(&f.x);
+            self.mask[bi * l..][..n].copy_from_slice(&f.mask);
+            self.residue_idx[bi * l..][..n].copy_from_slice(&f.residue_idx);
+            self.chain_encoding[bi * l..][..n].copy_from_slice(&f.chain_encoding);
         }
-        batch
+    }
+
+    /// Rows (items × padded length) the buffers hold without growing.
+    pub fn capacity_rows(&self) -> usize {
+        self.mask.capacity()
     }
 
     pub fn atoms(&self) -> usize {
@@ -404,4 +427,10 @@ impl Batch {
         }
         out
     }
+}
+
+/// Sets `v` to `n` copies of `fill`, keeping its allocation.
+fn refill<T: Copy>(v: &mut Vec<T>, n: usize, fill: T) {
+    v.clear();
+    v.resize(n, fill);
 }

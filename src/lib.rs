@@ -11,6 +11,7 @@
 
 pub mod alphabet;
 pub mod bench;
+pub mod bucket;
 pub mod checkpoint;
 pub mod eval;
 pub mod featurize;

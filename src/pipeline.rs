@@ -1,7 +1,12 @@
 //! The engine's whole-structure operations, shared by the command line and the tests: scoring
 //! sequences, unconditional and conditional probabilities. Interfaces take several sequences of
 //! one structure at once; the encoder runs once and is shared by all of them.
+//!
+//! The `*_many` twins run several structures together, padded to one length with masks (the
+//! groups come from [`crate::bucket::Router`]), with a [`Workspace`] reused from batch to batch.
+//! Each structure's results are identical, bit for bit, to the one-structure functions'.
 
+use crate::alphabet::VOCAB;
 use crate::checkpoint::{Architecture, Checkpoint};
 use crate::featurize::{Batch, Features};
 use crate::kernels::precision::Precision;
@@ -21,6 +26,65 @@ pub struct Engine {
 pub struct Scores {
     pub score: f32,
     pub global_score: f32,
+}
+
+/// `(sequence, randn)`: one pass over a structure — the sequence scored (or conditioned on)
+/// and the random vector its decoding order comes from.
+pub type Pass = (Vec<u8>, Vec<f32>);
+
+/// One scoring pass's result: the scores and the log-probabilities `[L, 21]`.
+pub type Scored = (Scores, Vec<f32>);
+
+/// Why structures cannot run together as one batch.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BatchError {
+    #[error("{name}: {what} features, but the model is {model}; featurize with the model's --ca_only setting")]
+    ModelMismatch { name: String, what: &'static str, model: &'static str },
+    #[error(
+        "{name} has {len} residues, fewer than the model's k = {k}: padding it to {pad_to} would add padded \
+         positions to its neighbour lists and change its results; run it unpadded (bucket::Router::exact_below)"
+    )]
+    ShortPadded { name: String, len: usize, k: usize, pad_to: usize },
+    #[error("{name}: pass {pass} has a {what} of length {found}, but the structure has {len} residues")]
+    WrongLength { name: String, pass: usize, what: &'static str, found: usize, len: usize },
+}
+
+/// Buffers for running batches of one bucket: the padded batch and the padded per-pass inputs,
+/// sized by the first (largest) batch of a bucket and reused by the following ones. (The
+/// model's own intermediate arrays, edge features and encoder states, are still allocated per
+/// batch inside the model.)
+#[derive(Debug, Default)]
+pub struct Workspace {
+    batch: Option<Batch>,
+    seq: Vec<u8>,
+    order: Vec<usize>,
+    design: Vec<f32>,
+    randn: Vec<f32>,
+    batches: usize,
+}
+
+impl Workspace {
+    pub fn new() -> Workspace {
+        Workspace::default()
+    }
+
+    /// Batches run with this workspace so far.
+    pub fn batches_run(&self) -> usize {
+        self.batches
+    }
+
+    /// Rows (structures × padded length) the buffers hold without growing.
+    pub fn capacity_rows(&self) -> usize {
+        self.batch.as_ref().map_or(0, Batch::capacity_rows)
+    }
+
+    /// Pads `items` into the reused batch.
+    fn fill(&mut self, items: &[&Features], pad_to: usize) -> &Batch {
+        self.batches += 1;
+        let batch = self.batch.get_or_insert_with(Batch::empty);
+        batch.fill(items, Some(pad_to));
+        batch
+    }
 }
 
 impl Engine {
@@ -74,6 +138,159 @@ impl Engine {
         let batch = Batch::new(&[f], None);
         let enc = self.model.encode(&batch);
         self.model.conditional(&enc, seq, &f.design_mask(), randn, backbone_only)
+    }
+
+    /// Checks that `items` can run as one batch padded to `pad_to` without changing a result,
+    /// and returns the padded length (`pad_to`, or the longest item when that is longer).
+    fn check_batch(&self, items: &[(&Features, &[Pass])], pad_to: Option<usize>) -> Result<usize, BatchError> {
+        let arch = self.arch();
+        let l = items.iter().map(|(f, _)| f.len()).max().unwrap_or(0).max(pad_to.unwrap_or(0));
+        let kind = |ca: bool| if ca { "CA-only" } else { "full-backbone" };
+        for (f, passes) in items {
+            if f.ca_only != arch.ca_only {
+                return Err(BatchError::ModelMismatch {
+                    name: f.name.clone(),
+                    what: kind(f.ca_only),
+                    model: kind(arch.ca_only),
+                });
+            }
+            if f.len() < arch.k && f.len() < l {
+                return Err(BatchError::ShortPadded { name: f.name.clone(), len: f.len(), k: arch.k, pad_to: l });
+            }
+            for (p, (seq, randn)) in passes.iter().enumerate() {
+                for (what, found) in [("sequence", seq.len()), ("random vector", randn.len())] {
+                    if found != f.len() {
+                        return Err(BatchError::WrongLength {
+                            name: f.name.clone(),
+                            pass: p + 1,
+                            what,
+                            found,
+                            len: f.len(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(l)
+    }
+
+    /// [`Engine::score`] for several structures at once: they are padded to one length (the
+    /// longest, or `pad_to`), encoded together, and pass `p` of every structure is decoded in
+    /// one `forward()`. Returns, per structure, what [`Engine::score`] returns for it alone,
+    /// bit for bit. Structures shorter than the model's k must not be padded (an error).
+    pub fn score_many(
+        &self,
+        items: &[(&Features, &[Pass])],
+        pad_to: Option<usize>,
+        ws: &mut Workspace,
+    ) -> Result<Vec<Vec<Scored>>, BatchError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let l = self.check_batch(items, pad_to)?;
+        let feats: Vec<&Features> = items.iter().map(|(f, _)| *f).collect();
+        let enc = self.model.encode(ws.fill(&feats, l));
+        let designs: Vec<Vec<f32>> = feats.iter().map(|f| f.design_mask()).collect();
+        let mut out: Vec<Vec<Scored>> = items.iter().map(|(_, p)| Vec::with_capacity(p.len())).collect();
+        let most = items.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
+        for p in 0..most {
+            // Items without a pass `p` decode their native sequence in index order (discarded).
+            ws.seq.clear();
+            ws.order.clear();
+            for ((f, passes), design) in items.iter().zip(&designs) {
+                let n = f.len();
+                match passes.get(p) {
+                    Some((seq, randn)) => {
+                        ws.seq.extend_from_slice(seq);
+                        ws.order.extend(decoding_order(design, randn));
+                    }
+                    None => {
+                        ws.seq.extend_from_slice(&f.s);
+                        ws.order.extend(0..n);
+                    }
+                }
+                ws.seq.resize(ws.seq.len() + l - n, 0);
+                ws.order.extend(n..l);
+            }
+            let lp = self.model.forward(&enc, &ws.seq, &ws.order);
+            for (bi, ((f, passes), design)) in items.iter().zip(&designs).enumerate() {
+                if let Some((seq, _)) = passes.get(p) {
+                    let lp = lp[bi * l * VOCAB..][..f.len() * VOCAB].to_vec();
+                    let s = Scores { score: score(&lp, seq, design), global_score: score(&lp, seq, &f.mask) };
+                    out[bi].push((s, lp));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`Engine::unconditional`] for several structures at once (see [`Engine::score_many`]).
+    pub fn unconditional_many(
+        &self,
+        items: &[&Features],
+        pad_to: Option<usize>,
+        ws: &mut Workspace,
+    ) -> Result<Vec<Vec<f32>>, BatchError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let checked: Vec<(&Features, &[Pass])> = items.iter().map(|f| (*f, &[][..])).collect();
+        let l = self.check_batch(&checked, pad_to)?;
+        let enc = self.model.encode(ws.fill(items, l));
+        let lp = self.model.unconditional(&enc);
+        Ok(items.iter().enumerate().map(|(bi, f)| lp[bi * l * VOCAB..][..f.len() * VOCAB].to_vec()).collect())
+    }
+
+    /// [`Engine::conditional`] for several structures at once: per structure, one result per
+    /// pass `(sequence, randn)`, each what [`Engine::conditional`] returns for it alone.
+    pub fn conditional_many(
+        &self,
+        items: &[(&Features, &[Pass])],
+        backbone_only: bool,
+        pad_to: Option<usize>,
+        ws: &mut Workspace,
+    ) -> Result<Vec<Vec<Vec<f32>>>, BatchError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let l = self.check_batch(items, pad_to)?;
+        let feats: Vec<&Features> = items.iter().map(|(f, _)| *f).collect();
+        let enc = self.model.encode(ws.fill(&feats, l));
+        let designs: Vec<Vec<f32>> = feats.iter().map(|f| f.design_mask()).collect();
+        let mut out: Vec<Vec<Vec<f32>>> = items.iter().map(|(_, p)| Vec::with_capacity(p.len())).collect();
+        let most = items.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
+        for p in 0..most {
+            // Items without a pass `p` get no designed positions, hence no work.
+            let (seq, design, randn) = (&mut ws.seq, &mut ws.design, &mut ws.randn);
+            seq.clear();
+            design.clear();
+            randn.clear();
+            for ((f, passes), d) in items.iter().zip(&designs) {
+                let n = f.len();
+                match passes.get(p) {
+                    Some((s, r)) => {
+                        seq.extend_from_slice(s);
+                        design.extend_from_slice(d);
+                        randn.extend_from_slice(r);
+                    }
+                    None => {
+                        seq.extend_from_slice(&f.s);
+                        design.resize(design.len() + n, 0.0);
+                        randn.resize(randn.len() + n, 0.0);
+                    }
+                }
+                seq.resize(seq.len() + l - n, 0);
+                design.resize(design.len() + l - n, 0.0);
+                randn.resize(randn.len() + l - n, 0.0);
+            }
+            let lp = self.model.conditional(&enc, &ws.seq, &ws.design, &ws.randn, backbone_only);
+            for (bi, (f, passes)) in items.iter().enumerate() {
+                if passes.len() > p {
+                    out[bi].push(lp[bi * l * VOCAB..][..f.len() * VOCAB].to_vec());
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

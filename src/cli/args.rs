@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use mpnn::kernels::precision::Precision;
 use mpnn::preset::Preset;
+use mpnn::bucket::Buckets;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -134,10 +135,44 @@ pub struct Common {
     pub preset: Option<Preset>,
 }
 
+/// How scoring and probability jobs group structures for the model. Every setting gives the
+/// same output files, byte for byte; only speed and memory change.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Batching {
+    /// Length buckets for --structure_batch: inclusive upper bounds, e.g. "64,128,256,512,1024"
+    /// (the default; longer structures form one more bucket), or "quantiles:N" for N buckets
+    /// split at the quantiles of this run's lengths ("quantiles:1": one bucket). Only
+    /// structures of one bucket run together, padded to the longest of them.
+    #[arg(long, value_name = "SPEC")]
+    pub buckets: Option<Buckets>,
+    /// Run up to N structures of one length bucket (--buckets) together as one batch, padded
+    /// with masks to the longest of them (default 1: one at a time, the fastest on CPUs). Output
+    /// files are identical for every setting. Structures shorter than the model's k only batch
+    /// with structures of their own length.
+    #[arg(long = "structure_batch", visible_alias = "structure-batch", value_name = "N", value_parser = structure_batch)]
+    pub structure_batch: Option<usize>,
+}
+
+impl Batching {
+    pub fn is_set(&self) -> bool {
+        self.buckets.is_some() || self.structure_batch.is_some()
+    }
+}
+
+fn structure_batch(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("a batch of 0 structures runs nothing; give at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a number of structures; give a whole number, at least 1")),
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
     #[command(flatten)]
     pub common: Common,
+    #[command(flatten)]
+    pub batching: Batching,
     /// Also score the sequences of this FASTA (chains of a record joined by '/').
     #[arg(long = "fasta", visible_alias = "path_to_fasta", value_name = "FILE")]
     pub fasta: Option<PathBuf>,
@@ -147,6 +182,8 @@ pub struct ScoreArgs {
 pub struct ProbsArgs {
     #[command(flatten)]
     pub common: Common,
+    #[command(flatten)]
+    pub batching: Batching,
     /// One pass with every neighbour seen through the backbone only.
     #[arg(long, conflicts_with = "conditional")]
     pub unconditional: bool,
@@ -186,6 +223,9 @@ pub struct Official {
     /// 1 = write unconditional probabilities p(s_i | backbone) in one pass.
     #[arg(long = "unconditional_probs_only", default_value_t = 0, value_name = "0|1")]
     pub unconditional_probs_only: u8,
+    // with --score_only 1 / --*_probs_only 1
+    #[command(flatten)]
+    pub batching: Batching,
     #[command(flatten)]
     pub design: DesignOpts,
 }

@@ -32,6 +32,14 @@ pub struct BenchArgs {
     /// Sequences per structure (comma-separated).
     #[arg(long = "batch", value_delimiter = ',', default_value = "1,8")]
     pub batches: Vec<usize>,
+    /// Also score the whole structure set through the bucketed, padded batch path (the
+    /// "score-set" rows), this many structures per batch (comma-separated, e.g. "1,4,8"; 1 is
+    /// the one-at-a-time baseline through the same path).
+    #[arg(long = "structure-batch", value_delimiter = ',', value_name = "N,...")]
+    pub structure_batches: Vec<usize>,
+    /// Length buckets for the "score-set" rows (as `mpnn score --buckets`).
+    #[arg(long, value_name = "SPEC", default_value = "64,128,256,512,1024")]
+    pub buckets: mpnn::bucket::Buckets,
     /// Sampling temperature for design.
     #[arg(long, default_value_t = 0.1)]
     pub temperature: f32,
@@ -67,6 +75,9 @@ fn load(label: &str, path: &std::path::Path) -> Result<(String, ProteinMpnn)> {
 pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(n) = a.threads {
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
+    }
+    if a.structure_batches.contains(&0) {
+        bail!("--structure-batch: a batch of 0 structures runs nothing; give sizes of at least 1");
     }
     let mut models = Vec::new();
     if a.weights.is_empty() {
@@ -108,17 +119,20 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         reference_max_len: a.reference_max_len,
         design: !a.score_only,
         score: !a.design_only,
+        structure_batches: a.structure_batches.clone(),
+        buckets: a.buckets.clone(),
     };
     eprintln!("mpnn bench: {} threads", rayon::current_num_threads());
     let rows = bench::run(&plan, |r| {
         eprintln!(
-            "{:>6} {:<14} L={:<5} {:<16} k={:<2} batch={:<2} {:>9.1} ms/protein {:>9.0} res/s  peak {:.0} MiB{}",
+            "{:>6} {:<14} L={:<5} {:<16} k={:<2} batch={:<2}{} {:>9.1} ms/protein {:>9.0} res/s  peak {:.0} MiB{}",
             r.task,
             r.structure,
             r.length,
             r.checkpoint,
             r.k,
             r.batch,
+            if r.task == "score-set" { format!(" structures/batch={}", r.structure_batch) } else { String::new() },
             r.ms_per_protein,
             r.residues_per_s,
             r.peak_rss_mib,

@@ -1,6 +1,7 @@
 //! The `mpnn` command line: argument definitions and one module per job.
 
 pub mod args;
+pub mod batching;
 pub mod bench;
 pub mod common;
 pub mod design;
@@ -14,7 +15,7 @@ use mpnn::checkpoint;
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Some(Command::Score(a)) => score::run(&a.common, a.fasta.as_deref()),
+        Some(Command::Score(a)) => score::run(&a.common, a.fasta.as_deref(), &a.batching),
         Some(Command::Probs(a)) => {
             let kind = if a.unconditional {
                 probs::Kind::Unconditional
@@ -23,7 +24,7 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 bail!("say which probabilities: --unconditional or --conditional [--backbone-only]");
             };
-            probs::run(&a.common, kind)
+            probs::run(&a.common, kind, &a.batching)
         }
         Some(Command::Bench(a)) => bench::run(&a),
         Some(Command::Eval(a)) => eval::run(&a),
@@ -46,16 +47,22 @@ pub fn run(cli: Cli) -> Result<()> {
         None => {
             let o = cli.official;
             if o.score_only == 1 {
-                score::run(&o.common, o.path_to_fasta.as_deref())
+                score::run(&o.common, o.path_to_fasta.as_deref(), &o.batching)
             } else if o.conditional_probs_only == 1 {
                 probs::run(
                     &o.common,
                     probs::Kind::Conditional { backbone_only: o.conditional_probs_only_backbone == 1 },
+                    &o.batching,
                 )
             } else if o.unconditional_probs_only == 1 {
-                probs::run(&o.common, probs::Kind::Unconditional)
+                probs::run(&o.common, probs::Kind::Unconditional, &o.batching)
             } else if o.common.structures.is_empty() && o.common.pdb_path.is_none() && o.common.jsonl_path.is_none() {
                 bail!("nothing to do: give a subcommand (mpnn --help) or the official flags (--pdb_path ... --out_folder ...)")
+            } else if o.batching.is_set() {
+                bail!(
+                    "--buckets and --structure_batch group structures for scoring and probabilities \
+                     (--score_only 1, --conditional_probs_only 1, --unconditional_probs_only 1); design does not take them"
+                )
             } else {
                 design::run(&o.common, &o.design)
             }

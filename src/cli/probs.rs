@@ -1,11 +1,14 @@
 //! `mpnn probs` / `--unconditional_probs_only 1` / `--conditional_probs_only 1`.
 
 use anyhow::{Context, Result};
-use mpnn::featurize::featurize;
+use mpnn::bucket::Group;
+use mpnn::featurize::{featurize, Features};
 use mpnn::npz::NpzWriter;
+use mpnn::pipeline::{Pass, Workspace};
 use mpnn::rng::{self, Purpose};
 
-use super::args::Common;
+use super::args::{Batching, Common};
+use super::batching;
 use super::common::*;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,7 +17,7 @@ pub enum Kind {
     Conditional { backbone_only: bool },
 }
 
-pub fn run(c: &Common, kind: Kind) -> Result<()> {
+pub fn run(c: &Common, kind: Kind, batching: &Batching) -> Result<()> {
     let Prepared { quiet, seed, proteins, dicts, n_passes } = prepare(c)?;
     let mut feats = Vec::new();
     for p in &proteins {
@@ -27,36 +30,58 @@ pub fn run(c: &Common, kind: Kind) -> Result<()> {
         Kind::Conditional { .. } => "conditional_probs_only",
     };
     let dir = out_dir(c, sub)?;
-    for f in &feats {
-        let l = f.len();
-        let mut log_p = Vec::with_capacity(n_passes * l * 21);
-        match kind {
-            Kind::Unconditional => {
-                if !quiet {
-                    println!("Calculating sequence unconditional probabilities for {}", f.name);
-                }
-                let lp = engine.unconditional(f);
-                for _ in 0..n_passes {
-                    log_p.extend_from_slice(&lp);
-                }
-            }
+    let lengths: Vec<usize> = feats.iter().map(Features::len).collect();
+    let router = batching::router(batching, &lengths, engine.arch().k)?;
+    let run_group = |g: &Group, ws: &mut Workspace| -> Result<Vec<()>> {
+        let members: Vec<&Features> = g.members.iter().map(|&i| &feats[i]).collect();
+        // Per structure: the `n_passes` log-probability arrays, concatenated.
+        let log_ps: Vec<Vec<f32>> = match kind {
+            Kind::Unconditional => engine
+                .unconditional_many(&members, Some(g.pad_to), ws)?
+                .into_iter()
+                .map(|lp| lp.repeat(n_passes))
+                .collect(),
             Kind::Conditional { backbone_only } => {
-                if !quiet {
-                    println!("Calculating conditional probabilities for {}", f.name);
+                let passes: Vec<Vec<Pass>> = members
+                    .iter()
+                    .map(|f| {
+                        (0..n_passes)
+                            .map(|i| {
+                                let stream = &mut rng::stream(seed, &f.name, Purpose::ScoreOrder, i as u64);
+                                (f.s.clone(), rng::randn(stream, f.len()))
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let items: Vec<(&Features, &[Pass])> = members.iter().zip(&passes).map(|(f, p)| (*f, &p[..])).collect();
+                engine
+                    .conditional_many(&items, backbone_only, Some(g.pad_to), ws)?
+                    .into_iter()
+                    .map(|p| p.concat())
+                    .collect()
+            }
+        };
+        for (f, log_p) in members.iter().zip(log_ps) {
+            let l = f.len();
+            let mut w = NpzWriter::new();
+            w.f32("log_p", &[n_passes, l, 21], log_p)
+                .i64("S", &[l], f.s.iter().map(|&v| v as i64).collect())
+                .f32("mask", &[l], f.mask.clone())
+                .f32("design_mask", &[l], f.design_mask());
+            let path = dir.join(format!("{}.npz", f.name));
+            w.write(&path).with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+        Ok(vec![(); members.len()])
+    };
+    batching::run_in_order(&router, &lengths, run_group, |i, ()| {
+        if !quiet {
+            match kind {
+                Kind::Unconditional => {
+                    println!("Calculating sequence unconditional probabilities for {}", feats[i].name)
                 }
-                for i in 0..n_passes {
-                    let randn = rng::randn(&mut rng::stream(seed, &f.name, Purpose::ScoreOrder, i as u64), l);
-                    log_p.extend(engine.conditional(f, &f.s, &randn, backbone_only));
-                }
+                Kind::Conditional { .. } => println!("Calculating conditional probabilities for {}", feats[i].name),
             }
         }
-        let mut w = NpzWriter::new();
-        w.f32("log_p", &[n_passes, l, 21], log_p)
-            .i64("S", &[l], f.s.iter().map(|&v| v as i64).collect())
-            .f32("mask", &[l], f.mask.clone())
-            .f32("design_mask", &[l], f.design_mask());
-        let path = dir.join(format!("{}.npz", f.name));
-        w.write(&path).with_context(|| format!("{}: cannot write", path.display()))?;
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -2,12 +2,14 @@
 
 use anyhow::{bail, Context, Result};
 use mpnn::alphabet;
+use mpnn::bucket::Group;
 use mpnn::featurize::{featurize, Features};
 use mpnn::npz::NpzWriter;
-use mpnn::pipeline::{fmt4, mean_std};
+use mpnn::pipeline::{fmt4, mean_std, Pass, Scores, Workspace};
 use mpnn::rng::{self, Purpose};
 
-use super::args::Common;
+use super::args::{Batching, Common};
+use super::batching;
 use super::common::*;
 
 /// Reads a FASTA file: (header, sequence with '/' removed) per record.
@@ -61,7 +63,7 @@ fn fasta_sequence(f: &Features, header: &str, seq: &str, file: &std::path::Path)
     Ok(s)
 }
 
-pub fn run(c: &Common, fasta: Option<&std::path::Path>) -> Result<()> {
+pub fn run(c: &Common, fasta: Option<&std::path::Path>, batching: &Batching) -> Result<()> {
     let Prepared { quiet, seed, proteins, dicts, n_passes } = prepare(c)?;
     let fasta_records = fasta.map(read_fasta).transpose()?;
     // Check every input before any work starts.
@@ -78,47 +80,78 @@ pub fn run(c: &Common, fasta: Option<&std::path::Path>) -> Result<()> {
         feats.push((f, seqs));
     }
     let engine = load_engine(c, quiet)?;
+    let lengths: Vec<usize> = feats.iter().map(|(f, _)| f.len()).collect();
+    let router = batching::router(batching, &lengths, engine.arch().k)?;
     let dir = out_dir(c, "score_only")?;
-    for (f, seqs) in &feats {
-        for (tag, s) in seqs {
-            let passes: Vec<(Vec<u8>, Vec<f32>)> = (0..n_passes)
-                .map(|i| {
+    // Every sequence of a structure, `n_passes` passes each, in one list per structure.
+    let passes_of = |f: &Features, seqs: &[(String, Vec<u8>)]| -> Vec<Pass> {
+        seqs.iter()
+            .flat_map(|(_, s)| {
+                (0..n_passes).map(|i| {
                     (s.clone(), rng::randn(&mut rng::stream(seed, &f.name, Purpose::ScoreOrder, i as u64), f.len()))
                 })
-                .collect();
-            let res = engine.score(f, &passes);
-            let score: Vec<f32> = res.iter().map(|r| r.0.score).collect();
-            let global: Vec<f32> = res.iter().map(|r| r.0.global_score).collect();
-            let seq_str: String =
-                s.iter().zip(&f.chain_m).filter(|(_, &m)| m > 0.0).map(|(&a, _)| alphabet::letter_of(a)).collect();
-            let mut w = NpzWriter::new();
-            w.f32("score", &[score.len()], score.clone())
-                .f32("global_score", &[global.len()], global.clone())
-                .i64("S", &[s.len()], s.iter().map(|&v| v as i64).collect())
-                .strings("seq_str", &[], vec![seq_str]);
-            let path = dir.join(format!("{}_{tag}.npz", f.name));
-            w.write(&path).with_context(|| format!("{}: cannot write", path.display()))?;
-            if !quiet {
-                let (m, sd) = mean_std(&score);
-                let (gm, gsd) = mean_std(&global);
-                let from = if tag == "pdb" {
-                    "from PDB".to_string()
-                } else {
-                    format!("{} from FASTA", tag.replace("fasta_", "-"))
-                };
-                println!(
-                    "Score for {}{}{from}, mean: {}, std: {}, sample size: {},  global score, mean: {}, std: {}, sample size: {}",
-                    f.name,
-                    if tag == "pdb" { " " } else { "" },
-                    fmt4(m),
-                    fmt4(sd),
-                    score.len(),
-                    fmt4(gm),
-                    fmt4(gsd),
-                    global.len()
-                );
+            })
+            .collect()
+    };
+    let run_group = |g: &Group, ws: &mut Workspace| -> Result<Vec<Vec<String>>> {
+        let passes: Vec<Vec<Pass>> = g.members.iter().map(|&i| passes_of(&feats[i].0, &feats[i].1)).collect();
+        let items: Vec<(&Features, &[Pass])> =
+            g.members.iter().zip(&passes).map(|(&i, p)| (&feats[i].0, &p[..])).collect();
+        let results = engine.score_many(&items, Some(g.pad_to), ws)?;
+        let mut lines = Vec::new();
+        for (&i, res) in g.members.iter().zip(results) {
+            let (f, seqs) = &feats[i];
+            lines.push(write_scores(&dir, f, seqs, &res, n_passes)?);
+        }
+        Ok(lines)
+    };
+    batching::run_in_order(&router, &lengths, run_group, |_, lines| {
+        if !quiet {
+            for line in lines {
+                println!("{line}");
             }
         }
+        Ok(())
+    })
+}
+
+/// Writes `NAME_TAG.npz` for each sequence of a structure from its passes (`n_passes` per
+/// sequence, in order) and returns the summary lines.
+fn write_scores(
+    dir: &std::path::Path,
+    f: &Features,
+    seqs: &[(String, Vec<u8>)],
+    res: &[(Scores, Vec<f32>)],
+    n_passes: usize,
+) -> Result<Vec<String>> {
+    let mut lines = Vec::new();
+    for ((tag, s), res) in seqs.iter().zip(res.chunks(n_passes)) {
+        let score: Vec<f32> = res.iter().map(|r| r.0.score).collect();
+        let global: Vec<f32> = res.iter().map(|r| r.0.global_score).collect();
+        let seq_str: String =
+            s.iter().zip(&f.chain_m).filter(|(_, &m)| m > 0.0).map(|(&a, _)| alphabet::letter_of(a)).collect();
+        let mut w = NpzWriter::new();
+        w.f32("score", &[score.len()], score.clone())
+            .f32("global_score", &[global.len()], global.clone())
+            .i64("S", &[s.len()], s.iter().map(|&v| v as i64).collect())
+            .strings("seq_str", &[], vec![seq_str]);
+        let path = dir.join(format!("{}_{tag}.npz", f.name));
+        w.write(&path).with_context(|| format!("{}: cannot write", path.display()))?;
+        let (m, sd) = mean_std(&score);
+        let (gm, gsd) = mean_std(&global);
+        let from =
+            if tag == "pdb" { "from PDB".to_string() } else { format!("{} from FASTA", tag.replace("fasta_", "-")) };
+        lines.push(format!(
+            "Score for {}{}{from}, mean: {}, std: {}, sample size: {},  global score, mean: {}, std: {}, sample size: {}",
+            f.name,
+            if tag == "pdb" { " " } else { "" },
+            fmt4(m),
+            fmt4(sd),
+            score.len(),
+            fmt4(gm),
+            fmt4(gsd),
+            global.len()
+        ));
     }
-    Ok(())
+    Ok(lines)
 }

@@ -107,8 +107,11 @@ pub fn ca_coords(batch: &Batch) -> Vec<f32> {
     }
 }
 
-/// Per-node local frames of the CA-only model (`_orientations_coarse`), `[B·L, 9]`.
-fn coarse_frames(ca: &[f32], b: usize, l: usize) -> Vec<[f32; 9]> {
+/// Per-node local frames of the CA-only model (`_orientations_coarse`), `[B·L, 9]`, each item
+/// over its own real length (`lengths[b]`), so that padding an item does not change its frames
+/// (the official code, run on one structure at a time, never pads).
+fn coarse_frames(ca: &[f32], l: usize, lengths: &[usize]) -> Vec<[f32; 9]> {
+    let b = lengths.len();
     let mut frames = vec![[0f32; 9]; b * l];
     let norm = |v: [f32; 3]| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
     let normalize = |v: [f32; 3]| {
@@ -117,13 +120,13 @@ fn coarse_frames(ca: &[f32], b: usize, l: usize) -> Vec<[f32; 9]> {
     };
     let cross =
         |a: [f32; 3], c: [f32; 3]| [a[1] * c[2] - a[2] * c[1], a[2] * c[0] - a[0] * c[2], a[0] * c[1] - a[1] * c[0]];
-    for bi in 0..b {
-        if l < 4 {
+    for (bi, &n) in lengths.iter().enumerate() {
+        if n < 4 {
             continue;
         }
         let p = |i: usize| [ca[(bi * l + i) * 3], ca[(bi * l + i) * 3 + 1], ca[(bi * l + i) * 3 + 2]];
-        // U[i] = normalize(masked X[i+1] - X[i]), i in 0..l-1
-        let u: Vec<[f32; 3]> = (0..l - 1)
+        // U[i] = normalize(masked X[i+1] - X[i]), i in 0..n-1
+        let u: Vec<[f32; 3]> = (0..n - 1)
             .map(|i| {
                 let (a, c) = (p(i), p(i + 1));
                 let d = [c[0] - a[0], c[1] - a[1], c[2] - a[2]];
@@ -132,7 +135,7 @@ fn coarse_frames(ca: &[f32], b: usize, l: usize) -> Vec<[f32; 9]> {
                 normalize([d[0] * keep, d[1] * keep, d[2] * keep])
             })
             .collect();
-        for i in 0..l - 3 {
+        for i in 0..n - 3 {
             let (u2, u1) = (u[i], u[i + 1]);
             let n2 = normalize(cross(u2, u1));
             let o1 = normalize([u2[0] - u1[0], u2[1] - u1[1], u2[2] - u1[2]]);
@@ -257,11 +260,11 @@ impl ProteinMpnn {
                     let (bi, i) = (r / l, r % l);
                     let p = |i: usize| [ca[(bi * l + i) * 3], ca[(bi * l + i) * 3 + 1], ca[(bi * l + i) * 3 + 2]];
                     let prev = if i > 0 { p(i - 1) } else { [0.0; 3] };
-                    let next = if i + 1 < l { p(i + 1) } else { [0.0; 3] };
+                    let next = if i + 1 < batch.lengths[bi] { p(i + 1) } else { [0.0; 3] };
                     [prev, p(i), next]
                 })
                 .collect();
-            NodeAtoms::Coarse { prev_own_next, frames: coarse_frames(&ca, batch.b, batch.l) }
+            NodeAtoms::Coarse { prev_own_next, frames: coarse_frames(&ca, batch.l, &batch.lengths) }
         } else {
             NodeAtoms::Backbone(backbone_atoms(&batch.x, rows))
         };
