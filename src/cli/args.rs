@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use mpnn::bucket::Buckets;
 use mpnn::kernels::precision::Precision;
 use mpnn::preset::Preset;
-use mpnn::bucket::Buckets;
 
 #[derive(Debug, Parser)]
 #[command(

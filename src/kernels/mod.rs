@@ -109,8 +109,7 @@ impl Linear {
                 int8::gemm(xq, xs, rows, q, init, out);
             }),
             (p, _) if p.is_half() => STAGING.with_borrow_mut(|(xr, _, _)| {
-                xr.clear();
-                xr.extend(x[..rows * self.n_in].iter().map(|&v| p.round(v)));
+                p.round_into(&x[..rows * self.n_in], xr);
                 gemm::gemm(xr, rows, self.n_in, &self.packed, self.n_out, init, out);
             }),
             _ => gemm::gemm(x, rows, self.n_in, &self.packed, self.n_out, init, out),
