@@ -94,6 +94,8 @@ struct Acc {
     designed_positions: f64,
     residues_timed: f64,
     seconds: f64,
+    reference_residues: f64,
+    reference_seconds: f64,
 }
 
 /// One line of the result table.
@@ -118,7 +120,7 @@ pub struct Row {
     pub designed_recovery: Option<f64>,
     pub residues_per_s: f64,
     /// Speed relative to the first reference (the main checkpoint at its own k in f32, unless a
-    /// reference preset was chosen), measured in the same run.
+    /// reference preset was chosen) at batch 1, timed beside each measurement of this row.
     pub speedup: f64,
 }
 
@@ -200,8 +202,8 @@ fn designed_identity(engine: &Engine, f: &Features, n: usize, temperature: f32, 
 }
 
 /// Measures every configuration on every structure. `references[r]` is the engine that
-/// configurations with `reference == r` are compared with (`references[0]`'s speed is every
-/// speed-up's denominator); `reference_names[r]` names it. `progress` is told each (configuration,
+/// configurations with `reference == r` are compared with (`references[0]`'s speed, timed beside
+/// every configuration, is every speed-up's denominator); `reference_names[r]` names it. `progress` is told each (configuration,
 /// structure) as it finishes.
 pub fn evaluate(
     configs: &[Config],
@@ -214,16 +216,6 @@ pub fn evaluate(
     // Reference outputs and speeds, once per reference.
     let ref_out: Vec<Vec<Outputs>> =
         references.iter().map(|e| structures.iter().map(|f| outputs(e, f, opts.seed)).collect()).collect();
-    let ref_speed: Vec<f64> = references
-        .iter()
-        .map(|e| {
-            let (res, secs) = structures
-                .iter()
-                .map(|f| (f.len() as f64, time_scoring(e, f, 1, opts.repeats, opts.seed)))
-                .fold((0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1));
-            res / secs
-        })
-        .collect();
     let mut rows = Vec::new();
     for c in configs {
         let mut acc = Acc::default();
@@ -246,8 +238,12 @@ pub fn evaluate(
                 acc.designed_same += same;
                 acc.designed_positions += total;
             }
+            // The speed-up's denominator is timed right beside the configuration, so that load
+            // changes on a shared machine hit both alike.
             acc.residues_timed += (f.len() * c.batch) as f64;
             acc.seconds += time_scoring(&c.engine, f, c.batch, opts.repeats, opts.seed);
+            acc.reference_residues += f.len() as f64;
+            acc.reference_seconds += time_scoring(&references[0], f, 1, opts.repeats, opts.seed);
             progress(&c.name, &f.name);
         }
         let pos = acc.positions.max(1.0);
@@ -271,7 +267,7 @@ pub fn evaluate(
             kl: acc.kl / acc.kl_rows.max(1.0),
             designed_recovery: (opts.designs > 0).then(|| acc.designed_same / acc.designed_positions.max(1.0)),
             residues_per_s: speed,
-            speedup: speed / ref_speed[0],
+            speedup: speed / (acc.reference_residues / acc.reference_seconds.max(1e-12)),
         });
     }
     rows
