@@ -209,6 +209,7 @@ pub fn configure(
     if let Some(p) = preset {
         p.check(&arch, &source.display().to_string()).map_err(anyhow::Error::new)?;
     }
+    let explicit_k = k.is_some();
     let k = k.or(preset.and_then(Preset::k));
     let precision = precision.or(preset.map(Preset::precision)).unwrap_or_default();
     if k == Some(0) {
@@ -216,8 +217,12 @@ pub fn configure(
     }
     if let Some(k) = k.filter(|&k| k != arch.k) {
         let what = if k < arch.k { "fewer" } else { "more" };
+        let from = match (explicit_k, preset) {
+            (false, Some(p)) => format!("--preset {p} runs k = {k}"),
+            _ => format!("--k {k}"),
+        };
         eprintln!(
-            "warning: k = {k}: {what} neighbours than the {} this checkpoint was trained with; the results approximate \
+            "warning: {from}: {what} neighbours than the {} this checkpoint was trained with; the results approximate \
              the model (the official code divides message sums by a fixed 30, not by k); `mpnn eval` measures the cost",
             arch.k
         );
