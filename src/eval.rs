@@ -27,6 +27,9 @@ use serde::Serialize;
 
 use crate::alphabet::VOCAB;
 use crate::featurize::{Batch, Features};
+use crate::model::decoder::decoding_order;
+use crate::model::encoder::Encoded;
+use crate::model::ProteinMpnn;
 use crate::pipeline::Engine;
 use crate::rng::{self, Purpose};
 use crate::sampler::{pssm_log_odds_mask, Chooser, Multinomial, Sampler, SamplingOptions};
@@ -66,15 +69,21 @@ pub struct Outputs {
     pub conditional: Vec<f32>,
 }
 
-/// Computes the comparison outputs (deterministic for a seed).
-pub fn outputs(engine: &Engine, f: &Features, seed: u64) -> Outputs {
+/// Computes the comparison outputs from `f`'s encoding `enc` (deterministic for a seed): what
+/// [`Engine::score`], [`Engine::unconditional`] and [`Engine::conditional`] return, sharing one
+/// encoder pass.
+pub fn outputs(model: &ProteinMpnn, enc: &Encoded, f: &Features, seed: u64) -> Outputs {
     let randn = rng::randn(&mut rng::stream(seed, &f.name, Purpose::ScoreOrder, 0), f.len());
-    let native_pass = engine.score(f, &[(f.s.clone(), randn.clone())]).pop().map(|x| x.1).unwrap_or_default();
+    let design = f.design_mask();
     Outputs {
-        native_pass,
-        unconditional: engine.unconditional(f),
-        conditional: engine.conditional(f, &f.s, &randn, false),
+        native_pass: model.forward(enc, &f.s, &decoding_order(&design, &randn)),
+        unconditional: model.unconditional(enc),
+        conditional: model.conditional(enc, &f.s, &design, &randn, false),
     }
+}
+
+fn encode(engine: &Engine, f: &Features) -> Encoded {
+    engine.model.encode(&Batch::new(&[f], None))
 }
 
 /// Pooled sums, turned into a [`Row`] at the end.
@@ -178,10 +187,15 @@ fn time_scoring(engine: &Engine, f: &Features, batch: usize, repeats: usize, see
 }
 
 /// Mean identity to the native sequence of `n` designs at `temperature`.
-fn designed_identity(engine: &Engine, f: &Features, n: usize, temperature: f32, seed: u64) -> (f64, f64) {
-    let model = &engine.model;
-    let enc = model.encode(&Batch::new(&[f], None));
-    let sampler = Sampler::new(model, &enc, f, pssm_log_odds_mask(f, 0.0), SamplingOptions::new(temperature));
+fn designed_identity(
+    model: &ProteinMpnn,
+    enc: &Encoded,
+    f: &Features,
+    n: usize,
+    temperature: f32,
+    seed: u64,
+) -> (f64, f64) {
+    let sampler = Sampler::new(model, enc, f, pssm_log_odds_mask(f, 0.0), SamplingOptions::new(temperature));
     let randns: Vec<Vec<f32>> =
         (0..n).map(|i| rng::randn(&mut rng::stream(seed, &f.name, Purpose::DesignOrder, i as u64), f.len())).collect();
     let mut choosers: Vec<_> =
@@ -214,13 +228,16 @@ pub fn evaluate(
     mut progress: impl FnMut(&str, &str),
 ) -> Vec<Row> {
     // Reference outputs and speeds, once per reference.
-    let ref_out: Vec<Vec<Outputs>> =
-        references.iter().map(|e| structures.iter().map(|f| outputs(e, f, opts.seed)).collect()).collect();
+    let ref_out: Vec<Vec<Outputs>> = references
+        .iter()
+        .map(|e| structures.iter().map(|f| outputs(&e.model, &encode(e, f), f, opts.seed)).collect())
+        .collect();
     let mut rows = Vec::new();
     for c in configs {
         let mut acc = Acc::default();
         for (si, f) in structures.iter().enumerate() {
-            let out = outputs(&c.engine, f, opts.seed);
+            let enc = encode(&c.engine, f);
+            let out = outputs(&c.engine.model, &enc, f, opts.seed);
             let r = &ref_out[c.reference][si];
             let design = f.design_mask();
             for (i, &m) in design.iter().enumerate() {
@@ -234,7 +251,8 @@ pub fn evaluate(
             acc.compare(&out.unconditional, &r.unconditional, &design, false);
             acc.compare(&out.conditional, &r.conditional, &design, true);
             if opts.designs > 0 {
-                let (same, total) = designed_identity(&c.engine, f, opts.designs, opts.temperature, opts.seed);
+                let (same, total) =
+                    designed_identity(&c.engine.model, &enc, f, opts.designs, opts.temperature, opts.seed);
                 acc.designed_same += same;
                 acc.designed_positions += total;
             }
