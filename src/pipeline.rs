@@ -11,6 +11,7 @@ use crate::checkpoint::{Architecture, Checkpoint};
 use crate::featurize::{Batch, Features};
 use crate::kernels::precision::Precision;
 use crate::model::decoder::{decoding_order, score};
+use crate::model::encoder::Encoded;
 use crate::model::{ModelError, ProteinMpnn};
 
 /// A loaded model plus where it came from.
@@ -174,6 +175,20 @@ impl Engine {
         Ok(l)
     }
 
+    /// Checks `items` as one batch, pads them into `ws` and encodes them: the padded length, the
+    /// encoding and each item's design mask.
+    fn encode_many(
+        &self,
+        items: &[(&Features, &[Pass])],
+        pad_to: Option<usize>,
+        ws: &mut Workspace,
+    ) -> Result<(usize, Encoded, Vec<Vec<f32>>), BatchError> {
+        let l = self.check_batch(items, pad_to)?;
+        let feats: Vec<&Features> = items.iter().map(|(f, _)| *f).collect();
+        let enc = self.model.encode(ws.fill(&feats, l));
+        Ok((l, enc, feats.iter().map(|f| f.design_mask()).collect()))
+    }
+
     /// [`Engine::score`] for several structures at once: they are padded to one length (the
     /// longest, or `pad_to`), encoded together, and pass `p` of every structure is decoded in
     /// one `forward()`. Returns, per structure, what [`Engine::score`] returns for it alone,
@@ -187,10 +202,7 @@ impl Engine {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let l = self.check_batch(items, pad_to)?;
-        let feats: Vec<&Features> = items.iter().map(|(f, _)| *f).collect();
-        let enc = self.model.encode(ws.fill(&feats, l));
-        let designs: Vec<Vec<f32>> = feats.iter().map(|f| f.design_mask()).collect();
+        let (l, enc, designs) = self.encode_many(items, pad_to, ws)?;
         let mut out: Vec<Vec<Scored>> = items.iter().map(|(_, p)| Vec::with_capacity(p.len())).collect();
         let most = items.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
         for p in 0..most {
@@ -253,10 +265,7 @@ impl Engine {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let l = self.check_batch(items, pad_to)?;
-        let feats: Vec<&Features> = items.iter().map(|(f, _)| *f).collect();
-        let enc = self.model.encode(ws.fill(&feats, l));
-        let designs: Vec<Vec<f32>> = feats.iter().map(|f| f.design_mask()).collect();
+        let (l, enc, designs) = self.encode_many(items, pad_to, ws)?;
         let mut out: Vec<Vec<Vec<f32>>> = items.iter().map(|(_, p)| Vec::with_capacity(p.len())).collect();
         let most = items.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
         for p in 0..most {
