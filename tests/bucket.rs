@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use common::*;
 use mpnn::bucket::{Buckets, Padding, Router};
@@ -319,17 +318,6 @@ fn bad_batches_are_errors_not_panics() {
 }
 
 // ---- the command line ----
-
-fn mpnn(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_mpnn"))
-        .args(args)
-        .env_remove("MPNN_WEIGHTS")
-        .env("MPNN_OFFLINE", "1")
-        .output()
-        .expect("run mpnn");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{args:?} panicked");
-    out
-}
 
 /// Files by relative path.
 type Files = std::collections::BTreeMap<String, Vec<u8>>;

@@ -4,19 +4,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 use mpnn::npz::Npz;
-
-fn mpnn(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpnn"));
-    cmd.args(args).env_remove("MPNN_WEIGHTS").env("MPNN_OFFLINE", "1");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run mpnn")
-}
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
@@ -50,7 +41,7 @@ impl Paths {
 fn unconditional_probs_match_the_official_numbers_in_both_spellings() {
     let Some(p) = Paths::new() else { return };
     let want = Npz::read(p.parity.join("monomer_5L33.npz")).unwrap();
-    let o = mpnn(
+    let o = mpnn_env(
         &["probs", "--unconditional", &p.structure("5L33.pdb"), "--weights", &p.weights(), "--out", &p.out()],
         &[],
     );
@@ -66,7 +57,7 @@ fn unconditional_probs_match_the_official_numbers_in_both_spellings() {
 
     // the official flags, into another folder, several passes
     let out2 = tempfile::tempdir().unwrap();
-    let o = mpnn(
+    let o = mpnn_env(
         &[
             "--pdb_path",
             &p.structure("5L33.pdb"),
@@ -97,7 +88,7 @@ fn conditional_probs_write_official_arrays() {
         args.extend(flags);
         let (st, w, o_) = (p.structure("6MRR.pdb"), p.weights(), s(out.path()));
         args.extend(["--seed", "3", &st, "--weights", &w, "--out", &o_]);
-        let o = mpnn(&args, &[]);
+        let o = mpnn_env(&args, &[]);
         assert!(o.status.success(), "{}", stderr(&o));
         let got = Npz::read(out.path().join("conditional_probs_only/6MRR.npz")).unwrap();
         let lp = got.f32("log_p").unwrap();
@@ -126,7 +117,7 @@ fn score_only_with_fasta() {
     mutant[10] = b'W';
     let fasta = p.out.path().join("seqs.fa");
     std::fs::write(&fasta, format!(">native\n{native}\n>mutant\n{}\n", String::from_utf8(mutant).unwrap())).unwrap();
-    let o = mpnn(
+    let o = mpnn_env(
         &[
             "score",
             &p.structure("5L33.pdb"),
@@ -186,7 +177,7 @@ fn bad_inputs_fail_clearly_and_write_nothing() {
         }
         args.extend(["--out".into(), o_.clone()]);
         let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-        let o = mpnn(&refs, &[]);
+        let o = mpnn_env(&refs, &[]);
         let err = stderr(&o);
         assert!(!o.status.success(), "{args:?} should fail");
         assert!(err.contains(needle), "{args:?}: error should mention `{needle}`:\n{err}");
@@ -215,7 +206,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 fn offline_without_weights_says_what_to_do() {
     let Some(p) = Paths::new() else { return };
     let cache = tempfile::tempdir().unwrap();
-    let o = mpnn(
+    let o = mpnn_env(
         &["score", &p.structure("5L33.pdb"), "--out", &p.out(), "--offline"],
         &[("MPNN_CACHE_DIR", &s(cache.path()))],
     );
@@ -232,12 +223,12 @@ fn offline_without_weights_says_what_to_do() {
 #[test]
 fn help_explains_every_command() {
     for args in [vec!["--help"], vec!["score", "--help"], vec!["probs", "--help"], vec!["convert", "--help"]] {
-        let o = mpnn(&args, &[]);
+        let o = mpnn_env(&args, &[]);
         assert!(o.status.success());
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(text.contains("Usage"), "{text}");
     }
-    let o = mpnn(&["--help"], &[]);
+    let o = mpnn_env(&["--help"], &[]);
     let text = String::from_utf8_lossy(&o.stdout);
     for flag in [
         "--out_folder",
@@ -256,12 +247,13 @@ fn help_explains_every_command() {
 fn convert_round_trips_through_safetensors() {
     let Some(p) = Paths::new() else { return };
     let st = p.out.path().join("small.safetensors");
-    let o = mpnn(&["convert", &s(&p.parity.join("weights/small_h64_l2_k16.pt")), &s(&st)], &[]);
+    let o = mpnn_env(&["convert", &s(&p.parity.join("weights/small_h64_l2_k16.pt")), &s(&st)], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("hidden 64, 2+2 layers, k = 16"));
     // the converted file gives the same probabilities
     let run = |w: &str, out: &Path| {
-        let o = mpnn(&["probs", "--unconditional", &p.structure("5L33.pdb"), "--weights", w, "--out", &s(out)], &[]);
+        let o =
+            mpnn_env(&["probs", "--unconditional", &p.structure("5L33.pdb"), "--weights", w, "--out", &s(out)], &[]);
         assert!(o.status.success(), "{}", stderr(&o));
         Npz::read(out.join("unconditional_probs_only/5L33.npz")).unwrap().f32("log_p").unwrap()
     };
@@ -285,7 +277,7 @@ fn scores_and_probabilities_are_identical_for_any_thread_count() {
         ] {
             let mut args = job.clone();
             args.extend([st.as_str(), "--weights", &w, "--out", &o_, "--seed", "7", "--threads", threads]);
-            let o = mpnn(&args, &[]);
+            let o = mpnn_env(&args, &[]);
             assert!(o.status.success(), "{}", stderr(&o));
         }
         let files: Vec<Vec<u8>> =
@@ -306,7 +298,7 @@ fn inference_time_k_warns_and_changes_the_graph() {
         let (st, w, o_) = (p.structure("5L33.pdb"), p.weights(), s(out));
         args.extend([st.as_str(), "--weights", &w, "--out", &o_]);
         args.extend(extra);
-        let o = mpnn(&args, &[]);
+        let o = mpnn_env(&args, &[]);
         assert!(o.status.success(), "{}", stderr(&o));
         (stderr(&o), Npz::read(out.join("unconditional_probs_only/5L33.npz")).unwrap().f32("log_p").unwrap())
     };

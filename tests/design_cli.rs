@@ -6,27 +6,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 use mpnn::featurize::{featurize, Batch, ChainSelection};
 use mpnn::npz::Npz;
-
-fn mpnn(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpnn"));
-    cmd.args(args).env_remove("MPNN_WEIGHTS").env("MPNN_OFFLINE", "1");
-    cmd.output().expect("run mpnn")
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "mpnn failed:\n{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
 
 fn s(p: &Path) -> String {
     p.display().to_string()

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use mpnn::checkpoint;
 use mpnn::featurize::{featurize, Features};
@@ -111,4 +112,33 @@ impl Case {
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+/// Runs the `mpnn` binary offline (no weights from the environment or the network) with extra
+/// environment variables; a panic is always a test failure.
+pub fn mpnn_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mpnn"));
+    cmd.args(args).env_remove("MPNN_WEIGHTS").env("MPNN_OFFLINE", "1");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run mpnn");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "{args:?} panicked");
+    out
+}
+
+/// [`mpnn_env`] without extra environment variables.
+pub fn mpnn(args: &[&str]) -> Output {
+    mpnn_env(args, &[])
+}
+
+/// Asserts that a run succeeded and returns its stdout.
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "mpnn failed:\n{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
 }
