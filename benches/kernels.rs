@@ -192,20 +192,20 @@ fn bench_knn(c: &mut Criterion) {
         let f = featurize(&p, &ChainSelection::all(&p), &Constraints::default(), false).unwrap();
         let batch = Batch::new(&[&f], None);
         let ca = ca_coords(&batch);
-        let (b, l) = (batch.b, batch.l);
+        let l = batch.l;
         assert_eq!(
-            Graph::build_with(&ca, &batch.mask, b, l, 48, true),
-            Graph::build_with(&ca, &batch.mask, b, l, 48, false)
+            Graph::build_with(&ca, &batch.mask, l, &batch.lengths, 48, true),
+            Graph::build_with(&ca, &batch.mask, l, &batch.lengths, 48, false)
         );
         group.throughput(Throughput::Elements(len as u64));
         if len > 1000 {
             slow_settings(&mut group);
         }
         group.bench_function(BenchmarkId::new("cell_list", len), |bn| {
-            bn.iter(|| Graph::build_with(black_box(&ca), &batch.mask, b, l, 48, true))
+            bn.iter(|| Graph::build_with(black_box(&ca), &batch.mask, l, &batch.lengths, 48, true))
         });
         group.bench_function(BenchmarkId::new("scan", len), |bn| {
-            bn.iter(|| Graph::build_with(black_box(&ca), &batch.mask, b, l, 48, false))
+            bn.iter(|| Graph::build_with(black_box(&ca), &batch.mask, l, &batch.lengths, 48, false))
         });
     }
     group.finish();

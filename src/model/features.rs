@@ -7,6 +7,7 @@
 use rayon::prelude::*;
 
 use super::graph::{dist_eps, Graph};
+use super::torch_order;
 use super::{ProteinMpnn, MAX_RELATIVE, NUM_POSITIONAL, NUM_RBF};
 use crate::featurize::Batch;
 
@@ -109,64 +110,59 @@ pub fn ca_coords(batch: &Batch) -> Vec<f32> {
 
 /// Per-node local frames of the CA-only model (`_orientations_coarse`), `[B·L, 9]`, each item
 /// over its own real length (`lengths[b]`), so that padding an item does not change its frames
-/// (the official code, run on one structure at a time, never pads).
-fn coarse_frames(ca: &[f32], l: usize, lengths: &[usize]) -> Vec<[f32; 9]> {
+/// (the official code, run on one structure at a time, never pads). Every operation follows
+/// torch's float32 order ([`torch_order`]): the frames feed ill-conditioned quaternions.
+pub fn coarse_frames(ca: &[f32], l: usize, lengths: &[usize]) -> Vec<[f32; 9]> {
     let b = lengths.len();
     let mut frames = vec![[0f32; 9]; b * l];
-    let norm = |v: [f32; 3]| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
-    let normalize = |v: [f32; 3]| {
-        let n = norm(v).max(1e-12);
-        [v[0] / n, v[1] / n, v[2] / n]
-    };
-    let cross =
-        |a: [f32; 3], c: [f32; 3]| [a[1] * c[2] - a[2] * c[1], a[2] * c[0] - a[0] * c[2], a[0] * c[1] - a[1] * c[0]];
     for (bi, &n) in lengths.iter().enumerate() {
         if n < 4 {
             continue;
         }
         let p = |i: usize| [ca[(bi * l + i) * 3], ca[(bi * l + i) * 3 + 1], ca[(bi * l + i) * 3 + 2]];
-        // U[i] = normalize(masked X[i+1] - X[i]), i in 0..n-1
+        // U[i] = normalize(X[i+1] - X[i], masked to in-range steps), i in 0..n-1
         let u: Vec<[f32; 3]> = (0..n - 1)
             .map(|i| {
                 let (a, c) = (p(i), p(i + 1));
                 let d = [c[0] - a[0], c[1] - a[1], c[2] - a[2]];
-                let n = norm(d);
-                let keep = if 3.6 < n && n < 4.0 { 1.0 } else { 0.0 };
-                normalize([d[0] * keep, d[1] * keep, d[2] * keep])
+                let len = torch_order::norm3(d);
+                let keep = if 3.6 < len && len < 4.0 { 1.0 } else { 0.0 };
+                torch_order::normalize3([d[0] * keep, d[1] * keep, d[2] * keep])
             })
             .collect();
-        for i in 0..n - 3 {
-            let (u2, u1) = (u[i], u[i + 1]);
-            let n2 = normalize(cross(u2, u1));
-            let o1 = normalize([u2[0] - u1[0], u2[1] - u1[1], u2[2] - u1[2]]);
-            let third = cross(o1, n2);
-            frames[bi * l + i + 1] = [o1[0], o1[1], o1[2], n2[0], n2[1], n2[2], third[0], third[1], third[2]];
+        // frame of node i+1 from u_2 = U[i], u_1 = U[i+1]
+        let m = n - 3;
+        let u2 = &u[..m];
+        let u1 = &u[1..m + 1];
+        let o1: Vec<[f32; 3]> =
+            u2.iter().zip(u1).map(|(a, c)| torch_order::normalize3([a[0] - c[0], a[1] - c[1], a[2] - c[2]])).collect();
+        let (n2, third): (Vec<[f32; 3]>, Vec<[f32; 3]>) = if m == 3 {
+            // Official quirk, kept for the official numbers: `torch.cross` without `dim` takes the
+            // first axis of size 3. On `[1, L-3, 3]` that is the residue axis when L = 6.
+            let rows = |v: &[[f32; 3]]| [v[0], v[1], v[2]];
+            let n2 = torch_order::cross_residue_axis(&rows(u2), &rows(u1)).map(torch_order::normalize3);
+            let third = torch_order::cross_residue_axis(&rows(&o1), &n2);
+            (n2.to_vec(), third.to_vec())
+        } else {
+            let n2: Vec<[f32; 3]> =
+                u2.iter().zip(u1).map(|(&a, &c)| torch_order::normalize3(torch_order::cross(a, c))).collect();
+            let third = o1.iter().zip(&n2).map(|(&a, &c)| torch_order::cross(a, c)).collect();
+            (n2, third)
+        };
+        for i in 0..m {
+            let (o, nn, t) = (o1[i], n2[i], third[i]);
+            frames[bi * l + i + 1] = [o[0], o[1], o[2], nn[0], nn[1], nn[2], t[0], t[1], t[2]];
         }
     }
     frames
 }
 
-fn sign(x: f32) -> f32 {
-    if x > 0.0 {
-        1.0
-    } else if x < 0.0 {
-        -1.0
-    } else {
-        0.0
-    }
-}
-
-/// `_quaternions` of a rotation matrix (row-major 3×3), normalized.
-fn quaternion(r: &[f32; 9]) -> [f32; 4] {
-    let (rxx, ryy, rzz) = (r[0], r[4], r[8]);
-    let mag = |v: f32| 0.5 * (1.0 + v).abs().sqrt();
-    let mags = [mag(rxx - ryy - rzz), mag(-rxx + ryy - rzz), mag(-rxx - ryy + rzz)];
-    let at = |i: usize, j: usize| r[i * 3 + j];
-    let signs = [sign(at(2, 1) - at(1, 2)), sign(at(0, 2) - at(2, 0)), sign(at(1, 0) - at(0, 1))];
-    let w = (1.0 + rxx + ryy + rzz).max(0.0).sqrt() / 2.0;
-    let q = [signs[0] * mags[0], signs[1] * mags[1], signs[2] * mags[2], w];
-    let n = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]).sqrt().max(1e-12);
-    [q[0] / n, q[1] / n, q[2] / n, q[3] / n]
+/// The 7 orientation features of edge i → j of the CA-only model: the direction to j in i's
+/// frame, and the quaternion of j's frame relative to i's.
+pub fn orientation(oi: &[f32; 9], oj: &[f32; 9], xi: [f32; 3], xj: [f32; 3]) -> ([f32; 3], [f32; 4]) {
+    let dx = [xj[0] - xi[0], xj[1] - xi[1], xj[2] - xi[2]];
+    let du = torch_order::normalize3(torch_order::matvec3(oi, dx));
+    (du, torch_order::quaternion(&torch_order::relative_rotation(oi, oj)))
 }
 
 impl ProteinMpnn {
@@ -223,23 +219,8 @@ impl ProteinMpnn {
                             push_rbf(&mut f[off..off + NUM_RBF], d, &mu);
                             off += NUM_RBF;
                         }
-                        let (oi, oj) = (&frames[row], &frames[j]);
-                        let xi = prev_own_next[row][1];
-                        let xj = prev_own_next[j][1];
-                        let dx = [xj[0] - xi[0], xj[1] - xi[1], xj[2] - xi[2]];
-                        let mut du = [0f32; 3];
-                        for r in 0..3 {
-                            du[r] = oi[r * 3] * dx[0] + oi[r * 3 + 1] * dx[1] + oi[r * 3 + 2] * dx[2];
-                        }
-                        let dn = (du[0] * du[0] + du[1] * du[1] + du[2] * du[2]).sqrt().max(1e-12);
-                        let mut rot = [0f32; 9];
-                        for a in 0..3 {
-                            for b in 0..3 {
-                                rot[a * 3 + b] = oi[a] * oj[b] + oi[3 + a] * oj[3 + b] + oi[6 + a] * oj[6 + b];
-                            }
-                        }
-                        let q = quaternion(&rot);
-                        f[off..off + 3].copy_from_slice(&[du[0] / dn, du[1] / dn, du[2] / dn]);
+                        let (du, q) = orientation(&frames[row], &frames[j], prev_own_next[row][1], prev_own_next[j][1]);
+                        f[off..off + 3].copy_from_slice(&du);
                         f[off + 3..off + 7].copy_from_slice(&q);
                     }
                 }
@@ -251,7 +232,7 @@ impl ProteinMpnn {
     pub fn edge_features(&self, batch: &Batch) -> (Graph, Vec<f32>) {
         let _span = tracing::debug_span!("features", b = batch.b, l = batch.l).entered();
         let ca = ca_coords(batch);
-        let graph = Graph::build(&ca, &batch.mask, batch.b, batch.l, self.arch.k);
+        let graph = Graph::build(&ca, &batch.mask, batch.l, &batch.lengths, self.arch.k);
         let rows = batch.b * batch.l;
         let atoms = if batch.ca_only {
             let l = batch.l;

@@ -1,9 +1,13 @@
 //! The k-nearest-neighbour graph over Cα atoms, with the official masking and tie-breaking.
 //!
 //! The official `_dist` computes `D = mask_i·mask_j·sqrt(|X_j − X_i|² + 1e-6)`, replaces masked
-//! pairs by the row maximum, and takes the `min(k, L)` smallest with `topk`. We select the same
-//! values; among exactly equal values the lower index comes first (`topk` leaves that order
-//! unspecified, and it only matters for rows of missing residues, whose outputs are masked).
+//! pairs by the row maximum, and takes the `min(k, L)` smallest with `topk`. Ties are common:
+//! every masked column of a valid row sits exactly at the row maximum, beside the farthest valid
+//! residue, so a structure with at most k usable residues plus masked ones (gaps, waters written
+//! as ATOM, residues missing atoms) has its k-th neighbour tied in every valid row. Which tied
+//! columns torch keeps is decided by its selection algorithm; [`super::topk`] reproduces it, so
+//! the plain scan gives torch's graph tie for tie. The cell list (long structures) is used only
+//! for rows whose k-th distance is not tied; tied rows go to the scan.
 
 use rayon::prelude::*;
 
@@ -27,8 +31,8 @@ pub fn dist_eps(a: &[f32], b: &[f32]) -> f32 {
     (dx * dx + dy * dy + dz * dz + 1e-6).sqrt()
 }
 
-/// One candidate neighbour: adjusted distance, then index (the selection order).
-type Candidate = (f32, u32);
+/// One candidate neighbour: adjusted distance, then index.
+type Candidate = super::topk::Entry;
 
 #[inline]
 fn before(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
@@ -41,32 +45,51 @@ fn before(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
 pub const CELL_LIST_MIN_LEN: usize = 600;
 
 impl Graph {
-    /// Builds the graph from Cα coordinates `ca[b, l, 3]` and `mask[b, l]`, with a spatial
-    /// cell list for long structures (no L×L work or memory), the plain scan otherwise.
-    pub fn build(ca: &[f32], mask: &[f32], b: usize, l: usize, top_k: usize) -> Graph {
-        Self::build_with(ca, mask, b, l, top_k, l >= CELL_LIST_MIN_LEN)
+    /// Builds the graph from Cα coordinates `ca[b, l, 3]` and `mask[b, l]` of items whose real
+    /// lengths are `lengths` (`b = lengths.len()`), with a spatial cell list for long structures
+    /// (no L×L work or memory), the plain scan otherwise.
+    ///
+    /// Each item's valid rows select among its own `lengths[b]` columns only, as the official
+    /// code does on the unpadded structure: torch's choice among tied columns depends on the row
+    /// length, so padding columns must not take part.
+    pub fn build(ca: &[f32], mask: &[f32], l: usize, lengths: &[usize], top_k: usize) -> Graph {
+        Self::build_with(ca, mask, l, lengths, top_k, l >= CELL_LIST_MIN_LEN)
     }
 
     /// [`Graph::build`] with the method chosen by the caller (tests compare the two).
-    pub fn build_with(ca: &[f32], mask: &[f32], b: usize, l: usize, top_k: usize, cells: bool) -> Graph {
+    pub fn build_with(ca: &[f32], mask: &[f32], l: usize, lengths: &[usize], top_k: usize, cells: bool) -> Graph {
+        let b = lengths.len();
         let k = top_k.min(l);
         let mut e_idx = vec![0u32; b * l * k];
         let mut d_neighbors = vec![0f32; b * l * k];
         if k == 0 {
             return Graph { b, l, k, e_idx, d_neighbors };
         }
-        for bi in 0..b {
+        for (bi, &len) in lengths.iter().enumerate() {
             let ca_b = &ca[bi * l * 3..(bi + 1) * l * 3];
             let mask_b = &mask[bi * l..(bi + 1) * l];
-            let grid = if cells { CellGrid::new(ca_b, mask_b) } else { None };
+            // the item's own columns (padding rows, masked anyway, scan the whole padded row)
+            let len = len.min(l);
+            let (ca_own, mask_own) = (&ca_b[..len * 3], &mask_b[..len]);
+            let grid = if cells { CellGrid::new(ca_own, mask_own) } else { None };
             e_idx[bi * l * k..(bi + 1) * l * k]
                 .par_chunks_mut(k)
                 .zip(d_neighbors[bi * l * k..(bi + 1) * l * k].par_chunks_mut(k))
                 .enumerate()
                 .for_each_init(Vec::new, |row, (i, (idx_out, d_out))| {
                     row.clear();
-                    let found = grid.as_ref().is_some_and(|g| g.nearest(ca_b, mask_b, i, k, row));
-                    if !found {
+                    if i < len {
+                        let found = grid.as_ref().is_some_and(|g| g.nearest(ca_own, mask_own, i, k, row));
+                        if !found {
+                            scan_row(ca_own, mask_own, i, k, row);
+                        }
+                        // an item shorter than k (never padded in practice): padding columns last
+                        let mut j = len as u32;
+                        while row.len() < k {
+                            row.push((0.0, j));
+                            j += 1;
+                        }
+                    } else {
                         scan_row(ca_b, mask_b, i, k, row);
                     }
                     for (n, e) in row.iter().take(k).enumerate() {
@@ -87,6 +110,7 @@ impl Graph {
 
 /// The official computation for one row: every column, masked pairs at the row maximum.
 fn scan_row(ca: &[f32], mask: &[f32], i: usize, k: usize, row: &mut Vec<Candidate>) {
+    row.clear(); // the cell list may have left candidates of a row it could not certify
     let l = mask.len();
     let mi = mask[i];
     let mut d_max = 0f32;
@@ -101,11 +125,7 @@ fn scan_row(ca: &[f32], mask: &[f32], i: usize, k: usize, row: &mut Vec<Candidat
     for (e, m2) in row.iter_mut().zip(m2s) {
         e.0 += (1.0 - m2) * d_max;
     }
-    if k < l {
-        row.select_nth_unstable_by(k - 1, before);
-        row.truncate(k);
-    }
-    row.sort_unstable_by(before);
+    super::topk::select_queue(row, k);
 }
 
 /// A uniform grid over the valid Cα atoms of one structure.
@@ -188,6 +208,7 @@ impl CellGrid {
         let max_ring = *self.dims.iter().max().unwrap_or(&1);
         let mut kth = f32::INFINITY;
         let mut farthest_seen = 0f32;
+        let mut nearest_dropped = f32::INFINITY;
         for ring in 0..=max_ring {
             let lo: Vec<isize> = (0..3).map(|d| c[d] as isize - ring as isize).collect();
             let hi: Vec<isize> = (0..3).map(|d| c[d] as isize + ring as isize).collect();
@@ -210,6 +231,7 @@ impl CellGrid {
             if out.len() >= k {
                 out.select_nth_unstable_by(k - 1, before);
                 kth = out[k - 1].0;
+                nearest_dropped = out[k..].iter().fold(nearest_dropped, |m, e| m.min(e.0));
                 out.truncate(k);
             }
             // Everything within `ring · CELL` of p has been examined.
@@ -229,7 +251,16 @@ impl CellGrid {
         if farthest_seen <= kth {
             return false;
         }
+        // A tie at the k-th distance, or among the kept ones, is ordered by torch's selection
+        // algorithm: leave such rows to the scan, which reproduces it. Distinct values are
+        // ordered the same by any correct selection.
+        if nearest_dropped <= kth {
+            return false;
+        }
         out.sort_unstable_by(before);
+        if out.windows(2).any(|w| w[0].0 == w[1].0) {
+            return false;
+        }
         true
     }
 }
@@ -258,8 +289,8 @@ mod tests {
     fn cell_list_equals_scan() {
         for &(l, k, every) in &[(300, 48, 0), (400, 48, 7), (250, 16, 5), (60, 48, 4), (200, 48, 0), (1000, 32, 11)] {
             let (ca, mask) = cloud(l, l as u64, every);
-            let a = Graph::build_with(&ca, &mask, 1, l, k, false);
-            let b = Graph::build_with(&ca, &mask, 1, l, k, true);
+            let a = Graph::build_with(&ca, &mask, l, &[l], k, false);
+            let b = Graph::build_with(&ca, &mask, l, &[l], k, true);
             assert_eq!(a, b, "l={l} k={k}");
         }
     }
@@ -272,21 +303,25 @@ mod tests {
         ca.extend_from_slice(&copy);
         let l = 300;
         let mask = vec![1.0; l];
-        let a = Graph::build_with(&ca, &mask, 1, l, 48, false);
-        let b = Graph::build_with(&ca, &mask, 1, l, 48, true);
+        let a = Graph::build_with(&ca, &mask, l, &[l], 48, false);
+        let b = Graph::build_with(&ca, &mask, l, &[l], 48, true);
         assert_eq!(a, b);
-        // own copy is at distance sqrt(1e-6) like self; the lower index comes first
-        assert_eq!(a.e_idx[0], 0);
-        assert_eq!(a.e_idx[1], 150);
+        // own copy is at distance sqrt(1e-6) like self: the two tie for the first two places
+        let mut first_two = [a.e_idx[0], a.e_idx[1]];
+        first_two.sort_unstable();
+        assert_eq!(first_two, [0, 150]);
     }
 
     #[test]
     fn masked_rows_and_padding() {
         let (ca, mut mask) = cloud(220, 3, 0);
         mask[5] = 0.0;
-        let g = Graph::build(&ca, &mask, 1, 220, 48);
-        let first: Vec<u32> = (0..48).collect();
-        assert_eq!(&g.e_idx[5 * 48..6 * 48], &first[..], "masked rows: all distances 0, lowest indices");
+        let g = Graph::build(&ca, &mask, 220, &[220], 48);
+        let mut row: Vec<u32> = g.e_idx[5 * 48..6 * 48].to_vec();
+        row.sort_unstable();
+        row.dedup();
+        assert_eq!(row.len(), 48, "masked rows: 48 distinct neighbours");
+        assert!(g.d_neighbors[5 * 48..6 * 48].iter().all(|&d| d == 0.0), "masked rows: all distances 0");
         assert!(!g.e_idx[..5 * 48].contains(&5), "a masked residue is never a neighbour of a valid one here");
     }
 }

@@ -13,6 +13,8 @@ pub mod features;
 pub mod graph;
 pub mod layers;
 pub mod reference;
+pub mod topk;
+pub mod torch_order;
 
 use crate::checkpoint::{Architecture, Checkpoint, Tensor};
 use crate::kernels::precision::Precision;
