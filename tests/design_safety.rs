@@ -297,7 +297,7 @@ fn every_bad_input_is_listed_and_skip_invalid_designs_the_rest() {
     assert!(out.join("score_only/6MRR_pdb.npz").exists());
 
     // A later run with nothing to skip removes the now stale list.
-    ok(&run(&parity, &["design"], &[good.clone()], &out, &[&flags[..], &["--skip-invalid"]].concat()));
+    ok(&run(&parity, &["design"], std::slice::from_ref(&good), &out, &[&flags[..], &["--skip-invalid"]].concat()));
     assert!(!out.join("skipped.tsv").exists(), "stale skipped.tsv kept");
 
     // Every input invalid: a failure even with --skip-invalid, and nothing written.
