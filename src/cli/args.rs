@@ -159,6 +159,17 @@ impl Batching {
     }
 }
 
+/// What to do with input structures that cannot be used.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Skip {
+    /// Skip input structures that cannot be used (unreadable, invalid, or failing a constraint)
+    /// and process the rest; they are listed on stderr and in skipped.tsv (design: OUT/skipped.tsv;
+    /// score / probs: in their output subfolder). Default: stop before any work, listing every
+    /// bad input. With every input invalid the run fails either way.
+    #[arg(long = "skip-invalid", visible_alias = "skip_invalid")]
+    pub skip_invalid: bool,
+}
+
 fn structure_batch(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(0) => Err("a batch of 0 structures runs nothing; give at least 1".into()),
@@ -173,6 +184,8 @@ pub struct ScoreArgs {
     pub common: Common,
     #[command(flatten)]
     pub batching: Batching,
+    #[command(flatten)]
+    pub skip: Skip,
     /// Also score the sequences of this FASTA (chains of a record joined by '/').
     #[arg(long = "fasta", visible_alias = "path_to_fasta", value_name = "FILE")]
     pub fasta: Option<PathBuf>,
@@ -184,6 +197,8 @@ pub struct ProbsArgs {
     pub common: Common,
     #[command(flatten)]
     pub batching: Batching,
+    #[command(flatten)]
+    pub skip: Skip,
     /// One pass with every neighbour seen through the backbone only.
     #[arg(long, conflicts_with = "conditional")]
     pub unconditional: bool,
@@ -227,6 +242,8 @@ pub struct Official {
     #[command(flatten)]
     pub batching: Batching,
     #[command(flatten)]
+    pub skip: Skip,
+    #[command(flatten)]
     pub design: DesignOpts,
 }
 
@@ -234,6 +251,8 @@ pub struct Official {
 pub struct DesignArgs {
     #[command(flatten)]
     pub common: Common,
+    #[command(flatten)]
+    pub skip: Skip,
     #[command(flatten)]
     pub design: DesignOpts,
 }
@@ -313,7 +332,8 @@ pub struct DesignOpts {
     /// (k mod N) + 1 (round-robin).
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
-    /// Redo structures whose seqs/NAME.fa already exists (default: skip them).
+    /// Redo structures whose seqs/NAME.fa is already complete. Default: skip those designed with
+    /// the same parameters and stop (before writing anything) if any was designed with others.
     #[arg(long)]
     pub overwrite: bool,
     /// Write structures/NAME_sample_N.pdb: each design threaded onto the backbone.

@@ -89,23 +89,264 @@ pub fn structure_paths(c: &Common) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Reads every structure, skipping (with a note) those longer than `--max_length`.
-pub fn read_proteins(c: &Common, quiet: bool) -> Result<Vec<Protein>> {
-    let mut proteins = Vec::new();
+/// Where an input structure came from: its file, and its line for jsonl entries.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Source {
+    /// Position in the run's input order (for listing problems in that order).
+    pub order: usize,
+    pub path: PathBuf,
+    pub line: Option<usize>,
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(n) => write!(f, "{} line {n}", self.path.display()),
+            None => write!(f, "{}", self.path.display()),
+        }
+    }
+}
+
+/// One readable, valid input structure.
+pub struct Input {
+    pub source: Source,
+    pub protein: Protein,
+}
+
+/// An input that cannot be used, and why.
+#[derive(Debug, Clone)]
+pub struct Invalid {
+    pub source: Source,
+    /// The structure's name, when the file got as far as naming it.
+    pub name: Option<String>,
+    pub reason: String,
+}
+
+impl Invalid {
+    /// `error`'s message without the file or structure name it starts with (the listing shows
+    /// the full path instead).
+    pub fn new(source: &Source, name: Option<&str>, error: impl std::fmt::Display) -> Invalid {
+        let full = format!("{error:#}");
+        let mut rest = full.as_str();
+        let file = source.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let path = source.path.display().to_string();
+        for prefix in [path.as_str(), file.as_str(), name.unwrap_or("")] {
+            if !prefix.is_empty() && rest.starts_with(prefix) {
+                let after = &rest[prefix.len()..];
+                if after.starts_with(':') || after.starts_with(' ') {
+                    rest = after;
+                    break;
+                }
+            }
+        }
+        if let Some(n) = source.line {
+            rest = rest.trim_start().strip_prefix(&format!("line {n}")).unwrap_or(rest);
+        }
+        let reason = rest.trim_start_matches([':', ' ']).to_string();
+        Invalid {
+            source: source.clone(),
+            name: name.map(String::from),
+            reason: if reason.is_empty() { full } else { reason },
+        }
+    }
+}
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.source, self.reason)
+    }
+}
+
+/// Every input structure of the run, read and checked: the usable ones and every unusable one
+/// (none is dropped silently and reading never stops at the first bad file).
+pub struct Inputs {
+    pub ok: Vec<Input>,
+    pub invalid: Vec<Invalid>,
+}
+
+/// Why `name` cannot name output files, if it cannot.
+fn bad_output_name(name: &str) -> Option<String> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+        Some(format!(
+            "the structure name `{name}` cannot name an output file; give the file (or the jsonl entry's \
+             \"name\") a plain name without `/` or `\\`"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Reads every structure named by the inputs (skipping, with a note, those longer than
+/// `--max_length`), collecting every unreadable or invalid one with its reason.
+pub fn read_inputs(c: &Common, quiet: bool) -> Result<Inputs> {
+    let mut ok = Vec::new();
+    let mut invalid = Vec::new();
+    let mut order = 0usize;
     for path in structure_paths(c)? {
-        let read = structure::read_path(&path).map_err(anyhow::Error::new)?;
-        for p in read {
+        let entries = match structure::read_path_entries(&path) {
+            Ok(e) => e,
+            Err(e) => {
+                invalid.push(Invalid::new(&Source { order, path: path.clone(), line: None }, None, e));
+                order += 1;
+                continue;
+            }
+        };
+        for (line, entry) in entries {
+            let source = Source { order, path: path.clone(), line };
+            order += 1;
+            let p = match entry {
+                Ok(p) => p,
+                Err(e) => {
+                    invalid.push(Invalid::new(&source, None, e));
+                    continue;
+                }
+            };
+            if let Some(why) = bad_output_name(&p.name) {
+                invalid.push(Invalid::new(&source, None, why));
+                continue;
+            }
             if p.len() > c.max_length {
                 if !quiet {
                     eprintln!("skipping {}: {} residues is more than --max_length {}", p.name, p.len(), c.max_length);
                 }
                 continue;
             }
-            p.validate(c.ca_only).map_err(anyhow::Error::new)?;
-            proteins.push(p);
+            if let Err(e) = p.validate(c.ca_only) {
+                invalid.push(Invalid::new(&source, Some(&p.name), e));
+                continue;
+            }
+            ok.push(Input { source, protein: p });
         }
     }
-    Ok(proteins)
+    Ok(Inputs { ok, invalid })
+}
+
+impl Inputs {
+    /// Runs a per-structure step (featurization, constraint checks) on every usable input; an
+    /// input whose step fails moves to [`Inputs::invalid`] with the error as its reason.
+    pub fn prepare_each<T>(&mut self, mut step: impl FnMut(&Input) -> Result<T>) -> Vec<(Input, T)> {
+        let mut out = Vec::new();
+        for input in std::mem::take(&mut self.ok) {
+            match step(&input) {
+                Ok(t) => out.push((input, t)),
+                Err(e) => self.invalid.push(Invalid::new(&input.source, Some(&input.protein.name), e)),
+            }
+        }
+        self.invalid.sort_by(|a, b| a.source.cmp(&b.source));
+        out
+    }
+}
+
+/// Refuses inputs that share an output name (`d1/model.pdb` and `d2/model.pdb`, `x.pdb` and
+/// `x.cif`, jsonl entries with one `name`): each would overwrite the other's results. Lists every
+/// collision; `output` is the file a name writes (for the message).
+pub fn check_unique_names<'a>(
+    inputs: impl IntoIterator<Item = (&'a str, &'a Source)>,
+    output: impl Fn(&str) -> PathBuf,
+) -> Result<()> {
+    let mut by_name: std::collections::BTreeMap<&str, Vec<&Source>> = std::collections::BTreeMap::new();
+    for (name, source) in inputs {
+        by_name.entry(name).or_default().push(source);
+    }
+    let clashes: Vec<String> = by_name
+        .iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(name, v)| {
+            let sources: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+            format!(
+                "  {} (structure `{name}`) would be written by each of: {}",
+                output(name).display(),
+                sources.join(", ")
+            )
+        })
+        .collect();
+    if clashes.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "{} output name{} shared by more than one input; each would overwrite the other's results:\n{}\n\
+         Outputs are named after the input's file name without folder and extension (or a jsonl entry's \"name\"). \
+         Rename the inputs (or entries) so their names differ, or run them into separate --out folders. Nothing was written.",
+        clashes.len(),
+        if clashes.len() == 1 { " is" } else { "s are" },
+        clashes.join("\n")
+    )
+}
+
+/// What to do about invalid inputs: without `skip`, stop listing every one of them; with it,
+/// go on with the rest (say so on stderr), unless nothing is left. `list` is where the skipped
+/// inputs will be recorded ([`write_skip_list`]).
+pub fn settle_invalid(invalid: &[Invalid], usable: usize, skip: bool, list: &Path) -> Result<()> {
+    if invalid.is_empty() {
+        return Ok(());
+    }
+    let total = invalid.len() + usable;
+    let listing: Vec<String> = invalid.iter().map(|i| format!("  {i}")).collect();
+    if !skip {
+        bail!(
+            "{} of {total} input structure{} cannot be used:\n{}\nFix or remove {}, or pass --skip-invalid to process \
+             the other {usable} and list the skipped ones in {}. Nothing was written.",
+            invalid.len(),
+            if total == 1 { "" } else { "s" },
+            listing.join("\n"),
+            if invalid.len() == 1 { "it" } else { "them" },
+            list.display()
+        );
+    }
+    if usable == 0 {
+        bail!(
+            "--skip-invalid: every input structure is invalid, nothing to do:\n{}\nFix the inputs. Nothing was written.",
+            listing.join("\n")
+        );
+    }
+    eprintln!(
+        "warning: --skip-invalid: skipping {} of {total} input structures (listed in {}):\n{}",
+        invalid.len(),
+        list.display(),
+        listing.join("\n")
+    );
+    Ok(())
+}
+
+/// Records the inputs a run skipped (`input<TAB>structure<TAB>reason` with a header line),
+/// atomically; with none, removes a list left by an earlier run so it never goes stale.
+pub fn write_skip_list(list: &Path, invalid: &[Invalid]) -> Result<()> {
+    if invalid.is_empty() {
+        match std::fs::remove_file(list) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e)
+                    .with_context(|| format!("{}: cannot remove the stale list of skipped inputs", list.display()))
+            }
+            _ => return Ok(()),
+        }
+    }
+    let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
+    let mut text = String::from("input\tstructure\treason\n");
+    for i in invalid {
+        text.push_str(&format!(
+            "{}\t{}\t{}\n",
+            clean(&i.source.to_string()),
+            clean(i.name.as_deref().unwrap_or("")),
+            clean(&i.reason)
+        ));
+    }
+    structure::write_atomic(list, text.as_bytes()).with_context(|| format!("{}: cannot write", list.display()))
+}
+
+/// Reads every structure and stops, listing every invalid one, if any is invalid.
+pub fn read_proteins(c: &Common, quiet: bool) -> Result<Vec<Protein>> {
+    let inputs = read_inputs(c, quiet)?;
+    if !inputs.invalid.is_empty() {
+        let listing: Vec<String> = inputs.invalid.iter().map(|i| format!("  {i}")).collect();
+        bail!(
+            "{} input structure{} cannot be used:\n{}\nFix or remove {}.",
+            inputs.invalid.len(),
+            if inputs.invalid.len() == 1 { "" } else { "s" },
+            listing.join("\n"),
+            if inputs.invalid.len() == 1 { "it" } else { "them" },
+        );
+    }
+    Ok(inputs.ok.into_iter().map(|i| i.protein).collect())
 }
 
 /// The official dictionaries named by the flags.
@@ -157,25 +398,28 @@ pub fn load_engine(c: &Common, quiet: bool) -> Result<Engine> {
     configure(engine, &path, c.preset, c.k, c.precision)
 }
 
-/// Loads the checkpoint the weight flags of `c` name (or `explicit`, when given) at its own k
-/// in f32; returns the engine and the file it came from.
-pub fn load_checkpoint(c: &Common, explicit: Option<&Path>, quiet: bool) -> Result<(Engine, PathBuf)> {
+/// The weights file the weight flags of `c` name (found, or downloaded unless offline).
+pub fn weights_path(c: &Common) -> Result<PathBuf> {
     if let Some(p) = &c.path_to_model_weights {
         expect_path("--path_to_model_weights", &p.to_string_lossy())?;
     }
+    let query = locate::WeightsQuery {
+        path: c.weights.clone(),
+        folder: c.path_to_model_weights.clone(),
+        model_name: c.model_name.clone(),
+        ca_only: c.ca_only,
+        soluble: c.use_soluble_model,
+        offline: c.offline,
+    };
+    locate::resolve(&query).map_err(anyhow::Error::new)
+}
+
+/// Loads the checkpoint the weight flags of `c` name (or `explicit`, when given) at its own k
+/// in f32; returns the engine and the file it came from.
+pub fn load_checkpoint(c: &Common, explicit: Option<&Path>, quiet: bool) -> Result<(Engine, PathBuf)> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
-        None => {
-            let query = locate::WeightsQuery {
-                path: c.weights.clone(),
-                folder: c.path_to_model_weights.clone(),
-                model_name: c.model_name.clone(),
-                ca_only: c.ca_only,
-                soluble: c.use_soluble_model,
-                offline: c.offline,
-            };
-            locate::resolve(&query).map_err(anyhow::Error::new)?
-        }
+        None => weights_path(c)?,
     };
     let ckpt = checkpoint::load(&path).map_err(anyhow::Error::new)?;
     let arch = ckpt.architecture().map_err(anyhow::Error::new)?;
@@ -281,11 +525,11 @@ pub fn passes(c: &Common) -> Result<usize> {
 }
 
 /// What every scoring-type job starts with, checked before any work: the structures (read and
-/// validated), the dictionaries, the seed and the number of passes.
+/// validated; the invalid ones collected), the dictionaries, the seed and the number of passes.
 pub struct Prepared {
     pub quiet: bool,
     pub seed: u64,
-    pub proteins: Vec<Protein>,
+    pub inputs: Inputs,
     pub dicts: Dictionaries,
     pub n_passes: usize,
 }
@@ -294,8 +538,13 @@ pub fn prepare(c: &Common) -> Result<Prepared> {
     init_threads(c)?;
     let quiet = c.suppress_print == 1;
     let seed = seed(c);
-    let proteins = read_proteins(c, quiet)?;
+    let inputs = read_inputs(c, quiet)?;
     let dicts = dictionaries(c)?;
     let n_passes = passes(c)?;
-    Ok(Prepared { quiet, seed, proteins, dicts, n_passes })
+    Ok(Prepared { quiet, seed, inputs, dicts, n_passes })
+}
+
+/// The output folder (--out / --out_folder), not created.
+pub fn out_base(c: &Common) -> Result<PathBuf> {
+    c.out.clone().context("no output folder: pass --out DIR (or --out_folder DIR)")
 }

@@ -19,14 +19,16 @@ use mpnn::model::decoder::{decoding_order, score};
 use mpnn::model::ProteinMpnn;
 use mpnn::npz::NpzWriter;
 use mpnn::output::{self, NativeHeader, TableRow};
+use mpnn::preset::Preset;
 use mpnn::rng::{self, Purpose};
 use mpnn::sampler::{omit_vector, pssm_log_odds_mask, Multinomial, Sample, Sampler, SamplingOptions};
 use mpnn::spec::{self, BiasSpec, ResidueItem, ResidueSpec, Shard, TiedSpec};
 use mpnn::structure::{self, Protein};
 use rayon::prelude::*;
 
-use super::args::{Common, DesignOpts};
+use super::args::{Common, DesignOpts, Skip};
 use super::common::*;
+use super::resume;
 
 /// Per-residue biases from `--bias-by-residue`: residue item → (letter, bias) pairs.
 type ResidueBiases = Vec<(ResidueItem, Vec<(char, f32)>)>;
@@ -363,7 +365,98 @@ fn screen_and_keep(model: &ProteinMpnn, f: &Features, designs: Vec<Design>, keep
     rescored
 }
 
-pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
+/// How `mpnn` was asked to design.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `mpnn design`: resumes what the same parameters made.
+    Subcommand,
+    /// The official flags: always redoes every structure, like the official script.
+    Official,
+}
+
+/// Every parameter of the run that decides the designs (see [`resume`]), except those of the
+/// structures themselves ([`resume::structure_params`]).
+fn design_params(
+    c: &Common,
+    d: &DesignOpts,
+    inl: &Inline,
+    bias_aa: [f32; VOCAB],
+    per_temp: usize,
+    weights: &Path,
+) -> Result<resume::Params> {
+    let mut p = resume::Params::new();
+    let mut put = |k: &str, v: String| {
+        p.insert(k.to_string(), v);
+    };
+    put("--seed", if c.seed == 0 { "0 (random)".into() } else { c.seed.to_string() });
+    put("--sampling_temp", inl.temperatures.iter().map(|&t| resume::num(t)).collect::<Vec<_>>().join(" "));
+    put("--num_seq_per_target (sequences per temperature)", per_temp.to_string());
+    put("--backbone_noise", resume::num32(d.backbone_noise));
+    let mut omit: Vec<char> = inl.omit.chars().collect();
+    omit.sort();
+    omit.dedup();
+    put("--omit_AAs / --omit", omit.into_iter().collect());
+    let bias: Vec<String> = bias_aa
+        .iter()
+        .enumerate()
+        .filter(|(_, &v)| v != 0.0)
+        .map(|(i, &v)| format!("{}:{}", alphabet::letter_of(i as u8), resume::num32(v)))
+        .collect();
+    put("--bias / --bias_AA_jsonl", if bias.is_empty() { "none".into() } else { bias.join(",") });
+    put("--pssm_multi", resume::num32(d.pssm_multi));
+    put("--pssm_threshold", resume::num32(d.pssm_threshold));
+    put("--pssm_log_odds_flag", d.pssm_log_odds_flag.to_string());
+    put("--pssm_bias_flag", d.pssm_bias_flag.to_string());
+    put("--ca_only", c.ca_only.to_string());
+    put("--model_name", c.model_name.clone());
+    put("weights (file content)", resume::file_hash(weights)?);
+    let k = c.k.or(c.preset.and_then(Preset::k));
+    put("--k", k.map_or("the checkpoint's".into(), |k| k.to_string()));
+    put("--precision", c.precision.or(c.preset.map(Preset::precision)).unwrap_or_default().to_string());
+    put("--screen", d.screen.map_or("none".into(), |s| s.to_string()));
+    put("--keep", d.keep.map_or("none".into(), |k| k.to_string()));
+    put(
+        "--screen-weights (file content)",
+        match &d.screen_weights {
+            Some(w) => resume::file_hash(w).with_context(|| format!("--screen-weights {}", w.display()))?,
+            None => "the main weights".into(),
+        },
+    );
+    put("--save_score", d.save_score.to_string());
+    put("--save_probs", d.save_probs.to_string());
+    if d.save_probs == 1 {
+        // probs/NAME.npz stores `mask` and `chain_order` once per batch member, as officially.
+        put("--batch_size (rows of mask and chain_order in probs/NAME.npz)", c.batch_size.to_string());
+    }
+    put("--save-structures", d.save_structures.to_string());
+    Ok(p)
+}
+
+/// Removes what an earlier run wrote for structure `name` (FASTA, scores, probabilities,
+/// threaded structures, parameter record), so no output of it outlives this run's.
+fn clear_previous(base: &Path, name: &str) -> Result<()> {
+    resume::remove_if_exists(&base.join("seqs").join(format!("{name}.fa")))?;
+    resume::remove_record(base, name)?;
+    resume::remove_if_exists(&base.join("scores").join(format!("{name}.npz")))?;
+    resume::remove_if_exists(&base.join("probs").join(format!("{name}.npz")))?;
+    let dir = base.join("structures");
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        let prefix = format!("{name}_sample_");
+        for e in entries.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let numbered = file
+                .strip_prefix(&prefix)
+                .and_then(|r| r.strip_suffix(".pdb"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if numbered {
+                resume::remove_if_exists(&e.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
     init_threads(c)?;
     let quiet = c.suppress_print == 1;
     let inl = parse_inline(d)?;
@@ -396,43 +489,43 @@ pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
         }
     }
 
-    // Structures (sharded over the name-sorted list) and their features: every check first.
-    let mut proteins: Vec<(PathBuf, Protein)> = Vec::new();
-    for path in structure_paths(c)? {
-        for p in structure::read_path(&path).map_err(anyhow::Error::new)? {
-            if p.len() > c.max_length {
-                if !quiet {
-                    eprintln!("skipping {}: {} residues is more than --max_length {}", p.name, p.len(), c.max_length);
-                }
-                continue;
-            }
-            p.validate(c.ca_only).map_err(anyhow::Error::new)?;
-            proteins.push((path.clone(), p));
+    // Structures and their features: every check first, for every structure (also those of
+    // other shards, so every shard agrees on what is invalid and on the shard split).
+    let mut inputs = read_inputs(c, quiet)?;
+    let prepared = inputs.prepare_each(|input| {
+        let p = &input.protein;
+        let sel = selection_for(p, c.chains.as_deref(), &dicts)?;
+        let mut cons = dicts.constraints(&p.name)?;
+        apply_inline(&inl, d, p, &sel.designed, &mut cons)?;
+        let f = featurize(p, &sel, &cons, c.ca_only)?;
+        if f.masked_chains.is_empty() {
+            bail!("{}: no chain is designed; name the chains to design (--chains or --chain_id_jsonl)", p.name);
         }
-    }
+        Ok(f)
+    });
+    let base = out_base(c)?;
+    let fasta_path = |name: &str| base.join("seqs").join(format!("{name}.fa"));
+    check_unique_names(prepared.iter().map(|(i, _)| (i.protein.name.as_str(), &i.source)), fasta_path)?;
+    let skip_list = base.join("skipped.tsv");
+    settle_invalid(&inputs.invalid, prepared.len(), skip.skip_invalid, &skip_list)?;
+    let mut prepared: Vec<(Input, Features)> = prepared;
     if let Some(sh) = inl.shard {
-        let mut idx: Vec<usize> = (0..proteins.len()).collect();
-        idx.sort_by(|&a, &b| proteins[a].1.name.cmp(&proteins[b].1.name).then(a.cmp(&b)));
-        let mut take = vec![false; proteins.len()];
+        let mut idx: Vec<usize> = (0..prepared.len()).collect();
+        idx.sort_by(|&a, &b| prepared[a].0.protein.name.cmp(&prepared[b].0.protein.name).then(a.cmp(&b)));
+        let mut take = vec![false; prepared.len()];
         for (k, &i) in idx.iter().enumerate() {
             take[i] = sh.takes(k);
         }
         let mut it = take.into_iter();
-        proteins.retain(|_| it.next().unwrap());
+        prepared.retain(|_| it.next().unwrap());
     }
-    let mut jobs = Vec::new();
-    for (source, p) in proteins {
-        let sel = selection_for(&p, c.chains.as_deref(), &dicts)?;
-        let mut cons = dicts.constraints(&p.name)?;
-        apply_inline(&inl, d, &p, &sel.designed, &mut cons)?;
-        let f = featurize(&p, &sel, &cons, c.ca_only)?;
-        if f.masked_chains.is_empty() {
-            bail!("{}: no chain is designed; name the chains to design (--chains or --chain_id_jsonl)", p.name);
-        }
-        let log_odds_mask = pssm_log_odds_mask(&f, d.pssm_threshold);
-        jobs.push(Job { protein: p, source, features: f, log_odds_mask });
-    }
-    let Some(base) = c.out.clone() else { bail!("no output folder: pass --out DIR (or --out_folder DIR)") };
+    let jobs: Vec<Job> = prepared
+        .into_iter()
+        .map(|(input, f)| {
+            let log_odds_mask = pssm_log_odds_mask(&f, d.pssm_threshold);
+            Job { protein: input.protein, source: input.source.path, features: f, log_odds_mask }
+        })
+        .collect();
     if let Some(t) = &d.table {
         let ext = t.extension().and_then(|e| e.to_str()).unwrap_or("");
         if ext != "csv" && ext != "jsonl" {
@@ -456,38 +549,88 @@ pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
             bail!("--screen {p} runs a pruned checkpoint; pass it with --screen-weights FILE (or screen with fast or balanced)");
         }
     }
-    // Resume: a complete seqs/NAME.fa means the structure is done.
+    // Resume: a complete seqs/NAME.fa whose record holds this run's parameters is done; one
+    // made with other parameters (or with none recorded) stops the run unless --overwrite. The
+    // official flags always redo everything, like the official script.
+    let official = mode == Mode::Official;
+    let overwrite = d.overwrite || official;
+    // (No structure to design, no weights needed.)
+    let weights = if jobs.is_empty() { PathBuf::new() } else { weights_path(c)? };
+    let run_params = match official || jobs.is_empty() {
+        true => None,
+        false => Some(design_params(c, d, &inl, bias_aa, per_temp, &weights)?),
+    };
+    let params_of = |f: &Features| -> Option<resume::Params> {
+        run_params.as_ref().map(|g| {
+            let mut p = g.clone();
+            p.extend(resume::structure_params(f));
+            p
+        })
+    };
     let expected_records = d.keep.unwrap_or(generated);
-    let fasta_path = |name: &str| base.join("seqs").join(format!("{name}.fa"));
-    let complete = |name: &str| -> bool {
+    // The number of records of seqs/NAME.fa when it is a whole design file (not cut short).
+    let records = |name: &str| -> Option<usize> {
         std::fs::read_to_string(fasta_path(name))
             .ok()
             .and_then(|t| output::parse_design_fasta(&t))
-            .is_some_and(|(_, _, rows)| rows.len() == expected_records)
+            .map(|(_, _, rows)| rows.len())
     };
     let mut todo = Vec::new();
     let mut skipped = Vec::new();
+    let mut conflicts = Vec::new();
     for (k, job) in jobs.iter().enumerate() {
-        if !d.overwrite && complete(&job.features.name) {
-            if !quiet {
-                println!(
-                    "Skipping {}: {} is complete (pass --overwrite to redo it)",
-                    job.features.name,
-                    fasta_path(&job.features.name).display()
-                );
-            }
-            skipped.push(k);
-        } else {
+        let name = &job.features.name;
+        let Some(n) = records(name).filter(|_| !overwrite) else {
             todo.push(k);
+            continue;
+        };
+        let mine = params_of(&job.features).unwrap_or_default();
+        match resume::read_record(&base, name) {
+            // (With the same parameters, a file short of records was damaged: redo it.)
+            Some(old) if old == mine && n != expected_records => todo.push(k),
+            Some(old) if old == mine => {
+                if !quiet {
+                    println!(
+                        "Skipping {name}: {} is complete, designed with the same parameters (pass --overwrite to redo it)",
+                        fasta_path(name).display()
+                    );
+                }
+                skipped.push(k);
+            }
+            Some(old) => conflicts.push(format!("  {name}: {}", resume::diff(&old, &mine).join("; "))),
+            None => conflicts.push(format!(
+                "  {name}: {} holds no record of the parameters that made it ({} is missing: written with the \
+                 official flags or by an older mpnn)",
+                fasta_path(name).display(),
+                resume::record_path(&base, name).display()
+            )),
         }
     }
+    if !conflicts.is_empty() {
+        let n = conflicts.len();
+        if n > 20 {
+            conflicts.truncate(20);
+            conflicts.push(format!("  ... and {} more", n - 20));
+        }
+        bail!(
+            "{}: {n} structure{} of this run {} already designed there with other parameters (or unknown ones), and \
+             resuming would keep those designs:\n{}\nPass --overwrite to redo {} with this run's parameters, or write \
+             to another --out folder. Nothing was written.",
+            base.display(),
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "was" } else { "were" },
+            conflicts.join("\n"),
+            if n == 1 { "it" } else { "them" }
+        );
+    }
+    write_skip_list(&skip_list, &inputs.invalid)?;
 
     let seed = seed(c);
     let t_start = Instant::now();
     let mut n_seqs = 0usize;
     let mut n_res = 0usize;
     if !todo.is_empty() {
-        let (raw, raw_path) = load_checkpoint(c, None, quiet)?;
+        let (raw, raw_path) = load_checkpoint(c, Some(&weights), quiet)?;
         let engine = configure(raw.clone(), &raw_path, c.preset, c.k, c.precision)?;
         let model = &engine.model;
         let screen_engine = match d.screen {
@@ -535,6 +678,13 @@ pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
                 _ => design_structure(model, job, d, &inl, bias_aa, seed, per_temp, &bar),
             };
             let native = native_scores(model, f, seed);
+            // The previous outputs go first (so none outlives this run's), then the record, then
+            // the new outputs with the FASTA last: an interruption never leaves a complete FASTA
+            // with a record that does not match it.
+            clear_previous(&base, &f.name)?;
+            if let Some(p) = params_of(f) {
+                resume::write_record(&base, &f.name, &p, seed, &weights)?;
+            }
             write_outputs(c, d, &base, job, &inl, &designs, seed, per_temp, native)?;
             let dt = t0.elapsed().as_secs_f64();
             n_seqs += designs.len();

@@ -7,6 +7,7 @@ pub mod common;
 pub mod design;
 pub mod eval;
 pub mod probs;
+pub mod resume;
 pub mod score;
 
 use anyhow::{bail, Result};
@@ -15,7 +16,7 @@ use mpnn::checkpoint;
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Some(Command::Score(a)) => score::run(&a.common, a.fasta.as_deref(), &a.batching),
+        Some(Command::Score(a)) => score::run(&a.common, a.fasta.as_deref(), &a.batching, &a.skip),
         Some(Command::Probs(a)) => {
             let kind = if a.unconditional {
                 probs::Kind::Unconditional
@@ -24,11 +25,11 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 bail!("say which probabilities: --unconditional or --conditional [--backbone-only]");
             };
-            probs::run(&a.common, kind, &a.batching)
+            probs::run(&a.common, kind, &a.batching, &a.skip)
         }
         Some(Command::Bench(a)) => bench::run(&a),
         Some(Command::Eval(a)) => eval::run(&a),
-        Some(Command::Design(a)) => design::run(&a.common, &a.design),
+        Some(Command::Design(a)) => design::run(&a.common, &a.design, &a.skip, design::Mode::Subcommand),
         Some(Command::Convert(a)) => {
             let ckpt = checkpoint::load(&a.input)?;
             let arch = ckpt.architecture()?;
@@ -47,15 +48,16 @@ pub fn run(cli: Cli) -> Result<()> {
         None => {
             let o = cli.official;
             if o.score_only == 1 {
-                score::run(&o.common, o.path_to_fasta.as_deref(), &o.batching)
+                score::run(&o.common, o.path_to_fasta.as_deref(), &o.batching, &o.skip)
             } else if o.conditional_probs_only == 1 {
                 probs::run(
                     &o.common,
                     probs::Kind::Conditional { backbone_only: o.conditional_probs_only_backbone == 1 },
                     &o.batching,
+                    &o.skip,
                 )
             } else if o.unconditional_probs_only == 1 {
-                probs::run(&o.common, probs::Kind::Unconditional, &o.batching)
+                probs::run(&o.common, probs::Kind::Unconditional, &o.batching, &o.skip)
             } else if o.common.structures.is_empty() && o.common.pdb_path.is_none() && o.common.jsonl_path.is_none() {
                 bail!("nothing to do: give a subcommand (mpnn --help) or the official flags (--pdb_path ... --out_folder ...)")
             } else if o.batching.is_set() {
@@ -64,7 +66,7 @@ pub fn run(cli: Cli) -> Result<()> {
                      (--score_only 1, --conditional_probs_only 1, --unconditional_probs_only 1); design does not take them"
                 )
             } else {
-                design::run(&o.common, &o.design)
+                design::run(&o.common, &o.design, &o.skip, design::Mode::Official)
             }
         }
     }

@@ -7,7 +7,7 @@ use mpnn::npz::NpzWriter;
 use mpnn::pipeline::{Pass, Workspace};
 use mpnn::rng::{self, Purpose};
 
-use super::args::{Batching, Common};
+use super::args::{Batching, Common, Skip};
 use super::batching;
 use super::common::*;
 
@@ -17,19 +17,27 @@ pub enum Kind {
     Conditional { backbone_only: bool },
 }
 
-pub fn run(c: &Common, kind: Kind, batching: &Batching) -> Result<()> {
-    let Prepared { quiet, seed, proteins, dicts, n_passes } = prepare(c)?;
-    let mut feats = Vec::new();
-    for p in &proteins {
+pub fn run(c: &Common, kind: Kind, batching: &Batching, skip: &Skip) -> Result<()> {
+    let Prepared { quiet, seed, mut inputs, dicts, n_passes } = prepare(c)?;
+    let prepared = inputs.prepare_each(|input| {
+        let p = &input.protein;
         let sel = selection_for(p, c.chains.as_deref(), &dicts)?;
-        feats.push(featurize(p, &sel, &dicts.constraints(&p.name)?, c.ca_only)?);
-    }
-    let engine = load_engine(c, quiet)?;
+        Ok(featurize(p, &sel, &dicts.constraints(&p.name)?, c.ca_only)?)
+    });
     let sub = match kind {
         Kind::Unconditional => "unconditional_probs_only",
         Kind::Conditional { .. } => "conditional_probs_only",
     };
+    let dir = out_base(c)?.join(sub);
+    check_unique_names(prepared.iter().map(|(i, _)| (i.protein.name.as_str(), &i.source)), |n| {
+        dir.join(format!("{n}.npz"))
+    })?;
+    let list = dir.join("skipped.tsv");
+    settle_invalid(&inputs.invalid, prepared.len(), skip.skip_invalid, &list)?;
+    let feats: Vec<Features> = prepared.into_iter().map(|(_, f)| f).collect();
+    let engine = load_engine(c, quiet)?;
     let dir = out_dir(c, sub)?;
+    write_skip_list(&list, &inputs.invalid)?;
     let lengths: Vec<usize> = feats.iter().map(Features::len).collect();
     let router = batching::router(batching, &lengths, engine.arch().k)?;
     let run_group = |g: &Group, ws: &mut Workspace| -> Result<Vec<()>> {

@@ -8,7 +8,7 @@ use mpnn::npz::NpzWriter;
 use mpnn::pipeline::{fmt4, mean_std, Pass, Scores, Workspace};
 use mpnn::rng::{self, Purpose};
 
-use super::args::{Batching, Common};
+use super::args::{Batching, Common, Skip};
 use super::batching;
 use super::common::*;
 
@@ -63,12 +63,12 @@ fn fasta_sequence(f: &Features, header: &str, seq: &str, file: &std::path::Path)
     Ok(s)
 }
 
-pub fn run(c: &Common, fasta: Option<&std::path::Path>, batching: &Batching) -> Result<()> {
-    let Prepared { quiet, seed, proteins, dicts, n_passes } = prepare(c)?;
+pub fn run(c: &Common, fasta: Option<&std::path::Path>, batching: &Batching, skip: &Skip) -> Result<()> {
+    let Prepared { quiet, seed, mut inputs, dicts, n_passes } = prepare(c)?;
     let fasta_records = fasta.map(read_fasta).transpose()?;
     // Check every input before any work starts.
-    let mut feats = Vec::new();
-    for p in &proteins {
+    let prepared = inputs.prepare_each(|input| {
+        let p = &input.protein;
         let sel = selection_for(p, c.chains.as_deref(), &dicts)?;
         let f = featurize(p, &sel, &dicts.constraints(&p.name)?, c.ca_only)?;
         let mut seqs = vec![(String::from("pdb"), f.s.clone())];
@@ -77,12 +77,20 @@ pub fn run(c: &Common, fasta: Option<&std::path::Path>, batching: &Batching) -> 
                 seqs.push((format!("fasta_{}", i + 1), fasta_sequence(&f, h, s, path)?));
             }
         }
-        feats.push((f, seqs));
-    }
+        Ok((f, seqs))
+    });
+    let dir = out_base(c)?.join("score_only");
+    check_unique_names(prepared.iter().map(|(i, _)| (i.protein.name.as_str(), &i.source)), |n| {
+        dir.join(format!("{n}_pdb.npz"))
+    })?;
+    let list = dir.join("skipped.tsv");
+    settle_invalid(&inputs.invalid, prepared.len(), skip.skip_invalid, &list)?;
+    let feats: Vec<_> = prepared.into_iter().map(|(_, x)| x).collect();
     let engine = load_engine(c, quiet)?;
     let lengths: Vec<usize> = feats.iter().map(|(f, _)| f.len()).collect();
     let router = batching::router(batching, &lengths, engine.arch().k)?;
     let dir = out_dir(c, "score_only")?;
+    write_skip_list(&list, &inputs.invalid)?;
     // Every sequence of a structure, `n_passes` passes each, in one list per structure.
     let passes_of = |f: &Features, seqs: &[(String, Vec<u8>)]| -> Vec<Pass> {
         seqs.iter()

@@ -16,7 +16,9 @@ pub use error::StructureError;
 pub use jsonl::{parse_jsonl_bytes, parse_jsonl_line, to_jsonl_line, write_jsonl};
 pub use mmcif::parse_mmcif_bytes;
 pub use pdb::parse_pdb_bytes;
-pub use read::{detect_format, parse_bytes, read_path, read_structure, Format};
+pub use read::{
+    detect_format, parse_bytes, parse_entries, read_path, read_path_entries, read_structure, Entry, Format,
+};
 pub use text::{chain_alphabet, chain_alphabet_position, stem_of};
 
 /// Largest coordinate magnitude [`Protein::validate`] accepts (Å).

@@ -79,6 +79,40 @@ pub fn read_path(path: &Path) -> Result<Vec<Protein>, StructureError> {
     parse_bytes(&display_name(path), &bytes)
 }
 
+/// One entry of a structure file: its 1-based line for jsonl entries (`None` for PDB / mmCIF),
+/// and the protein or why that entry cannot be used.
+pub type Entry = (Option<usize>, Result<Protein, StructureError>);
+
+/// Like [`parse_bytes`], but a bad jsonl line fails only its own entry: the outer error is for
+/// data that cannot be read at all (corrupt gzip, an empty jsonl), the inner one per entry.
+pub fn parse_entries(file_name: &str, bytes: &[u8]) -> Result<Vec<Entry>, StructureError> {
+    let data = decompress_if_gzip(file_name, bytes)?;
+    match detect_format(file_name, &data) {
+        Format::Pdb => Ok(vec![(None, pdb::parse_pdb_bytes(file_name, &data))]),
+        Format::Mmcif => Ok(vec![(None, mmcif::parse_mmcif_bytes(file_name, &data))]),
+        Format::Jsonl => {
+            let text = super::text::decode_ignore(&data);
+            let out: Vec<Entry> = text
+                .split('\n')
+                .enumerate()
+                .filter(|(_, line)| !line.trim().is_empty())
+                .map(|(i, line)| (Some(i + 1), jsonl::parse_jsonl_line(file_name, i + 1, line)))
+                .collect();
+            if out.is_empty() {
+                return Err(StructureError::invalid(file_name, "no structures in this jsonl file (it is empty)"));
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// [`parse_entries`] of a file.
+pub fn read_path_entries(path: &Path) -> Result<Vec<Entry>, StructureError> {
+    let bytes =
+        std::fs::read(path).map_err(|source| StructureError::Io { path: path.display().to_string(), source })?;
+    parse_entries(&display_name(path), &bytes)
+}
+
 /// Reads a single structure (PDB, mmCIF, or a jsonl holding exactly one entry).
 pub fn read_structure(path: &Path) -> Result<Protein, StructureError> {
     let mut v = read_path(path)?;
