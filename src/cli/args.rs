@@ -112,8 +112,8 @@ pub struct Common {
     #[arg(long = "max_length", default_value_t = 200000)]
     pub max_length: usize,
     /// 1 = print nothing but errors (official --suppress_print).
-    #[arg(long = "suppress_print", default_value_t = 0, value_name = "0|1")]
-    pub suppress_print: u8,
+    #[arg(long = "suppress_print", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub suppress_print: IntFlag,
     /// Worker threads (default: all cores). Results are identical for any value.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -157,6 +157,30 @@ impl Batching {
     pub fn is_set(&self) -> bool {
         self.buckets.is_some() || self.structure_batch.is_some()
     }
+}
+
+/// An official 0/1 flag (`--score_only 1`, `--save_probs 1`, ...). The official script reads
+/// these with `type=int` and tests them for truth, so any whole number but 0 means on
+/// (`--score_only 2` scores); anything that is not a whole number is refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IntFlag(pub bool);
+
+impl IntFlag {
+    /// Whether the flag is on (non-zero).
+    pub fn on(self) -> bool {
+        self.0
+    }
+}
+
+/// Parses an [`IntFlag`] the way Python's `int()` reads a whole number: surrounding spaces, an
+/// optional sign, digits (any size).
+pub fn int_flag(s: &str) -> Result<IntFlag, String> {
+    let t = s.trim();
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("`{s}` is not a whole number; give 1 (on) or 0 (off), as in the official script"));
+    }
+    Ok(IntFlag(digits.chars().any(|c| c != '0')))
 }
 
 fn structure_batch(s: &str) -> Result<usize, String> {
@@ -209,20 +233,20 @@ pub struct Official {
     #[command(flatten)]
     pub common: Common,
     /// 1 = score the input backbone-sequence pairs.
-    #[arg(long = "score_only", default_value_t = 0, value_name = "0|1")]
-    pub score_only: u8,
+    #[arg(long = "score_only", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub score_only: IntFlag,
     /// Score these sequences too (with --score_only 1).
     #[arg(long = "path_to_fasta", value_name = "FILE")]
     pub path_to_fasta: Option<PathBuf>,
     /// 1 = write conditional probabilities p(s_i | rest of sequence, backbone).
-    #[arg(long = "conditional_probs_only", default_value_t = 0, value_name = "0|1")]
-    pub conditional_probs_only: u8,
+    #[arg(long = "conditional_probs_only", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub conditional_probs_only: IntFlag,
     /// 1 = with --conditional_probs_only, condition on the backbone only.
-    #[arg(long = "conditional_probs_only_backbone", default_value_t = 0, value_name = "0|1")]
-    pub conditional_probs_only_backbone: u8,
+    #[arg(long = "conditional_probs_only_backbone", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub conditional_probs_only_backbone: IntFlag,
     /// 1 = write unconditional probabilities p(s_i | backbone) in one pass.
-    #[arg(long = "unconditional_probs_only", default_value_t = 0, value_name = "0|1")]
-    pub unconditional_probs_only: u8,
+    #[arg(long = "unconditional_probs_only", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub unconditional_probs_only: IntFlag,
     // with --score_only 1 / --*_probs_only 1
     #[command(flatten)]
     pub batching: Batching,
@@ -268,19 +292,19 @@ pub struct DesignOpts {
     /// Letters with PSSM log-odds at or below this are (almost) excluded, with --pssm_log_odds_flag 1.
     #[arg(long = "pssm_threshold", default_value_t = 0.0)]
     pub pssm_threshold: f32,
-    #[arg(long = "pssm_log_odds_flag", default_value_t = 0, value_name = "0|1")]
-    pub pssm_log_odds_flag: u8,
-    #[arg(long = "pssm_bias_flag", default_value_t = 0, value_name = "0|1")]
-    pub pssm_bias_flag: u8,
+    #[arg(long = "pssm_log_odds_flag", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub pssm_log_odds_flag: IntFlag,
+    #[arg(long = "pssm_bias_flag", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub pssm_bias_flag: IntFlag,
     /// Official tied-positions dictionary (jsonl file).
     #[arg(long = "tied_positions_jsonl", value_name = "FILE")]
     pub tied_positions_jsonl: Option<String>,
     /// 1 = write scores/NAME.npz (score, global_score per sample).
-    #[arg(long = "save_score", default_value_t = 0, value_name = "0|1")]
-    pub save_score: u8,
+    #[arg(long = "save_score", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub save_score: IntFlag,
     /// 1 = write probs/NAME.npz (probs, log_probs, S, mask, chain_order, decoding_order).
-    #[arg(long = "save_probs", default_value_t = 0, value_name = "0|1")]
-    pub save_probs: u8,
+    #[arg(long = "save_probs", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub save_probs: IntFlag,
     /// Keep these residues fixed, e.g. "A1-10 A15 B" (a chain letter alone = the whole chain).
     /// Positions are 1-based within the chain as parsed.
     #[arg(long, value_name = "SPEC")]

@@ -292,7 +292,7 @@ pub struct Prepared {
 
 pub fn prepare(c: &Common) -> Result<Prepared> {
     init_threads(c)?;
-    let quiet = c.suppress_print == 1;
+    let quiet = c.suppress_print.on();
     let seed = seed(c);
     let proteins = read_proteins(c, quiet)?;
     let dicts = dictionaries(c)?;

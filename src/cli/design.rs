@@ -365,7 +365,7 @@ fn screen_and_keep(model: &ProteinMpnn, f: &Features, designs: Vec<Design>, keep
 
 pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
     init_threads(c)?;
-    let quiet = c.suppress_print == 1;
+    let quiet = c.suppress_print.on();
     let inl = parse_inline(d)?;
     passes(c)?;
     let num_batches = c.num_seq_per_target / c.batch_size;
@@ -500,9 +500,11 @@ pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
                 Some(configure(e, &path, Some(p), None, None)?)
             }
         };
-        for sub in ["seqs"].iter().chain(d.save_score.eq(&1).then_some(&"scores")).chain(
-            d.save_probs.eq(&1).then_some(&"probs").into_iter().chain(d.save_structures.then_some(&"structures")),
-        ) {
+        for sub in ["seqs"]
+            .iter()
+            .chain(d.save_score.on().then_some(&"scores"))
+            .chain(d.save_probs.on().then_some(&"probs").into_iter().chain(d.save_structures.then_some(&"structures")))
+        {
             out_dir(c, sub)?;
         }
         let total: usize = todo.len() * generated;
@@ -600,8 +602,8 @@ fn design_structure(
         omit_aas: omit_vector(&inl.omit),
         bias_aa,
         pssm_multi: d.pssm_multi,
-        pssm_log_odds_flag: d.pssm_log_odds_flag != 0,
-        pssm_bias_flag: d.pssm_bias_flag != 0,
+        pssm_log_odds_flag: d.pssm_log_odds_flag.on(),
+        pssm_bias_flag: d.pssm_bias_flag.on(),
     };
     // (global sample index, temperature) in output order, decoded batch by batch.
     let all: Vec<(usize, f64)> = inl
@@ -689,7 +691,7 @@ fn write_outputs(
     let write = |path: PathBuf, bytes: &[u8]| -> Result<()> {
         structure::write_atomic(&path, bytes).with_context(|| format!("{}: cannot write", path.display()))
     };
-    if d.save_score == 1 {
+    if d.save_score.on() {
         let mut w = NpzWriter::new();
         w.f32("score", &[n], designs.iter().map(|x| x.score).collect()).f32(
             "global_score",
@@ -698,7 +700,7 @@ fn write_outputs(
         );
         write(base.join("scores").join(format!("{name}.npz")), &w.to_bytes()?)?;
     }
-    if d.save_probs == 1 {
+    if d.save_probs.on() {
         let b = c.batch_size;
         let mask = f.design_mask();
         let mut w = NpzWriter::new();

@@ -1,0 +1,101 @@
+//! What a new user ran into: official 0/1 flags, bad checkpoints, dictionaries naming chains a
+//! structure does not have, the checkpoint's name in FASTA headers, inputs that leave nothing to
+//! design or sample, flag values clap or the checks misreported, and the help texts.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::*;
+use mpnn::checkpoint;
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Asserts that a run failed with every one of `parts` in its error, without a clap usage error.
+fn fails_with(o: &Output, parts: &[&str]) -> String {
+    let e = stderr(o);
+    assert!(!o.status.success(), "expected a failure, got success:\n{}\n{e}", stdout(o));
+    for p in parts {
+        assert!(e.contains(p), "the error should mention `{p}`:\n{e}");
+    }
+    assert!(!e.contains("unexpected argument"), "{e}");
+    e
+}
+
+struct Fx {
+    parity: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Fx {
+    fn new() -> Option<Fx> {
+        Some(Fx { parity: parity_dir()?, dir: tempfile::tempdir().unwrap() })
+    }
+    fn pdb(&self) -> String {
+        s(&self.parity.join("structures/5L33.pdb"))
+    }
+    /// The small full-backbone fixture checkpoint (fast).
+    fn weights(&self) -> String {
+        s(&self.parity.join("weights/small_h64_l2_k16.pt"))
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self.path(name);
+        std::fs::write(&p, text).unwrap();
+        s(&p)
+    }
+    /// `mpnn design` of 5L33 with the small checkpoint into `out`, plus `extra`.
+    fn design(&self, out: &str, extra: &[&str]) -> Output {
+        self.design_with(&self.weights(), out, extra)
+    }
+    /// [`Fx::design`] with the checkpoint `w`.
+    fn design_with(&self, w: &str, out: &str, extra: &[&str]) -> Output {
+        let (pdb, o) = (self.pdb(), s(&self.path(out)));
+        let mut args = vec!["design", pdb.as_str(), "--weights", w, "--out", &o, "--seed", "3"];
+        args.extend_from_slice(extra);
+        mpnn(&args)
+    }
+}
+
+// 6. Official 0/1 flags: any non-zero whole number is on.
+
+#[test]
+fn official_int_flags_are_on_for_any_non_zero_number() {
+    let Some(fx) = Fx::new() else { return };
+    let (pdb, w) = (fx.pdb(), fx.weights());
+    // --score_only 2 scores (it used to design silently).
+    let out = s(&fx.path("score"));
+    ok(&mpnn(&["--pdb_path", &pdb, "--out_folder", &out, "--weights", &w, "--score_only", "2"]));
+    assert!(fx.path("score/score_only/5L33_pdb.npz").is_file(), "--score_only 2 did not score");
+    assert!(!fx.path("score/seqs").exists(), "--score_only 2 designed");
+    // --unconditional_probs_only -1 (negative numbers are true in Python too).
+    let out = s(&fx.path("probs"));
+    ok(&mpnn(&["--pdb_path", &pdb, "--out_folder", &out, "--weights", &w, "--unconditional_probs_only", "-1"]));
+    assert!(fx.path("probs/unconditional_probs_only/5L33.npz").is_file());
+    // --save_score 2, --save_probs 7, --suppress_print 5 in a design run.
+    let o = fx.design("design", &["--save_score", "2", "--save_probs", "7", "--suppress_print", "5"]);
+    let printed = ok(&o);
+    assert!(fx.path("design/scores/5L33.npz").is_file(), "--save_score 2 wrote no scores");
+    assert!(fx.path("design/probs/5L33.npz").is_file(), "--save_probs 7 wrote no probs");
+    assert!(printed.trim().is_empty(), "--suppress_print 5 printed:\n{printed}");
+    // 0 (in any spelling) is off; a non-number is refused.
+    let o = fx.design("zero", &["--save_score", "00", "--suppress_print", "1"]);
+    ok(&o);
+    assert!(!fx.path("zero/scores").exists(), "--save_score 00 wrote scores");
+    let o = mpnn(&["--pdb_path", &pdb, "--out_folder", &out, "--weights", &w, "--score_only", "yes"]);
+    fails_with(&o, &["--score_only", "`yes` is not a whole number"]);
+}
