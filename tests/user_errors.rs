@@ -99,3 +99,15 @@ fn official_int_flags_are_on_for_any_non_zero_number() {
     let o = mpnn(&["--pdb_path", &pdb, "--out_folder", &out, "--weights", &w, "--score_only", "yes"]);
     fails_with(&o, &["--score_only", "`yes` is not a whole number"]);
 }
+
+// 10e. --weights DIR.
+
+#[test]
+fn weights_given_a_folder_says_so() {
+    let Some(fx) = Fx::new() else { return };
+    let dir = s(&fx.parity.join("weights"));
+    let e = fails_with(&fx.design_with(&dir, "a", &[]), &[&dir, "is a folder", "--path_to_model_weights"]);
+    assert!(!e.contains("not found"), "{e}");
+    let o = mpnn(&["convert", &dir, &s(&fx.path("x.safetensors"))]);
+    fails_with(&o, &[&dir, "is a folder"]);
+}

@@ -64,6 +64,12 @@ pub struct Architecture {
 /// safetensors. Only the file format is checked here; call [`Checkpoint::architecture`] to
 /// validate the layout.
 pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
+    if path.is_dir() {
+        return Err(CheckpointError::Invalid(format!(
+            "{}: this is a folder, not a checkpoint; pass the weights file itself (a .pt or .safetensors file)",
+            path.display()
+        )));
+    }
     let bytes = std::fs::read(path).map_err(|e| CheckpointError::io(path, "reading the checkpoint", e))?;
     load_bytes(&bytes, &path.display().to_string())
 }
