@@ -100,6 +100,54 @@ fn official_int_flags_are_on_for_any_non_zero_number() {
     fails_with(&o, &["--score_only", "`yes` is not a whole number"]);
 }
 
+// 7. Checkpoints with NaN or infinite weights are refused at load time.
+
+#[test]
+fn checkpoints_with_non_finite_weights_are_refused() {
+    let Some(fx) = Fx::new() else { return };
+    let good = checkpoint::load(Path::new(&fx.weights())).unwrap();
+    let mut bad = good.clone();
+    let name = bad.tensors.keys().nth(3).unwrap().clone();
+    let t = bad.tensors.get_mut(&name).unwrap();
+    t.data[0] = f32::NAN;
+    t.data[1] = f32::INFINITY;
+    t.data[2] = f32::NEG_INFINITY;
+    let st = fx.path("poisoned.safetensors");
+    checkpoint::save_safetensors(&bad, &st).unwrap();
+    let e = checkpoint::load(&st).unwrap_err().to_string();
+    for part in [s(&st), format!("`{name}`"), "3 non-finite values".to_string()] {
+        assert!(e.contains(&part), "the error should mention {part}: {e}");
+    }
+    // The command line stops before writing anything.
+    let o = fx.design_with(&s(&st), "out", &[]);
+    fails_with(&o, &["poisoned.safetensors", &name, "non-finite"]);
+    assert!(!fx.path("out/seqs").exists(), "a design was written with a NaN checkpoint");
+
+    // A .pt: the same file with one storage value set to NaN (re-zipped).
+    let src = std::fs::read(fx.weights()).unwrap();
+    let mut ar = zip::ZipArchive::new(std::io::Cursor::new(&src[..])).unwrap();
+    let mut buf = Vec::new();
+    {
+        let mut z = zip::ZipWriter::new(std::io::Cursor::new(&mut buf));
+        let opt = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        for i in 0..ar.len() {
+            let mut f = ar.by_index(i).unwrap();
+            let mut b = Vec::new();
+            f.read_to_end(&mut b).unwrap();
+            if f.name().ends_with("/data/0") {
+                b[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+            }
+            z.start_file(f.name(), opt).unwrap();
+            z.write_all(&b).unwrap();
+        }
+        z.finish().unwrap();
+    }
+    let pt = fx.path("poisoned.pt");
+    std::fs::write(&pt, &buf).unwrap();
+    let e = checkpoint::load(&pt).unwrap_err().to_string();
+    assert!(e.contains(&s(&pt)) && e.contains("1 non-finite value ") && e.contains("tensor `"), "{e}");
+}
+
 // 10e. --weights DIR.
 
 #[test]
