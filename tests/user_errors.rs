@@ -148,6 +148,40 @@ fn checkpoints_with_non_finite_weights_are_refused() {
     assert!(e.contains(&s(&pt)) && e.contains("1 non-finite value ") && e.contains("tensor `"), "{e}");
 }
 
+// 8. Official per-chain dictionaries naming a chain the structure does not have.
+
+#[test]
+fn dictionaries_naming_a_missing_chain_are_refused() {
+    let Some(fx) = Fx::new() else { return };
+    let row = format!("[{}]", vec!["0.0"; 21].join(","));
+    let cases = [
+        ("--fixed_positions_jsonl", r#"{"5L33": {"A": [1], "B": [1]}}"#.to_string()),
+        ("--omit_AA_jsonl", r#"{"5L33": {"B": [[[1], "C"]]}}"#.to_string()),
+        ("--bias_by_res_jsonl", format!(r#"{{"5L33": {{"B": [{row}]}}}}"#)),
+        (
+            "--pssm_jsonl",
+            format!(r#"{{"5L33": {{"B": {{"pssm_coef": [0.0], "pssm_bias": [{row}], "pssm_log_odds": [{row}]}}}}}}"#),
+        ),
+        ("--tied_positions_jsonl", r#"{"5L33": [{"A": [1], "B": [1]}]}"#.to_string()),
+        ("--chain_id_jsonl", r#"{"5L33": [["A"], ["B"]]}"#.to_string()),
+    ];
+    for (k, (flag, text)) in cases.iter().enumerate() {
+        let file = fx.write(&format!("dict{k}.jsonl"), text);
+        let out = format!("out{k}");
+        let o = fx.design(&out, &[flag, &file]);
+        fails_with(&o, &[&file, "5L33", "chain `B`", "its chains are: A"]);
+        assert!(!fx.path(&out).join("seqs").exists(), "{flag}: output written");
+    }
+    // Scoring reads the fixed positions too.
+    let file = fx.write("fixed.jsonl", r#"{"5L33": {"C": []}}"#);
+    let (pdb, w, out) = (fx.pdb(), fx.weights(), s(&fx.path("score")));
+    let o = mpnn(&["score", &pdb, "--weights", &w, "--out", &out, "--fixed_positions_jsonl", &file]);
+    fails_with(&o, &[&file, "5L33", "chain `C`", "its chains are: A"]);
+    // A dictionary naming only chains the structure has is fine.
+    let file = fx.write("fixed_ok.jsonl", r#"{"5L33": {"A": [1, 2]}}"#);
+    ok(&fx.design("fine", &["--fixed_positions_jsonl", &file, "--suppress_print", "1"]));
+}
+
 // 10e. --weights DIR.
 
 #[test]

@@ -130,7 +130,9 @@ pub fn parse_chain_list(s: &str) -> Vec<String> {
 }
 
 /// The designed/fixed chains of `p`: the chain dictionary's entry, else `--chains`, else all.
+/// Every chain the dictionaries name for `p` must be one of its chains.
 pub fn selection_for(p: &Protein, chains: Option<&str>, dicts: &Dictionaries) -> Result<ChainSelection> {
+    dicts.check_chains(&p.name, &p.chain_ids())?;
     if let Some(sel) = dicts.chain_selection(&p.name)? {
         return Ok(sel);
     }
