@@ -182,6 +182,62 @@ fn dictionaries_naming_a_missing_chain_are_refused() {
     ok(&fx.design("fine", &["--fixed_positions_jsonl", &file, "--suppress_print", "1"]));
 }
 
+// 10a. Omitting every letter.
+
+#[test]
+fn omitting_every_letter_is_refused() {
+    let Some(fx) = Fx::new() else { return };
+    let o = fx.design("a", &["--omit_AAs", "ACDEFGHIKLMNPQRSTVWYX"]);
+    fails_with(&o, &["--omit_AAs", "every amino acid is omitted"]);
+    let o = fx.design("b", &["--omit", "ACDEFGHIKLMNPQRSTVWY"]);
+    fails_with(&o, &["--omit", "every amino acid is omitted"]);
+    let file = fx.write("omit.json", r#"{"A5": "ACDEFGHIKLMNPQRSTVWY", "A7": "AC"}"#);
+    let o = fx.design("c", &["--omit-by-residue", &file]);
+    let e = fails_with(&o, &["5L33", "position A5 ", "every amino acid is omitted"]);
+    assert!(!e.contains("A7"), "{e}");
+    let file = fx.write("omit.jsonl", r#"{"5L33": {"A": [[[3, 4], "ACDEFGHIKLMNPQRSTVWY"]]}}"#);
+    let o = fx.design("d", &["--omit_AA_jsonl", &file]);
+    fails_with(&o, &["5L33", "positions A3, A4 ", "every amino acid is omitted"]);
+    for out in ["a", "b", "c", "d"] {
+        assert!(!fx.path(out).join("seqs").exists(), "{out}: output written");
+    }
+    // Omitting some of them at a fixed position is fine.
+    let file = fx.write("omit_fixed.json", r#"{"A5": "ACDEFGHIKLMNPQRSTVWY"}"#);
+    ok(&fx.design("e", &["--omit-by-residue", &file, "--fixed", "A5", "--suppress_print", "1"]));
+}
+
+// 10b. Nothing designable.
+
+#[test]
+fn a_design_with_every_residue_fixed_is_refused() {
+    let Some(fx) = Fx::new() else { return };
+    let o = fx.design("a", &["--fixed", "A"]);
+    fails_with(&o, &["5L33", "nothing is designable"]);
+    assert!(!fx.path("a/seqs").exists());
+    let file = fx.write("fixed.jsonl", &format!(r#"{{"5L33": {{"A": {:?}}}}}"#, (1..=106).collect::<Vec<_>>()));
+    let o = fx.design("b", &["--fixed_positions_jsonl", &file]);
+    fails_with(&o, &["5L33", "nothing is designable"]);
+    assert!(!fx.path("b/seqs").exists());
+}
+
+// 10c, 10d. Flag values: absurd noise, negative temperatures.
+
+#[test]
+fn backbone_noise_and_temperature_values_get_clear_errors() {
+    let Some(fx) = Fx::new() else { return };
+    let e = fails_with(&fx.design("a", &["--backbone_noise", "1e6"]), &["--backbone_noise 1000000", "at most 10"]);
+    assert!(!e.contains("negative"), "1e6 reported as negative: {e}");
+    fails_with(&fx.design("b", &["--backbone_noise", "-0.5"]), &["--backbone_noise -0.5", "cannot be negative"]);
+    fails_with(&fx.design("c", &["--sampling_temp", "-0.1"]), &["--sampling_temp", "`-0.1`", "positive"]);
+    fails_with(&fx.design("d", &["--sampling_temp", "0.1 0"]), &["--sampling_temp", "`0`", "positive"]);
+    fails_with(&fx.design("e", &["--sampling_temp", "-0.1 -0.2"]), &["--sampling_temp", "`-0.1`", "positive"]);
+    for out in ["a", "b", "c", "d", "e"] {
+        assert!(!fx.path(out).exists(), "{out}: output written");
+    }
+    // a sane noise still runs
+    ok(&fx.design("f", &["--backbone_noise", "0.1", "--suppress_print", "1"]));
+}
+
 // 10e. --weights DIR.
 
 #[test]

@@ -266,10 +266,17 @@ pub struct DesignArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct DesignOpts {
     /// Sampling temperatures, space separated (official --sampling_temp), e.g. "0.1 0.2".
-    #[arg(long = "sampling_temp", visible_alias = "temperature", default_value = "0.1", value_name = "T...")]
+    #[arg(
+        long = "sampling_temp",
+        visible_alias = "temperature",
+        default_value = "0.1",
+        value_name = "T...",
+        allow_hyphen_values = true
+    )]
     pub sampling_temp: String,
-    /// Gaussian noise (Å, standard deviation) added to the backbone coordinates of each sample.
-    #[arg(long = "backbone_noise", default_value_t = 0.0)]
+    /// Gaussian noise (Å, standard deviation) added to the backbone coordinates of each sample
+    /// (0 to 10 Å; the official models were trained with 0.02-0.3).
+    #[arg(long = "backbone_noise", default_value_t = 0.0, allow_negative_numbers = true)]
     pub backbone_noise: f32,
     /// Letters never sampled (official --omit_AAs).
     #[arg(long = "omit_AAs", default_value = "X", value_name = "LETTERS")]

@@ -48,7 +48,10 @@ fn parse_temperatures(s: &str) -> Result<Vec<f64>> {
     let mut out = Vec::new();
     for t in s.split_whitespace() {
         let v: f64 = t.parse().ok().filter(|v: &f64| v.is_finite() && *v > 0.0).with_context(|| {
-            format!("--sampling_temp: `{t}` is not a positive number; give temperatures like \"0.1 0.2\"")
+            format!(
+                "--sampling_temp: `{t}` is not a temperature; temperatures must be positive numbers \
+                 (0 or less is not a temperature), like \"0.1 0.2\""
+            )
         })?;
         out.push(v);
     }
@@ -82,6 +85,14 @@ fn parse_inline(d: &DesignOpts) -> Result<Inline> {
                 omit.push(c);
             }
         }
+    }
+    if alphabet::ALPHABET.chars().take(20).all(|l| omit.contains(l)) {
+        bail!(
+            "--omit_AAs \"{}\"{}: every amino acid is omitted, so nothing could be sampled; leave at least one of {} allowed",
+            d.omit_aas,
+            d.omit.as_deref().map(|o| format!(" with --omit \"{o}\"")).unwrap_or_default(),
+            &alphabet::ALPHABET[..20]
+        );
     }
     let bias_by_residue = match &d.bias_by_residue {
         None => None,
@@ -154,6 +165,32 @@ fn parse_inline(d: &DesignOpts) -> Result<Inline> {
         bias_by_residue,
         omit_by_residue,
     })
+}
+
+/// The largest `--backbone_noise` (Å): far beyond any use (the official models were trained
+/// with 0.02-0.3 Å; at 10 Å the backbone is noise).
+const MAX_BACKBONE_NOISE: f32 = 10.0;
+
+fn check_backbone_noise(sigma: f32) -> Result<()> {
+    if sigma.is_nan() || sigma < 0.0 {
+        bail!("--backbone_noise {sigma}: the noise is a standard deviation in Å and cannot be negative; give 0 (none) to {MAX_BACKBONE_NOISE}");
+    }
+    if sigma > MAX_BACKBONE_NOISE {
+        bail!(
+            "--backbone_noise {sigma}: {sigma} Å of noise is larger than any structure's detail (the official models \
+             were trained with 0.02-0.3 Å); give at most {MAX_BACKBONE_NOISE}"
+        );
+    }
+    Ok(())
+}
+
+/// Up to 10 items, then how many more.
+fn list_some(items: &[String]) -> String {
+    let shown = items.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+    match items.len().saturating_sub(10) {
+        0 => shown,
+        n => format!("{shown} and {n} more"),
+    }
 }
 
 /// The chain length and 1-based positions of `item` in `p`, or an error naming the flag.
@@ -370,9 +407,7 @@ pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
     passes(c)?;
     let num_batches = c.num_seq_per_target / c.batch_size;
     let per_temp = num_batches * c.batch_size;
-    if !(0.0..=1.0e3).contains(&d.backbone_noise) {
-        bail!("--backbone_noise {} must be a non-negative standard deviation in Å", d.backbone_noise);
-    }
+    check_backbone_noise(d.backbone_noise)?;
     // Official dictionaries.
     let read =
         |flag: &str, v: &Option<String>| -> Result<Option<(String, serde_json::Map<String, serde_json::Value>)>> {
@@ -428,6 +463,24 @@ pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
         let f = featurize(&p, &sel, &cons, c.ca_only)?;
         if f.masked_chains.is_empty() {
             bail!("{}: no chain is designed; name the chains to design (--chains or --chain_id_jsonl)", p.name);
+        }
+        if f.design_mask().iter().all(|&m| m == 0.0) {
+            bail!(
+                "{}: nothing is designable: every residue of the designed chains ({}) is fixed or lacks backbone \
+                 coordinates; free some positions (--fixed, --redesign, --fixed_positions_jsonl) or design other chains",
+                p.name,
+                f.masked_chains.join(", ")
+            );
+        }
+        let blocked = f.fully_omitted(&omit_vector(&inl.omit));
+        if !blocked.is_empty() {
+            bail!(
+                "{}: at designed position{} {} every amino acid is omitted (--omit_AAs/--omit plus \
+                 --omit_AA_jsonl/--omit-by-residue), so nothing could be sampled; allow at least one letter there or fix the position",
+                p.name,
+                if blocked.len() == 1 { "" } else { "s" },
+                list_some(&blocked)
+            );
         }
         let log_odds_mask = pssm_log_odds_mask(&f, d.pssm_threshold);
         jobs.push(Job { protein: p, source, features: f, log_odds_mask });
