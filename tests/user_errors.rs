@@ -182,6 +182,41 @@ fn dictionaries_naming_a_missing_chain_are_refused() {
     ok(&fx.design("fine", &["--fixed_positions_jsonl", &file, "--suppress_print", "1"]));
 }
 
+// 9. The FASTA header names the checkpoint actually loaded.
+
+#[test]
+fn fasta_header_names_the_checkpoint_loaded() {
+    let Some(fx) = Fx::new() else { return };
+    let header = |out: &str| {
+        let text = std::fs::read_to_string(fx.path(out).join("seqs/5L33.fa")).unwrap();
+        text.lines().next().unwrap().to_string()
+    };
+    ok(&fx.design("a", &["--suppress_print", "1"]));
+    let h = header("a");
+    assert!(h.contains(", model_name=small_h64_l2_k16, "), "{h}");
+    // through $MPNN_WEIGHTS
+    let (pdb, out) = (fx.pdb(), s(&fx.path("b")));
+    let w = fx.weights();
+    ok(&mpnn_env(&["design", &pdb, "--out", &out, "--suppress_print", "1"], &[("MPNN_WEIGHTS", &w)]));
+    assert!(header("b").contains(", model_name=small_h64_l2_k16, "), "{}", header("b"));
+    // the official folder + --model_name
+    let folder = s(&fx.parity.join("weights"));
+    let out = s(&fx.path("c"));
+    ok(&mpnn(&[
+        "--pdb_path",
+        &pdb,
+        "--out_folder",
+        &out,
+        "--path_to_model_weights",
+        &folder,
+        "--model_name",
+        "small_h64_l2_k16",
+        "--suppress_print",
+        "1",
+    ]));
+    assert!(header("c").contains(", model_name=small_h64_l2_k16, "), "{}", header("c"));
+}
+
 // 10a. Omitting every letter.
 
 #[test]

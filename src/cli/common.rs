@@ -198,6 +198,13 @@ pub fn load_checkpoint(c: &Common, explicit: Option<&Path>, quiet: bool) -> Resu
     Ok((Engine::new(&ckpt, arch).map_err(anyhow::Error::new)?, path))
 }
 
+/// The name the FASTA headers give a checkpoint: its file name without the extension, like the
+/// official `model_name=` (which is the `--model_name` the file was found by): `v_48_020` for
+/// the official weights, `full_k48` for `--weights full_k48.safetensors`.
+pub fn checkpoint_name(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
+}
+
 /// Applies a preset and the explicit `--k` / `--precision` (which win over the preset's) to an
 /// engine loaded from `source`, warning about every approximation.
 pub fn configure(

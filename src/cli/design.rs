@@ -541,6 +541,7 @@ pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
     let mut n_res = 0usize;
     if !todo.is_empty() {
         let (raw, raw_path) = load_checkpoint(c, None, quiet)?;
+        let model_name = checkpoint_name(&raw_path);
         let engine = configure(raw.clone(), &raw_path, c.preset, c.k, c.precision)?;
         let model = &engine.model;
         let screen_engine = match d.screen {
@@ -590,7 +591,7 @@ pub fn run(c: &Common, d: &DesignOpts) -> Result<()> {
                 _ => design_structure(model, job, d, &inl, bias_aa, seed, per_temp, &bar),
             };
             let native = native_scores(model, f, seed);
-            write_outputs(c, d, &base, job, &inl, &designs, seed, per_temp, native)?;
+            write_outputs(c, d, &base, job, &inl, &designs, seed, per_temp, native, &model_name)?;
             let dt = t0.elapsed().as_secs_f64();
             n_seqs += designs.len();
             n_res += designs.len() * f.masked_chain_lengths.iter().sum::<usize>();
@@ -736,6 +737,7 @@ fn write_outputs(
     seed: u64,
     per_temp: usize,
     (score_n, global_n): (f32, f32),
+    model_name: &str,
 ) -> Result<()> {
     let f = &job.features;
     let l = f.len();
@@ -806,7 +808,7 @@ fn write_outputs(
             fixed_chains: &f.visible_chains,
             designed_chains: &f.masked_chains,
             ca_only: c.ca_only,
-            model_name: &c.model_name,
+            model_name,
             git_hash: &hash,
             seed,
         },
