@@ -284,3 +284,16 @@ fn weights_given_a_folder_says_so() {
     let o = mpnn(&["convert", &dir, &s(&fx.path("x.safetensors"))]);
     fails_with(&o, &[&dir, "is a folder"]);
 }
+
+// 10f. No negative zero in the FASTA.
+
+#[test]
+fn zero_recovery_prints_without_a_sign() {
+    // An empty f32 sum is -0.0 in Rust: a design that matches no native letter has -0.0 recovery.
+    let empty: f32 = std::iter::empty::<f32>().sum();
+    assert_eq!(mpnn::output::np4(empty / 5.0), "0.0000");
+    assert_eq!(mpnn::output::np4(-0.0), "0.0000");
+    let record = mpnn::output::sample_record(0.1, 1, 1.5, 1.25, empty / 5.0, "AC");
+    assert!(record.contains("seq_recovery=0.0000\n"), "{record}");
+    assert_eq!(mpnn::output::np4(-1.5), "-1.5000");
+}
