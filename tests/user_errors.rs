@@ -297,3 +297,39 @@ fn zero_recovery_prints_without_a_sign() {
     assert!(record.contains("seq_recovery=0.0000\n"), "{record}");
     assert_eq!(mpnn::output::np4(-1.5), "-1.5000");
 }
+
+// 10g-i. Help texts.
+
+#[test]
+fn help_lists_every_subcommand_and_says_the_truth() {
+    let top = stdout(&mpnn(&["--help"]));
+    let commands = top.split("Commands:").nth(1).unwrap_or_else(|| panic!("no Commands section:\n{top}"));
+    for (cmd, words) in [
+        ("design", "design sequences"),
+        ("score", "score"),
+        ("probs", "log-probabilities"),
+        ("convert", "safetensors"),
+        ("bench", "benchmark"),
+        ("eval", "variant"),
+    ] {
+        let line = commands
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{cmd} ")))
+            .unwrap_or_else(|| panic!("`mpnn --help` does not list {cmd}:\n{top}"));
+        assert!(line.to_lowercase().contains(words), "{cmd}: `{line}` should say what it does");
+    }
+    assert!(!top.contains("(score, probs, convert)"), "{top}");
+    let design = stdout(&mpnn(&["design", "--help"]));
+    let flat = design.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(!flat.contains("Passes per structure for scoring"), "{design}");
+    assert!(flat.contains("for design, the number of sequences designed per temperature"), "{design}");
+    // int8 is W8A16: int16 inputs, in --help and in the README alike.
+    for text in [&top, &design] {
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("inputs quantized per row to int16"), "{flat}");
+        assert!(!flat.contains("per-row int8 inputs"), "{flat}");
+    }
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("quantized per row to int16"), "README: int8 input width");
+}

@@ -14,11 +14,14 @@ use mpnn::preset::Preset;
     version,
     about = "ProteinMPNN in Rust: the official model's numbers, fast, with friendlier inputs.",
     long_about = "ProteinMPNN in Rust: the official model's numbers, fast, with friendlier inputs.\n\n\
-        Run a subcommand (score, probs, convert), or run with no subcommand and the official \
-        protein_mpnn_run.py flags (--pdb_path, --out_folder, --score_only 1, ...) to get exactly \
-        the official script's behaviour and output files.",
+        Run a subcommand (design, score, probs, convert, bench, eval: see Commands below; \
+        `mpnn COMMAND --help` for its flags), or run with no subcommand and the official \
+        protein_mpnn_run.py flags (--pdb_path, \
+        --out_folder, --score_only 1, ...) to get exactly the official script's behaviour and \
+        output files.",
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  mpnn score 5L33.pdb --out out/\n  mpnn probs --unconditional 5L33.pdb --out out/\n  \
+    after_help = "Examples:\n  mpnn design 5L33.pdb --out out/ --num_seq_per_target 8\n  \
+        mpnn score 5L33.pdb --out out/\n  mpnn probs --unconditional 5L33.pdb --out out/\n  \
         mpnn --pdb_path 5L33.pdb --out_folder out/ --score_only 1 --num_seq_per_target 10\n  \
         mpnn convert v_48_020.pt v_48_020.safetensors"
 )]
@@ -32,22 +35,30 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Score a structure's own sequence (and sequences from a FASTA) with the official
-    /// `score`/`global_score` (mean negative log-likelihood over designed / all residues).
+    /// Score a structure's own sequence, and sequences from a FASTA.
+    ///
+    /// The official `score`/`global_score`: the mean negative log-likelihood over the designed /
+    /// all residues.
     Score(ScoreArgs),
-    /// Per-position log-probabilities: unconditional (backbone only, one pass) or conditional
-    /// (each position given the rest of the sequence, or given the backbone only).
+    /// Per-position log-probabilities, unconditional or conditional.
+    ///
+    /// Unconditional: backbone only, one pass. Conditional: each position given the rest of the
+    /// sequence, or given the backbone only.
     Probs(ProbsArgs),
-    /// Design sequences for backbones (the official default job): FASTA per structure, with
-    /// optional scores, probabilities, threaded PDBs and a run table.
+    /// Design sequences for backbones (the official default job).
+    ///
+    /// A FASTA per structure, with optional scores, probabilities, threaded PDBs and a run table.
     Design(Box<DesignArgs>),
     /// Convert a checkpoint (official .pt or safetensors) to safetensors.
     Convert(ConvertArgs),
-    /// Benchmark scoring and design (parity structures and synthetic backbones).
+    /// Benchmark scoring and design speed.
+    ///
+    /// Over the parity structures and synthetic backbones.
     Bench(super::bench::BenchArgs),
-    /// Measure what each speed/accuracy variant (presets × precisions) costs against the exact
-    /// model on your structures: recovery, perplexity, top-1 agreement, |Δ log p|, KL, designed
-    /// recovery and speed; a table, JSON and an SVG plot.
+    /// Measure what each speed/accuracy variant costs against the exact model.
+    ///
+    /// Presets × precisions on your structures: recovery, perplexity, top-1 agreement,
+    /// |Δ log p|, KL, designed recovery and speed; a table, JSON and an SVG plot.
     Eval(Box<super::eval::EvalArgs>),
 }
 
@@ -102,7 +113,9 @@ pub struct Common {
     /// Random seed (0 = pick one and print it, like the official script).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Passes per structure for scoring (official --num_seq_per_target).
+    /// Sequences per structure (official --num_seq_per_target): for design, the number of
+    /// sequences designed per temperature; for score and probs, the number of passes (each with
+    /// its own random decoding order).
     #[arg(long = "num_seq_per_target", visible_alias = "num-seq", default_value_t = 1)]
     pub num_seq_per_target: usize,
     /// Sequences per batch (official --batch_size).
@@ -123,9 +136,9 @@ pub struct Common {
     #[arg(long = "k", value_name = "N")]
     pub k: Option<usize>,
     /// Number format of the dense layers: f32 (default, the exact model), bf16, f16 (rounded
-    /// weights and layer inputs, float32 sums) or int8 (per-channel int8 weights, per-row int8
-    /// inputs, exact int32 sums). Coordinates, neighbours and RBFs always stay float32. Anything
-    /// but f32 is an approximation; `mpnn eval` measures it.
+    /// weights and layer inputs, float32 sums) or int8 (W8A16: per-channel int8 weights, layer
+    /// inputs quantized per row to int16, exact int32 sums). Coordinates, neighbours and RBFs
+    /// always stay float32. Anything but f32 is an approximation; `mpnn eval` measures it.
     #[arg(long, value_name = "f32|bf16|f16|int8")]
     pub precision: Option<Precision>,
     /// A named speed/accuracy variant (architecture + k + batch + precision): baseline, fast
