@@ -133,6 +133,25 @@ impl Features {
             4
         }
     }
+    /// Designed positions (as `A12`: chain, 1-based position) where the letters omitted
+    /// everywhere (`global_omit`, 1 = omitted) and at the position (`omit_aa_mask`) leave none of
+    /// the 20 standard letters to sample.
+    pub fn fully_omitted(&self, global_omit: &[f32; VOCAB]) -> Vec<String> {
+        let design = self.design_mask();
+        let mut out = Vec::new();
+        for (chain, start, end) in &self.chain_ranges {
+            for (r, &m) in design[*start..*end].iter().enumerate() {
+                let i = start + r;
+                let row = &self.omit_aa_mask[i * VOCAB..(i + 1) * VOCAB];
+                let open = (0..alphabet::UNKNOWN as usize).any(|a| row[a] == 0.0 && global_omit[a] == 0.0);
+                if m > 0.0 && !open {
+                    out.push(format!("{chain}{}", r + 1));
+                }
+            }
+        }
+        out
+    }
+
     /// `chain_M * chain_M_pos * mask`: the positions that are actually designed.
     pub fn design_mask(&self) -> Vec<f32> {
         (0..self.len()).map(|i| self.chain_m[i] * self.chain_m_pos[i] * self.mask[i]).collect()

@@ -24,6 +24,8 @@ pub enum InputError {
     Json { path: String, line: usize, message: String },
     #[error("{source_name}: {item}: {problem}")]
     Shape { source_name: String, item: String, problem: String },
+    #[error("{source_name}: structure `{name}` has no chain `{chain}` (its chains are: {available}); fix the chain id in {source_name} or leave the chain out")]
+    UnknownChain { source_name: String, name: String, chain: String, available: String },
     #[error("{source_name}: no entry for structure `{name}` (it has: {available}); add one or leave the option out")]
     MissingName { source_name: String, name: String, available: String },
 }
@@ -181,6 +183,50 @@ impl Dictionaries {
                 .collect()
         };
         Ok(Some(ChainSelection { designed: list(&pair[0])?, fixed: list(&pair[1])? }))
+    }
+
+    /// Refuses an entry for structure `name` that names a chain it does not have (`chains`),
+    /// in any per-chain dictionary (chain_id, fixed_positions, omit_AA, bias_by_res, pssm,
+    /// tied_positions), naming the file. The official script silently ignores such chains;
+    /// the inline specs (`--fixed A12`) refuse them too. A dictionary without an entry for
+    /// `name` is not checked here.
+    pub fn check_chains(&self, name: &str, chains: &[String]) -> Result<(), InputError> {
+        let check = |src: &str, chain: &str| -> Result<(), InputError> {
+            if chains.iter().any(|c| c == chain) {
+                return Ok(());
+            }
+            Err(InputError::UnknownChain {
+                source_name: src.to_string(),
+                name: name.to_string(),
+                chain: chain.to_string(),
+                available: chains.join(", "),
+            })
+        };
+        fn get<'a>(d: &'a Option<(String, Map<String, Value>)>, name: &str) -> Option<(&'a str, &'a Value)> {
+            d.as_ref().and_then(|(src, m)| m.get(name).map(|v| (src.as_str(), v)))
+        }
+        if let Some((src, v)) = get(&self.chain_id, name) {
+            for list in v.as_array().into_iter().flatten() {
+                for c in list.as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    check(src, c)?;
+                }
+            }
+        }
+        for d in [&self.fixed_positions, &self.omit_aa, &self.bias_by_res, &self.pssm] {
+            if let Some((src, Value::Object(m))) = get(d, name) {
+                for c in m.keys() {
+                    check(src, c)?;
+                }
+            }
+        }
+        if let Some((src, v)) = get(&self.tied_positions, name) {
+            for group in v.as_array().into_iter().flatten().filter_map(Value::as_object) {
+                for c in group.keys() {
+                    check(src, c)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The per-residue constraints for structure `name`.

@@ -37,8 +37,10 @@ pub fn python_float(x: f64) -> String {
     }
 }
 
-/// numpy's `format_float_positional(np.float32(x), unique=False, precision=4)`.
+/// numpy's `format_float_positional(np.float32(x), unique=False, precision=4)`, without the
+/// sign of a negative zero (an empty float sum is -0.0 in Rust, +0.0 in torch): `0.0000`.
 pub fn np4(x: f32) -> String {
+    let x = if x == 0.0 { 0.0 } else { x };
     if x.is_nan() {
         "nan".into()
     } else if x.is_infinite() {

@@ -47,6 +47,15 @@ pub enum CheckpointError {
     )]
     Layout { path: String, problem: String },
 
+    /// A tensor holding NaN or infinite values (a diverged or corrupted training run).
+    #[error(
+        "{path}: tensor `{tensor}` holds {count} non-finite value{} (NaN or infinite) of {total}{others}. \
+         Such weights make every score nan; use a checkpoint from a run that did not diverge \
+         (or re-download / re-convert this one)",
+        if *count == 1 { "" } else { "s" }
+    )]
+    NonFinite { path: String, tensor: String, count: usize, total: usize, others: String },
+
     /// A model name that is not in the pinned table of official weights.
     #[error(
         "unknown model name `{name}` for the {family} weights; valid names: {}. \

@@ -137,6 +137,16 @@ pub fn resolve_with(q: &WeightsQuery, env: &LocateEnv) -> Result<PathBuf, Checkp
         if p.is_file() {
             return Ok(p.clone());
         }
+        if p.is_dir() {
+            return Err(CheckpointError::Invalid(format!(
+                "--weights {}: this is a folder; --weights takes a weights file (.pt or .safetensors), \
+                 e.g. {}{}. For a folder of official weights use --path_to_model_weights DIR \
+                 (with --model_name)",
+                p.display(),
+                p.join(&file_name).display(),
+                list_pt_files(p)
+            )));
+        }
         return Err(CheckpointError::NotFound {
             what: "weights file (--weights)",
             path: p.display().to_string(),

@@ -64,20 +64,48 @@ pub struct Architecture {
 /// safetensors. Only the file format is checked here; call [`Checkpoint::architecture`] to
 /// validate the layout.
 pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
+    if path.is_dir() {
+        return Err(CheckpointError::Invalid(format!(
+            "{}: this is a folder, not a checkpoint; pass the weights file itself (a .pt or .safetensors file)",
+            path.display()
+        )));
+    }
     let bytes = std::fs::read(path).map_err(|e| CheckpointError::io(path, "reading the checkpoint", e))?;
     load_bytes(&bytes, &path.display().to_string())
 }
 
 /// [`load`] for bytes already in memory; `source` names them in errors.
+/// Weights holding NaN or infinite values are refused, naming the first such tensor.
 pub fn load_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, CheckpointError> {
-    if bytes.starts_with(b"PK") {
-        return torch::load_torch_bytes(bytes, source);
-    }
-    if torch::is_legacy_torch(bytes) {
+    let ckpt = if bytes.starts_with(b"PK") {
+        torch::load_torch_bytes(bytes, source)?
+    } else if torch::is_legacy_torch(bytes) {
         return Err(CheckpointError::LegacyTorch { path: source.to_string() });
+    } else if self::safetensors::looks_like_safetensors(bytes) {
+        self::safetensors::load_safetensors_bytes(bytes, source)?
+    } else {
+        return Err(CheckpointError::UnknownFormat { path: source.to_string() });
+    };
+    ckpt.check_finite()?;
+    Ok(ckpt)
+}
+
+impl Checkpoint {
+    /// Refuses NaN or infinite weights: the first such tensor (by name) is named with its count
+    /// of non-finite values, and the other affected tensors are counted.
+    pub fn check_finite(&self) -> Result<(), CheckpointError> {
+        let bad: Vec<(&String, usize, usize)> = self
+            .tensors
+            .iter()
+            .map(|(name, t)| (name, t.data.iter().filter(|v| !v.is_finite()).count(), t.data.len()))
+            .filter(|&(_, n, _)| n > 0)
+            .collect();
+        let Some(&(tensor, count, total)) = bad.first() else { return Ok(()) };
+        let others = match bad.len() - 1 {
+            0 => String::new(),
+            1 => format!(", and 1 more tensor (`{}`) has some too", bad[1].0),
+            n => format!(", and {n} more tensors have some too"),
+        };
+        Err(CheckpointError::NonFinite { path: self.source.clone(), tensor: tensor.clone(), count, total, others })
     }
-    if self::safetensors::looks_like_safetensors(bytes) {
-        return self::safetensors::load_safetensors_bytes(bytes, source);
-    }
-    Err(CheckpointError::UnknownFormat { path: source.to_string() })
 }

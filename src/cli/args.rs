@@ -14,11 +14,14 @@ use mpnn::preset::Preset;
     version,
     about = "ProteinMPNN in Rust: the official model's numbers, fast, with friendlier inputs.",
     long_about = "ProteinMPNN in Rust: the official model's numbers, fast, with friendlier inputs.\n\n\
-        Run a subcommand (score, probs, convert), or run with no subcommand and the official \
-        protein_mpnn_run.py flags (--pdb_path, --out_folder, --score_only 1, ...) to get exactly \
-        the official script's behaviour and output files.",
+        Run a subcommand (design, score, probs, convert, bench, eval: see Commands below; \
+        `mpnn COMMAND --help` for its flags), or run with no subcommand and the official \
+        protein_mpnn_run.py flags (--pdb_path, \
+        --out_folder, --score_only 1, ...) to get exactly the official script's behaviour and \
+        output files.",
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  mpnn score 5L33.pdb --out out/\n  mpnn probs --unconditional 5L33.pdb --out out/\n  \
+    after_help = "Examples:\n  mpnn design 5L33.pdb --out out/ --num_seq_per_target 8\n  \
+        mpnn score 5L33.pdb --out out/\n  mpnn probs --unconditional 5L33.pdb --out out/\n  \
         mpnn --pdb_path 5L33.pdb --out_folder out/ --score_only 1 --num_seq_per_target 10\n  \
         mpnn convert v_48_020.pt v_48_020.safetensors"
 )]
@@ -32,22 +35,30 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Score a structure's own sequence (and sequences from a FASTA) with the official
-    /// `score`/`global_score` (mean negative log-likelihood over designed / all residues).
+    /// Score a structure's own sequence, and sequences from a FASTA.
+    ///
+    /// The official `score`/`global_score`: the mean negative log-likelihood over the designed /
+    /// all residues.
     Score(ScoreArgs),
-    /// Per-position log-probabilities: unconditional (backbone only, one pass) or conditional
-    /// (each position given the rest of the sequence, or given the backbone only).
+    /// Per-position log-probabilities, unconditional or conditional.
+    ///
+    /// Unconditional: backbone only, one pass. Conditional: each position given the rest of the
+    /// sequence, or given the backbone only.
     Probs(ProbsArgs),
-    /// Design sequences for backbones (the official default job): FASTA per structure, with
-    /// optional scores, probabilities, threaded PDBs and a run table.
+    /// Design sequences for backbones (the official default job).
+    ///
+    /// A FASTA per structure, with optional scores, probabilities, threaded PDBs and a run table.
     Design(Box<DesignArgs>),
     /// Convert a checkpoint (official .pt or safetensors) to safetensors.
     Convert(ConvertArgs),
-    /// Benchmark scoring and design (parity structures and synthetic backbones).
+    /// Benchmark scoring and design speed.
+    ///
+    /// Over the parity structures and synthetic backbones.
     Bench(super::bench::BenchArgs),
-    /// Measure what each speed/accuracy variant (presets × precisions) costs against the exact
-    /// model on your structures: recovery, perplexity, top-1 agreement, |Δ log p|, KL, designed
-    /// recovery and speed; a table, JSON and an SVG plot.
+    /// Measure what each speed/accuracy variant costs against the exact model.
+    ///
+    /// Presets × precisions on your structures: recovery, perplexity, top-1 agreement,
+    /// |Δ log p|, KL, designed recovery and speed; a table, JSON and an SVG plot.
     Eval(Box<super::eval::EvalArgs>),
 }
 
@@ -102,7 +113,9 @@ pub struct Common {
     /// Random seed (0 = pick one and print it, like the official script).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Passes per structure for scoring (official --num_seq_per_target).
+    /// Sequences per structure (official --num_seq_per_target): for design, the number of
+    /// sequences designed per temperature; for score and probs, the number of passes (each with
+    /// its own random decoding order).
     #[arg(long = "num_seq_per_target", visible_alias = "num-seq", default_value_t = 1)]
     pub num_seq_per_target: usize,
     /// Sequences per batch (official --batch_size).
@@ -112,8 +125,8 @@ pub struct Common {
     #[arg(long = "max_length", default_value_t = 200000)]
     pub max_length: usize,
     /// 1 = print nothing but errors (official --suppress_print).
-    #[arg(long = "suppress_print", default_value_t = 0, value_name = "0|1")]
-    pub suppress_print: u8,
+    #[arg(long = "suppress_print", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub suppress_print: IntFlag,
     /// Worker threads (default: all cores). Results are identical for any value.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -123,9 +136,9 @@ pub struct Common {
     #[arg(long = "k", value_name = "N")]
     pub k: Option<usize>,
     /// Number format of the dense layers: f32 (default, the exact model), bf16, f16 (rounded
-    /// weights and layer inputs, float32 sums) or int8 (per-channel int8 weights, per-row int8
-    /// inputs, exact int32 sums). Coordinates, neighbours and RBFs always stay float32. Anything
-    /// but f32 is an approximation; `mpnn eval` measures it.
+    /// weights and layer inputs, float32 sums) or int8 (W8A16: per-channel int8 weights, layer
+    /// inputs quantized per row to int16, exact int32 sums). Coordinates, neighbours and RBFs
+    /// always stay float32. Anything but f32 is an approximation; `mpnn eval` measures it.
     #[arg(long, value_name = "f32|bf16|f16|int8")]
     pub precision: Option<Precision>,
     /// A named speed/accuracy variant (architecture + k + batch + precision): baseline, fast
@@ -168,6 +181,37 @@ pub struct Skip {
     /// bad input. With every input invalid the run fails either way.
     #[arg(long = "skip-invalid", visible_alias = "skip_invalid")]
     pub skip_invalid: bool,
+}
+
+/// An official 0/1 flag (`--score_only 1`, `--save_probs 1`, ...). The official script reads
+/// these with `type=int` and tests them for truth, so any whole number but 0 means on
+/// (`--score_only 2` scores); anything that is not a whole number is refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IntFlag(pub bool);
+
+impl IntFlag {
+    /// Whether the flag is on (non-zero).
+    pub fn on(self) -> bool {
+        self.0
+    }
+}
+
+/// `1` or `0`: the flag's meaning, whatever number turned it on.
+impl std::fmt::Display for IntFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0 { "1" } else { "0" })
+    }
+}
+
+/// Parses an [`IntFlag`] the way Python's `int()` reads a whole number: surrounding spaces, an
+/// optional sign, digits (any size).
+pub fn int_flag(s: &str) -> Result<IntFlag, String> {
+    let t = s.trim();
+    let digits = t.strip_prefix(['+', '-']).unwrap_or(t);
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("`{s}` is not a whole number; give 1 (on) or 0 (off), as in the official script"));
+    }
+    Ok(IntFlag(digits.chars().any(|c| c != '0')))
 }
 
 fn structure_batch(s: &str) -> Result<usize, String> {
@@ -224,20 +268,20 @@ pub struct Official {
     #[command(flatten)]
     pub common: Common,
     /// 1 = score the input backbone-sequence pairs.
-    #[arg(long = "score_only", default_value_t = 0, value_name = "0|1")]
-    pub score_only: u8,
+    #[arg(long = "score_only", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub score_only: IntFlag,
     /// Score these sequences too (with --score_only 1).
     #[arg(long = "path_to_fasta", value_name = "FILE")]
     pub path_to_fasta: Option<PathBuf>,
     /// 1 = write conditional probabilities p(s_i | rest of sequence, backbone).
-    #[arg(long = "conditional_probs_only", default_value_t = 0, value_name = "0|1")]
-    pub conditional_probs_only: u8,
+    #[arg(long = "conditional_probs_only", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub conditional_probs_only: IntFlag,
     /// 1 = with --conditional_probs_only, condition on the backbone only.
-    #[arg(long = "conditional_probs_only_backbone", default_value_t = 0, value_name = "0|1")]
-    pub conditional_probs_only_backbone: u8,
+    #[arg(long = "conditional_probs_only_backbone", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub conditional_probs_only_backbone: IntFlag,
     /// 1 = write unconditional probabilities p(s_i | backbone) in one pass.
-    #[arg(long = "unconditional_probs_only", default_value_t = 0, value_name = "0|1")]
-    pub unconditional_probs_only: u8,
+    #[arg(long = "unconditional_probs_only", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub unconditional_probs_only: IntFlag,
     // with --score_only 1 / --*_probs_only 1
     #[command(flatten)]
     pub batching: Batching,
@@ -261,10 +305,17 @@ pub struct DesignArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct DesignOpts {
     /// Sampling temperatures, space separated (official --sampling_temp), e.g. "0.1 0.2".
-    #[arg(long = "sampling_temp", visible_alias = "temperature", default_value = "0.1", value_name = "T...")]
+    #[arg(
+        long = "sampling_temp",
+        visible_alias = "temperature",
+        default_value = "0.1",
+        value_name = "T...",
+        allow_hyphen_values = true
+    )]
     pub sampling_temp: String,
-    /// Gaussian noise (Å, standard deviation) added to the backbone coordinates of each sample.
-    #[arg(long = "backbone_noise", default_value_t = 0.0)]
+    /// Gaussian noise (Å, standard deviation) added to the backbone coordinates of each sample
+    /// (0 to 10 Å; the official models were trained with 0.02-0.3).
+    #[arg(long = "backbone_noise", default_value_t = 0.0, allow_negative_numbers = true)]
     pub backbone_noise: f32,
     /// Letters never sampled (official --omit_AAs).
     #[arg(long = "omit_AAs", default_value = "X", value_name = "LETTERS")]
@@ -287,19 +338,19 @@ pub struct DesignOpts {
     /// Letters with PSSM log-odds at or below this are (almost) excluded, with --pssm_log_odds_flag 1.
     #[arg(long = "pssm_threshold", default_value_t = 0.0)]
     pub pssm_threshold: f32,
-    #[arg(long = "pssm_log_odds_flag", default_value_t = 0, value_name = "0|1")]
-    pub pssm_log_odds_flag: u8,
-    #[arg(long = "pssm_bias_flag", default_value_t = 0, value_name = "0|1")]
-    pub pssm_bias_flag: u8,
+    #[arg(long = "pssm_log_odds_flag", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub pssm_log_odds_flag: IntFlag,
+    #[arg(long = "pssm_bias_flag", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub pssm_bias_flag: IntFlag,
     /// Official tied-positions dictionary (jsonl file).
     #[arg(long = "tied_positions_jsonl", value_name = "FILE")]
     pub tied_positions_jsonl: Option<String>,
     /// 1 = write scores/NAME.npz (score, global_score per sample).
-    #[arg(long = "save_score", default_value_t = 0, value_name = "0|1")]
-    pub save_score: u8,
+    #[arg(long = "save_score", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub save_score: IntFlag,
     /// 1 = write probs/NAME.npz (probs, log_probs, S, mask, chain_order, decoding_order).
-    #[arg(long = "save_probs", default_value_t = 0, value_name = "0|1")]
-    pub save_probs: u8,
+    #[arg(long = "save_probs", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub save_probs: IntFlag,
     /// Keep these residues fixed, e.g. "A1-10 A15 B" (a chain letter alone = the whole chain).
     /// Positions are 1-based within the chain as parsed.
     #[arg(long, value_name = "SPEC")]

@@ -371,7 +371,9 @@ pub fn parse_chain_list(s: &str) -> Vec<String> {
 }
 
 /// The designed/fixed chains of `p`: the chain dictionary's entry, else `--chains`, else all.
+/// Every chain the dictionaries name for `p` must be one of its chains.
 pub fn selection_for(p: &Protein, chains: Option<&str>, dicts: &Dictionaries) -> Result<ChainSelection> {
+    dicts.check_chains(&p.name, &p.chain_ids())?;
     if let Some(sel) = dicts.chain_selection(&p.name)? {
         return Ok(sel);
     }
@@ -438,6 +440,13 @@ pub fn load_checkpoint(c: &Common, explicit: Option<&Path>, quiet: bool) -> Resu
         println!("Training noise level: {}A", ckpt.noise_level);
     }
     Ok((Engine::new(&ckpt, arch).map_err(anyhow::Error::new)?, path))
+}
+
+/// The name the FASTA headers give a checkpoint: its file name without the extension, like the
+/// official `model_name=` (which is the `--model_name` the file was found by): `v_48_020` for
+/// the official weights, `full_k48` for `--weights full_k48.safetensors`.
+pub fn checkpoint_name(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
 }
 
 /// Applies a preset and the explicit `--k` / `--precision` (which win over the preset's) to an
@@ -536,7 +545,7 @@ pub struct Prepared {
 
 pub fn prepare(c: &Common) -> Result<Prepared> {
     init_threads(c)?;
-    let quiet = c.suppress_print == 1;
+    let quiet = c.suppress_print.on();
     let seed = seed(c);
     let inputs = read_inputs(c, quiet)?;
     let dicts = dictionaries(c)?;

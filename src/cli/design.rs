@@ -50,7 +50,10 @@ fn parse_temperatures(s: &str) -> Result<Vec<f64>> {
     let mut out = Vec::new();
     for t in s.split_whitespace() {
         let v: f64 = t.parse().ok().filter(|v: &f64| v.is_finite() && *v > 0.0).with_context(|| {
-            format!("--sampling_temp: `{t}` is not a positive number; give temperatures like \"0.1 0.2\"")
+            format!(
+                "--sampling_temp: `{t}` is not a temperature; temperatures must be positive numbers \
+                 (0 or less is not a temperature), like \"0.1 0.2\""
+            )
         })?;
         out.push(v);
     }
@@ -84,6 +87,14 @@ fn parse_inline(d: &DesignOpts) -> Result<Inline> {
                 omit.push(c);
             }
         }
+    }
+    if alphabet::ALPHABET.chars().take(20).all(|l| omit.contains(l)) {
+        bail!(
+            "--omit_AAs \"{}\"{}: every amino acid is omitted, so nothing could be sampled; leave at least one of {} allowed",
+            d.omit_aas,
+            d.omit.as_deref().map(|o| format!(" with --omit \"{o}\"")).unwrap_or_default(),
+            &alphabet::ALPHABET[..20]
+        );
     }
     let bias_by_residue = match &d.bias_by_residue {
         None => None,
@@ -156,6 +167,32 @@ fn parse_inline(d: &DesignOpts) -> Result<Inline> {
         bias_by_residue,
         omit_by_residue,
     })
+}
+
+/// The largest `--backbone_noise` (Å): far beyond any use (the official models were trained
+/// with 0.02-0.3 Å; at 10 Å the backbone is noise).
+const MAX_BACKBONE_NOISE: f32 = 10.0;
+
+fn check_backbone_noise(sigma: f32) -> Result<()> {
+    if sigma.is_nan() || sigma < 0.0 {
+        bail!("--backbone_noise {sigma}: the noise is a standard deviation in Å and cannot be negative; give 0 (none) to {MAX_BACKBONE_NOISE}");
+    }
+    if sigma > MAX_BACKBONE_NOISE {
+        bail!(
+            "--backbone_noise {sigma}: {sigma} Å of noise is larger than any structure's detail (the official models \
+             were trained with 0.02-0.3 Å); give at most {MAX_BACKBONE_NOISE}"
+        );
+    }
+    Ok(())
+}
+
+/// Up to 10 items, then how many more.
+fn list_some(items: &[String]) -> String {
+    let shown = items.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+    match items.len().saturating_sub(10) {
+        0 => shown,
+        n => format!("{shown} and {n} more"),
+    }
 }
 
 /// The chain length and 1-based positions of `item` in `p`, or an error naming the flag.
@@ -424,7 +461,7 @@ fn design_params(
     );
     put("--save_score", d.save_score.to_string());
     put("--save_probs", d.save_probs.to_string());
-    if d.save_probs == 1 {
+    if d.save_probs.on() {
         // probs/NAME.npz stores `mask` and `chain_order` once per batch member, as officially.
         put("--batch_size (rows of mask and chain_order in probs/NAME.npz)", c.batch_size.to_string());
     }
@@ -458,14 +495,12 @@ fn clear_previous(base: &Path, name: &str) -> Result<()> {
 
 pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
     init_threads(c)?;
-    let quiet = c.suppress_print == 1;
+    let quiet = c.suppress_print.on();
     let inl = parse_inline(d)?;
     passes(c)?;
     let num_batches = c.num_seq_per_target / c.batch_size;
     let per_temp = num_batches * c.batch_size;
-    if !(0.0..=1.0e3).contains(&d.backbone_noise) {
-        bail!("--backbone_noise {} must be a non-negative standard deviation in Å", d.backbone_noise);
-    }
+    check_backbone_noise(d.backbone_noise)?;
     // Official dictionaries.
     let read =
         |flag: &str, v: &Option<String>| -> Result<Option<(String, serde_json::Map<String, serde_json::Value>)>> {
@@ -500,6 +535,24 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
         let f = featurize(p, &sel, &cons, c.ca_only)?;
         if f.masked_chains.is_empty() {
             bail!("{}: no chain is designed; name the chains to design (--chains or --chain_id_jsonl)", p.name);
+        }
+        if f.design_mask().iter().all(|&m| m == 0.0) {
+            bail!(
+                "{}: nothing is designable: every residue of the designed chains ({}) is fixed or lacks backbone \
+                 coordinates; free some positions (--fixed, --redesign, --fixed_positions_jsonl) or design other chains",
+                p.name,
+                f.masked_chains.join(", ")
+            );
+        }
+        let blocked = f.fully_omitted(&omit_vector(&inl.omit));
+        if !blocked.is_empty() {
+            bail!(
+                "{}: at designed position{} {} every amino acid is omitted (--omit_AAs/--omit plus \
+                 --omit_AA_jsonl/--omit-by-residue), so nothing could be sampled; allow at least one letter there or fix the position",
+                p.name,
+                if blocked.len() == 1 { "" } else { "s" },
+                list_some(&blocked)
+            );
         }
         Ok(f)
     });
@@ -631,6 +684,7 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
     let mut n_res = 0usize;
     if !todo.is_empty() {
         let (raw, raw_path) = load_checkpoint(c, Some(&weights), quiet)?;
+        let model_name = checkpoint_name(&raw_path);
         let engine = configure(raw.clone(), &raw_path, c.preset, c.k, c.precision)?;
         let model = &engine.model;
         let screen_engine = match d.screen {
@@ -643,9 +697,11 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
                 Some(configure(e, &path, Some(p), None, None)?)
             }
         };
-        for sub in ["seqs"].iter().chain(d.save_score.eq(&1).then_some(&"scores")).chain(
-            d.save_probs.eq(&1).then_some(&"probs").into_iter().chain(d.save_structures.then_some(&"structures")),
-        ) {
+        for sub in ["seqs"]
+            .iter()
+            .chain(d.save_score.on().then_some(&"scores"))
+            .chain(d.save_probs.on().then_some(&"probs").into_iter().chain(d.save_structures.then_some(&"structures")))
+        {
             out_dir(c, sub)?;
         }
         let total: usize = todo.len() * generated;
@@ -685,7 +741,7 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
             if let Some(p) = params_of(f) {
                 resume::write_record(&base, &f.name, &p, seed, &weights)?;
             }
-            write_outputs(c, d, &base, job, &inl, &designs, seed, per_temp, native)?;
+            write_outputs(c, d, &base, job, &inl, &designs, seed, per_temp, native, &model_name)?;
             let dt = t0.elapsed().as_secs_f64();
             n_seqs += designs.len();
             n_res += designs.len() * f.masked_chain_lengths.iter().sum::<usize>();
@@ -750,8 +806,8 @@ fn design_structure(
         omit_aas: omit_vector(&inl.omit),
         bias_aa,
         pssm_multi: d.pssm_multi,
-        pssm_log_odds_flag: d.pssm_log_odds_flag != 0,
-        pssm_bias_flag: d.pssm_bias_flag != 0,
+        pssm_log_odds_flag: d.pssm_log_odds_flag.on(),
+        pssm_bias_flag: d.pssm_bias_flag.on(),
     };
     // (global sample index, temperature) in output order, decoded batch by batch.
     let all: Vec<(usize, f64)> = inl
@@ -831,6 +887,7 @@ fn write_outputs(
     seed: u64,
     per_temp: usize,
     (score_n, global_n): (f32, f32),
+    model_name: &str,
 ) -> Result<()> {
     let f = &job.features;
     let l = f.len();
@@ -839,7 +896,7 @@ fn write_outputs(
     let write = |path: PathBuf, bytes: &[u8]| -> Result<()> {
         structure::write_atomic(&path, bytes).with_context(|| format!("{}: cannot write", path.display()))
     };
-    if d.save_score == 1 {
+    if d.save_score.on() {
         let mut w = NpzWriter::new();
         w.f32("score", &[n], designs.iter().map(|x| x.score).collect()).f32(
             "global_score",
@@ -848,7 +905,7 @@ fn write_outputs(
         );
         write(base.join("scores").join(format!("{name}.npz")), &w.to_bytes()?)?;
     }
-    if d.save_probs == 1 {
+    if d.save_probs.on() {
         let b = c.batch_size;
         let mask = f.design_mask();
         let mut w = NpzWriter::new();
@@ -901,7 +958,7 @@ fn write_outputs(
             fixed_chains: &f.visible_chains,
             designed_chains: &f.masked_chains,
             ca_only: c.ca_only,
-            model_name: &c.model_name,
+            model_name,
             git_hash: &hash,
             seed,
         },

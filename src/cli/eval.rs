@@ -81,7 +81,7 @@ fn file_name(p: &std::path::Path) -> String {
 pub fn run(a: &EvalArgs) -> Result<()> {
     let c = &a.common;
     init_threads(c)?;
-    let quiet = c.suppress_print == 1;
+    let quiet = c.suppress_print.on();
     let presets = parse_list("--presets", &a.presets, &Preset::ALL)?;
     let precisions = parse_list("--precisions", &a.precisions, &Precision::ALL)?;
     if let Some(p) = &a.plot {

@@ -47,16 +47,16 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         None => {
             let o = cli.official;
-            if o.score_only == 1 {
+            if o.score_only.on() {
                 score::run(&o.common, o.path_to_fasta.as_deref(), &o.batching, &o.skip)
-            } else if o.conditional_probs_only == 1 {
+            } else if o.conditional_probs_only.on() {
                 probs::run(
                     &o.common,
-                    probs::Kind::Conditional { backbone_only: o.conditional_probs_only_backbone == 1 },
+                    probs::Kind::Conditional { backbone_only: o.conditional_probs_only_backbone.on() },
                     &o.batching,
                     &o.skip,
                 )
-            } else if o.unconditional_probs_only == 1 {
+            } else if o.unconditional_probs_only.on() {
                 probs::run(&o.common, probs::Kind::Unconditional, &o.batching, &o.skip)
             } else if o.common.structures.is_empty() && o.common.pdb_path.is_none() && o.common.jsonl_path.is_none() {
                 bail!("nothing to do: give a subcommand (mpnn --help) or the official flags (--pdb_path ... --out_folder ...)")
