@@ -322,23 +322,6 @@ fn bad_batches_are_errors_not_panics() {
 /// Files by relative path.
 type Files = std::collections::BTreeMap<String, Vec<u8>>;
 
-/// Every file under `dir`, relative path → bytes.
-fn files(dir: &Path) -> Files {
-    let mut out = std::collections::BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
 #[test]
 fn command_line_outputs_are_byte_identical_for_any_batching() {
     let Some(dir) = parity_dir() else { return };
@@ -375,7 +358,7 @@ fn command_line_outputs_are_byte_identical_for_any_batching() {
             let refs: Vec<&str> = args.iter().map(String::as_str).collect();
             let o = mpnn(&refs);
             assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-            let got = (files(&out), o.stdout.clone());
+            let got = (files_under(&out), o.stdout.clone());
             assert_eq!(got.0.len(), 6, "{job}: {:?}", got.0.keys());
             match &seen {
                 None => seen = Some(got),

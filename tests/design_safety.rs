@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -37,23 +36,6 @@ fn run(parity: &Path, job: &[&str], inputs: &[PathBuf], out: &Path, extra: &[&st
 
 fn structure(parity: &Path, file: &str) -> PathBuf {
     parity.join("structures").join(file)
-}
-
-/// Every file under `dir` (relative path → bytes).
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -122,7 +104,7 @@ fn resume_keeps_only_what_the_same_parameters_made() {
         run(&parity, &["design"], &inputs, &out, &args)
     };
     ok(&design(&["--batch_size", "1"]));
-    let before = tree(&out);
+    let before = files_under(&out);
     assert!(before.contains_key(".mpnn-params/5L33.json"), "{:?}", before.keys());
 
     // What does not change the designs resumes: batch size, threads, shards, another copy of
@@ -136,7 +118,7 @@ fn resume_keeps_only_what_the_same_parameters_made() {
     ] {
         let again = ok(&design(&extra));
         assert_eq!(again.matches("Skipping").count(), 2, "{extra:?}: {again}");
-        assert_eq!(tree(&out), before, "{extra:?}: outputs changed");
+        assert_eq!(files_under(&out), before, "{extra:?}: outputs changed");
     }
 
     // Anything that changes the designs stops the run before it writes anything.
@@ -160,13 +142,13 @@ fn resume_keeps_only_what_the_same_parameters_made() {
         assert!(!o.status.success(), "{extra:?}: must not resume designs made with other parameters");
         assert!(e.contains(needle), "{extra:?}: the message should say `{needle}`: {e}");
         assert!(e.contains(&s(&out)) && e.contains("--overwrite") && e.contains("5L33"), "{extra:?}: {e}");
-        assert_eq!(tree(&out), before, "{extra:?}: outputs changed");
+        assert_eq!(files_under(&out), before, "{extra:?}: outputs changed");
     }
 
     // --overwrite redoes them with the new parameters; the new ones then resume.
     let o = ok(&design(&["--seed", "10", "--overwrite"]));
     assert_eq!(o.matches("Generating sequences for").count(), 2, "{o}");
-    assert_ne!(tree(&out)["seqs/5L33.fa"], before["seqs/5L33.fa"]);
+    assert_ne!(files_under(&out)["seqs/5L33.fa"], before["seqs/5L33.fa"]);
     let again = ok(&design(&["--seed", "10"]));
     assert_eq!(again.matches("Skipping").count(), 2, "{again}");
     assert!(!design(&[]).status.success(), "the old parameters no longer match");

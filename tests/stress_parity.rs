@@ -199,14 +199,8 @@ fn no_usable_residue_fails_cleanly() {
             let err = String::from_utf8_lossy(&r.stderr);
             assert!(!r.status.success(), "{args:?} succeeded");
             assert!(err.contains("no usable residue"), "{args:?}: {err}");
-            let files: Vec<_> = walk(&out);
+            let files: Vec<String> = files_under(&out).into_keys().collect();
             assert!(files.is_empty(), "{args:?} left {files:?}");
         }
     }
-}
-
-/// Every file under `dir` (none if it does not exist).
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries.flatten().flat_map(|e| if e.path().is_dir() { walk(&e.path()) } else { vec![e.path()] }).collect()
 }
