@@ -4,7 +4,9 @@
 //!
 //! structure (PDB / mmCIF / jsonl) → [`featurize`] (official `tied_featurize`) →
 //! [`model::features`] (k-NN graph, RBF, positional encodings) → [`model::encoder`] →
-//! [`model::decoder`] (forward, unconditional, conditional, incremental sampling) → outputs.
+//! [`model::decoder`] (forward, unconditional, conditional, incremental sampling) → [`sampler`] →
+//! [`job`] (score, probabilities and design as library calls, which the command line and the
+//! Python package wrap) → [`output`].
 //!
 //! Checkpoints (official `.pt` and safetensors) are read by [`checkpoint`]; numeric kernels live
 //! behind the small interface in [`kernels`].
@@ -16,6 +18,7 @@ pub mod checkpoint;
 pub mod eval;
 pub mod featurize;
 pub mod inputs;
+pub mod job;
 pub mod kernels;
 pub mod model;
 pub mod npz;

@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use mpnn::checkpoint::{self, locate};
+use mpnn::checkpoint::locate;
 use mpnn::featurize::ChainSelection;
 use mpnn::inputs::{self, Dictionaries};
+use mpnn::job::{self, Labels, Model};
 use mpnn::kernels::precision::Precision;
-use mpnn::pipeline::Engine;
 use mpnn::preset::Preset;
 use mpnn::structure::{self, Protein};
 
@@ -377,27 +377,14 @@ pub fn selection_for(p: &Protein, chains: Option<&str>, dicts: &Dictionaries) ->
     if let Some(sel) = dicts.chain_selection(&p.name)? {
         return Ok(sel);
     }
-    match chains.map(parse_chain_list).filter(|v| !v.is_empty()) {
-        Some(designed) => {
-            for c in &designed {
-                if p.chain(c).is_none() {
-                    bail!(
-                        "{}: chain `{c}` is not in the structure (its chains are: {}); fix --chains",
-                        p.name,
-                        p.chain_ids().join(", ")
-                    );
-                }
-            }
-            Ok(ChainSelection::designing(p, &designed))
-        }
-        None => Ok(ChainSelection::all(p)),
-    }
+    let chains = chains.map(parse_chain_list);
+    Ok(job::select_chains(p, chains.as_deref(), &Labels::CLI)?)
 }
 
-/// Loads the model the flags ask for.
-pub fn load_engine(c: &Common, quiet: bool) -> Result<Engine> {
-    let (engine, path) = load_checkpoint(c, None, quiet)?;
-    configure(engine, &path, c.preset, c.k, c.precision)
+/// Loads the model the flags ask for, configured by `--preset`, `--k` and `--precision`.
+pub fn load_configured(c: &Common, quiet: bool) -> Result<Model> {
+    let model = load_model(c, None, quiet)?;
+    configure(&model, c.preset, c.k, c.precision)
 }
 
 /// The weights file the weight flags of `c` name (found, or downloaded unless offline).
@@ -416,77 +403,34 @@ pub fn weights_path(c: &Common) -> Result<PathBuf> {
     locate::resolve(&query).map_err(anyhow::Error::new)
 }
 
-/// Loads the checkpoint the weight flags of `c` name (or `explicit`, when given) at its own k
-/// in f32; returns the engine and the file it came from.
-pub fn load_checkpoint(c: &Common, explicit: Option<&Path>, quiet: bool) -> Result<(Engine, PathBuf)> {
+/// Loads the checkpoint the weight flags of `c` name (or `explicit`, when given) as the exact
+/// model at its own k, printing its edges and noise level like the official script.
+pub fn load_model(c: &Common, explicit: Option<&Path>, quiet: bool) -> Result<Model> {
     let path = match explicit {
         Some(p) => p.to_path_buf(),
         None => weights_path(c)?,
     };
-    let ckpt = checkpoint::load(&path).map_err(anyhow::Error::new)?;
-    let arch = ckpt.architecture().map_err(anyhow::Error::new)?;
-    if arch.ca_only != c.ca_only {
-        if arch.ca_only {
-            bail!("{}: this is a CA-only checkpoint; add --ca_only", path.display());
-        } else {
-            bail!(
-                "{}: this is a full-backbone checkpoint but --ca_only was given; drop --ca_only or use CA-only weights",
-                path.display()
-            );
-        }
-    }
+    let model = Model::from_file(&path, Some(c.ca_only), &Labels::CLI)?;
     if !quiet {
-        println!("Number of edges: {}", ckpt.num_edges);
-        println!("Training noise level: {}A", ckpt.noise_level);
+        println!("Number of edges: {}", model.num_edges());
+        println!("Training noise level: {}A", model.noise_level());
     }
-    Ok((Engine::new(&ckpt, arch).map_err(anyhow::Error::new)?, path))
+    Ok(model)
 }
 
-/// The name the FASTA headers give a checkpoint: its file name without the extension, like the
-/// official `model_name=` (which is the `--model_name` the file was found by): `v_48_020` for
-/// the official weights, `full_k48` for `--weights full_k48.safetensors`.
-pub fn checkpoint_name(path: &Path) -> String {
-    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string())
-}
-
-/// Applies a preset and the explicit `--k` / `--precision` (which win over the preset's) to an
-/// engine loaded from `source`, warning about every approximation.
+/// Applies a preset and the explicit `--k` / `--precision` (which win over the preset's),
+/// warning about every approximation.
 pub fn configure(
-    engine: Engine,
-    source: &Path,
+    model: &Model,
     preset: Option<Preset>,
     k: Option<usize>,
     precision: Option<Precision>,
-) -> Result<Engine> {
-    let arch = engine.arch();
-    if let Some(p) = preset {
-        p.check(&arch, &source.display().to_string()).map_err(anyhow::Error::new)?;
+) -> Result<Model> {
+    let configured = model.configured(preset, k, precision, &Labels::CLI)?;
+    for w in configured.warnings() {
+        eprintln!("warning: {w}");
     }
-    let explicit_k = k.is_some();
-    let k = k.or(preset.and_then(Preset::k));
-    let precision = precision.or(preset.map(Preset::precision)).unwrap_or_default();
-    if k == Some(0) {
-        bail!("--k must be at least 1");
-    }
-    if let Some(k) = k.filter(|&k| k != arch.k) {
-        let what = if k < arch.k { "fewer" } else { "more" };
-        let from = match (explicit_k, preset) {
-            (false, Some(p)) => format!("--preset {p} runs k = {k}"),
-            _ => format!("--k {k}"),
-        };
-        eprintln!(
-            "warning: {from}: {what} neighbours than the {} this checkpoint was trained with; the results approximate \
-             the model (the official code divides message sums by a fixed 30, not by k); `mpnn eval` measures the cost",
-            arch.k
-        );
-    }
-    if precision != Precision::F32 {
-        eprintln!(
-            "warning: --precision {precision}: the dense layers run in {precision}, an approximation of the float32 \
-             model (coordinates, neighbours and RBFs stay float32); `mpnn eval` measures the cost"
-        );
-    }
-    Ok(engine.with_options(k, precision))
+    Ok(configured)
 }
 
 /// The run's seed: the given one, or (0) a random one in 0..999 like the official script.

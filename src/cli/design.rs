@@ -1,49 +1,36 @@
-//! `mpnn design` and the official default job: sequence design with every official constraint,
-//! inline residue specs, many structures per run, sharding and resume.
-//!
-//! Randomness: sample `i` of structure `NAME` (counted over all temperatures in output order)
-//! takes its decoding order from `stream(seed, NAME, DesignOrder, i)`, its draws from
-//! `stream(seed, NAME, DesignDraws, i)` and (with `--backbone_noise`) its noise from
-//! `stream(seed, NAME, Noise, i)`, so outputs do not depend on batch size, threads or shards.
+//! `mpnn design` and the official default job: the command line around [`mpnn::job::design`]
+//! (arguments, official dictionaries and inline specs, many structures per run, sharding,
+//! resume, and the output files).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use mpnn::alphabet::{self, VOCAB};
-use mpnn::featurize::{featurize, Batch, Constraints, Features, TiedMember};
+use mpnn::featurize::Features;
 use mpnn::inputs::{self, Dictionaries};
-use mpnn::model::decoder::{decoding_order, score};
-use mpnn::model::ProteinMpnn;
+use mpnn::job::{self, Design, DesignOptions, Designs, Labels, ResidueConstraints};
 use mpnn::npz::NpzWriter;
 use mpnn::output::{self, NativeHeader, TableRow};
+use mpnn::pipeline::Scores;
 use mpnn::preset::Preset;
-use mpnn::rng::{self, Purpose};
-use mpnn::sampler::{omit_vector, pssm_log_odds_mask, Multinomial, Sample, Sampler, SamplingOptions};
 use mpnn::spec::{self, BiasSpec, ResidueItem, ResidueSpec, Shard, TiedSpec};
 use mpnn::structure::{self, Protein};
-use rayon::prelude::*;
 
 use super::args::{Common, DesignOpts, Skip};
 use super::common::*;
 use super::resume;
 
-/// Per-residue biases from `--bias-by-residue`: residue item → (letter, bias) pairs.
-type ResidueBiases = Vec<(ResidueItem, Vec<(char, f32)>)>;
-
 /// Inline options, parsed before any input is read.
 struct Inline {
     temperatures: Vec<f64>,
     shard: Option<Shard>,
-    fixed: Option<ResidueSpec>,
-    redesign: Option<ResidueSpec>,
-    tied: Option<TiedSpec>,
     bias: Option<BiasSpec>,
     omit: String,
-    bias_by_residue: Option<ResidueBiases>,
-    omit_by_residue: Option<Vec<(ResidueItem, String)>>,
+    /// --fixed, --redesign, --tied, --homo-oligomer, --bias-by-residue, --omit-by-residue.
+    residue: ResidueConstraints,
 }
 
 fn parse_temperatures(s: &str) -> Result<Vec<f64>> {
@@ -97,7 +84,7 @@ fn parse_inline(d: &DesignOpts) -> Result<Inline> {
         );
     }
     let bias_by_residue = match &d.bias_by_residue {
-        None => None,
+        None => Vec::new(),
         Some(path) => {
             let mut out = Vec::new();
             for (k, v) in read_json_object("--bias-by-residue", path)? {
@@ -124,11 +111,11 @@ fn parse_inline(d: &DesignOpts) -> Result<Inline> {
                 }
                 out.push((item, row));
             }
-            Some(out)
+            out
         }
     };
     let omit_by_residue = match &d.omit_by_residue {
-        None => None,
+        None => Vec::new(),
         Some(path) => {
             let mut out = Vec::new();
             for (k, v) in read_json_object("--omit-by-residue", path)? {
@@ -141,7 +128,7 @@ fn parse_inline(d: &DesignOpts) -> Result<Inline> {
                 })?;
                 out.push((item, letters));
             }
-            Some(out)
+            out
         }
     };
     Ok(Inline {
@@ -151,184 +138,26 @@ fn parse_inline(d: &DesignOpts) -> Result<Inline> {
             .as_deref()
             .map(|s| s.parse::<Shard>().with_context(|| format!("--shard {s}: use I/N with 1 <= I <= N, e.g. 1/4")))
             .transpose()?,
-        fixed: spec("--fixed", &d.fixed)?,
-        redesign: spec("--redesign", &d.redesign)?,
-        tied: d
-            .tied
-            .as_deref()
-            .map(|s| s.parse::<TiedSpec>().with_context(|| format!("--tied \"{s}\": not a tied spec")))
-            .transpose()?,
+        residue: ResidueConstraints {
+            fixed: spec("--fixed", &d.fixed)?,
+            redesign: spec("--redesign", &d.redesign)?,
+            tied: d
+                .tied
+                .as_deref()
+                .map(|s| s.parse::<TiedSpec>().with_context(|| format!("--tied \"{s}\": not a tied spec")))
+                .transpose()?,
+            homo_oligomer: d.homo_oligomer,
+            bias_by_residue,
+            omit_by_residue,
+            labels: Labels::CLI,
+        },
         bias: d
             .bias
             .as_deref()
             .map(|s| s.parse::<BiasSpec>().with_context(|| format!("--bias \"{s}\"")))
             .transpose()?,
         omit,
-        bias_by_residue,
-        omit_by_residue,
     })
-}
-
-/// The largest `--backbone_noise` (Å): far beyond any use (the official models were trained
-/// with 0.02-0.3 Å; at 10 Å the backbone is noise).
-const MAX_BACKBONE_NOISE: f32 = 10.0;
-
-fn check_backbone_noise(sigma: f32) -> Result<()> {
-    if sigma.is_nan() || sigma < 0.0 {
-        bail!("--backbone_noise {sigma}: the noise is a standard deviation in Å and cannot be negative; give 0 (none) to {MAX_BACKBONE_NOISE}");
-    }
-    if sigma > MAX_BACKBONE_NOISE {
-        bail!(
-            "--backbone_noise {sigma}: {sigma} Å of noise is larger than any structure's detail (the official models \
-             were trained with 0.02-0.3 Å); give at most {MAX_BACKBONE_NOISE}"
-        );
-    }
-    Ok(())
-}
-
-/// Up to 10 items, then how many more.
-fn list_some(items: &[String]) -> String {
-    let shown = items.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
-    match items.len().saturating_sub(10) {
-        0 => shown,
-        n => format!("{shown} and {n} more"),
-    }
-}
-
-/// The chain length and 1-based positions of `item` in `p`, or an error naming the flag.
-fn resolve(flag: &str, item: &ResidueItem, p: &Protein) -> Result<(String, Vec<i64>)> {
-    let chain = item.chain();
-    let Some(c) = p.chain(chain) else {
-        bail!(
-            "{flag}: `{item}`: chain {chain} is not in {} (its chains are: {}); fix the spec",
-            p.name,
-            p.chain_ids().join(", ")
-        );
-    };
-    let len = c.sequence.chars().count();
-    if item.max_position() as usize > len {
-        bail!(
-            "{flag}: `{item}`: position {} is outside chain {chain} of {} (it has positions 1-{len}; positions are 1-based within the chain as parsed)",
-            item.max_position(),
-            p.name
-        );
-    }
-    Ok((chain.to_string(), item.positions(len).into_iter().map(i64::from).collect()))
-}
-
-/// Adds the inline constraints to the dictionaries' ones for structure `p`.
-fn apply_inline(inl: &Inline, d: &DesignOpts, p: &Protein, designed: &[String], c: &mut Constraints) -> Result<()> {
-    let chain_len = |id: &str| p.chain(id).map(|c| c.sequence.chars().count()).unwrap_or(0);
-    let mut fixed_set: BTreeSet<(String, i64)> = BTreeSet::new();
-    if let Some(spec) = &inl.fixed {
-        for item in &spec.0 {
-            let (chain, pos) = resolve("--fixed", item, p)?;
-            fixed_set.extend(pos.into_iter().map(|q| (chain.clone(), q)));
-        }
-    }
-    if let Some(spec) = &inl.redesign {
-        let mut keep: BTreeSet<(String, i64)> = BTreeSet::new();
-        for item in &spec.0 {
-            let (chain, pos) = resolve("--redesign", item, p)?;
-            if !designed.contains(&chain) {
-                bail!(
-                    "--redesign: `{item}`: chain {chain} of {} is not designed (designed: {}); add it to --chains or drop it",
-                    p.name,
-                    designed.join(", ")
-                );
-            }
-            keep.extend(pos.into_iter().map(|q| (chain.clone(), q)));
-        }
-        if let Some(both) = keep.iter().find(|k| fixed_set.contains(k)) {
-            bail!(
-                "--fixed and --redesign both name {}{} of {}: a residue cannot be fixed and redesigned; remove it from one of them",
-                both.0,
-                both.1,
-                p.name
-            );
-        }
-        for chain in designed {
-            for q in 1..=chain_len(chain) as i64 {
-                if !keep.contains(&(chain.clone(), q)) {
-                    fixed_set.insert((chain.clone(), q));
-                }
-            }
-        }
-    }
-    if !fixed_set.is_empty() {
-        let m = c.fixed_positions.get_or_insert_with(BTreeMap::new);
-        for (chain, q) in fixed_set {
-            let v = m.entry(chain).or_default();
-            if !v.contains(&q) {
-                v.push(q);
-            }
-        }
-    }
-    let mut groups: Vec<Vec<TiedMember>> = Vec::new();
-    if let Some(spec) = &inl.tied {
-        for g in &spec.0 {
-            let members = g.iter().map(|m| resolve("--tied", m, p)).collect::<Result<Vec<_>>>()?;
-            let lens: Vec<usize> = members.iter().map(|m| m.1.len()).collect();
-            if lens.windows(2).any(|w| w[0] != w[1]) {
-                let shown: Vec<String> = g.iter().zip(&lens).map(|(m, n)| format!("{m} ({n})")).collect();
-                bail!(
-                    "--tied: group `{}` of {} ties members of unequal length: {}; give each member the same number of positions",
-                    g.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(","),
-                    p.name,
-                    shown.join(", ")
-                );
-            }
-            for k in 0..lens[0] {
-                groups.push(
-                    members
-                        .iter()
-                        .map(|(chain, pos)| TiedMember { chain: chain.clone(), positions: vec![pos[k]], betas: None })
-                        .collect(),
-                );
-            }
-        }
-    }
-    if d.homo_oligomer {
-        let mut chains: Vec<String> = designed.to_vec();
-        chains.sort();
-        let lens: Vec<usize> = chains.iter().map(|c| chain_len(c)).collect();
-        if lens.windows(2).any(|w| w[0] != w[1]) {
-            let shown: Vec<String> = chains.iter().zip(&lens).map(|(c, n)| format!("{c}: {n}")).collect();
-            bail!(
-                "--homo-oligomer: the designed chains of {} have unequal lengths ({}); design chains of equal length (--chains) or drop --homo-oligomer",
-                p.name,
-                shown.join(", ")
-            );
-        }
-        for q in 1..=lens.first().copied().unwrap_or(0) as i64 {
-            groups.push(
-                chains.iter().map(|c| TiedMember { chain: c.clone(), positions: vec![q], betas: None }).collect(),
-            );
-        }
-    }
-    if !groups.is_empty() {
-        c.tied.get_or_insert_with(Vec::new).extend(groups);
-    }
-    if let Some(items) = &inl.bias_by_residue {
-        let m = c.bias_by_res.get_or_insert_with(BTreeMap::new);
-        for (item, row) in items {
-            let (chain, pos) = resolve("--bias-by-residue", item, p)?;
-            let rows = m.entry(chain.clone()).or_insert_with(|| vec![[0f32; VOCAB]; chain_len(&chain)]);
-            for q in pos {
-                for &(l, v) in row {
-                    rows[q as usize - 1][alphabet::index_of(l).unwrap() as usize] += v;
-                }
-            }
-        }
-    }
-    if let Some(items) = &inl.omit_by_residue {
-        let m = c.omit_aa.get_or_insert_with(BTreeMap::new);
-        for (item, letters) in items {
-            let (chain, pos) = resolve("--omit-by-residue", item, p)?;
-            m.entry(chain).or_default().push((pos, letters.clone()));
-        }
-    }
-    Ok(())
 }
 
 /// One structure to design.
@@ -336,70 +165,6 @@ struct Job {
     protein: Protein,
     source: PathBuf,
     features: Features,
-    log_odds_mask: Vec<f32>,
-}
-
-/// One finished design.
-struct Design {
-    /// Index among the structure's generated samples in output order (temperature-major).
-    slot: usize,
-    sample: Sample,
-    log_probs: Vec<f32>,
-    score: f32,
-    global: f32,
-    recovery: f32,
-    /// With --screen: the screening configuration's (score, global_score).
-    screen: Option<(f32, f32)>,
-}
-
-fn noisy(f: &Features, sigma: f32, seed: u64, i: u64) -> Features {
-    let mut g = f.clone();
-    let noise = rng::randn(&mut rng::stream(seed, &f.name, Purpose::Noise, i), g.x.len());
-    for (x, n) in g.x.iter_mut().zip(noise) {
-        *x += sigma * n;
-    }
-    g
-}
-
-fn finish(
-    model: &ProteinMpnn,
-    enc: &mpnn::model::encoder::Encoded,
-    f: &Features,
-    slot: usize,
-    sample: Sample,
-) -> Design {
-    // Untied samples carry the log-probabilities `forward()` gives them with their own
-    // decoding order (computed while decoding); tied ones are rescored.
-    let lp = match &sample.log_probs {
-        Some(lp) => lp.clone(),
-        None => model.forward(enc, &sample.s, &sample.decoding_order),
-    };
-    let design = f.design_mask();
-    let score_v = score(&lp, &sample.s, &design);
-    let global = score(&lp, &sample.s, &f.mask);
-    let den: f32 = design.iter().sum();
-    let same: f32 = design.iter().enumerate().filter(|(i, _)| sample.s[*i] == f.s[*i]).map(|(_, &m)| m).sum();
-    Design { slot, sample, log_probs: lp, score: score_v, global, recovery: same / den, screen: None }
-}
-
-/// Cascade screening: rescores every design (sampled with the screening model) with the main
-/// model on the design's own decoding order, and keeps the `keep` best by the main model's
-/// score (ties: the earlier sample first), best first.
-fn screen_and_keep(model: &ProteinMpnn, f: &Features, designs: Vec<Design>, keep: usize) -> Vec<Design> {
-    let enc = model.encode(&Batch::new(&[f], None));
-    let mut rescored: Vec<Design> = designs
-        .into_par_iter()
-        .map(|mut x| {
-            let screen = (x.score, x.global);
-            x.sample.log_probs = None;
-            let mut full = finish(model, &enc, f, x.slot, x.sample);
-            full.screen = Some(screen);
-            full
-        })
-        .collect();
-    rescored.sort_by(|a, b| a.score.total_cmp(&b.score).then(a.slot.cmp(&b.slot)));
-    rescored.truncate(keep);
-    rescored
 }
 
 /// How `mpnn` was asked to design.
@@ -500,7 +265,7 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
     passes(c)?;
     let num_batches = c.num_seq_per_target / c.batch_size;
     let per_temp = num_batches * c.batch_size;
-    check_backbone_noise(d.backbone_noise)?;
+    job::check_backbone_noise(d.backbone_noise, &Labels::CLI)?;
     // Official dictionaries.
     let read =
         |flag: &str, v: &Option<String>| -> Result<Option<(String, serde_json::Map<String, serde_json::Value>)>> {
@@ -523,6 +288,20 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
             bias_aa[alphabet::index_of(l).unwrap() as usize] += v;
         }
     }
+    let opts = DesignOptions {
+        temperatures: inl.temperatures.clone(),
+        per_temperature: per_temp,
+        seed: seed(c),
+        backbone_noise: d.backbone_noise,
+        omit: inl.omit.clone(),
+        bias_aa,
+        pssm_multi: d.pssm_multi,
+        pssm_threshold: d.pssm_threshold,
+        pssm_log_odds: d.pssm_log_odds_flag.on(),
+        pssm_bias: d.pssm_bias_flag.on(),
+        labels: Labels::CLI,
+    };
+    opts.validate()?;
 
     // Structures and their features: every check first, for every structure (also those of
     // other shards, so every shard agrees on what is invalid and on the shard split).
@@ -530,31 +309,7 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
     let prepared = inputs.prepare_each(|input| {
         let p = &input.protein;
         let sel = selection_for(p, c.chains.as_deref(), &dicts)?;
-        let mut cons = dicts.constraints(&p.name)?;
-        apply_inline(&inl, d, p, &sel.designed, &mut cons)?;
-        let f = featurize(p, &sel, &cons, c.ca_only)?;
-        if f.masked_chains.is_empty() {
-            bail!("{}: no chain is designed; name the chains to design (--chains or --chain_id_jsonl)", p.name);
-        }
-        if f.design_mask().iter().all(|&m| m == 0.0) {
-            bail!(
-                "{}: nothing is designable: every residue of the designed chains ({}) is fixed or lacks backbone \
-                 coordinates; free some positions (--fixed, --redesign, --fixed_positions_jsonl) or design other chains",
-                p.name,
-                f.masked_chains.join(", ")
-            );
-        }
-        let blocked = f.fully_omitted(&omit_vector(&inl.omit));
-        if !blocked.is_empty() {
-            bail!(
-                "{}: at designed position{} {} every amino acid is omitted (--omit_AAs/--omit plus \
-                 --omit_AA_jsonl/--omit-by-residue), so nothing could be sampled; allow at least one letter there or fix the position",
-                p.name,
-                if blocked.len() == 1 { "" } else { "s" },
-                list_some(&blocked)
-            );
-        }
-        Ok(f)
+        Ok(job::prepare(p, &sel, dicts.constraints(&p.name)?, &inl.residue, &inl.omit, c.ca_only)?)
     });
     let base = out_base(c)?;
     let fasta_path = |name: &str| base.join("seqs").join(format!("{name}.fa"));
@@ -574,10 +329,7 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
     }
     let jobs: Vec<Job> = prepared
         .into_iter()
-        .map(|(input, f)| {
-            let log_odds_mask = pssm_log_odds_mask(&f, d.pssm_threshold);
-            Job { protein: input.protein, source: input.source.path, features: f, log_odds_mask }
-        })
+        .map(|(input, f)| Job { protein: input.protein, source: input.source.path, features: f })
         .collect();
     if let Some(t) = &d.table {
         let ext = t.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -587,17 +339,9 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
     }
 
     // Cascade screening: checked before any work.
-    let generated = inl.temperatures.len() * per_temp;
+    let generated = opts.generated();
     if let (Some(p), Some(keep)) = (d.screen, d.keep) {
-        if keep == 0 || keep > generated {
-            bail!(
-                "--keep {keep}: keep between 1 and the {generated} sequences generated per structure \
-                 (--num_seq_per_target × temperatures); raise --num_seq_per_target to screen more"
-            );
-        }
-        if d.backbone_noise > 0.0 {
-            bail!("--screen with --backbone_noise is not supported: each sample would need its own noisy backbone rescored; drop one of them");
-        }
+        job::check_screen(keep, &opts)?;
         if p.needs_pruned() && d.screen_weights.is_none() {
             bail!("--screen {p} runs a pruned checkpoint; pass it with --screen-weights FILE (or screen with fast or balanced)");
         }
@@ -678,23 +422,21 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
     }
     write_skip_list(&skip_list, &inputs.invalid)?;
 
-    let seed = seed(c);
+    let seed = opts.seed;
     let t_start = Instant::now();
     let mut n_seqs = 0usize;
     let mut n_res = 0usize;
     if !todo.is_empty() {
-        let (raw, raw_path) = load_checkpoint(c, Some(&weights), quiet)?;
-        let model_name = checkpoint_name(&raw_path);
-        let engine = configure(raw.clone(), &raw_path, c.preset, c.k, c.precision)?;
-        let model = &engine.model;
-        let screen_engine = match d.screen {
+        let raw = load_model(c, Some(&weights), quiet)?;
+        let model = configure(&raw, c.preset, c.k, c.precision)?;
+        let screen = match d.screen {
             None => None,
             Some(p) => {
-                let (e, path) = match &d.screen_weights {
-                    Some(w) => load_checkpoint(c, Some(w), true)?,
-                    None => (raw, raw_path),
+                let base = match &d.screen_weights {
+                    Some(w) => load_model(c, Some(w), true)?,
+                    None => raw,
                 };
-                Some(configure(e, &path, Some(p), None, None)?)
+                Some(configure(&base, Some(p), None, None)?)
             }
         };
         for sub in ["seqs"]
@@ -724,16 +466,11 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
                 bar.suspend(|| println!("Generating sequences for: {}", f.name));
             }
             let t0 = Instant::now();
-            let designs = match (&screen_engine, d.keep) {
-                (Some(se), Some(keep)) => screen_and_keep(
-                    model,
-                    f,
-                    design_structure(&se.model, job, d, &inl, bias_aa, seed, per_temp, &bar),
-                    keep,
-                ),
-                _ => design_structure(model, job, d, &inl, bias_aa, seed, per_temp, &bar),
+            let progress = |n: usize| bar.inc(n as u64);
+            let Designs { native, designs } = match (&screen, d.keep) {
+                (Some(sm), Some(keep)) => job::design_screened(&model, sm, keep, f, &opts, &progress)?,
+                _ => job::design(&model, f, &opts, &progress)?,
             };
-            let native = native_scores(model, f, seed);
             // The previous outputs go first (so none outlives this run's), then the record, then
             // the new outputs with the FASTA last: an interruption never leaves a complete FASTA
             // with a record that does not match it.
@@ -741,7 +478,7 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
             if let Some(p) = params_of(f) {
                 resume::write_record(&base, &f.name, &p, seed, &weights)?;
             }
-            write_outputs(c, d, &base, job, &inl, &designs, seed, per_temp, native, &model_name)?;
+            write_outputs(c, d, &base, job, &designs, seed, native, &model.name())?;
             let dt = t0.elapsed().as_secs_f64();
             n_seqs += designs.len();
             n_res += designs.len() * f.masked_chain_lengths.iter().sum::<usize>();
@@ -787,106 +524,17 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
     Ok(())
 }
 
-/// Every design of one structure, in output order.
-#[allow(clippy::too_many_arguments)]
-fn design_structure(
-    model: &ProteinMpnn,
-    job: &Job,
-    d: &DesignOpts,
-    inl: &Inline,
-    bias_aa: [f32; VOCAB],
-    seed: u64,
-    per_temp: usize,
-    bar: &indicatif::ProgressBar,
-) -> Vec<Design> {
-    let f = &job.features;
-    let l = f.len();
-    let options = |t: f64| SamplingOptions {
-        temperature: t as f32,
-        omit_aas: omit_vector(&inl.omit),
-        bias_aa,
-        pssm_multi: d.pssm_multi,
-        pssm_log_odds_flag: d.pssm_log_odds_flag.on(),
-        pssm_bias_flag: d.pssm_bias_flag.on(),
-    };
-    // (global sample index, temperature) in output order, decoded batch by batch.
-    let all: Vec<(usize, f64)> = inl
-        .temperatures
-        .iter()
-        .enumerate()
-        .flat_map(|(ti, &t)| (0..per_temp).map(move |s| (ti * per_temp + s, t)))
-        .collect();
-    let draw = |i: usize| {
-        let randn = rng::randn(&mut rng::stream(seed, &f.name, Purpose::DesignOrder, i as u64), l);
-        let chooser = Multinomial(rng::stream(seed, &f.name, Purpose::DesignDraws, i as u64));
-        (randn, chooser)
-    };
-    if d.backbone_noise > 0.0 {
-        return all
-            .par_iter()
-            .map(|&(i, t)| {
-                let g = noisy(f, d.backbone_noise, seed, i as u64);
-                let enc = model.encode(&Batch::new(&[&g], None));
-                let sampler = Sampler::new(model, &enc, &g, job.log_odds_mask.clone(), options(t));
-                let (randn, mut chooser) = draw(i);
-                let sample = sampler.sample(&randn, &mut chooser);
-                bar.inc(1);
-                finish(model, &enc, &g, i, sample)
-            })
-            .collect();
-    }
-    let enc = model.encode(&Batch::new(&[f], None));
-    let mut out = Vec::with_capacity(all.len());
-    for &t in &inl.temperatures {
-        let sampler = Sampler::new(model, &enc, f, job.log_odds_mask.clone(), options(t));
-        let mine: Vec<usize> = all.iter().filter(|x| x.1 == t).map(|x| x.0).collect();
-        // Results never depend on how samples are grouped, so every sample of a temperature is
-        // decoded together (in groups that bound memory), whatever --batch_size says.
-        let group = DECODE_GROUP.min(mine.len().max(1));
-        let chunks: Vec<&[usize]> = mine.chunks(group).collect();
-        let done: Vec<Vec<Design>> = chunks
-            .par_iter()
-            .map(|ids| {
-                let drawn: Vec<(Vec<f32>, _)> = ids.iter().map(|&i| draw(i)).collect();
-                let randns: Vec<&[f32]> = drawn.iter().map(|x| x.0.as_slice()).collect();
-                let mut choosers: Vec<_> = drawn.iter().map(|x| x.1.clone()).collect();
-                let mut refs: Vec<&mut dyn mpnn::sampler::Chooser> =
-                    choosers.iter_mut().map(|c| c as &mut dyn mpnn::sampler::Chooser).collect();
-                let samples = sampler.sample_many(&randns, &mut refs);
-                let r: Vec<Design> =
-                    samples.into_iter().zip(ids.iter()).map(|(s, &i)| finish(model, &enc, f, i, s)).collect();
-                bar.inc(r.len() as u64);
-                r
-            })
-            .collect();
-        out.extend(done.into_iter().flatten());
-    }
-    out
-}
-
-/// Samples of one structure decoded together per call (bounds the per-call state memory).
-const DECODE_GROUP: usize = 32;
-
-/// The native sequence's official score: one forward pass with its own decoding order.
-fn native_scores(model: &ProteinMpnn, f: &Features, seed: u64) -> (f32, f32) {
-    let enc = model.encode(&Batch::new(&[f], None));
-    let randn = rng::randn(&mut rng::stream(seed, &f.name, Purpose::ScoreOrder, 0), f.len());
-    let design = f.design_mask();
-    let lp = model.forward(&enc, &f.s, &decoding_order(&design, &randn));
-    (score(&lp, &f.s, &design), score(&lp, &f.s, &f.mask))
-}
-
+/// Writes one structure's outputs: scores, probabilities and threaded structures when asked
+/// for, and the FASTA last (a complete FASTA marks the structure as done).
 #[allow(clippy::too_many_arguments)]
 fn write_outputs(
     c: &Common,
     d: &DesignOpts,
     base: &Path,
     job: &Job,
-    inl: &Inline,
     designs: &[Design],
     seed: u64,
-    per_temp: usize,
-    (score_n, global_n): (f32, f32),
+    native: Scores,
     model_name: &str,
 ) -> Result<()> {
     let f = &job.features;
@@ -901,7 +549,7 @@ fn write_outputs(
         w.f32("score", &[n], designs.iter().map(|x| x.score).collect()).f32(
             "global_score",
             &[n],
-            designs.iter().map(|x| x.global).collect(),
+            designs.iter().map(|x| x.global_score).collect(),
         );
         write(base.join("scores").join(format!("{name}.npz")), &w.to_bytes()?)?;
     }
@@ -939,10 +587,10 @@ fn write_outputs(
             }
             let remark = format!(
                 "mpnn design of {name}: T={}, sample={}, score={}, global_score={}",
-                output::python_float(inl.temperatures[x.slot / per_temp]),
-                x.slot % per_temp + 1,
+                output::python_float(x.temperature),
+                x.number,
                 output::np4(x.score),
-                output::np4(x.global)
+                output::np4(x.global_score)
             );
             let pdb = output::threaded_pdb(&job.protein, &letters, &firsts, c.ca_only, &remark);
             write(base.join("structures").join(format!("{name}_sample_{}.pdb", k + 1)), pdb.as_bytes())?;
@@ -953,8 +601,8 @@ fn write_outputs(
     let mut text = output::native_record(
         &NativeHeader {
             name,
-            score: score_n,
-            global_score: global_n,
+            score: native.score,
+            global_score: native.global_score,
             fixed_chains: &f.visible_chains,
             designed_chains: &f.masked_chains,
             ca_only: c.ca_only,
@@ -966,14 +614,14 @@ fn write_outputs(
     );
     for x in designs {
         let mut record = output::sample_record(
-            inl.temperatures[x.slot / per_temp],
-            x.slot % per_temp + 1,
+            x.temperature,
+            x.number,
             x.score,
-            x.global,
+            x.global_score,
             x.recovery,
-            &output::designed_sequence(&x.sample.s, &f.chain_m, &f.masked_chain_lengths),
+            &x.designed_sequence(f),
         );
-        if let Some((s, g)) = x.screen {
+        if let Some(Scores { score: s, global_score: g }) = x.screen {
             // `>T=..., seq_recovery=R` + the screening model's scores.
             let at = record.find('\n').unwrap_or(record.len());
             record

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use mpnn::eval::{self, Config, Options};
 use mpnn::featurize::featurize;
+use mpnn::job::Model;
 use mpnn::kernels::precision::Precision;
 use mpnn::pipeline::Engine;
 use mpnn::preset::{self, Preset};
@@ -103,27 +104,29 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         let sel = selection_for(p, c.chains.as_deref(), &dicts)?;
         feats.push(featurize(p, &sel, &dicts.constraints(&p.name)?, c.ca_only)?);
     }
-    let (main, main_path) = load_checkpoint(c, None, true)?;
+    let main = load_model(c, None, true)?;
+    let main_path = main.path().to_path_buf();
     let pruned = match &a.pruned_weights {
         Some(p) => {
             if !p.is_file() {
                 bail!("--pruned-weights {}: no such file; give the pruned checkpoint's path", p.display());
             }
-            let (e, path) = load_checkpoint(c, Some(p), true)?;
-            if !preset::is_pruned(&e.arch()) {
+            let e = load_model(c, Some(p), true)?;
+            let path = e.path().to_path_buf();
+            if !preset::is_pruned(&e.engine().arch()) {
                 bail!(
                     "--pruned-weights {}: this is the full architecture (3 + 3 layers, hidden {}), not a pruned checkpoint",
                     p.display(),
-                    e.arch().hidden
+                    e.engine().arch().hidden
                 );
             }
             Some((e, path))
         }
         None => None,
     };
-    let main_is_pruned = preset::is_pruned(&main.arch());
+    let main_is_pruned = preset::is_pruned(&main.engine().arch());
     // The checkpoint a preset runs: the main one if it is of the preset's kind, else the pruned one.
-    let pick = |p: Preset| -> Option<(&Engine, &PathBuf)> {
+    let pick = |p: Preset| -> Option<(&Model, &PathBuf)> {
         if p.needs_pruned() == main_is_pruned {
             Some((&main, &main_path))
         } else {
@@ -142,19 +145,19 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         let Some((e, path)) = pick(p) else {
             bail!("--reference {p}: that preset needs a {} checkpoint; pass one with --pruned-weights", kind(p));
         };
-        references.push(e.with_options(p.k(), Precision::F32));
+        references.push(e.engine().with_options(p.k(), Precision::F32));
         reference_names.push(format!("{p}/f32 ({})", file_name(path)));
         Some(0)
     };
-    let mut reference_for = |e: &Engine, path: &PathBuf| -> usize {
+    let mut reference_for = |e: &Model, path: &PathBuf| -> usize {
         if let Some(r) = fixed_reference {
             return r;
         }
         if let Some((_, r)) = reference_of_checkpoint.iter().find(|(p, _)| p == path) {
             return *r;
         }
-        references.push(e.with_options(None, Precision::F32));
-        reference_names.push(format!("{} at k {} f32", file_name(path), e.arch().k));
+        references.push(e.engine().with_options(None, Precision::F32));
+        reference_names.push(format!("{} at k {} f32", file_name(path), e.engine().arch().k));
         reference_of_checkpoint.push((path.clone(), references.len() - 1));
         references.len() - 1
     };
@@ -178,7 +181,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
                 name: format!("{p}/{prec}"),
                 preset: p.to_string(),
                 checkpoint: file_name(path),
-                engine: e.with_options(p.k(), prec),
+                engine: e.engine().with_options(p.k(), prec),
                 batch: p.batch(),
                 reference: r,
             });
@@ -190,7 +193,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             bail!("--preset {p}: needs a {} checkpoint", kind(p));
         };
         let r = reference_for(e, path);
-        let engine = configure(e.clone(), path, Some(p), c.k, c.precision)?;
+        let engine = configure(e, Some(p), c.k, c.precision)?.engine().clone();
         configs.push(Config {
             name: format!("custom ({p}, k {}, {})", engine.arch().k, engine.model.precision),
             preset: "custom".into(),

@@ -3,9 +3,9 @@
 use anyhow::{Context, Result};
 use mpnn::bucket::Group;
 use mpnn::featurize::{featurize, Features};
+use mpnn::job;
 use mpnn::npz::NpzWriter;
 use mpnn::pipeline::{Pass, Workspace};
-use mpnn::rng::{self, Purpose};
 
 use super::args::{Batching, Common, Skip};
 use super::batching;
@@ -35,7 +35,8 @@ pub fn run(c: &Common, kind: Kind, batching: &Batching, skip: &Skip) -> Result<(
     let list = dir.join("skipped.tsv");
     settle_invalid(&inputs.invalid, prepared.len(), skip.skip_invalid, &list)?;
     let feats: Vec<Features> = prepared.into_iter().map(|(_, f)| f).collect();
-    let engine = load_engine(c, quiet)?;
+    let model = load_configured(c, quiet)?;
+    let engine = model.engine();
     let dir = out_dir(c, sub)?;
     write_skip_list(&list, &inputs.invalid)?;
     let lengths: Vec<usize> = feats.iter().map(Features::len).collect();
@@ -50,17 +51,8 @@ pub fn run(c: &Common, kind: Kind, batching: &Batching, skip: &Skip) -> Result<(
                 .map(|lp| lp.repeat(n_passes))
                 .collect(),
             Kind::Conditional { backbone_only } => {
-                let passes: Vec<Vec<Pass>> = members
-                    .iter()
-                    .map(|f| {
-                        (0..n_passes)
-                            .map(|i| {
-                                let stream = &mut rng::stream(seed, &f.name, Purpose::ScoreOrder, i as u64);
-                                (f.s.clone(), rng::randn(stream, f.len()))
-                            })
-                            .collect()
-                    })
-                    .collect();
+                let passes: Vec<Vec<Pass>> =
+                    members.iter().map(|f| job::score_passes(f, &f.s, n_passes, seed)).collect();
                 let items: Vec<(&Features, &[Pass])> = members.iter().zip(&passes).map(|(f, p)| (*f, &p[..])).collect();
                 engine
                     .conditional_many(&items, backbone_only, Some(g.pad_to), ws)?

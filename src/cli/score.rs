@@ -4,9 +4,9 @@ use anyhow::{bail, Context, Result};
 use mpnn::alphabet;
 use mpnn::bucket::Group;
 use mpnn::featurize::{featurize, Features};
+use mpnn::job;
 use mpnn::npz::NpzWriter;
 use mpnn::pipeline::{fmt4, mean_std, Pass, Scores, Workspace};
-use mpnn::rng::{self, Purpose};
 
 use super::args::{Batching, Common, Skip};
 use super::batching;
@@ -34,35 +34,6 @@ pub fn read_fasta(path: &std::path::Path) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// The FASTA sequence as alphabet indices, written over the native sequence the official way
-/// (from the first position: designed chains come first in the model's order).
-fn fasta_sequence(f: &Features, header: &str, seq: &str, file: &std::path::Path) -> Result<Vec<u8>> {
-    let designed: usize = f.masked_chain_lengths.iter().sum();
-    let n = seq.chars().count();
-    if n != designed && n != f.len() {
-        bail!(
-            "{}: record `{header}` has {n} residues, but {} has {designed} designed residues ({} in all); \
-             give the designed chains' sequence (chains in order {})",
-            file.display(),
-            f.name,
-            f.len(),
-            f.masked_chains.join(", ")
-        );
-    }
-    let mut s = f.s.clone();
-    for (i, c) in seq.chars().enumerate() {
-        s[i] = alphabet::index_of(c.to_ascii_uppercase()).with_context(|| {
-            format!(
-                "{}: record `{header}` position {}: `{c}` is not one of {}",
-                file.display(),
-                i + 1,
-                alphabet::ALPHABET
-            )
-        })?;
-    }
-    Ok(s)
-}
-
 pub fn run(c: &Common, fasta: Option<&std::path::Path>, batching: &Batching, skip: &Skip) -> Result<()> {
     let Prepared { quiet, seed, mut inputs, dicts, n_passes } = prepare(c)?;
     let fasta_records = fasta.map(read_fasta).transpose()?;
@@ -74,7 +45,11 @@ pub fn run(c: &Common, fasta: Option<&std::path::Path>, batching: &Batching, ski
         let mut seqs = vec![(String::from("pdb"), f.s.clone())];
         if let (Some(recs), Some(path)) = (&fasta_records, fasta) {
             for (i, (h, s)) in recs.iter().enumerate() {
-                seqs.push((format!("fasta_{}", i + 1), fasta_sequence(&f, h, s, path)?));
+                let what = format!("record `{h}`");
+                seqs.push((
+                    format!("fasta_{}", i + 1),
+                    job::parse_sequence(&f, s, &path.display().to_string(), &what)?,
+                ));
             }
         }
         Ok((f, seqs))
@@ -86,20 +61,15 @@ pub fn run(c: &Common, fasta: Option<&std::path::Path>, batching: &Batching, ski
     let list = dir.join("skipped.tsv");
     settle_invalid(&inputs.invalid, prepared.len(), skip.skip_invalid, &list)?;
     let feats: Vec<_> = prepared.into_iter().map(|(_, x)| x).collect();
-    let engine = load_engine(c, quiet)?;
+    let model = load_configured(c, quiet)?;
+    let engine = model.engine();
     let lengths: Vec<usize> = feats.iter().map(|(f, _)| f.len()).collect();
     let router = batching::router(batching, &lengths, engine.arch().k)?;
     let dir = out_dir(c, "score_only")?;
     write_skip_list(&list, &inputs.invalid)?;
     // Every sequence of a structure, `n_passes` passes each, in one list per structure.
     let passes_of = |f: &Features, seqs: &[(String, Vec<u8>)]| -> Vec<Pass> {
-        seqs.iter()
-            .flat_map(|(_, s)| {
-                (0..n_passes).map(|i| {
-                    (s.clone(), rng::randn(&mut rng::stream(seed, &f.name, Purpose::ScoreOrder, i as u64), f.len()))
-                })
-            })
-            .collect()
+        seqs.iter().flat_map(|(_, s)| job::score_passes(f, s, n_passes, seed)).collect()
     };
     let run_group = |g: &Group, ws: &mut Workspace| -> Result<Vec<Vec<String>>> {
         let passes: Vec<Vec<Pass>> = g.members.iter().map(|&i| passes_of(&feats[i].0, &feats[i].1)).collect();
