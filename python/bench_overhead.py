@@ -13,6 +13,7 @@ Prints one line per measurement and a summary; see BENCHMARKS.md ("Calling overh
 import argparse
 import os
 import pathlib
+import resource
 import shutil
 import statistics
 import subprocess
@@ -28,14 +29,20 @@ sys.path = [p for p in sys.path if pathlib.Path(p or ".").resolve() != HERE]
 import mpnn_rs  # noqa: E402
 
 
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def cli_seconds(binary, weights, inputs, out):
+    """Wall and CPU seconds of one `mpnn design` run."""
     shutil.rmtree(out, ignore_errors=True)
     env = dict(os.environ, MPNN_OFFLINE="1")
     args = [str(binary), "design", *map(str, inputs), "--weights", str(weights), "--out", str(out)]
     args += ["--num_seq_per_target", "8", "--sampling_temp", "0.1", "--seed", "37", "--suppress_print", "1"]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu()
     subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, children_cpu() - cpu
 
 
 def main():
@@ -55,13 +62,14 @@ def main():
     model.design(s, num_seqs=8, temperature=0.1, seed=37)  # warm-up
 
     def python_seconds():
-        start = time.perf_counter()
+        """Wall and CPU (all threads of this process) seconds of one design call."""
+        start, cpu = time.perf_counter(), time.process_time()
         model.design(s, num_seqs=8, temperature=0.1, seed=37)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
     # Command line: N copies (distinct names, so N structures) minus one copy. Python and the
     # command line are measured in turn, round after round, so both see the same machine load.
-    py_times, one, many, ratios = [], [], [], []
+    py_times, one, many = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         copies = []
@@ -71,21 +79,21 @@ def main():
             copies.append(p)
         cli_seconds(a.bin, weights, copies[:1], tmp / "warm")  # warm-up (page cache)
         for _ in range(a.repeats):
-            round_py = [python_seconds() for _ in range(a.copies - 1)]
-            t1 = cli_seconds(a.bin, weights, copies[:1], tmp / "one")
-            tn = cli_seconds(a.bin, weights, copies, tmp / "many")
-            py_times += round_py
-            one.append(t1)
-            many.append(tn)
-            ratios.append(sum(round_py) / (tn - t1))
-    py = statistics.median(py_times)
-    t1, tn = statistics.median(one), statistics.median(many)
-    cli = (tn - t1) / (a.copies - 1)
-    print(f"python: model.design(5L33, num_seqs=8): median {py * 1e3:.1f} ms over {len(py_times)} calls")
-    print(f"cli: mpnn design x1: median {t1 * 1e3:.1f} ms; x{a.copies}: median {tn * 1e3:.1f} ms ({a.repeats} runs each)")
-    print(f"cli: per structure (x{a.copies} - x1) / {a.copies - 1}: {cli * 1e3:.1f} ms")
-    print(f"overhead of the Python call (median of {a.repeats} rounds): {(statistics.median(ratios) - 1) * 100:+.1f} %")
-    print(f"  rounds: {' '.join(f'{(r - 1) * 100:+.1f}%' for r in ratios)}")
+            py_times.append([python_seconds() for _ in range(a.copies - 1)])
+            one.append(cli_seconds(a.bin, weights, copies[:1], tmp / "one"))
+            many.append(cli_seconds(a.bin, weights, copies, tmp / "many"))
+    n = a.copies - 1
+    for k, what in ((0, "wall"), (1, "CPU")):
+        py = statistics.median(t[k] for r in py_times for t in r)
+        t1, tn = statistics.median(t[k] for t in one), statistics.median(t[k] for t in many)
+        cli = (tn - t1) / n
+        ratios = [sum(t[k] for t in r) / (m[k] - o[k]) for r, o, m in zip(py_times, one, many)]
+        print(f"{what} time, medians over {a.repeats} rounds:")
+        print(f"  python: model.design(5L33, num_seqs=8): {py * 1e3:.1f} ms per call ({n} calls a round)")
+        print(f"  cli: mpnn design on 1 copy: {t1 * 1e3:.1f} ms; on {a.copies} copies: {tn * 1e3:.1f} ms")
+        print(f"  cli: per structure, ({a.copies} copies - 1 copy) / {n}: {cli * 1e3:.1f} ms")
+        print(f"  python / cli - 1, median of the rounds: {(statistics.median(ratios) - 1) * 100:+.1f} %")
+        print(f"    rounds: {' '.join(f'{(r - 1) * 100:+.1f}%' for r in ratios)}")
 
 
 if __name__ == "__main__":
