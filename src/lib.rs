@@ -15,6 +15,7 @@ pub mod alphabet;
 pub mod bench;
 pub mod bucket;
 pub mod checkpoint;
+pub mod cluster;
 pub mod eval;
 pub mod featurize;
 pub mod inputs;

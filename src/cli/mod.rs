@@ -3,6 +3,7 @@
 pub mod args;
 pub mod batching;
 pub mod bench;
+pub mod cluster;
 pub mod common;
 pub mod design;
 pub mod eval;
@@ -29,6 +30,14 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::Bench(a)) => bench::run(&a),
         Some(Command::Eval(a)) => eval::run(&a),
+        Some(Command::Slurm(a)) => cluster::slurm(&a),
+        Some(Command::Status(a)) => {
+            if !cluster::status(&a)? {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
+        Some(Command::MergeTables(a)) => cluster::merge_tables(&a),
         Some(Command::Design(a)) => design::run(&a.common, &a.design, &a.skip, design::Mode::Subcommand),
         Some(Command::Convert(a)) => {
             let ckpt = checkpoint::load(&a.input)?;
