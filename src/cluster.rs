@@ -358,7 +358,10 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable() {
         let e = array_shard(env(&[(ID, "two"), (MIN, "1"), (MAX, "4")])).unwrap_err();
-        assert_eq!(e.to_string(), "SLURM_ARRAY_TASK_ID=two: not a whole number (Slurm sets it to one; unset it or fix it)");
+        assert_eq!(
+            e.to_string(),
+            "SLURM_ARRAY_TASK_ID=two: not a whole number (Slurm sets it to one; unset it or fix it)"
+        );
         let e = array_shard(env(&[(ID, "2"), (MIN, "-1"), (MAX, "4")])).unwrap_err();
         assert!(e.to_string().starts_with("SLURM_ARRAY_TASK_MIN=-1"), "{e}");
         let e = array_shard(env(&[(ID, "2"), (MIN, "1"), (MAX, "4"), (STEP, "0")])).unwrap_err();
@@ -375,8 +378,14 @@ mod tests {
     fn cpus() {
         assert_eq!(cpus_per_task(env(&[])).unwrap(), None);
         assert_eq!(cpus_per_task(env(&[(CPUS_PER_TASK, "8")])).unwrap(), Some(8));
-        assert!(cpus_per_task(env(&[(CPUS_PER_TASK, "0")])).unwrap_err().to_string().starts_with("SLURM_CPUS_PER_TASK=0"));
-        assert!(cpus_per_task(env(&[(CPUS_PER_TASK, "x")])).unwrap_err().to_string().starts_with("SLURM_CPUS_PER_TASK=x"));
+        assert!(cpus_per_task(env(&[(CPUS_PER_TASK, "0")]))
+            .unwrap_err()
+            .to_string()
+            .starts_with("SLURM_CPUS_PER_TASK=0"));
+        assert!(cpus_per_task(env(&[(CPUS_PER_TASK, "x")]))
+            .unwrap_err()
+            .to_string()
+            .starts_with("SLURM_CPUS_PER_TASK=x"));
     }
 
     #[test]

@@ -103,7 +103,10 @@ pub fn slurm(a: &SlurmArgs) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("the design command after `--`: {}", e.to_string().trim_end()))?;
     let Some(Command::Design(d)) = cli.command else { unreachable!("the first word is `design`") };
     if let Some(s) = &d.design.shard {
-        bail!("the design command after `--` has --shard {s}; leave it out: task I of the array runs --shard I/{}", a.tasks);
+        bail!(
+            "the design command after `--` has --shard {s}; leave it out: task I of the array runs --shard I/{}",
+            a.tasks
+        );
     }
     let Some(out) = &d.common.out else {
         bail!("the design command after `--` has no --out DIR: the tasks must share an output folder")
@@ -165,6 +168,11 @@ pub fn slurm(a: &SlurmArgs) -> Result<()> {
     let mut command = vec![program];
     command.extend(words);
     let tables = slurm_dir.join("tables");
+    // Where the merged table goes: the design command's --table, else OUT/run.csv.
+    let merged = match &d.design.table {
+        Some(t) => absolute(t)?,
+        None => out_abs.join(format!("run.{ext}")),
+    };
     let q = |p: &Path| shell_quote(&p.display().to_string());
     let notes = vec![
         format!("mpnn design as a Slurm job array, written by `mpnn slurm` (mpnn {}).", env!("CARGO_PKG_VERSION")),
@@ -174,12 +182,12 @@ pub fn slurm(a: &SlurmArgs) -> Result<()> {
         ),
         String::new(),
         format!("Submit:           sbatch {}", q(&script)),
-        format!("Progress:         mpnn status {}", q(out)),
+        format!("Progress:         mpnn status {}", q(&out_abs)),
         format!("Rerun tasks 2, 4: sbatch --array=2,4 {}   (resume skips finished structures)", q(&script)),
         format!(
             "One table:        mpnn merge-tables {}/shard-*.{ext} --out {}",
             q(&tables),
-            q(&out_abs.join(format!("run.{ext}")))
+            q(&merged)
         ),
         String::new(),
     ];
@@ -211,7 +219,7 @@ pub fn slurm(a: &SlurmArgs) -> Result<()> {
     }
     println!("wrote {} ({} tasks over {} structure inputs)", script.display(), a.tasks, files.len());
     println!("submit:   sbatch {}", q(&script));
-    println!("progress: mpnn status {}", q(out));
+    println!("progress: mpnn status {}", q(&out_abs));
     Ok(())
 }
 
@@ -255,7 +263,8 @@ fn temporaries(base: &Path) -> Vec<PathBuf> {
         for e in entries.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
             let tmp = n.starts_with('.')
-                && n.rsplit_once(".tmp-").is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+                && n.rsplit_once(".tmp-")
+                    .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
             if tmp {
                 out.push(e.path());
             }
@@ -298,7 +307,7 @@ pub fn status(a: &StatusArgs) -> Result<bool> {
     } else {
         let n_missing = total - complete;
         println!(
-            "{}: {complete} of {total} structures complete ({}); {n_missing} missing, in {} of them:",
+            "{}: {complete} of {total} structures complete ({}); {n_missing} missing, in {}:",
             base.display(),
             shards(run.shards),
             shards(missing.len())
@@ -311,12 +320,22 @@ pub fn status(a: &StatusArgs) -> Result<bool> {
                 run.shards,
                 names.len(),
                 list.join(", "),
-                if shown < names.len() { format!(", … and {} more (--all lists them)", names.len() - shown) } else { String::new() }
+                if shown < names.len() {
+                    format!(", … and {} more (--all lists them)", names.len() - shown)
+                } else {
+                    String::new()
+                }
             );
         }
         let ids: Vec<String> = missing.keys().map(|s| s.to_string()).collect();
-        let script = a.script.clone().or_else(|| Some(base.join("slurm").join("mpnn.sbatch")).filter(|p| p.is_file()));
-        println!("Rerun {} (finished structures are skipped; a task still running counts as missing here):", if ids.len() == 1 { "that shard" } else { "those shards" });
+        let script = match &a.script {
+            Some(s) => Some(s.clone()),
+            None => Some(absolute(base)?.join("slurm").join("mpnn.sbatch")).filter(|p| p.is_file()),
+        };
+        println!(
+            "Rerun {} (finished structures are skipped; a task still running counts as missing here):",
+            if ids.len() == 1 { "that shard" } else { "those shards" }
+        );
         match script {
             Some(s) => println!("  sbatch --array={} {}", ids.join(","), shell_quote(&s.display().to_string())),
             None => println!(
@@ -363,16 +382,15 @@ pub fn status(a: &StatusArgs) -> Result<bool> {
         );
     }
     if done {
-        let tables = base.join("slurm").join("tables");
+        let tables = absolute(base)?.join("slurm").join("tables");
         for ext in ["csv", "jsonl"] {
-            let any = std::fs::read_dir(&tables).map(|rd| {
-                rd.flatten().any(|e| e.file_name().to_string_lossy().ends_with(&format!(".{ext}")))
-            });
+            let any = std::fs::read_dir(&tables)
+                .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().ends_with(&format!(".{ext}"))));
             if any.unwrap_or(false) {
                 println!(
                     "One table: mpnn merge-tables {}/shard-*.{ext} --out {}",
                     shell_quote(&tables.display().to_string()),
-                    shell_quote(&base.join(format!("run.{ext}")).display().to_string())
+                    shell_quote(&absolute(base)?.join(format!("run.{ext}")).display().to_string())
                 );
             }
         }
@@ -439,9 +457,10 @@ fn first_csv_field(record: &str) -> Result<String> {
 /// structure's rows as its shard wrote them). A structure in two tables must have the same rows
 /// in both (kept once); different rows stop the merge.
 pub fn merge_tables(a: &MergeArgs) -> Result<()> {
-    let kind = |p: &Path| p.extension().and_then(|e| e.to_str()).filter(|e| *e == "csv" || *e == "jsonl").map(str::to_string);
-    let out_kind =
-        kind(&a.out).with_context(|| format!("--out {}: the merged table must end in .csv or .jsonl", a.out.display()))?;
+    let kind =
+        |p: &Path| p.extension().and_then(|e| e.to_str()).filter(|e| *e == "csv" || *e == "jsonl").map(str::to_string);
+    let out_kind = kind(&a.out)
+        .with_context(|| format!("--out {}: the merged table must end in .csv or .jsonl", a.out.display()))?;
     let header = output::table_text(&[], false);
     // structure → (table it came from, its rows' text)
     let mut rows: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
@@ -453,7 +472,11 @@ pub fn merge_tables(a: &MergeArgs) -> Result<()> {
         let text = std::fs::read_to_string(t).with_context(|| format!("{}: cannot read", t.display()))?;
         let records: Vec<(String, String)> = if out_kind == "csv" {
             let body = text.strip_prefix(header.as_str()).with_context(|| {
-                format!("{}: not a run table of mpnn design (the first line is not `{}`)", t.display(), header.trim_end())
+                format!(
+                    "{}: not a run table of mpnn design (the first line is not `{}`)",
+                    t.display(),
+                    header.trim_end()
+                )
             })?;
             csv_records(body).with_context(|| format!("{}: not a complete CSV table", t.display()))?
         } else {
@@ -461,9 +484,10 @@ pub fn merge_tables(a: &MergeArgs) -> Result<()> {
             for (i, line) in text.split_inclusive('\n').enumerate() {
                 let value: serde_json::Value = serde_json::from_str(line)
                     .with_context(|| format!("{}: line {} is not JSON", t.display(), i + 1))?;
-                let name = value.get("structure").and_then(|s| s.as_str()).with_context(|| {
-                    format!("{}: line {} has no \"structure\"", t.display(), i + 1)
-                })?;
+                let name = value
+                    .get("structure")
+                    .and_then(|s| s.as_str())
+                    .with_context(|| format!("{}: line {} has no \"structure\"", t.display(), i + 1))?;
                 if !line.ends_with('\n') {
                     bail!("{}: the last line has no line end (the file is cut short)", t.display());
                 }
@@ -509,7 +533,11 @@ pub fn merge_tables(a: &MergeArgs) -> Result<()> {
         a.out.display(),
         rows.len(),
         a.tables.len(),
-        if duplicates > 0 { format!(" ({duplicates} found in two tables with the same rows, kept once)") } else { String::new() }
+        if duplicates > 0 {
+            format!(" ({duplicates} found in two tables with the same rows, kept once)")
+        } else {
+            String::new()
+        }
     );
     Ok(())
 }
