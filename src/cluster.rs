@@ -368,7 +368,7 @@ mod tests {
         assert!(e.to_string().starts_with("SLURM_ARRAY_TASK_STEP=0"), "{e}");
         let e = array_shard(env(&[(ID, "2"), (MIN, "4"), (MAX, "1")])).unwrap_err();
         assert!(e.to_string().starts_with("SLURM_ARRAY_TASK_MAX=1"), "{e}");
-        let e = array_shard(env(&[(ID, "2"), (MIN, "1"), (MAX, "7"), (COUNT, "3")])).unwrap_err();
+        let e = array_shard(env(&[(ID, "2"), (MIN, "1"), (MAX, "7"), (STEP, "1"), (COUNT, "3")])).unwrap_err();
         assert!(e.to_string().starts_with("SLURM_ARRAY_TASK_COUNT=3") && e.to_string().contains("--shard"), "{e}");
         let e = array_shard(env(&[(ID, "0"), (MIN, "0"), (COUNT, "0")])).unwrap_err();
         assert!(e.to_string().starts_with("SLURM_ARRAY_TASK_COUNT=0"), "{e}");
