@@ -138,7 +138,7 @@ pub fn slurm(a: &SlurmArgs) -> Result<()> {
     }
     if files.len() < a.tasks {
         eprintln!(
-            "warning: {} structure input{} for {} tasks: {} task{} will have nothing to design",
+            "warning: {} structure file{} for {} tasks: {} task{} will have nothing to design",
             files.len(),
             if files.len() == 1 { "" } else { "s" },
             a.tasks,
@@ -217,7 +217,14 @@ pub fn slurm(a: &SlurmArgs) -> Result<()> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).ok();
     }
-    println!("wrote {} ({} tasks over {} structure inputs)", script.display(), a.tasks, files.len());
+    println!(
+        "wrote {} ({} task{} over {} structure file{})",
+        script.display(),
+        a.tasks,
+        if a.tasks == 1 { "" } else { "s" },
+        files.len(),
+        if files.len() == 1 { "" } else { "s" }
+    );
     println!("submit:   sbatch {}", q(&script));
     println!("progress: mpnn status {}", q(&out_abs));
     Ok(())
