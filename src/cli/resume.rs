@@ -13,6 +13,10 @@
 //! options, the weights' content hash, k, precision, screening, and which files are saved), and
 //! nothing they do not depend on (`--batch_size` except through the sequences per temperature,
 //! `--threads`, `--shard`, `--max_length`, `--table`, file paths of weights).
+//!
+//! Every `mpnn design` also writes the run file `OUT/.mpnn-run.json` ([`RunFile`]) when it
+//! starts: each structure of the run, its shard and the hash of the parameters its record must
+//! hold, so `mpnn status OUT` can tell complete from missing without the inputs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
