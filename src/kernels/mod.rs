@@ -2,14 +2,40 @@
 //!
 //! Every kernel here has a plain twin in [`naive`] that computes the same thing the obvious
 //! way; tests compare the two on random shapes.
+//!
+//! The dense layers ([`gemm`], [`int8`]) have one implementation per instruction set (AVX-512,
+//! AVX2, portable), chosen once per process by [`isa`] (`MPNN_ISA` forces one); every path
+//! gives the same bits. GELU, LayerNorm and the softmaxes are plain Rust compiled for the
+//! baseline target, with no instruction-set-specific code and sequential sums, so they are the
+//! same on every path too.
 
 pub mod gemm;
 pub mod int8;
+pub mod isa;
 pub mod naive;
 pub mod precision;
 
 use precision::Precision;
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static FLOPS: AtomicU64 = AtomicU64::new(0);
+
+/// Starts (or stops) counting the floating-point operations of dense layers
+/// (`2 · rows · n_in · n_out` per [`Linear::forward`]), and resets the count when starting.
+/// For benchmarks; when off the cost is one relaxed load per layer call.
+pub fn count_flops(on: bool) {
+    if on {
+        FLOPS.store(0, Ordering::Relaxed);
+    }
+    COUNTING.store(on, Ordering::Relaxed);
+}
+
+/// Operations counted since [`count_flops`]`(true)`.
+pub fn counted_flops() -> u64 {
+    FLOPS.load(Ordering::Relaxed)
+}
 
 /// A dense layer `y = x · Wᵀ + b` with the weight kept in PyTorch's `[out, in]` layout.
 #[derive(Debug, Clone)]
@@ -97,6 +123,9 @@ impl Linear {
     fn forward_impl(&self, x: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
         if rows == 0 {
             return;
+        }
+        if COUNTING.load(Ordering::Relaxed) {
+            FLOPS.fetch_add(2 * (rows * self.n_in * self.n_out) as u64, Ordering::Relaxed);
         }
         let init = match (accumulate, &self.bias) {
             (false, Some(b)) => gemm::Init::Bias(b),
