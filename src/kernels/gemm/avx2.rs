@@ -9,6 +9,11 @@ use std::arch::x86_64::*;
 /// Rows per register block.
 pub const MR: usize = 6;
 
+/// `out[m, :] = init + a[m, :] · Wᵀ` (see [`super::gemm`]).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA, and the slices must be as large as [`super::gemm_with`]
+/// asserts (it is the safe entry point).
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gemm(a: &[f32], rows: usize, n_in: usize, packed: &[f32], n_out: usize, init: Init, out: &mut [f32]) {
     let panels = n_out.div_ceil(NR);

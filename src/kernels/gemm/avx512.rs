@@ -17,6 +17,11 @@ use std::arch::x86_64::*;
 /// Rows per register block.
 pub const MR: usize = 12;
 
+/// `out[m, :] = init + a[m, :] · Wᵀ` (see [`super::gemm`]).
+///
+/// # Safety
+/// The CPU must have AVX-512F, AVX2 and FMA, and the slices must be as large as
+/// [`super::gemm_with`] asserts (it is the safe entry point).
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn gemm(a: &[f32], rows: usize, n_in: usize, packed: &[f32], n_out: usize, init: Init, out: &mut [f32]) {
     let panels = n_out.div_ceil(NR);

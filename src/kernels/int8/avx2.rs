@@ -5,6 +5,11 @@
 use super::{start, Init, QuantWeights, MR, NR};
 use std::arch::x86_64::*;
 
+/// The int8 product (see [`super::gemm`]).
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA, and the slices must be as large as [`super::gemm_with`]
+/// asserts (it is the safe entry point).
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn gemm(xq: &[i16], xs: &[f32], rows: usize, w: &QuantWeights, init: Init, out: &mut [f32]) {
     let panels = w.n_out.div_ceil(NR);

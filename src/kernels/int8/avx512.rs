@@ -40,6 +40,11 @@ macro_rules! dispatch {
 
 macro_rules! kernel {
     ($gemm:ident, $block:ident, $features:literal, $dot:expr) => {
+        /// The int8 product (see [`super::gemm`]).
+        ///
+        /// # Safety
+        /// The CPU must have every feature the function enables, and the slices must be as
+        /// large as [`super::gemm_with`] asserts (it is the safe entry point).
         #[target_feature(enable = $features)]
         pub unsafe fn $gemm(xq: &[i16], xs: &[f32], rows: usize, w: &QuantWeights, init: Init, out: &mut [f32]) {
             let panels = w.n_out.div_ceil(NR);
