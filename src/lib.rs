@@ -24,6 +24,7 @@ pub mod kernels;
 pub mod model;
 pub mod npz;
 pub mod output;
+pub mod peak;
 pub mod pipeline;
 pub mod preset;
 pub mod rng;

@@ -16,6 +16,9 @@ use args::{Cli, Command};
 use mpnn::checkpoint;
 
 pub fn run(cli: Cli) -> Result<()> {
+    // The kernels' instruction-set path, decided once (a bad MPNN_ISA stops here, before any work).
+    let isa = mpnn::kernels::isa::init()?;
+    tracing::info!("kernels: {isa} path (available: {:?})", mpnn::kernels::isa::Isa::available());
     match cli.command {
         Some(Command::Score(a)) => score::run(&a.common, a.fasta.as_deref(), &a.batching, &a.skip),
         Some(Command::Probs(a)) => {
