@@ -27,6 +27,10 @@ pub enum StructureError {
     /// The file parsed but its content is unusable.
     #[error("{file}: {problem}")]
     Invalid { file: String, problem: String },
+    /// Arrays given for a structure ([`protein_from_arrays`](super::arrays::protein_from_arrays))
+    /// are unusable: `item` names the array (`coordinates`, `chains`, `residue_numbers`, `sequence`).
+    #[error("{name}: {item}: {problem}")]
+    Array { name: String, item: &'static str, problem: String },
 }
 
 impl StructureError {

@@ -4,6 +4,7 @@
 //! A [`Protein`] holds chains in the order the official parser produces them; each chain holds
 //! one entry per residue number from min to max (gaps filled with `-` and NaN coordinates).
 
+pub mod arrays;
 mod builder;
 pub mod error;
 pub mod jsonl;
@@ -12,6 +13,7 @@ pub mod pdb;
 pub mod read;
 mod text;
 
+pub use arrays::{protein_from_arrays, ProteinArrays};
 pub use error::StructureError;
 pub use jsonl::{parse_jsonl_bytes, parse_jsonl_line, to_jsonl_line, write_jsonl};
 pub use mmcif::parse_mmcif_bytes;

@@ -1,0 +1,15 @@
+"""mpnn_rs: ProteinMPNN (the official model's numbers) from Python, on the Rust engine of `mpnn`.
+
+    import mpnn_rs as mpnn
+    model = mpnn.Model.load("v_48_020")            # or a path to a .pt / .safetensors file
+    s = mpnn.Structure.from_file("5L33.pdb")       # or Structure.from_arrays(X, chains=...)
+    d = model.design(s, num_seqs=8, temperature=0.1, seed=37)
+    d.sequences, d.scores, d.log_probs
+
+Every job takes one Structure or a list of them (a list gives a list of results) and releases
+the GIL while it runs. Errors of the library are raised as `MpnnError` (a `ValueError`).
+"""
+
+from ._mpnn_rs import Designs, Model, MpnnError, Scores, Structure, __version__
+
+__all__ = ["Designs", "Model", "MpnnError", "Scores", "Structure", "__version__"]
