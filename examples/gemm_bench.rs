@@ -30,12 +30,16 @@ fn main() {
         }
         let mm = t.elapsed().as_secs_f64() / reps as f64;
         let packed = mpnn::kernels::gemm::pack(&w, n, k);
-        let t = Instant::now();
-        for _ in 0..reps {
-            mpnn::kernels::gemm::gemm(&a, m, k, &packed, n, mpnn::kernels::gemm::Init::Zero, &mut c);
-        }
-        let gm = t.elapsed().as_secs_f64() / reps as f64;
         let fl = 2.0 * (m * k * n) as f64;
-        println!("{m}x{k}x{n}: matrixmultiply {:.1} GFLOP/s, ours {:.1} GFLOP/s", fl / mm / 1e9, fl / gm / 1e9);
+        let mut line = format!("{m}x{k}x{n}: matrixmultiply {:.1} GFLOP/s", fl / mm / 1e9);
+        for isa in mpnn::kernels::isa::Isa::available() {
+            let t = Instant::now();
+            for _ in 0..reps {
+                mpnn::kernels::gemm::gemm_with(isa, &a, m, k, &packed, n, mpnn::kernels::gemm::Init::Zero, &mut c);
+            }
+            let gm = t.elapsed().as_secs_f64() / reps as f64;
+            line += &format!(", {isa} {:.1} GFLOP/s", fl / gm / 1e9);
+        }
+        println!("{line}");
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::bucket::{Buckets, Router};
 use crate::featurize::{featurize, Batch, ChainSelection, Constraints, Features};
+use crate::kernels::isa::{self, Isa};
 use crate::model::decoder::decoding_order;
 use crate::model::ProteinMpnn;
 use crate::pipeline::{Engine, Pass, Workspace};
@@ -95,6 +96,12 @@ pub struct Row {
     /// The plain reference path, same work, same run (scoring, short structures only).
     pub reference_ms_per_protein: Option<f64>,
     pub speedup_over_reference: Option<f64>,
+    /// The kernels' instruction-set path ([`crate::kernels::isa`]).
+    pub isa: String,
+    /// Dense-layer arithmetic per protein (counted by [`crate::kernels::count_flops`]), in GFLOP.
+    pub gflop_per_protein: f64,
+    /// `gflop_per_protein / time`: the dense layers' achieved rate over the whole task.
+    pub gflops: f64,
 }
 
 /// What to measure.
@@ -118,11 +125,37 @@ pub struct Plan {
     /// through the bucketed, padded batch path (empty = no such rows).
     pub structure_batches: Vec<usize>,
     pub buckets: Buckets,
+    /// Instruction-set paths to compare (empty = the process's path only). With several, each
+    /// row's repeats are interleaved across the paths (A B C A B C ...), so slow phases of a
+    /// noisy machine hit every path alike.
+    pub isas: Vec<Isa>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// Dense-layer GFLOP of one call of `f` (which also warms the caches up).
+fn count_gflop<F: FnMut()>(mut f: F) -> f64 {
+    crate::kernels::count_flops(true);
+    f();
+    crate::kernels::count_flops(false);
+    crate::kernels::counted_flops() as f64 / 1e9
+}
+
+/// Median milliseconds of `repeats` calls of `f` on each path of `isas`, interleaved.
+fn time_paths<F: FnMut()>(isas: &[Isa], repeats: usize, mut f: F) -> Vec<f64> {
+    let mut ms = vec![Vec::new(); isas.len()];
+    for _ in 0..repeats.max(1) {
+        for (i, &p) in isas.iter().enumerate() {
+            isa::force(p).expect("benchmark paths are checked by the caller");
+            let t = Instant::now();
+            f();
+            ms[i].push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    ms.into_iter().map(median).collect()
 }
 
 fn time<F: FnMut()>(repeats: usize, mut f: F) -> f64 {
@@ -171,6 +204,8 @@ fn design_once(model: &ProteinMpnn, f: &Features, randns: &[Vec<f32>], temperatu
 /// Runs the plan; `progress` is called with each finished row.
 pub fn run(plan: &Plan, mut progress: impl FnMut(&Row)) -> Vec<Row> {
     let mut rows = Vec::new();
+    let home = isa::active();
+    let isas = if plan.isas.is_empty() { vec![home] } else { plan.isas.clone() };
     for (label, base) in &plan.models {
         for &k in &plan.ks {
             let model = if k == 0 || k == base.arch.k { base.clone() } else { base.with_k(k) };
@@ -192,44 +227,53 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&Row)) -> Vec<Row> {
                     }
                     for task in tasks {
                         reset_peak_rss();
-                        let ms = match task {
-                            "score" => time(plan.repeats, || {
+                        let mut once = || match task {
+                            "score" => {
                                 std::hint::black_box(score_once(&model, &f, &randns));
-                            }),
-                            _ => time(plan.repeats, || {
+                            }
+                            _ => {
                                 std::hint::black_box(design_once(&model, &f, &randns, plan.temperature));
-                            }),
+                            }
                         };
+                        let gflop = count_gflop(&mut once);
+                        let times = time_paths(&isas, plan.repeats, &mut once);
+                        isa::force(home).expect("the process's own path runs");
                         let peak = peak_rss_mib();
-                        let (reference_ms, speedup) = if task == "score" && l <= plan.reference_max_len && b == 1 {
-                            let r = time(1, || {
-                                let batch = Batch::new(&[&f], None);
-                                let enc = model.encode_reference(&batch);
-                                let order = decoding_order(&f.design_mask(), &randns[0]);
-                                std::hint::black_box(model.forward_reference(&enc, &f.s, &order));
-                            });
-                            (Some(r), Some(r / ms))
-                        } else {
-                            (None, None)
-                        };
-                        let row = Row {
-                            task: task.to_string(),
-                            structure: f.name.clone(),
-                            length: l,
-                            bucket: bucket_of(l),
-                            checkpoint: label.clone(),
-                            k: k_used,
-                            batch: b,
-                            structure_batch: 1,
-                            ms_per_protein: ms,
-                            ms_per_sequence: ms / b as f64,
-                            residues_per_s: (b * l) as f64 / (ms / 1e3),
-                            peak_rss_mib: peak,
-                            reference_ms_per_protein: reference_ms,
-                            speedup_over_reference: speedup,
-                        };
-                        progress(&row);
-                        rows.push(row);
+                        for (i, (&path, &ms)) in isas.iter().zip(&times).enumerate() {
+                            let (reference_ms, speedup) =
+                                if i == 0 && task == "score" && l <= plan.reference_max_len && b == 1 {
+                                    let r = time(1, || {
+                                        let batch = Batch::new(&[&f], None);
+                                        let enc = model.encode_reference(&batch);
+                                        let order = decoding_order(&f.design_mask(), &randns[0]);
+                                        std::hint::black_box(model.forward_reference(&enc, &f.s, &order));
+                                    });
+                                    (Some(r), Some(r / ms))
+                                } else {
+                                    (None, None)
+                                };
+                            let row = Row {
+                                task: task.to_string(),
+                                structure: f.name.clone(),
+                                length: l,
+                                bucket: bucket_of(l),
+                                checkpoint: label.clone(),
+                                k: k_used,
+                                batch: b,
+                                structure_batch: 1,
+                                ms_per_protein: ms,
+                                ms_per_sequence: ms / b as f64,
+                                residues_per_s: (b * l) as f64 / (ms / 1e3),
+                                peak_rss_mib: peak,
+                                reference_ms_per_protein: reference_ms,
+                                speedup_over_reference: speedup,
+                                isa: path.to_string(),
+                                gflop_per_protein: gflop,
+                                gflops: gflop / (ms / 1e3),
+                            };
+                            progress(&row);
+                            rows.push(row);
+                        }
                     }
                 }
             }
@@ -275,7 +319,7 @@ fn score_set(plan: &Plan, label: &str, model: &ProteinMpnn) -> Vec<Row> {
             let groups = router.exact_below(model.arch.k).route(&lengths);
             let padded: usize = groups.iter().map(|g| g.members.len() * g.pad_to).sum();
             reset_peak_rss();
-            let ms = time(plan.repeats, || {
+            let mut once = || {
                 let mut ws = (usize::MAX, Workspace::new());
                 for g in &groups {
                     if ws.0 != g.bucket {
@@ -286,7 +330,9 @@ fn score_set(plan: &Plan, label: &str, model: &ProteinMpnn) -> Vec<Row> {
                     let out = engine.score_many(&items, Some(g.pad_to), &mut ws.1).expect("routed batches are valid");
                     std::hint::black_box(out);
                 }
-            });
+            };
+            let gflop = count_gflop(&mut once);
+            let ms = time(plan.repeats, once);
             let n = feats.len();
             rows.push(Row {
                 task: "score-set".to_string(),
@@ -303,6 +349,9 @@ fn score_set(plan: &Plan, label: &str, model: &ProteinMpnn) -> Vec<Row> {
                 peak_rss_mib: peak_rss_mib(),
                 reference_ms_per_protein: None,
                 speedup_over_reference: None,
+                isa: isa::active().to_string(),
+                gflop_per_protein: gflop / n as f64,
+                gflops: gflop / (ms / 1e3),
             });
         }
     }
@@ -312,12 +361,12 @@ fn score_set(plan: &Plan, label: &str, model: &ProteinMpnn) -> Vec<Row> {
 /// A markdown table of the rows.
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| task | structure | L | bucket | checkpoint | k | batch | structures/batch | ms/protein | ms/sequence | residues/s | peak RSS (MiB) | reference ms | speed-up |\n\
-         | --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| task | structure | L | bucket | checkpoint | k | batch | structures/batch | isa | ms/protein | ms/sequence | residues/s | dense GFLOP/protein | dense GFLOP/s | peak RSS (MiB) | reference ms | speed-up |\n\
+         | --- | --- | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {} | {} |\n",
             r.task,
             r.structure,
             r.length,
@@ -326,9 +375,12 @@ pub fn markdown(rows: &[Row]) -> String {
             r.k,
             r.batch,
             r.structure_batch,
+            r.isa,
             r.ms_per_protein,
             r.ms_per_sequence,
             r.residues_per_s,
+            r.gflop_per_protein,
+            r.gflops,
             r.peak_rss_mib,
             r.reference_ms_per_protein.map(|v| format!("{v:.0}")).unwrap_or_default(),
             r.speedup_over_reference.map(|v| format!("{v:.1}×")).unwrap_or_default(),

@@ -60,6 +60,21 @@ pub enum Command {
     /// Presets × precisions on your structures: recovery, perplexity, top-1 agreement,
     /// |Δ log p|, KL, designed recovery and speed; a table, JSON and an SVG plot.
     Eval(Box<super::eval::EvalArgs>),
+    /// Write an sbatch script that runs a design as a Slurm job array (one shard per task).
+    ///
+    /// `mpnn slurm --tasks 4 --time 2:00:00 -- design --list inputs.txt --out OUT --seed 37 ...`:
+    /// task I of --array=1-N runs the design command with --shard I/N and its own run table.
+    /// Default script: OUT/slurm/mpnn.sbatch (logs in OUT/slurm/logs, tables in OUT/slurm/tables).
+    Slurm(Box<super::cluster::SlurmArgs>),
+    /// How far a design run into OUT has come: complete structures, missing ones and their shards.
+    ///
+    /// Reads OUT/.mpnn-run.json (written by every design task when it starts), the FASTA files
+    /// and their parameter records. Exit status 0 when every structure is complete, 2 when some
+    /// are missing (1: an error).
+    Status(super::cluster::StatusArgs),
+    /// Merge the run tables of several shards (--table) into one CSV or JSON-lines table.
+    #[command(name = "merge-tables")]
+    MergeTables(super::cluster::MergeArgs),
 }
 
 /// Inputs, model and run options shared by every job.
@@ -127,7 +142,8 @@ pub struct Common {
     /// 1 = print nothing but errors (official --suppress_print).
     #[arg(long = "suppress_print", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
     pub suppress_print: IntFlag,
-    /// Worker threads (default: all cores). Results are identical for any value.
+    /// Worker threads (default: $SLURM_CPUS_PER_TASK when set, else all cores). Results are
+    /// identical for any value.
     #[arg(long)]
     pub threads: Option<usize>,
     /// Neighbours per residue at inference time (default: the checkpoint's own k). Below the
@@ -380,8 +396,10 @@ pub struct DesignOpts {
     #[arg(long = "omit-by-residue", value_name = "FILE")]
     pub omit_by_residue: Option<String>,
     /// Process only shard I of N (1-based): structure k of the name-sorted list goes to shard
-    /// (k mod N) + 1 (round-robin).
-    #[arg(long, value_name = "I/N")]
+    /// (k mod N) + 1 (round-robin). `auto`: this Slurm array task's shard, from
+    /// SLURM_ARRAY_TASK_ID and the array's MIN/MAX/STEP/COUNT (the default, said on stderr, when
+    /// SLURM_ARRAY_TASK_ID is set and --shard is not given).
+    #[arg(long, value_name = "I/N|auto")]
     pub shard: Option<String>,
     /// Redo structures whose seqs/NAME.fa is already complete. Default: skip those designed with
     /// the same parameters and stop (before writing anything) if any was designed with others.

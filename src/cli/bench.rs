@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use mpnn::bench::{self, Plan};
 use mpnn::checkpoint;
+use mpnn::kernels::isa::{self, Isa};
 use mpnn::model::ProteinMpnn;
 
 #[derive(Debug, Args)]
@@ -64,6 +65,69 @@ pub struct BenchArgs {
     /// Write the markdown table here.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Instruction-set paths of the kernels to compare in this run, interleaving the repeats
+    /// (comma-separated: avx512, avx2, portable, or `all` for every path this CPU has).
+    /// Default: the process's path (the best one, or MPNN_ISA's).
+    #[arg(long = "isa", value_delimiter = ',', value_name = "PATH,...")]
+    pub isas: Vec<String>,
+    /// Measure this machine's arithmetic limit per unit instead (AVX2 FMA, AVX-512 FMA, AVX-512
+    /// VNNI; 1 thread and --threads/all cores), then stop.
+    #[arg(long)]
+    pub peak: bool,
+}
+
+/// The `--isa` list: every path named, checked against this CPU.
+fn isa_list(names: &[String]) -> Result<Vec<Isa>> {
+    let mut out = Vec::new();
+    for n in names {
+        let list = if n.trim() == "all" {
+            Isa::available()
+        } else {
+            let i: Isa =
+                n.parse().map_err(|_| anyhow::anyhow!("--isa {n}: not a path; use avx512, avx2, portable or all"))?;
+            vec![isa::check(i).map_err(|e| {
+                anyhow::anyhow!(
+                    "--isa {n}: {}",
+                    e.to_string().split_once(": ").map_or(e.to_string(), |x| x.1.to_string())
+                )
+            })?]
+        };
+        for i in list {
+            if !out.contains(&i) {
+                out.push(i);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn peak(a: &BenchArgs) -> Result<()> {
+    let threads = a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    eprintln!("mpnn bench --peak: 12 independent chains per unit in registers, 1 and {threads} threads");
+    let rows = mpnn::peak::measure(threads, |line| eprintln!("{line}"));
+    let md = mpnn::peak::markdown(&rows);
+    println!("{md}");
+    if let Some(p) = &a.markdown {
+        mpnn::structure::write_atomic(p, md.as_bytes())?;
+    }
+    if let Some(p) = &a.json {
+        let doc = serde_json::json!({ "cpu": cpu_model(), "rows": rows });
+        mpnn::structure::write_atomic(p, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The CPU's model name (`/proc/cpuinfo`), for the report.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|x| x.1.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
 fn load(label: &str, path: &std::path::Path) -> Result<(String, ProteinMpnn)> {
@@ -73,9 +137,13 @@ fn load(label: &str, path: &std::path::Path) -> Result<(String, ProteinMpnn)> {
 }
 
 pub fn run(a: &BenchArgs) -> Result<()> {
+    if a.peak {
+        return peak(a);
+    }
     if let Some(n) = a.threads {
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
     }
+    let isas = isa_list(&a.isas)?;
     if a.structure_batches.contains(&0) {
         bail!("--structure-batch: a batch of 0 structures runs nothing; give sizes of at least 1");
     }
@@ -121,11 +189,20 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         score: !a.design_only,
         structure_batches: a.structure_batches.clone(),
         buckets: a.buckets.clone(),
+        isas: isas.clone(),
     };
-    eprintln!("mpnn bench: {} threads", rayon::current_num_threads());
+    let paths = if isas.is_empty() { vec![isa::active()] } else { isas };
+    eprintln!(
+        "mpnn bench: {} threads, CPU {}, kernel path{} {} (available: {})",
+        rayon::current_num_threads(),
+        cpu_model(),
+        if paths.len() > 1 { "s" } else { "" },
+        paths.iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
+        Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+    );
     let rows = bench::run(&plan, |r| {
         eprintln!(
-            "{:>6} {:<14} L={:<5} {:<16} k={:<2} batch={:<2}{} {:>9.1} ms/protein {:>9.0} res/s  peak {:.0} MiB{}",
+            "{:>6} {:<14} L={:<5} {:<16} k={:<2} batch={:<2}{} {:<8} {:>9.1} ms/protein {:>9.0} res/s {:>6.1} GFLOP/s  peak {:.0} MiB{}",
             r.task,
             r.structure,
             r.length,
@@ -133,8 +210,10 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             r.k,
             r.batch,
             if r.task == "score-set" { format!(" structures/batch={}", r.structure_batch) } else { String::new() },
+            r.isa,
             r.ms_per_protein,
             r.residues_per_s,
+            r.gflops,
             r.peak_rss_mib,
             r.speedup_over_reference.map(|s| format!("  ({s:.1}× the reference path)")).unwrap_or_default()
         )
@@ -147,6 +226,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(p) = &a.json {
         let doc = serde_json::json!({
             "threads": rayon::current_num_threads(),
+            "cpu": cpu_model(),
+            "isa_available": Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>(),
             "mpnn_version": env!("CARGO_PKG_VERSION"),
             "rows": rows,
         });

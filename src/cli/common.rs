@@ -4,11 +4,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use mpnn::checkpoint::locate;
+use mpnn::cluster;
 use mpnn::featurize::ChainSelection;
 use mpnn::inputs::{self, Dictionaries};
 use mpnn::job::{self, Labels, Model};
 use mpnn::kernels::precision::Precision;
 use mpnn::preset::Preset;
+use mpnn::spec::Shard;
 use mpnn::structure::{self, Protein};
 
 use super::args::Common;
@@ -442,15 +444,58 @@ pub fn seed(c: &Common) -> u64 {
     rand::thread_rng().gen_range(0..999)
 }
 
-/// Sets the global thread pool.
+/// Sets the global thread pool: `--threads`, else `SLURM_CPUS_PER_TASK` when set (the CPUs
+/// Slurm gave this task), else every core.
 pub fn init_threads(c: &Common) -> Result<()> {
-    if let Some(n) = c.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
+    let n = match c.threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(n) => Some(n),
+        None => cluster::cpus_per_task(|k| std::env::var(k).ok())
+            .context("--threads is not given, so mpnn uses the CPUs Slurm gave this task, but")?,
+    };
+    if let Some(n) = n {
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
     }
     Ok(())
+}
+
+/// The shard this run designs: `--shard I/N`; `--shard auto` (from the Slurm array task's
+/// environment); or, without `--shard`, the Slurm array task's shard when `SLURM_ARRAY_TASK_ID`
+/// is set (said on stderr). `None`: every structure.
+pub fn shard_of_run(flag: Option<&str>, quiet: bool) -> Result<Option<Shard>> {
+    let env = |k: &str| std::env::var(k).ok();
+    match flag.map(str::trim) {
+        Some("auto") => match cluster::array_shard(env).context("--shard auto")? {
+            Some(t) => {
+                if !quiet {
+                    eprintln!("--shard auto: this task designs shard {} ({})", t.shard, t.explanation);
+                }
+                Ok(Some(t.shard))
+            }
+            None => bail!(
+                "--shard auto: SLURM_ARRAY_TASK_ID is not set, so this is not a Slurm array task; give --shard I/N"
+            ),
+        },
+        Some(s) => Ok(Some(
+            s.parse::<Shard>().with_context(|| format!("--shard {s}: use I/N with 1 <= I <= N (e.g. 1/4), or auto"))?,
+        )),
+        None => match cluster::array_shard(env).context(
+            "SLURM_ARRAY_TASK_ID is set and --shard is not given, so this Slurm array task would design its shard of \
+             the structures (as --shard auto), but",
+        )? {
+            Some(t) => {
+                if !quiet {
+                    eprintln!(
+                        "SLURM_ARRAY_TASK_ID is set and --shard is not given: this task designs shard {} ({}); \
+                         pass --shard 1/1 to design every structure in each task",
+                        t.shard, t.explanation
+                    );
+                }
+                Ok(Some(t.shard))
+            }
+            None => Ok(None),
+        },
+    }
 }
 
 /// Output folder (created), from --out / --out_folder.

@@ -26,7 +26,6 @@ use super::resume;
 /// Inline options, parsed before any input is read.
 struct Inline {
     temperatures: Vec<f64>,
-    shard: Option<Shard>,
     bias: Option<BiasSpec>,
     omit: String,
     /// --fixed, --redesign, --tied, --homo-oligomer, --bias-by-residue, --omit-by-residue.
@@ -133,11 +132,6 @@ fn parse_inline(d: &DesignOpts) -> Result<Inline> {
     };
     Ok(Inline {
         temperatures: parse_temperatures(&d.sampling_temp)?,
-        shard: d
-            .shard
-            .as_deref()
-            .map(|s| s.parse::<Shard>().with_context(|| format!("--shard {s}: use I/N with 1 <= I <= N, e.g. 1/4")))
-            .transpose()?,
         residue: ResidueConstraints {
             fixed: spec("--fixed", &d.fixed)?,
             redesign: spec("--redesign", &d.redesign)?,
@@ -235,22 +229,32 @@ fn design_params(
 }
 
 /// Removes what an earlier run wrote for structure `name` (FASTA, scores, probabilities,
-/// threaded structures, parameter record), so no output of it outlives this run's.
+/// threaded structures, parameter record, and the temporary files of a write that was
+/// interrupted, e.g. by a killed cluster task), so no output of it outlives this run's.
 fn clear_previous(base: &Path, name: &str) -> Result<()> {
-    resume::remove_if_exists(&base.join("seqs").join(format!("{name}.fa")))?;
-    resume::remove_record(base, name)?;
-    resume::remove_if_exists(&base.join("scores").join(format!("{name}.npz")))?;
-    resume::remove_if_exists(&base.join("probs").join(format!("{name}.npz")))?;
+    for (dir, file) in [
+        ("seqs", format!("{name}.fa")),
+        (resume::DIR, format!("{name}.json")),
+        ("scores", format!("{name}.npz")),
+        ("probs", format!("{name}.npz")),
+    ] {
+        resume::remove_if_exists(&base.join(dir).join(&file))?;
+        resume::remove_temporaries(&base.join(dir), &file)?;
+    }
     let dir = base.join("structures");
     if let Ok(entries) = std::fs::read_dir(&dir) {
         let prefix = format!("{name}_sample_");
+        let digits = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
         for e in entries.flatten() {
             let file = e.file_name().to_string_lossy().into_owned();
-            let numbered = file
-                .strip_prefix(&prefix)
-                .and_then(|r| r.strip_suffix(".pdb"))
-                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-            if numbered {
+            let numbered = file.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".pdb")).is_some_and(digits);
+            // `.NAME_sample_N.pdb.tmp-PID`
+            let temporary = file
+                .strip_prefix('.')
+                .and_then(|f| f.strip_prefix(&prefix))
+                .and_then(|r| r.split_once(".pdb.tmp-"))
+                .is_some_and(|(n, pid)| digits(n) && digits(pid));
+            if numbered || temporary {
                 resume::remove_if_exists(&e.path())?;
             }
         }
@@ -262,6 +266,7 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
     init_threads(c)?;
     let quiet = c.suppress_print.on();
     let inl = parse_inline(d)?;
+    let shard = shard_of_run(d.shard.as_deref(), quiet)?;
     passes(c)?;
     let num_batches = c.num_seq_per_target / c.batch_size;
     let per_temp = num_batches * c.batch_size;
@@ -317,16 +322,20 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
     let skip_list = base.join("skipped.tsv");
     settle_invalid(&inputs.invalid, prepared.len(), skip.skip_invalid, &skip_list)?;
     let mut prepared: Vec<(Input, Features)> = prepared;
-    if let Some(sh) = inl.shard {
-        let mut idx: Vec<usize> = (0..prepared.len()).collect();
-        idx.sort_by(|&a, &b| prepared[a].0.protein.name.cmp(&prepared[b].0.protein.name).then(a.cmp(&b)));
-        let mut take = vec![false; prepared.len()];
-        for (k, &i) in idx.iter().enumerate() {
-            take[i] = sh.takes(k);
-        }
-        let mut it = take.into_iter();
-        prepared.retain(|_| it.next().unwrap());
+    // The shard split: structure k of the name-sorted list goes to shard (k mod N) + 1. Every
+    // structure's shard and own parameters go into the run file (`mpnn status` reads it).
+    let sh = shard.unwrap_or(Shard { index: 1, count: 1 });
+    let mut idx: Vec<usize> = (0..prepared.len()).collect();
+    idx.sort_by(|&a, &b| prepared[a].0.protein.name.cmp(&prepared[b].0.protein.name).then(a.cmp(&b)));
+    let mut take = vec![false; prepared.len()];
+    let mut split = Vec::with_capacity(prepared.len());
+    for (k, &i) in idx.iter().enumerate() {
+        take[i] = sh.takes(k);
+        let f = &prepared[i].1;
+        split.push((f.name.clone(), k % sh.count + 1, resume::structure_params(f)));
     }
+    let mut it = take.into_iter();
+    prepared.retain(|_| it.next().unwrap());
     let jobs: Vec<Job> = prepared
         .into_iter()
         .map(|(input, f)| Job { protein: input.protein, source: input.source.path, features: f })
@@ -351,9 +360,10 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
     // official flags always redo everything, like the official script.
     let official = mode == Mode::Official;
     let overwrite = d.overwrite || official;
-    // (No structure to design, no weights needed.)
-    let weights = if jobs.is_empty() { PathBuf::new() } else { weights_path(c)? };
-    let run_params = match official || jobs.is_empty() {
+    // (No structure to design, no weights needed; but every shard of `mpnn design` records
+    // the parameters of every structure in the run file.)
+    let weights = if jobs.is_empty() && (official || split.is_empty()) { PathBuf::new() } else { weights_path(c)? };
+    let run_params = match official || split.is_empty() {
         true => None,
         false => Some(design_params(c, d, &inl, bias_aa, per_temp, &weights)?),
     };
@@ -421,6 +431,17 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
         );
     }
     write_skip_list(&skip_list, &inputs.invalid)?;
+    if let Some(g) = &run_params {
+        let structures = split
+            .into_iter()
+            .map(|(name, shard, sp)| {
+                let mut p = g.clone();
+                p.extend(sp);
+                resume::RunEntry { name, shard, params: resume::params_hash(&p) }
+            })
+            .collect();
+        resume::write_run_file(&base, &resume::RunFile { shards: sh.count, records: expected_records, structures })?;
+    }
 
     let seed = opts.seed;
     let t_start = Instant::now();

@@ -3,6 +3,7 @@
 pub mod args;
 pub mod batching;
 pub mod bench;
+pub mod cluster;
 pub mod common;
 pub mod design;
 pub mod eval;
@@ -15,6 +16,9 @@ use args::{Cli, Command};
 use mpnn::checkpoint;
 
 pub fn run(cli: Cli) -> Result<()> {
+    // The kernels' instruction-set path, decided once (a bad MPNN_ISA stops here, before any work).
+    let isa = mpnn::kernels::isa::init()?;
+    tracing::info!("kernels: {isa} path (available: {:?})", mpnn::kernels::isa::Isa::available());
     match cli.command {
         Some(Command::Score(a)) => score::run(&a.common, a.fasta.as_deref(), &a.batching, &a.skip),
         Some(Command::Probs(a)) => {
@@ -29,6 +33,14 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::Bench(a)) => bench::run(&a),
         Some(Command::Eval(a)) => eval::run(&a),
+        Some(Command::Slurm(a)) => cluster::slurm(&a),
+        Some(Command::Status(a)) => {
+            if !cluster::status(&a)? {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
+        Some(Command::MergeTables(a)) => cluster::merge_tables(&a),
         Some(Command::Design(a)) => design::run(&a.common, &a.design, &a.skip, design::Mode::Subcommand),
         Some(Command::Convert(a)) => {
             let ckpt = checkpoint::load(&a.input)?;

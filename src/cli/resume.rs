@@ -13,6 +13,10 @@
 //! options, the weights' content hash, k, precision, screening, and which files are saved), and
 //! nothing they do not depend on (`--batch_size` except through the sequences per temperature,
 //! `--threads`, `--shard`, `--max_length`, `--table`, file paths of weights).
+//!
+//! Every `mpnn design` also writes the run file `OUT/.mpnn-run.json` ([`RunFile`]) when it
+//! starts: each structure of the run, its shard and the hash of the parameters its record must
+//! hold, so `mpnn status OUT` can tell complete from missing without the inputs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -131,9 +135,75 @@ pub fn read_record(base: &Path, name: &str) -> Option<Params> {
     m.iter().map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect()
 }
 
-/// Removes the record of structure `name` (before its outputs are rewritten).
-pub fn remove_record(base: &Path, name: &str) -> Result<()> {
-    remove_if_exists(&record_path(base, name))
+/// The run file: every structure of the last run into this folder (name-sorted, the shard
+/// split's order), its shard and the parameters its record must hold, written by every
+/// `mpnn design` (every shard writes the same bytes, since each one checks every structure) when
+/// it starts. `mpnn status` reads it; nothing else does.
+pub const RUN_FILE: &str = ".mpnn-run.json";
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunFile {
+    /// Shards the run is split into (1 without --shard).
+    pub shards: usize,
+    /// Design records each complete `seqs/NAME.fa` holds (after the native one).
+    pub records: usize,
+    pub structures: Vec<RunEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunEntry {
+    pub name: String,
+    /// 1-based.
+    pub shard: usize,
+    /// [`params_hash`] of the structure's parameters.
+    pub params: String,
+}
+
+/// One hash of a structure's parameters (what its record must hold).
+pub fn params_hash(p: &Params) -> String {
+    let mut h = Sha1::new();
+    h.update(serde_json::to_string(p).unwrap_or_default().as_bytes());
+    hex(h)
+}
+
+pub fn run_file_path(base: &Path) -> PathBuf {
+    base.join(RUN_FILE)
+}
+
+pub fn write_run_file(base: &Path, run: &RunFile) -> Result<()> {
+    let path = run_file_path(base);
+    let text = serde_json::to_string_pretty(run)? + "\n";
+    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    structure::write_atomic(&path, text.as_bytes()).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+pub fn read_run_file(base: &Path) -> Result<RunFile> {
+    let path = run_file_path(base);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{}: cannot read it; it is written when an `mpnn design` task starts writing into {} (has none started, \
+             or is this not a design output folder?)",
+            path.display(),
+            base.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a run file of this mpnn", path.display()))
+}
+
+/// Removes what an interrupted write left of `file` (`.FILE.tmp-PID`, see
+/// [`structure::write_atomic`]) in `dir`.
+pub fn remove_temporaries(dir: &Path, file: &str) -> Result<()> {
+    let prefix = format!(".{file}.tmp-");
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for e in entries.flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.strip_prefix(&prefix).is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())) {
+            remove_if_exists(&e.path())?;
+        }
+    }
+    Ok(())
 }
 
 pub fn remove_if_exists(path: &Path) -> Result<()> {

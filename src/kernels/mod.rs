@@ -2,14 +2,40 @@
 //!
 //! Every kernel here has a plain twin in [`naive`] that computes the same thing the obvious
 //! way; tests compare the two on random shapes.
+//!
+//! The dense layers ([`gemm`], [`int8`]) have one implementation per instruction set (AVX-512,
+//! AVX2, portable), chosen once per process by [`isa`] (`MPNN_ISA` forces one); every path
+//! gives the same bits. GELU, LayerNorm and the softmaxes are plain Rust compiled for the
+//! baseline target, with no instruction-set-specific code and sequential sums, so they are the
+//! same on every path too.
 
 pub mod gemm;
 pub mod int8;
+pub mod isa;
 pub mod naive;
 pub mod precision;
 
 use precision::Precision;
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static FLOPS: AtomicU64 = AtomicU64::new(0);
+
+/// Starts (or stops) counting the floating-point operations of dense layers
+/// (`2 · rows · n_in · n_out` per [`Linear::forward`]), and resets the count when starting.
+/// For benchmarks; when off the cost is one relaxed load per layer call.
+pub fn count_flops(on: bool) {
+    if on {
+        FLOPS.store(0, Ordering::Relaxed);
+    }
+    COUNTING.store(on, Ordering::Relaxed);
+}
+
+/// Operations counted since [`count_flops`]`(true)`.
+pub fn counted_flops() -> u64 {
+    FLOPS.load(Ordering::Relaxed)
+}
 
 /// A dense layer `y = x · Wᵀ + b` with the weight kept in PyTorch's `[out, in]` layout.
 #[derive(Debug, Clone)]
@@ -98,6 +124,9 @@ impl Linear {
         if rows == 0 {
             return;
         }
+        if COUNTING.load(Ordering::Relaxed) {
+            FLOPS.fetch_add(2 * (rows * self.n_in * self.n_out) as u64, Ordering::Relaxed);
+        }
         let init = match (accumulate, &self.bias) {
             (false, Some(b)) => gemm::Init::Bias(b),
             (false, None) => gemm::Init::Zero,
@@ -182,8 +211,44 @@ pub fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
+/// [`gelu`] over a slice, on the process's instruction-set path ([`isa::active`]): the same
+/// source compiled for AVX-512 (16 lanes), AVX2 (8) or the baseline. The function uses only
+/// IEEE operations that vectorize exactly (multiply, add, divide, min/max; Rust never fuses a
+/// multiply and an add on its own), so every path gives the same bits (tested).
 pub fn gelu_inplace(x: &mut [f32]) {
+    gelu_inplace_with(isa::active(), x);
+}
+
+/// [`gelu_inplace`] on the path `p` (which the CPU must support: panics otherwise).
+pub fn gelu_inplace_with(p: isa::Isa, x: &mut [f32]) {
+    if let Some(missing) = p.missing_feature() {
+        panic!("gelu on path {p}: this CPU lacks {missing}");
+    }
+    #[cfg(target_arch = "x86_64")]
+    match p {
+        // SAFETY: the CPU has the features (checked above); the body is safe code.
+        isa::Isa::Avx512 => return unsafe { gelu_avx512(x) },
+        isa::Isa::Avx2 => return unsafe { gelu_avx2(x) },
+        isa::Isa::Portable => {}
+    }
+    gelu_slice(x);
+}
+
+#[inline(always)]
+fn gelu_slice(x: &mut [f32]) {
     x.iter_mut().for_each(|v| *v = gelu(*v));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gelu_avx512(x: &mut [f32]) {
+    gelu_slice(x);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_avx2(x: &mut [f32]) {
+    gelu_slice(x);
 }
 
 /// `log_softmax` of one row, in place.
@@ -234,6 +299,44 @@ mod tests {
             for (i, (a, f)) in acc.iter().zip(&fast).enumerate() {
                 let expected = f + (slow[i] - lin.bias.as_ref().unwrap()[i % n_out]);
                 assert!((a - expected).abs() < 1e-3 * (1.0 + expected.abs()));
+            }
+        }
+    }
+
+    /// GELU gives the same bits on every path, over a dense sweep, the clamp edges and
+    /// specials (lengths that leave vector tails).
+    #[test]
+    fn gelu_is_identical_on_every_path() {
+        for p in isa::Isa::ALL {
+            if let Some(msg) = isa::skip_message(p) {
+                eprintln!("{msg}");
+            }
+        }
+        let mut xs: Vec<f32> = (-300_001..=300_001).map(|i| i as f32 * 2e-5).collect();
+        xs.extend(
+            (0..2000).map(|i| f32::from_bits(0x3f80_0000u32.wrapping_add((i as u32).wrapping_mul(2_654_435_761)))),
+        );
+        xs.extend([
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -0.0,
+            f32::MIN_POSITIVE,
+            1e-40,
+            4.0 * std::f32::consts::SQRT_2,
+            -4.0 * std::f32::consts::SQRT_2,
+            f32::MAX,
+            f32::MIN,
+        ]);
+        let mut want = xs.clone();
+        want.iter_mut().for_each(|v| *v = gelu(*v));
+        for p in isa::Isa::available() {
+            for len in [xs.len(), 1, 7, 15, 17, 33] {
+                let mut got = xs[..len].to_vec();
+                gelu_inplace_with(p, &mut got);
+                let (g, w): (Vec<u32>, Vec<u32>) =
+                    (got.iter().map(|v| v.to_bits()).collect(), want[..len].iter().map(|v| v.to_bits()).collect());
+                assert!(g == w, "gelu on {p} differs from the scalar form (len {len})");
             }
         }
     }

@@ -1,6 +1,30 @@
-//! Plain reference implementations of the kernels, written for clarity (f64 accumulation).
+//! Plain reference implementations of the kernels, written for clarity: float64 accumulation
+//! for the model-level twins ([`linear`], [`layer_norm`], [`gelu`]), and the exact float32 FMA
+//! chain ([`gemm_packed`]) that every instruction-set path of [`super::gemm`] must reproduce bit
+//! for bit.
 
+use super::gemm::{Init, NR};
 use super::{LayerNorm, Linear, LAYER_NORM_EPS};
+
+/// The plain twin of [`super::gemm::gemm`] on its packed weights: one output at a time, one
+/// fused multiply-add chain over `k = 0..n_in` in order, started from the bias, 0, or the
+/// existing output plus the bias.
+pub fn gemm_packed(a: &[f32], rows: usize, n_in: usize, packed: &[f32], n_out: usize, init: Init, out: &mut [f32]) {
+    for m in 0..rows {
+        for o in 0..n_out {
+            let (p, c) = (o / NR, o % NR);
+            let mut acc = match init {
+                Init::Zero => 0.0,
+                Init::Bias(b) => b[o],
+                Init::Accumulate(b) => out[m * n_out + o] + b.map_or(0.0, |b| b[o]),
+            };
+            for k in 0..n_in {
+                acc = a[m * n_in + k].mul_add(packed[(p * n_in + k) * NR + c], acc);
+            }
+            out[m * n_out + o] = acc;
+        }
+    }
+}
 
 /// `x · Wᵀ + b`, one dot product at a time.
 pub fn linear(lin: &Linear, x: &[f32], rows: usize) -> Vec<f32> {

@@ -50,7 +50,8 @@ impl Precision {
     }
 
     /// Rounds `src` into `dst` (same as [`Precision::round`] on each element, faster: bf16 by
-    /// integer rounding that vectorizes, f16 with the CPU's F16C conversions when present).
+    /// integer rounding that vectorizes, f16 with the CPU's F16C conversions when present and
+    /// the kernels' path is not the portable one; all give the same bits, tested).
     pub fn round_into(self, src: &[f32], dst: &mut Vec<f32>) {
         dst.clear();
         match self {
@@ -58,7 +59,10 @@ impl Precision {
             Precision::F16 => {
                 dst.resize(src.len(), 0.0);
                 #[cfg(target_arch = "x86_64")]
-                if is_x86_feature_detected!("f16c") && is_x86_feature_detected!("avx") {
+                if super::isa::active() != super::isa::Isa::Portable
+                    && super::isa::cpu_has("f16c")
+                    && super::isa::cpu_has("avx")
+                {
                     // SAFETY: F16C and AVX are present (checked); the slices have equal lengths.
                     unsafe { f16c::round(src, dst) };
                     return;

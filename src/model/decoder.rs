@@ -167,15 +167,26 @@ impl ProteinMpnn {
         scratch.mid.resize(m * h, 0.0);
         layer.w2.forward(&scratch.pre, m, &mut scratch.mid);
         gelu_inplace(&mut scratch.mid);
-        layer.w3.forward(&scratch.mid, m, &mut scratch.pre);
-        // Sum over neighbours, residual, norms, feed-forward.
+        // Sum of the hidden messages over the K neighbours, then W3 once per row (W3 is linear:
+        // `Σ_j (W3·g_j + b3) = W3·Σ_j g_j + K·b3`), residual, norms, feed-forward.
+        let sums = &mut scratch.pre[..n * h];
+        sums.fill(0.0);
+        for r in 0..n {
+            let acc = &mut sums[r * h..(r + 1) * h];
+            for nb in 0..k {
+                let msg = &scratch.mid[(r * k + nb) * h..][..h];
+                for t in 0..h {
+                    acc[t] += msg[t];
+                }
+            }
+        }
+        layer.w3_sum.forward(sums, n, &mut out[..n * h]);
+        let count = k as f32;
         for (r, &row) in rows.iter().enumerate() {
             let o = &mut out[r * h..(r + 1) * h];
-            o.fill(0.0);
-            for nb in 0..k {
-                let msg = &scratch.pre[(r * k + nb) * h..][..h];
-                for t in 0..h {
-                    o[t] += msg[t];
+            if let Some(b3) = &layer.w3.bias {
+                for (v, &b) in o.iter_mut().zip(b3) {
+                    *v += count * b;
                 }
             }
             let hp = &h_prev[row * h..(row + 1) * h];

@@ -1,7 +1,9 @@
 //! The encoder: `EncLayer`s over the k-NN graph, starting from `h_V = 0` and `h_E = W_e(E)`.
 //!
 //! Each message MLP's first layer is split: the node parts `W1h·h_i` and `W1v·h_j` are
-//! projected once per node and gathered, so only `W1e·e_ij` runs per edge.
+//! projected once per node and gathered, so only `W1e·e_ij` runs per edge. The node update's
+//! last layer `W3` is linear, so it runs once per node on the masked sum of the hidden messages
+//! (`Σ_j att_ij·(W3·g_ij + b3) = W3·Σ_j att_ij·g_ij + b3·Σ_j att_ij`) instead of once per edge.
 
 use rayon::prelude::*;
 
@@ -27,8 +29,9 @@ pub struct Encoded {
     pub hidden: usize,
 }
 
-/// Runs the three-layer message MLP for the edges of `n` nodes starting at global row `start`:
-/// `W3·gelu(W2·gelu(self_i + W1e·e_ij + nbr_j))`, writing `[n·K, H]` messages to `out`.
+/// Runs the message MLP for the edges of `n` nodes starting at global row `start`:
+/// `W3·gelu(W2·gelu(self_i + W1e·e_ij + nbr_j))`, writing `[n·K, H]` messages to `out`
+/// (without `W3` when `w3` is `None`: the hidden messages `g_ij`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn edge_messages(
     graph: &Graph,
@@ -39,7 +42,7 @@ pub(crate) fn edge_messages(
     edges: &[f32],
     w1_edge: &Linear,
     w2: &Linear,
-    w3: &Linear,
+    w3: Option<&Linear>,
     scratch: &mut Vec<f32>,
     out: &mut [f32],
 ) {
@@ -64,9 +67,11 @@ pub(crate) fn edge_messages(
     gelu_inplace(pre);
     w2.forward(pre, m, out);
     gelu_inplace(&mut out[..m * h]);
-    // W3 needs a separate output buffer
-    pre.copy_from_slice(&out[..m * h]);
-    w3.forward(pre, m, out);
+    if let Some(w3) = w3 {
+        // W3 needs a separate output buffer
+        pre.copy_from_slice(&out[..m * h]);
+        w3.forward(pre, m, out);
+    }
 }
 
 impl EncLayer {
@@ -88,19 +93,33 @@ impl EncLayer {
                 let start = c * CHUNK;
                 let n = dh_chunk.len() / h;
                 let edges = &h_e[start * k * h..(start + n) * k * h];
-                edge_messages(graph, start, n, &self_proj, &nbr_proj, edges, w1_edge, &self.w2, &self.w3, scratch, msg);
+                edge_messages(graph, start, n, &self_proj, &nbr_proj, edges, w1_edge, &self.w2, None, scratch, msg);
+                // Masked sums of the hidden messages (in `scratch`, free again), then W3 once
+                // per node and the bias once per attended neighbour.
+                let sums = &mut scratch[..n * h];
+                sums.fill(0.0);
+                let mut counts = [0f32; CHUNK];
                 for r in 0..n {
                     let row = start + r;
-                    let acc = &mut dh_chunk[r * h..][..h];
+                    let acc = &mut sums[r * h..][..h];
                     for nb in 0..k {
                         let j = graph.neighbor_row(row, nb);
                         let att = mask[row] * mask[j];
                         if att == 0.0 {
                             continue;
                         }
+                        counts[r] += att;
                         let mv = &msg[(r * k + nb) * h..][..h];
                         for t in 0..h {
                             acc[t] += att * mv[t];
+                        }
+                    }
+                }
+                self.w3_sum.forward(sums, n, dh_chunk);
+                if let Some(b3) = &self.w3.bias {
+                    for (r, &c) in counts[..n].iter().enumerate() {
+                        for (d, &b) in dh_chunk[r * h..][..h].iter_mut().zip(b3) {
+                            *d += c * b;
                         }
                     }
                 }
@@ -125,7 +144,17 @@ impl EncLayer {
                 let start = c * CHUNK;
                 let n = e_chunk.len() / (k * h);
                 edge_messages(
-                    graph, start, n, &self_proj, &nbr_proj, e_chunk, w11_edge, &self.w12, &self.w13, scratch, msg,
+                    graph,
+                    start,
+                    n,
+                    &self_proj,
+                    &nbr_proj,
+                    e_chunk,
+                    w11_edge,
+                    &self.w12,
+                    Some(&self.w13),
+                    scratch,
+                    msg,
                 );
                 for (e, m) in e_chunk.iter_mut().zip(msg.iter()) {
                     *e += m;

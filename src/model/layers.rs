@@ -43,6 +43,9 @@ pub struct EncLayer {
     pub w1_blocks: [Linear; 3],
     /// `W11` split the same way.
     pub w11_blocks: [Linear; 3],
+    /// `W3` without its bias: applied once per node to the masked sum of the hidden messages
+    /// (`Σ_j W3·g_ij + b3 = W3·Σ_j g_ij + count·b3`, W3 being linear).
+    pub w3_sum: Linear,
 }
 
 /// `W · [h_i; e_ij; h_j]` as three blocks (the first one carries the bias).
@@ -69,7 +72,8 @@ impl EncLayer {
     ) -> Self {
         let w1_blocks = node_edge_node_blocks(&w1);
         let w11_blocks = node_edge_node_blocks(&w11);
-        EncLayer { w1, w2, w3, w11, w12, w13, norm1, norm2, norm3, dense, w1_blocks, w11_blocks }
+        let w3_sum = w3.column_block(0, w3.n_in);
+        EncLayer { w1, w2, w3, w11, w12, w13, norm1, norm2, norm3, dense, w1_blocks, w11_blocks, w3_sum }
     }
 }
 
@@ -88,6 +92,8 @@ pub struct DecLayer {
     pub w1_edge: Linear,
     pub w1_seq: Linear,
     pub w1_nbr: Linear,
+    /// `W3` without its bias, applied once per node to the sum of the hidden messages.
+    pub w3_sum: Linear,
 }
 
 impl DecLayer {
@@ -98,6 +104,7 @@ impl DecLayer {
         let w1_edge = w1.column_block(h, h);
         let w1_seq = w1.column_block(2 * h, h);
         let w1_nbr = w1.column_block(3 * h, h);
-        DecLayer { w1, w2, w3, norm1, norm2, dense, w1_self, w1_edge, w1_seq, w1_nbr }
+        let w3_sum = w3.column_block(0, w3.n_in);
+        DecLayer { w1, w2, w3, norm1, norm2, dense, w1_self, w1_edge, w1_seq, w1_nbr, w3_sum }
     }
 }

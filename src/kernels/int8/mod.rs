@@ -22,8 +22,18 @@
 //! result of a row never depends on how rows are blocked, batched or threaded, and [`gemm`]
 //! equals its plain twin [`reference`] bit for bit. Weights are packed in panels of 16 output
 //! columns holding pairs of `k`: `packed[panel][k / 2][column][k % 2]`.
+//!
+//! One implementation per instruction set ([`super::isa`]): [`avx512`] (AVX-512BW `vpmaddwd`
+//! on 16 columns per zmm, or AVX-512 VNNI's `vpdpwssd`, which multiplies and accumulates in one
+//! instruction), [`avx2`] (`vpmaddwd` on ymm), and [`portable`] (plain Rust that LLVM
+//! vectorizes). The integer sums are exact, and the final rescale `fma(Σ, s_x·s_w, start)` is
+//! the same float32 expression on every path, so every path gives the same bits.
 
-use super::gemm::{Init, MR, NR};
+use super::gemm::{Init, NR};
+use super::isa::{self, Isa};
+
+/// Rows per register block of the AVX2 and portable kernels.
+const MR: usize = 6;
 
 /// The largest quantized weight magnitude (symmetric range, -128 unused).
 pub const QMAX: f32 = 127.0;
@@ -138,17 +148,34 @@ fn start(init: Init, out: &[f32], m: usize, o: usize, n_out: usize) -> f32 {
     }
 }
 
-/// `out[m, o] = init + (Σ_k q_x[m,k]·q_w[o,k]) · (s_x[m]·s_w[o])` for `m < rows`.
+/// `out[m, o] = init + (Σ_k q_x[m,k]·q_w[o,k]) · (s_x[m]·s_w[o])` for `m < rows`, on the
+/// process's path ([`isa::active`]).
 pub fn gemm(xq: &[i16], xs: &[f32], rows: usize, w: &QuantWeights, init: Init, out: &mut [f32]) {
+    gemm_with(isa::active(), xq, xs, rows, w, init, out);
+}
+
+/// [`gemm`] on the path `isa` (which the CPU must support: panics otherwise).
+pub fn gemm_with(isa: Isa, xq: &[i16], xs: &[f32], rows: usize, w: &QuantWeights, init: Init, out: &mut [f32]) {
     let kp = w.k_pairs();
     assert!(xq.len() >= rows * kp * 2 && xs.len() >= rows && out.len() >= rows * w.n_out);
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: AVX2 and FMA are present (checked) and the assert above bounds every access.
-        unsafe { avx2::gemm(xq, xs, rows, w, init, out) };
-        return;
+    if let Init::Bias(b) | Init::Accumulate(Some(b)) = init {
+        assert!(b.len() >= w.n_out);
     }
-    reference(xq, xs, rows, w, init, out);
+    if let Some(missing) = isa.missing_feature() {
+        panic!("int8 gemm on path {isa}: this CPU lacks {missing}");
+    }
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        // SAFETY (all three): the CPU has the features each kernel enables (checked), and the
+        // asserts above bound every access.
+        Isa::Avx512 if isa::cpu_has("avx512_vnni") && isa::cpu_has("avx512bw") => {
+            return unsafe { avx512::gemm_vnni(xq, xs, rows, w, init, out) }
+        }
+        Isa::Avx512 if isa::cpu_has("avx512bw") => return unsafe { avx512::gemm_bw(xq, xs, rows, w, init, out) },
+        Isa::Avx512 | Isa::Avx2 => return unsafe { avx2::gemm(xq, xs, rows, w, init, out) },
+        Isa::Portable => {}
+    }
+    portable::gemm(xq, xs, rows, w, init, out);
 }
 
 /// The plain twin of [`gemm`]: one exact integer dot product per output.
@@ -169,78 +196,10 @@ pub fn reference(xq: &[i16], xs: &[f32], rows: usize, w: &QuantWeights, init: In
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use super::*;
-    use std::arch::x86_64::*;
-
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn gemm(xq: &[i16], xs: &[f32], rows: usize, w: &QuantWeights, init: Init, out: &mut [f32]) {
-        let panels = w.n_out.div_ceil(NR);
-        let mut m = 0;
-        while m < rows {
-            let mr = (rows - m).min(MR);
-            for p in 0..panels {
-                match mr {
-                    6 => block::<6>(xq, xs, m, w, p, init, out),
-                    5 => block::<5>(xq, xs, m, w, p, init, out),
-                    4 => block::<4>(xq, xs, m, w, p, init, out),
-                    3 => block::<3>(xq, xs, m, w, p, init, out),
-                    2 => block::<2>(xq, xs, m, w, p, init, out),
-                    _ => block::<1>(xq, xs, m, w, p, init, out),
-                }
-            }
-            m += mr;
-        }
-    }
-
-    /// `R` rows × one 16-column panel. Per pair of `k`: two weight loads, and per row one
-    /// broadcast of the two activations (as one int32) and two `vpmaddwd` into int32 lanes.
-    #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn block<const R: usize>(
-        xq: &[i16],
-        xs: &[f32],
-        m: usize,
-        w: &QuantWeights,
-        p: usize,
-        init: Init,
-        out: &mut [f32],
-    ) {
-        let kp = w.k_pairs();
-        let n_out = w.n_out;
-        let mut acc = [[_mm256_setzero_si256(); 2]; R];
-        let wp = w.packed.as_ptr().add(p * kp * NR * 2);
-        let xp = xq.as_ptr().add(m * kp * 2) as *const i32;
-        for kk in 0..kp {
-            let w0 = _mm256_loadu_si256(wp.add(kk * NR * 2) as *const __m256i);
-            let w1 = _mm256_loadu_si256(wp.add(kk * NR * 2 + 16) as *const __m256i);
-            for (r, a) in acc.iter_mut().enumerate() {
-                let x = _mm256_set1_epi32(std::ptr::read_unaligned(xp.add(r * kp + kk)));
-                a[0] = _mm256_add_epi32(a[0], _mm256_madd_epi16(x, w0));
-                a[1] = _mm256_add_epi32(a[1], _mm256_madd_epi16(x, w1));
-            }
-        }
-        let c0 = p * NR;
-        let cols = (n_out - c0).min(NR);
-        let mut ws = [0f32; NR];
-        ws[..cols].copy_from_slice(&w.scales[c0..c0 + cols]);
-        let ws0 = _mm256_loadu_ps(ws.as_ptr());
-        let ws1 = _mm256_loadu_ps(ws.as_ptr().add(8));
-        for (r, a) in acc.iter().enumerate() {
-            let mut s = [0f32; NR];
-            for (c, v) in s[..cols].iter_mut().enumerate() {
-                *v = start(init, out, m + r, c0 + c, n_out);
-            }
-            let sx = _mm256_set1_ps(xs[m + r]);
-            let y0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[0]), _mm256_mul_ps(sx, ws0), _mm256_loadu_ps(s.as_ptr()));
-            let y1 =
-                _mm256_fmadd_ps(_mm256_cvtepi32_ps(a[1]), _mm256_mul_ps(sx, ws1), _mm256_loadu_ps(s.as_ptr().add(8)));
-            _mm256_storeu_ps(s.as_mut_ptr(), y0);
-            _mm256_storeu_ps(s.as_mut_ptr().add(8), y1);
-            out[(m + r) * n_out + c0..][..cols].copy_from_slice(&s[..cols]);
-        }
-    }
-}
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
+pub mod portable;
 
 #[cfg(test)]
 mod tests {
@@ -248,10 +207,24 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     #[test]
-    fn kernel_equals_reference_bit_for_bit() {
+    fn every_path_equals_reference_bit_for_bit() {
+        for isa in Isa::ALL {
+            if let Some(msg) = isa::skip_message(isa) {
+                eprintln!("{msg}");
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        for f in ["avx512bw", "avx512_vnni"] {
+            if !isa::cpu_has(f) {
+                eprintln!("skipped: CPU lacks {f} (int8 AVX-512 kernel)");
+            }
+        }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
-        for &(rows, n_in, n_out) in &[(1, 1, 1), (5, 7, 3), (6, 128, 128), (13, 127, 21), (48, 512, 128), (7, 416, 130)]
-        {
+        let mut shapes = vec![(1, 1, 1), (5, 7, 3), (6, 128, 128), (13, 127, 21), (48, 512, 128), (7, 416, 130)];
+        for _ in 0..30 {
+            shapes.push((rng.gen_range(1..=30), rng.gen_range(1..=300), rng.gen_range(1..=70)));
+        }
+        for &(rows, n_in, n_out) in &shapes {
             let x: Vec<f32> = (0..rows * n_in).map(|_| rng.gen_range(-3.0..3.0)).collect();
             let wt: Vec<f32> = (0..n_out * n_in).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let b: Vec<f32> = (0..n_out).map(|_| rng.gen_range(-1.0..1.0)).collect();
@@ -260,13 +233,39 @@ mod tests {
             quantize_rows(&x, rows, n_in, &mut q, &mut s);
             for init in [Init::Zero, Init::Bias(&b), Init::Accumulate(Some(&b)), Init::Accumulate(None)] {
                 let begin: Vec<f32> = (0..rows * n_out).map(|i| i as f32 * 0.01).collect();
-                let (mut fast, mut slow) = (begin.clone(), begin.clone());
-                gemm(&q, &s, rows, &w, init, &mut fast);
+                let mut slow = begin.clone();
                 reference(&q, &s, rows, &w, init, &mut slow);
-                assert_eq!(fast, slow, "{rows}x{n_in}x{n_out} {init:?}");
+                for isa in Isa::available() {
+                    let mut fast = begin.clone();
+                    gemm_with(isa, &q, &s, rows, &w, init, &mut fast);
+                    assert_eq!(fast, slow, "{isa} {rows}x{n_in}x{n_out} {init:?}");
+                }
+                #[cfg(target_arch = "x86_64")]
+                {
+                    let mut kernels: Vec<(&str, Kernel)> = vec![("portable", portable::gemm)];
+                    if isa::cpu_has("avx2") && isa::cpu_has("fma") {
+                        kernels.push(("avx2", |a, b, c, d, e, f| unsafe { avx2::gemm(a, b, c, d, e, f) }));
+                    }
+                    if isa::cpu_has("avx512bw") && isa::cpu_has("avx2") && isa::cpu_has("fma") {
+                        kernels.push(("avx512bw", |a, b, c, d, e, f| unsafe { avx512::gemm_bw(a, b, c, d, e, f) }));
+                        if isa::cpu_has("avx512_vnni") {
+                            kernels.push(("avx512vnni", |a, b, c, d, e, f| unsafe {
+                                avx512::gemm_vnni(a, b, c, d, e, f)
+                            }));
+                        }
+                    }
+                    for (name, k) in kernels {
+                        let mut fast = begin.clone();
+                        k(&q, &s, rows, &w, init, &mut fast);
+                        assert_eq!(fast, slow, "{name} {rows}x{n_in}x{n_out} {init:?}");
+                    }
+                }
             }
         }
     }
+
+    #[cfg(target_arch = "x86_64")]
+    type Kernel = fn(&[i16], &[f32], usize, &QuantWeights, Init, &mut [f32]);
 
     #[test]
     fn quantized_product_is_close_to_float() {
