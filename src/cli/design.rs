@@ -170,6 +170,76 @@ pub enum Mode {
     Official,
 }
 
+/// Which structures to design: (to do, already complete). A complete seqs/NAME.fa whose record
+/// holds this run's parameters is skipped (a file short of records was damaged and is redone);
+/// one made with other parameters, or with none recorded, stops the run unless `overwrite`.
+fn plan_resume(
+    jobs: &[Job],
+    base: &Path,
+    overwrite: bool,
+    expected_records: usize,
+    params_of: &dyn Fn(&Features) -> Option<resume::Params>,
+    quiet: bool,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    let fasta_path = |name: &str| base.join("seqs").join(format!("{name}.fa"));
+    // The number of records of seqs/NAME.fa when it is a whole design file (not cut short).
+    let records = |name: &str| -> Option<usize> {
+        std::fs::read_to_string(fasta_path(name))
+            .ok()
+            .and_then(|t| output::parse_design_fasta(&t))
+            .map(|(_, _, rows)| rows.len())
+    };
+    let mut todo = Vec::new();
+    let mut skipped = Vec::new();
+    let mut conflicts = Vec::new();
+    for (k, job) in jobs.iter().enumerate() {
+        let name = &job.features.name;
+        let Some(n) = records(name).filter(|_| !overwrite) else {
+            todo.push(k);
+            continue;
+        };
+        let mine = params_of(&job.features).unwrap_or_default();
+        match resume::read_record(base, name) {
+            // (With the same parameters, a file short of records was damaged: redo it.)
+            Some(old) if old == mine && n != expected_records => todo.push(k),
+            Some(old) if old == mine => {
+                if !quiet {
+                    println!(
+                        "Skipping {name}: {} is complete, designed with the same parameters (pass --overwrite to redo it)",
+                        fasta_path(name).display()
+                    );
+                }
+                skipped.push(k);
+            }
+            Some(old) => conflicts.push(format!("  {name}: {}", resume::diff(&old, &mine).join("; "))),
+            None => conflicts.push(format!(
+                "  {name}: {} holds no record of the parameters that made it ({} is missing: written with the \
+                 official flags or by an older mpnn)",
+                fasta_path(name).display(),
+                resume::record_path(base, name).display()
+            )),
+        }
+    }
+    if !conflicts.is_empty() {
+        let n = conflicts.len();
+        if n > 20 {
+            conflicts.truncate(20);
+            conflicts.push(format!("  ... and {} more", n - 20));
+        }
+        bail!(
+            "{}: {n} structure{} of this run {} already designed there with other parameters (or unknown ones), and \
+             resuming would keep those designs:\n{}\nPass --overwrite to redo {} with this run's parameters, or write \
+             to another --out folder. Nothing was written.",
+            base.display(),
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "was" } else { "were" },
+            conflicts.join("\n"),
+            if n == 1 { "it" } else { "them" }
+        );
+    }
+    Ok((todo, skipped))
+}
+
 /// Every parameter of the run that decides the designs (see [`resume`]), except those of the
 /// structures themselves ([`resume::structure_params`]).
 fn design_params(
@@ -262,16 +332,9 @@ fn clear_previous(base: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
-    init_threads(c)?;
-    let quiet = c.suppress_print.on();
-    let inl = parse_inline(d)?;
-    let shard = shard_of_run(d.shard.as_deref(), quiet)?;
-    passes(c)?;
-    let num_batches = c.num_seq_per_target / c.batch_size;
-    let per_temp = num_batches * c.batch_size;
-    job::check_backbone_noise(d.backbone_noise, &Labels::CLI)?;
-    // Official dictionaries.
+/// The official dictionaries of the run and the design options (temperatures, seed, noise,
+/// omitted letters, `--bias` added to `--bias_AA_jsonl`, PSSM options), checked.
+fn design_options(c: &Common, d: &DesignOpts, inl: &Inline, per_temp: usize) -> Result<(Dictionaries, DesignOptions)> {
     let read =
         |flag: &str, v: &Option<String>| -> Result<Option<(String, serde_json::Map<String, serde_json::Value>)>> {
             match v.as_deref().filter(|p| !p.is_empty()) {
@@ -307,6 +370,20 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
         labels: Labels::CLI,
     };
     opts.validate()?;
+    Ok((dicts, opts))
+}
+
+pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
+    init_threads(c)?;
+    let quiet = c.suppress_print.on();
+    let inl = parse_inline(d)?;
+    let shard = shard_of_run(d.shard.as_deref(), quiet)?;
+    passes(c)?;
+    let num_batches = c.num_seq_per_target / c.batch_size;
+    let per_temp = num_batches * c.batch_size;
+    job::check_backbone_noise(d.backbone_noise, &Labels::CLI)?;
+    let (dicts, opts) = design_options(c, d, &inl, per_temp)?;
+    let bias_aa = opts.bias_aa;
 
     // Structures and their features: every check first, for every structure (also those of
     // other shards, so every shard agrees on what is invalid and on the shard split).
@@ -375,61 +452,7 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
         })
     };
     let expected_records = d.keep.unwrap_or(generated);
-    // The number of records of seqs/NAME.fa when it is a whole design file (not cut short).
-    let records = |name: &str| -> Option<usize> {
-        std::fs::read_to_string(fasta_path(name))
-            .ok()
-            .and_then(|t| output::parse_design_fasta(&t))
-            .map(|(_, _, rows)| rows.len())
-    };
-    let mut todo = Vec::new();
-    let mut skipped = Vec::new();
-    let mut conflicts = Vec::new();
-    for (k, job) in jobs.iter().enumerate() {
-        let name = &job.features.name;
-        let Some(n) = records(name).filter(|_| !overwrite) else {
-            todo.push(k);
-            continue;
-        };
-        let mine = params_of(&job.features).unwrap_or_default();
-        match resume::read_record(&base, name) {
-            // (With the same parameters, a file short of records was damaged: redo it.)
-            Some(old) if old == mine && n != expected_records => todo.push(k),
-            Some(old) if old == mine => {
-                if !quiet {
-                    println!(
-                        "Skipping {name}: {} is complete, designed with the same parameters (pass --overwrite to redo it)",
-                        fasta_path(name).display()
-                    );
-                }
-                skipped.push(k);
-            }
-            Some(old) => conflicts.push(format!("  {name}: {}", resume::diff(&old, &mine).join("; "))),
-            None => conflicts.push(format!(
-                "  {name}: {} holds no record of the parameters that made it ({} is missing: written with the \
-                 official flags or by an older mpnn)",
-                fasta_path(name).display(),
-                resume::record_path(&base, name).display()
-            )),
-        }
-    }
-    if !conflicts.is_empty() {
-        let n = conflicts.len();
-        if n > 20 {
-            conflicts.truncate(20);
-            conflicts.push(format!("  ... and {} more", n - 20));
-        }
-        bail!(
-            "{}: {n} structure{} of this run {} already designed there with other parameters (or unknown ones), and \
-             resuming would keep those designs:\n{}\nPass --overwrite to redo {} with this run's parameters, or write \
-             to another --out folder. Nothing was written.",
-            base.display(),
-            if n == 1 { "" } else { "s" },
-            if n == 1 { "was" } else { "were" },
-            conflicts.join("\n"),
-            if n == 1 { "it" } else { "them" }
-        );
-    }
+    let (todo, skipped) = plan_resume(&jobs, &base, overwrite, expected_records, &params_of, quiet)?;
     write_skip_list(&skip_list, &inputs.invalid)?;
     if let Some(g) = &run_params {
         let structures = split
