@@ -198,6 +198,19 @@ fn errors_name_the_option_as_the_caller_spells_it() {
     let msg =
         Model::from_file(&parity.join("weights/ca_k48.pt"), Some(false), &Labels::KEYWORDS).unwrap_err().to_string();
     assert!(msg.ends_with("this is a CA-only checkpoint; add ca_only=True"), "{msg}");
+    // Weight lookup errors say how this caller gives weights of its own.
+    let query = mpnn::checkpoint::WeightsQuery {
+        path: None,
+        folder: None,
+        model_name: "v_99_999".into(),
+        ca_only: false,
+        soluble: false,
+        offline: true,
+    };
+    let msg = Model::load(&query, None, &Labels::KEYWORDS).unwrap_err().to_string();
+    assert!(msg.contains("unknown model name `v_99_999`") && msg.ends_with("weights_dir=DIR"), "{msg}");
+    let msg = Model::load(&query, None, &Labels::CLI).unwrap_err().to_string();
+    assert!(msg.ends_with("--weights FILE or --path_to_model_weights DIR"), "{msg}");
 }
 
 #[test]

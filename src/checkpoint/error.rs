@@ -59,10 +59,10 @@ pub enum CheckpointError {
     /// A model name that is not in the pinned table of official weights.
     #[error(
         "unknown model name `{name}` for the {family} weights; valid names: {}. \
-         For your own weights pass --weights FILE or --path_to_model_weights DIR",
+         For your own weights pass {own}",
         valid.join(", ")
     )]
-    UnknownModel { name: String, family: &'static str, valid: Vec<String> },
+    UnknownModel { name: String, family: &'static str, valid: Vec<String>, own: &'static str },
 
     /// A weights file or folder the user named does not exist.
     #[error("{what} not found: {path}{hint}")]
@@ -75,10 +75,9 @@ pub enum CheckpointError {
     /// The weights are not available locally and downloads are disabled.
     #[error(
         "the {model} weights are not available locally and downloads are disabled (offline). \
-         Fetch {url} and save it as {cache_path}, or pass --weights FILE / \
-         --path_to_model_weights DIR (or set MPNN_WEIGHTS)"
+         Fetch {url} and save it as {cache_path}, or pass {own} (or set MPNN_WEIGHTS)"
     )]
-    Offline { model: String, url: String, cache_path: String },
+    Offline { model: String, url: String, cache_path: String, own: &'static str },
 
     /// The HTTP download failed.
     #[error(

@@ -196,6 +196,7 @@ pub fn resolve_with(q: &WeightsQuery, env: &LocateEnv) -> Result<PathBuf, Checkp
                 _ => "vanilla (vanilla_model_weights)",
             },
             valid: PINNED.iter().filter(|(s, _, _)| *s == subfolder).map(|(_, n, _)| n.to_string()).collect(),
+            own: OWN_WEIGHTS,
         });
     };
     let url = format!("{}/{subfolder}/{file_name}", env.base_url.trim_end_matches('/'));
@@ -216,11 +217,16 @@ pub fn resolve_with(q: &WeightsQuery, env: &LocateEnv) -> Result<PathBuf, Checkp
             model: format!("{subfolder}/{file_name}"),
             url,
             cache_path: cached.display().to_string(),
+            own: OWN_WEIGHTS,
         });
     }
     download_verified(&url, blob, &cached)?;
     Ok(cached)
 }
+
+/// How the command line names a weights file or folder of one's own, in error messages (the
+/// library's callers may say it their way: `job::Model::load`).
+pub const OWN_WEIGHTS: &str = "--weights FILE or --path_to_model_weights DIR";
 
 fn list_pt_files(dir: &Path) -> String {
     let Ok(rd) = std::fs::read_dir(dir) else {

@@ -23,6 +23,8 @@ pub struct Labels {
     pub backbone_noise: &'static str,
     pub screen: &'static str,
     pub keep: &'static str,
+    /// How to give weights of one's own (a file or a folder).
+    pub own_weights: &'static str,
 }
 
 impl Labels {
@@ -45,6 +47,7 @@ impl Labels {
         backbone_noise: "--backbone_noise",
         screen: "--screen",
         keep: "--keep",
+        own_weights: crate::checkpoint::locate::OWN_WEIGHTS,
     };
 
     /// Keyword arguments (the Python package).
@@ -66,6 +69,7 @@ impl Labels {
         backbone_noise: "backbone_noise=",
         screen: "screen=",
         keep: "keep=",
+        own_weights: "a file path to Model.load, or weights_dir=DIR",
     };
 }
 

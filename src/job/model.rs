@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{JobError, Labels};
-use crate::checkpoint::{self, WeightsQuery};
+use crate::checkpoint::{self, CheckpointError, WeightsQuery};
 use crate::kernels::precision::Precision;
 use crate::pipeline::Engine;
 use crate::preset::Preset;
@@ -25,7 +25,15 @@ impl Model {
     /// as the exact float32 model at the checkpoint's own k. With `ca_only`, the checkpoint must
     /// (`Some(true)`) or must not (`Some(false)`) be a CA-only one.
     pub fn load(query: &WeightsQuery, ca_only: Option<bool>, labels: &Labels) -> Result<Model, JobError> {
-        let path = checkpoint::resolve(query)?;
+        let path = checkpoint::resolve(query).map_err(|e| match e {
+            CheckpointError::UnknownModel { name, family, valid, .. } => {
+                CheckpointError::UnknownModel { name, family, valid, own: labels.own_weights }
+            }
+            CheckpointError::Offline { model, url, cache_path, .. } => {
+                CheckpointError::Offline { model, url, cache_path, own: labels.own_weights }
+            }
+            e => e,
+        })?;
         Model::from_file(&path, ca_only, labels)
     }
 
