@@ -135,6 +135,10 @@ def test_bad_options(model, s5l33, parity):
         mpnn_rs.Model.load(parity / "weights" / "ca_k48.pt", ca_only=False)
     with pytest.raises(mpnn_rs.MpnnError):
         mpnn_rs.Model.load(parity / "weights" / "missing.pt")
+    # Weight lookup errors say how to give weights in Python, not with command-line flags.
+    with pytest.raises(mpnn_rs.MpnnError, match=r"unknown model name `v_99_999`.*weights_dir=DIR") as e:
+        mpnn_rs.Model.load("v_99_999", offline=True)
+    assert "--weights" not in str(e.value)
     with pytest.raises(mpnn_rs.MpnnError, match="passes"):
         model.score(s5l33, passes=0)
     with pytest.raises(mpnn_rs.MpnnError, match="sequence 1"):
