@@ -18,8 +18,7 @@
 //! assert_eq!(p.chains[0].coords[1][1], [3.8, 0.0, 0.0]);
 //! ```
 
-use super::builder::ChainBuilder;
-use super::text::chain_alphabet_position;
+use super::builder::{finish_in_chain_order, ChainBuilder};
 use super::{Protein, StructureError, ATOM_NAMES};
 use crate::alphabet::{three_of_one, ALPHABET};
 
@@ -287,16 +286,7 @@ pub fn protein_from_arrays(a: &ProteinArrays<'_>) -> Result<Protein, StructureEr
         }
         builders.push(b);
     }
-    let mut keyed: Vec<(usize, usize, ChainBuilder)> = builders
-        .into_iter()
-        .enumerate()
-        .map(|(i, b)| (chain_alphabet_position(&b.id).unwrap_or(usize::MAX), i, b))
-        .collect();
-    keyed.sort_by_key(|(p, i, _)| (*p, *i));
-    let mut chains = Vec::with_capacity(keyed.len());
-    for (_, _, b) in keyed {
-        chains.push(b.finish(name)?);
-    }
+    let chains = finish_in_chain_order(builders, name)?;
     let protein = Protein { name: name.to_string(), chains };
     protein.validate(ca_only)?;
     Ok(protein)

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Chain, StructureError, ATOM_NAMES};
+use super::{chain_alphabet_position, Chain, StructureError, ATOM_NAMES};
 use crate::alphabet::one_letter_of_three;
 
 /// Largest residue-number span accepted for one chain (guards against absurd numbering).
@@ -86,4 +86,16 @@ impl ChainBuilder {
         }
         Ok(Chain { id: self.id, sequence, coords })
     }
+}
+
+/// Finishes the chains in the official chain order: by position in the official chain alphabet
+/// (ids outside it last), ties in the order the chains were first seen.
+pub(crate) fn finish_in_chain_order(builders: Vec<ChainBuilder>, file: &str) -> Result<Vec<Chain>, StructureError> {
+    let mut keyed: Vec<(usize, usize, ChainBuilder)> = builders
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| (chain_alphabet_position(&b.id).unwrap_or(usize::MAX), i, b))
+        .collect();
+    keyed.sort_by_key(|(p, i, _)| (*p, *i));
+    keyed.into_iter().map(|(_, _, b)| b.finish(file)).collect()
 }

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use super::builder::ChainBuilder;
-use super::text::{chain_alphabet_position, decode_ignore, py_float, stem_of};
+use super::builder::{finish_in_chain_order, ChainBuilder};
+use super::text::{decode_ignore, py_float, stem_of};
 use super::{Protein, StructureError};
 
 /// One CIF token with the line it starts on.
@@ -333,16 +333,7 @@ pub fn parse_mmcif_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureE
         };
         return Err(StructureError::NoAtoms { file: file.to_string(), hint: hint.to_string() });
     }
-    let mut keyed: Vec<(usize, usize, ChainBuilder)> = builders
-        .into_iter()
-        .enumerate()
-        .map(|(i, b)| (chain_alphabet_position(&b.id).unwrap_or(usize::MAX), i, b))
-        .collect();
-    keyed.sort_by_key(|(p, i, _)| (*p, *i));
-    let mut chains = Vec::with_capacity(keyed.len());
-    for (_, _, b) in keyed {
-        chains.push(b.finish(file)?);
-    }
+    let chains = finish_in_chain_order(builders, file)?;
     Ok(Protein { name: stem_of(file), chains })
 }
 
