@@ -184,26 +184,19 @@ impl Model {
         let chains = chain_list(chains)?;
         let sequences = sequences.map(|s| strings(s, "sequences")).transpose()?;
         check_passes(passes)?;
-        let done = py
-            .allow_threads(|| {
-                proteins
+        let done = each_released(py, &proteins, |p| {
+            let f = self.features(p, chains.as_deref())?;
+            let seqs: Vec<Vec<u8>> = match &sequences {
+                None => vec![f.s.clone()],
+                Some(v) => v
                     .iter()
-                    .map(|p| {
-                        let f = self.features(p, chains.as_deref())?;
-                        let seqs: Vec<Vec<u8>> = match &sequences {
-                            None => vec![f.s.clone()],
-                            Some(v) => v
-                                .iter()
-                                .enumerate()
-                                .map(|(i, s)| job::parse_sequence(&f, s, "sequences=", &format!("sequence {}", i + 1)))
-                                .collect::<Result<_, _>>()?,
-                        };
-                        let scored = job::score(&self.inner, &f, &seqs, passes, seed)?;
-                        Ok((f, seqs, scored))
-                    })
-                    .collect::<Result<Vec<_>, JobError>>()
-            })
-            .map_err(err)?;
+                    .enumerate()
+                    .map(|(i, s)| job::parse_sequence(&f, s, "sequences=", &format!("sequence {}", i + 1)))
+                    .collect::<Result<_, _>>()?,
+            };
+            let scored = job::score(&self.inner, &f, &seqs, passes, seed)?;
+            Ok((f, seqs, scored))
+        })?;
         let mut out = Vec::with_capacity(done.len());
         for (f, seqs, scored) in done {
             let (n, l) = (seqs.len(), f.len());
@@ -240,17 +233,10 @@ impl Model {
     ) -> PyResult<PyObject> {
         let (proteins, list) = structure_list(structures)?;
         let chains = chain_list(chains)?;
-        let done = py
-            .allow_threads(|| {
-                proteins
-                    .iter()
-                    .map(|p| {
-                        let f = self.features(p, chains.as_deref())?;
-                        Ok((f.len(), job::unconditional_probs(&self.inner, &f)?))
-                    })
-                    .collect::<Result<Vec<_>, JobError>>()
-            })
-            .map_err(err)?;
+        let done = each_released(py, &proteins, |p| {
+            let f = self.features(p, chains.as_deref())?;
+            Ok((f.len(), job::unconditional_probs(&self.inner, &f)?))
+        })?;
         let out = done.into_iter().map(|(l, lp)| array_f32(py, lp, &[l, VOCAB])).collect::<PyResult<Vec<_>>>()?;
         one_or_list(py, out, list)
     }
@@ -270,18 +256,11 @@ impl Model {
         let (proteins, list) = structure_list(structures)?;
         let chains = chain_list(chains)?;
         check_passes(passes)?;
-        let done = py
-            .allow_threads(|| {
-                proteins
-                    .iter()
-                    .map(|p| {
-                        let f = self.features(p, chains.as_deref())?;
-                        let v = job::conditional_probs(&self.inner, &f, passes, seed, backbone_only)?;
-                        Ok((f.len(), v.concat()))
-                    })
-                    .collect::<Result<Vec<_>, JobError>>()
-            })
-            .map_err(err)?;
+        let done = each_released(py, &proteins, |p| {
+            let f = self.features(p, chains.as_deref())?;
+            let v = job::conditional_probs(&self.inner, &f, passes, seed, backbone_only)?;
+            Ok((f.len(), v.concat()))
+        })?;
         let out =
             done.into_iter().map(|(l, lp)| array_f32(py, lp, &[passes, l, VOCAB])).collect::<PyResult<Vec<_>>>()?;
         one_or_list(py, out, list)
@@ -387,22 +366,14 @@ impl Model {
             labels: LABELS,
             ..DesignOptions::default()
         };
-        let done = py
-            .allow_threads(|| {
-                opts.validate()?;
-                proteins
-                    .iter()
-                    .map(|p| {
-                        p.validate(self.inner.ca_only())?;
-                        let sel = job::select_chains(p, chains.as_deref(), &LABELS)?;
-                        let f =
-                            job::prepare(p, &sel, Constraints::default(), &residue, &opts.omit, self.inner.ca_only())?;
-                        let d = job::design(&self.inner, &f, &opts, &|_| {})?;
-                        Ok((f, d))
-                    })
-                    .collect::<Result<Vec<_>, JobError>>()
-            })
-            .map_err(err)?;
+        opts.validate().map_err(err)?;
+        let done = each_released(py, &proteins, |p| {
+            p.validate(self.inner.ca_only())?;
+            let sel = job::select_chains(p, chains.as_deref(), &LABELS)?;
+            let f = job::prepare(p, &sel, Constraints::default(), &residue, &opts.omit, self.inner.ca_only())?;
+            let d = job::design(&self.inner, &f, &opts, &|_| {})?;
+            Ok((f, d))
+        })?;
         let mut out = Vec::with_capacity(done.len());
         for (f, d) in done {
             let (n, l) = (d.designs.len(), f.len());
@@ -450,6 +421,16 @@ impl Model {
         let sel = job::select_chains(p, chains, &LABELS)?;
         Ok(featurize(p, &sel, &Constraints::default(), self.inner.ca_only())?)
     }
+}
+
+/// Runs `job` on every structure with the GIL released; the first error stops the run and
+/// becomes the Python exception.
+fn each_released<T: Send>(
+    py: Python<'_>,
+    proteins: &[Arc<Protein>],
+    job: impl Fn(&Protein) -> Result<T, JobError> + Send + Sync,
+) -> PyResult<Vec<T>> {
+    py.allow_threads(|| proteins.iter().map(|p| job(p)).collect::<Result<Vec<_>, JobError>>()).map_err(err)
 }
 
 fn check_passes(passes: usize) -> PyResult<()> {
