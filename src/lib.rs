@@ -21,6 +21,7 @@ pub mod featurize;
 pub mod inputs;
 pub mod job;
 pub mod kernels;
+pub mod ligand;
 pub mod model;
 pub mod npz;
 pub mod output;

@@ -1,0 +1,11 @@
+//! The LigandMPNN family (issue 16): `ligand_mpnn`, `protein_mpnn`, `soluble_mpnn` and the two
+//! membrane models in LigandMPNN's checkpoint layout, with LigandMPNN's parsing semantics.
+//!
+//! Pipeline, as in the rest of the crate: structure (ProDy semantics) → [`LigandFeatures`] (the
+//! official `feature_dict` as `run.py` completes it) → graph + atom-context features → encoder
+//! (+ context layers) → decoder / sampler → outputs. The network reuses `crate::model`'s layers and
+//! kernels; this module adds the context stage, not a second copy of the model.
+
+pub mod features;
+
+pub use features::LigandFeatures;
