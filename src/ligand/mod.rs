@@ -6,6 +6,13 @@
 //! (+ context layers) → decoder / sampler → outputs. The network reuses `crate::model`'s layers and
 //! kernels; this module adds the context stage, not a second copy of the model.
 
+pub mod checkpoint;
+pub mod context;
 pub mod features;
+pub mod network;
+pub mod sample;
 
+pub use checkpoint::{LigandModelError, ModelType};
 pub use features::LigandFeatures;
+pub use network::{LigandEncoded, LigandMpnn, ScoreOutput};
+pub use sample::{LigandSample, SampleOptions};
