@@ -454,3 +454,58 @@ fn features_that_do_not_fit_the_model_are_refused() {
     f.y_t[3] = 119;
     assert!(c.model.encode(&f).unwrap_err().to_string().contains("119"));
 }
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// The atom-context stage runs on the same kernels as the rest of the network: every
+/// instruction-set path this CPU has (`MPNN_ISA`, here forced in-process) gives the same bits
+/// for the encoder, the context, scoring and sampling. Only this test switches the path; the
+/// others compare with the official numbers at 1e-4, which every path meets.
+#[test]
+fn ligand_network_is_identical_on_every_path() {
+    use mpnn::kernels::isa::{self, Isa};
+    let Some(dir) = ligand_dir() else { return };
+    for p in Isa::ALL {
+        if let Some(msg) = isa::skip_message(p) {
+            eprintln!("{msg}");
+        }
+    }
+    let paths = Isa::available();
+    let home = isa::active();
+    for name in ["ligand_4oz7_symmetry", "ligand_1BC8_side_chains", "membrane_residue_1BC8"] {
+        let c = load(&dir, name);
+        let opts = c.options();
+        let (groups, _) = c.symmetry();
+        let mut first: Option<(Isa, Vec<Vec<u32>>)> = None;
+        for &p in &paths {
+            isa::force(p).unwrap();
+            let enc = encode(&c);
+            let added = enc.context.as_ref().map(|x| x.added.clone()).unwrap_or_default();
+            let score = c.model.score(&enc, &c.features, &c.randn, &groups, true).unwrap();
+            let single = c.model.single_aa_score(&enc, &c.features, &c.randn, false);
+            let sample = c.model.sample(&enc, &c.features, &c.randn, &opts, &mut Argmax).unwrap();
+            let d = common::max_abs_diff(&score.log_probs, &c.f32s("score_seq_log_probs"));
+            assert!(d < TOL, "{name} on {p}: score differs from the official by {d}");
+            let got = vec![
+                bits(&enc.enc.h_v),
+                bits(&enc.enc.h_e),
+                bits(&added),
+                bits(&score.log_probs),
+                bits(&single.log_probs),
+                bits(&sample.log_probs),
+            ];
+            match &first {
+                None => first = Some((p, got)),
+                Some((q, want)) => {
+                    for (i, what) in ["h_V", "h_E", "context", "score", "single_aa_score", "sample"].iter().enumerate() {
+                        assert!(got[i] == want[i], "{name}: {what} on {p} differs from {q}");
+                    }
+                }
+            }
+        }
+        eprintln!("{name}: identical on {:?}", paths.iter().map(|p| p.name()).collect::<Vec<_>>());
+    }
+    isa::force(home).unwrap();
+}
