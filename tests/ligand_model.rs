@@ -356,6 +356,18 @@ fn seeded_sampling_is_reproducible_and_respects_fixed_positions() {
     };
     let (a, b, other) = (run(0), run(0), run(1));
     assert_eq!(a, b, "same seed, same sample");
+    // one sampler shared by parallel samples gives the same sequences
+    let sampler = c.model.sampler(&enc, &c.features);
+    use rayon::prelude::*;
+    let parallel: Vec<_> = (0..4u64)
+        .into_par_iter()
+        .map(|i| {
+            let randn = seeded_randn(7, &c.name, i, l);
+            sampler.sample(&randn, &opts, &mut seeded_chooser(7, &c.name, i)).unwrap()
+        })
+        .collect();
+    assert_eq!(parallel[0], a);
+    assert_eq!(parallel[1], other);
     assert_ne!(
         (a.s.clone(), a.decoding_order.clone()),
         (other.s, other.decoding_order),
@@ -499,7 +511,8 @@ fn ligand_network_is_identical_on_every_path() {
             match &first {
                 None => first = Some((p, got)),
                 Some((q, want)) => {
-                    for (i, what) in ["h_V", "h_E", "context", "score", "single_aa_score", "sample"].iter().enumerate() {
+                    for (i, what) in ["h_V", "h_E", "context", "score", "single_aa_score", "sample"].iter().enumerate()
+                    {
                         assert!(got[i] == want[i], "{name}: {what} on {p} differs from {q}");
                     }
                 }

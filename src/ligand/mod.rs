@@ -15,4 +15,4 @@ pub mod sample;
 pub use checkpoint::{LigandModelError, ModelType};
 pub use features::LigandFeatures;
 pub use network::{LigandEncoded, LigandMpnn, ScoreOutput};
-pub use sample::{LigandSample, SampleOptions};
+pub use sample::{LigandSample, LigandSampler, SampleOptions};
