@@ -38,7 +38,7 @@ pub enum NodeStage {
     /// `protein_mpnn`, `soluble_mpnn`: nodes start at 0.
     Protein,
     /// The membrane models: nodes start from the label embedding.
-    Membrane(MembraneStage),
+    Membrane(Box<MembraneStage>),
     /// `ligand_mpnn`: the atom context is added after the encoder.
     Ligand(Box<AtomContext>),
 }
@@ -161,11 +161,11 @@ impl LigandMpnn {
                     y_context_layers,
                 )))
             }
-            t if t.is_membrane() => NodeStage::Membrane(MembraneStage {
+            t if t.is_membrane() => NodeStage::Membrane(Box::new(MembraneStage {
                 node_embedding: ld.linear("features.node_embedding", h, MEMBRANE_CLASSES, false)?,
                 norm_nodes: ld.norm("features.norm_nodes", h)?,
                 w_v: ld.linear("W_v", h, h, true)?,
-            }),
+            })),
             _ => NodeStage::Protein,
         };
         Ok(LigandMpnn { arch, protein, stage, side_chain_context: false })

@@ -186,7 +186,7 @@ impl EdgeSetLayer {
         for (e, &node) in edge_node.iter().enumerate() {
             let own = &s.own[node as usize * hd..][..hd];
             for (p, &o) in s.pre[e * hd..][..hd].iter_mut().zip(own) {
-                *p = o + *p;
+                *p += o;
             }
         }
         gelu_inplace(&mut s.pre);
