@@ -433,6 +433,15 @@ fn checkpoints_load_as_their_types_only() {
             }
         }
     }
+    // a ligand checkpoint converted to safetensors keeps atom_context_num and loads the same
+    let ckpt = checkpoint::load(&w.join("ligand_h64_l2_k16_a16.pt")).unwrap();
+    let bytes = checkpoint::to_safetensors_bytes(&ckpt).unwrap();
+    let back = checkpoint::load_bytes(&bytes, "converted").unwrap();
+    assert_eq!(back.atom_context_num, Some(16));
+    assert_eq!(
+        LigandMpnn::from_checkpoint(&back, ModelType::LigandMpnn).unwrap().arch,
+        LigandMpnn::from_checkpoint(&ckpt, ModelType::LigandMpnn).unwrap().arch
+    );
     // model type names round-trip and unknown ones are refused with the list
     for t in ModelType::ALL {
         assert_eq!(t.to_string().parse::<ModelType>().unwrap(), t);
