@@ -9,3 +9,6 @@
 pub mod features;
 
 pub use features::LigandFeatures;
+pub mod featurize;
+pub mod parse;
+pub mod select;
