@@ -577,3 +577,50 @@ fn bad_structures_are_errors_naming_the_file() {
     assert_eq!(s.context_status(), ContextStatus::None);
     assert_eq!(s.context_arrays(), (vec![[0.0; 3]], vec![0], vec![0]));
 }
+
+/// The atom records are what `run.py` writes to `backbones/NAME_N.pdb`: ProDy's `backbone`
+/// followed by `other_atoms`, field by field (residue names of the protein part are the designed
+/// ones there; B-factors are per-residue confidences and 0 for the other atoms).
+#[test]
+fn records_are_the_atoms_of_the_official_output_pdbs() {
+    let Some(dir) = ligand_dir() else { return };
+    for (run, file, chains) in
+        [("run_1BC8", "1BC8.pdb", ""), ("run_2GFB_icodes", "2GFB.pdb", "B"), ("run_4GYT_homo", "4GYT.pdb", "")]
+    {
+        let chains = if chains.is_empty() { Vec::new() } else { vec![chains.to_string()] };
+        let s = read_ligand_structure(
+            &dir.join("structures").join(file),
+            &ParseOptions { chains, ..Default::default() },
+        )
+        .unwrap();
+        let out_path = dir.join("official_cli").join(run).join("backbones").join(format!("{}_1.pdb", s.name));
+        let out = std::fs::read_to_string(&out_path).unwrap();
+        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("ATOM") || l.starts_with("HETATM")).collect();
+        let anisou: Vec<&str> = out.lines().filter(|l| l.starts_with("ANISOU")).collect();
+        let records: Vec<_> = s.backbone.iter().map(|r| (r, true)).chain(s.other_atoms.iter().map(|r| (r, false))).collect();
+        assert_eq!(lines.len(), records.len(), "{run}: atom count");
+        assert_eq!(s.has_anisou, !anisou.is_empty(), "{run}: ANISOU");
+        for (k, (line, (r, protein))) in lines.iter().zip(&records).enumerate() {
+            let what = format!("{run} atom {}: {line}", k + 1);
+            assert_eq!(line.starts_with("HETATM"), r.hetatm, "{what}");
+            assert_eq!(line[12..16].trim(), r.name, "{what}");
+            assert_eq!(line[16..17].chars().next().unwrap(), r.altloc, "{what}");
+            assert_eq!(line[21..22].trim(), r.chain, "{what}");
+            assert_eq!(line[22..26].trim().parse::<i32>().unwrap(), r.resnum, "{what}");
+            assert_eq!(line[26..27].trim(), r.icode, "{what}");
+            let xyz: String = r.xyz.iter().map(|v| format!("{v:8.3}")).collect();
+            assert_eq!(&line[30..54], xyz, "{what}");
+            assert_eq!(&line[54..60], format!("{:6.2}", r.occupancy), "{what}");
+            assert_eq!(line[76..78].trim(), r.element, "{what}");
+            if !protein {
+                assert_eq!(line[17..20].trim(), r.resname, "{what}");
+                assert_eq!(&line[60..66], "  0.00", "{what}");
+            }
+            if s.has_anisou {
+                let u = r.anisou.unwrap_or([0.0; 6]).map(|v| (v / 10000.0 * 10000.0) as i64);
+                let written: Vec<i64> = anisou[k][28..70].split_whitespace().map(|t| t.parse().unwrap()).collect();
+                assert_eq!(written, u, "{what}: ANISOU");
+            }
+        }
+    }
+}

@@ -176,6 +176,11 @@ pub struct AtomRecord {
     pub element: String,
     /// Formal charge (PDB columns 79-80 as ProDy reads them; 0 when unreadable).
     pub charge: i32,
+    /// The six `ANISOU` numbers as written (ProDy's columns 29-35, 36-42, 44-49, 50-56, 57-63,
+    /// 64-70; unreadable ones 0), `None` without an `ANISOU` record. ProDy holds them divided by
+    /// 10⁴ and writes `int(u / 10⁴ · 10⁴)`; when the file has any `ANISOU` record
+    /// ([`LigandStructure::has_anisou`]) it writes one for every atom (zeros where `None`).
+    pub anisou: Option<[f64; 6]>,
     /// Line of the record in the (decompressed) file.
     pub line: usize,
 }
@@ -283,6 +288,8 @@ pub struct LigandStructure {
     pub other_atoms: Vec<AtomRecord>,
     /// Number of water atoms (after the filters).
     pub water_atoms: usize,
+    /// Whether the file has `ANISOU` records (ProDy then writes one after every atom).
+    pub has_anisou: bool,
     /// Context atoms removed, by kind.
     pub notes: Vec<ContextNote>,
 }
@@ -397,6 +404,7 @@ struct RawAtoms {
     atoms: Vec<AtomRecord>,
     /// `termini[i]`: a `TER` record follows atom i.
     termini: Vec<bool>,
+    has_anisou: bool,
 }
 
 /// Standard hybrid-36 decoding of an upper-case field of `width` characters.
@@ -439,6 +447,7 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
     // ProDy reads residue numbers as decimals until one is not (hybrid-36 files), then stays in
     // that mode for the rest of the file.
     let mut decimal = true;
+    let mut has_anisou = false;
     for (index, raw) in text.split('\n').enumerate() {
         let line_no = index + 1;
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
@@ -455,6 +464,18 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
                 continue;
             }
             break;
+        }
+        if record == "ANISOU" {
+            has_anisou = true;
+            let alt = l.get(16, 17).chars().next().unwrap_or(' ');
+            if alt != ' ' && alt != 'A' {
+                continue;
+            }
+            if let Some(last) = atoms.last_mut() {
+                let cols = [(28, 35), (35, 42), (43, 49), (49, 56), (56, 63), (63, 70)];
+                last.anisou = Some(cols.map(|(a, b)| py_float(l.get(a, b)).unwrap_or(0.0)));
+            }
+            continue;
         }
         if record != "ATOM" && record != "HETATM" {
             continue;
@@ -546,6 +567,7 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
             segment: l.get(72, 76).trim().to_string(),
             element: l.get(76, 78).trim().to_string(),
             charge: charge_text.parse::<i32>().unwrap_or(0),
+            anisou: None,
             line: line_no,
         });
         termini.push(false);
@@ -554,7 +576,7 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
         let hint = if data.is_empty() { "the file is empty" } else { "is this a PDB file? for mmCIF use .cif" };
         return Err(StructureError::NoAtoms { file: file.to_string(), hint: hint.to_string() });
     }
-    Ok(RawAtoms { atoms, termini })
+    Ok(RawAtoms { atoms, termini, has_anisou })
 }
 
 fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
@@ -643,6 +665,7 @@ fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError>
             segment: String::new(),
             element: value(row, elem).unwrap_or_default(),
             charge: value(row, charge).and_then(|v| v.trim().parse().ok()).unwrap_or(0),
+            anisou: None,
             line,
         });
     }
@@ -650,7 +673,7 @@ fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError>
         return Err(StructureError::NoAtoms { file: file.to_string(), hint: "the atom_site table has no rows".to_string() });
     }
     let termini = vec![false; atoms.len()];
-    Ok(RawAtoms { atoms, termini })
+    Ok(RawAtoms { atoms, termini, has_anisou: false })
 }
 
 /// ProDy's residue index of every atom (`HierView`): a new residue starts where (segment, chain,
@@ -691,7 +714,7 @@ fn residue_indices(atoms: &[AtomRecord], termini: &[bool]) -> Vec<usize> {
 }
 
 fn build(file: &str, raw: RawAtoms, options: &ParseOptions) -> Result<LigandStructure, StructureError> {
-    let RawAtoms { atoms, termini } = raw;
+    let RawAtoms { atoms, termini, has_anisou } = raw;
     // Chain indices: order of first appearance of (segment, chain) among all atoms read.
     let mut chain_index: HashMap<(&str, &str), i32> = HashMap::new();
     for a in &atoms {
@@ -837,6 +860,7 @@ fn build(file: &str, raw: RawAtoms, options: &ParseOptions) -> Result<LigandStru
         backbone,
         other_atoms,
         water_atoms,
+        has_anisou,
         notes,
     })
 }
