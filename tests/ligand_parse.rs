@@ -297,7 +297,12 @@ fn every_case_matches_the_official_arrays() {
                 assert!((a - o).abs() < 1e-6, "{name}: symmetry weights {ours_w:?} vs {weights:?}");
             }
         }
-        eprintln!("{name}: ok (L = {}, {} context atoms)", s.len(), s.context_xyz.len());
+        let incomplete = f.mask.iter().filter(|&&m| m == 0.0).count();
+        eprintln!(
+            "{name}: ok (L = {}, {} context atoms, {incomplete} residues without a full backbone)",
+            s.len(),
+            s.context_xyz.len()
+        );
     }
 }
 
@@ -568,6 +573,16 @@ fn bad_structures_are_errors_naming_the_file() {
         let e = parse_ligand_structure(file, text.as_bytes(), &o).unwrap_err().to_string();
         assert!(e.starts_with(want), "{file}: {e}");
     }
+    let bare = "ATOM      1  CA  GLY A   1       1.000   2.000   3.000\n";
+    let e = parse_ligand_structure("bare.pdb", bare.as_bytes(), &o).unwrap_err().to_string();
+    assert!(e.starts_with("bare.pdb: every atom has occupancy 0 (1 have no readable occupancy in columns 55-60"), "{e}");
+    let s = parse_ligand_structure(
+        "bare.pdb",
+        bare.as_bytes(),
+        &ParseOptions { parse_atoms_with_zero_occupancy: true, ..Default::default() },
+    )
+    .unwrap();
+    assert_eq!((s.len(), s.unreadable_occupancy), (1, 1));
     let one = "ATOM      1  CA  GLY A   1       1.000   2.000   3.000  1.00  0.00           C\n";
     let e = parse_ligand_structure("one.pdb", one.as_bytes(), &ParseOptions { chains: vec!["B".into()], ..o.clone() })
         .unwrap_err()

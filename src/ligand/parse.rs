@@ -290,6 +290,9 @@ pub struct LigandStructure {
     pub water_atoms: usize,
     /// Whether the file has `ANISOU` records (ProDy then writes one after every atom).
     pub has_anisou: bool,
+    /// Atoms whose occupancy (PDB columns 55-60) could not be read: ProDy takes 0, so they are
+    /// dropped unless [`ParseOptions::parse_atoms_with_zero_occupancy`] is set. Worth a warning.
+    pub unreadable_occupancy: usize,
     /// Context atoms removed, by kind.
     pub notes: Vec<ContextNote>,
 }
@@ -405,6 +408,7 @@ struct RawAtoms {
     /// `termini[i]`: a `TER` record follows atom i.
     termini: Vec<bool>,
     has_anisou: bool,
+    unreadable_occupancy: usize,
 }
 
 /// Standard hybrid-36 decoding of an upper-case field of `width` characters.
@@ -448,6 +452,7 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
     // that mode for the rest of the file.
     let mut decimal = true;
     let mut has_anisou = false;
+    let mut unreadable_occupancy = 0usize;
     for (index, raw) in text.split('\n').enumerate() {
         let line_no = index + 1;
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
@@ -549,7 +554,10 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
                 ),
             )
         })?;
-        let occupancy = py_float(l.get(54, 60)).unwrap_or(0.0);
+        let occupancy = py_float(l.get(54, 60)).unwrap_or_else(|_| {
+            unreadable_occupancy += 1;
+            0.0
+        });
         let b_factor = py_float(l.get(60, 66)).unwrap_or(0.0);
         let charge_text: String = [l.get(79, 80), l.get(78, 79)].concat();
         atoms.push(AtomRecord {
@@ -576,7 +584,7 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
         let hint = if data.is_empty() { "the file is empty" } else { "is this a PDB file? for mmCIF use .cif" };
         return Err(StructureError::NoAtoms { file: file.to_string(), hint: hint.to_string() });
     }
-    Ok(RawAtoms { atoms, termini, has_anisou })
+    Ok(RawAtoms { atoms, termini, has_anisou, unreadable_occupancy })
 }
 
 fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
@@ -673,7 +681,7 @@ fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError>
         return Err(StructureError::NoAtoms { file: file.to_string(), hint: "the atom_site table has no rows".to_string() });
     }
     let termini = vec![false; atoms.len()];
-    Ok(RawAtoms { atoms, termini, has_anisou: false })
+    Ok(RawAtoms { atoms, termini, has_anisou: false, unreadable_occupancy: 0 })
 }
 
 /// ProDy's residue index of every atom (`HierView`): a new residue starts where (segment, chain,
@@ -714,7 +722,7 @@ fn residue_indices(atoms: &[AtomRecord], termini: &[bool]) -> Vec<usize> {
 }
 
 fn build(file: &str, raw: RawAtoms, options: &ParseOptions) -> Result<LigandStructure, StructureError> {
-    let RawAtoms { atoms, termini, has_anisou } = raw;
+    let RawAtoms { atoms, termini, has_anisou, unreadable_occupancy } = raw;
     // Chain indices: order of first appearance of (segment, chain) among all atoms read.
     let mut chain_index: HashMap<(&str, &str), i32> = HashMap::new();
     for a in &atoms {
@@ -737,7 +745,7 @@ fn build(file: &str, raw: RawAtoms, options: &ParseOptions) -> Result<LigandStru
         .map(|(a, &r)| protein_residue[r] && !is_water(a) && !ION_NAMES.contains(&a.resname.as_str()))
         .collect();
     // Filters: occupancy, then chains.
-    let chain_ok = |a: &AtomRecord| options.chains.is_empty() || options.chains.iter().any(|c| *c == a.chain);
+    let chain_ok = |a: &AtomRecord| options.chains.is_empty() || options.chains.contains(&a.chain);
     let selected: Vec<bool> = atoms
         .iter()
         .map(|a| (options.parse_atoms_with_zero_occupancy || a.occupancy > 0.0) && chain_ok(a))
@@ -754,6 +762,11 @@ fn build(file: &str, raw: RawAtoms, options: &ParseOptions) -> Result<LigandStru
                 "no atoms in chain(s) {} (parse_these_chains_only); the file has chains {}",
                 options.chains.join(", "),
                 chains.join(", ")
+            )
+        } else if unreadable_occupancy > 0 {
+            format!(
+                "every atom has occupancy 0 ({unreadable_occupancy} have no readable occupancy in columns 55-60, which \
+                 counts as 0); write occupancies or use --parse_atoms_with_zero_occupancy 1 to read them"
             )
         } else {
             "every atom has occupancy 0 (columns 55-60); use --parse_atoms_with_zero_occupancy 1 to read them".to_string()
@@ -861,6 +874,7 @@ fn build(file: &str, raw: RawAtoms, options: &ParseOptions) -> Result<LigandStru
         other_atoms,
         water_atoms,
         has_anisou,
+        unreadable_occupancy,
         notes,
     })
 }

@@ -150,8 +150,8 @@ pub fn chain_mask(
     };
     let fixed = lookup("--fixed_residues", fixed_residues)?;
     let redesigned = lookup("--redesigned_residues", redesigned_residues)?;
-    let use_redesigned = !redesigned_residues.split_whitespace().next().is_none();
-    let use_fixed = !fixed_residues.split_whitespace().next().is_none();
+    let use_redesigned = redesigned_residues.split_whitespace().next().is_some();
+    let use_fixed = fixed_residues.split_whitespace().next().is_some();
     Ok(structure
         .ids
         .iter()
