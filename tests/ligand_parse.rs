@@ -199,8 +199,16 @@ fn every_case_matches_the_official_arrays() {
             s.context_arrays()
         };
         assert_eq!(y.iter().flatten().copied().collect::<Vec<f32>>(), npz.f32("parse_Y").unwrap(), "{name}: parse_Y");
-        assert_eq!(yt.iter().map(|&t| t as i64).collect::<Vec<_>>(), npz.i64("parse_Y_t").unwrap(), "{name}: parse_Y_t");
-        assert_eq!(ym.iter().map(|&t| t as i64).collect::<Vec<_>>(), npz.i64("parse_Y_m").unwrap(), "{name}: parse_Y_m");
+        assert_eq!(
+            yt.iter().map(|&t| t as i64).collect::<Vec<_>>(),
+            npz.i64("parse_Y_t").unwrap(),
+            "{name}: parse_Y_t"
+        );
+        assert_eq!(
+            ym.iter().map(|&t| t as i64).collect::<Vec<_>>(),
+            npz.i64("parse_Y_m").unwrap(),
+            "{name}: parse_Y_m"
+        );
         assert_eq!(
             s.context_xyz.len(),
             json["parse"]["ligand_atoms_kept"].as_u64().unwrap() as usize,
@@ -214,7 +222,11 @@ fn every_case_matches_the_official_arrays() {
             assert_close(name, "X", &flat3(&f.x), &npz.f32("X").unwrap(), 1e-4);
             assert_eq!(f.s.iter().map(|&v| v as i64).collect::<Vec<_>>(), npz.i64("S").unwrap(), "{name}: S");
             assert_eq!(f.mask, npz.f32("mask").unwrap(), "{name}: mask");
-            assert_eq!(f.r_idx.iter().map(|&v| v as i64).collect::<Vec<_>>(), npz.i64("R_idx").unwrap(), "{name}: R_idx");
+            assert_eq!(
+                f.r_idx.iter().map(|&v| v as i64).collect::<Vec<_>>(),
+                npz.i64("R_idx").unwrap(),
+                "{name}: R_idx"
+            );
             assert_eq!(
                 f.r_idx_original.iter().map(|&v| v as i64).collect::<Vec<_>>(),
                 npz.i64("R_idx_original").unwrap(),
@@ -278,7 +290,9 @@ fn every_case_matches_the_official_arrays() {
             assert!(b.symmetry.is_empty(), "{name}: no symmetry");
         } else if json["flags"]["homo_oligomer"].as_f64().unwrap_or(0.0) != 0.0 {
             // Official member order follows Python's string hashing: compare as sets.
-            let set = |g: &[Vec<usize>]| g.iter().map(|m| m.iter().copied().collect::<BTreeSet<_>>()).collect::<BTreeSet<_>>();
+            let set = |g: &[Vec<usize>]| {
+                g.iter().map(|m| m.iter().copied().collect::<BTreeSet<_>>()).collect::<BTreeSet<_>>()
+            };
             assert_eq!(set(&b.symmetry.groups), set(&groups), "{name}: homo-oligomer groups");
             assert_eq!(b.symmetry.groups.len(), groups.len(), "{name}: homo-oligomer group count");
             for w in &ours_w {
@@ -463,7 +477,10 @@ fn unknown_residue_ids_are_errors_with_nearby_names() {
     let Some(dir) = ligand_dir() else { return };
     let s = quirks(&dir);
     let e = select::chain_mask(&s, "", "A10 A99", "").unwrap_err().to_string();
-    assert!(e.starts_with("--fixed_residues: residue A99 is not in ligand_quirks.pdb; nearby residues of chain A:"), "{e}");
+    assert!(
+        e.starts_with("--fixed_residues: residue A99 is not in ligand_quirks.pdb; nearby residues of chain A:"),
+        "{e}"
+    );
     assert!(e.contains("A45"), "{e}");
     let e = select::chain_mask(&s, "", "", "Z5").unwrap_err().to_string();
     assert!(e.contains("--redesigned_residues") && e.contains("no chain \"Z\"") && e.contains("chains: A, B"), "{e}");
@@ -539,14 +556,21 @@ fn malformed_symmetry_strings_are_errors() {
     assert_eq!(ok.weights, vec![vec![0.7, 0.3], vec![1.0, -0.5]]);
     // Homo-oligomer over chains of different numbering: a clear error.
     let e = select::homo_oligomer(&s, None).unwrap_err().to_string();
-    assert!(e.starts_with("--homo_oligomer: chain B has no residue B16 matching A16") || e.contains("has no residue"), "{e}");
+    assert!(
+        e.starts_with("--homo_oligomer: chain B has no residue B16 matching A16") || e.contains("has no residue"),
+        "{e}"
+    );
 }
 
 #[test]
 fn bad_structures_are_errors_naming_the_file() {
     let o = ParseOptions::default();
     let cases: [(&str, &str, &str); 5] = [
-        ("short.pdb", "ATOM      1  CA  GLY A   1      1.000\n", "short.pdb line 1: ATOM record is only 37 characters long"),
+        (
+            "short.pdb",
+            "ATOM      1  CA  GLY A   1      1.000\n",
+            "short.pdb line 1: ATOM record is only 37 characters long",
+        ),
         (
             "nan.pdb",
             "ATOM      1  CA  GLY A   1         nan   2.000   3.000  1.00  0.00           C\n",
@@ -575,7 +599,10 @@ fn bad_structures_are_errors_naming_the_file() {
     }
     let bare = "ATOM      1  CA  GLY A   1       1.000   2.000   3.000\n";
     let e = parse_ligand_structure("bare.pdb", bare.as_bytes(), &o).unwrap_err().to_string();
-    assert!(e.starts_with("bare.pdb: every atom has occupancy 0 (1 have no readable occupancy in columns 55-60"), "{e}");
+    assert!(
+        e.starts_with("bare.pdb: every atom has occupancy 0 (1 have no readable occupancy in columns 55-60"),
+        "{e}"
+    );
     let s = parse_ligand_structure(
         "bare.pdb",
         bare.as_bytes(),
@@ -603,16 +630,15 @@ fn records_are_the_atoms_of_the_official_output_pdbs() {
         [("run_1BC8", "1BC8.pdb", ""), ("run_2GFB_icodes", "2GFB.pdb", "B"), ("run_4GYT_homo", "4GYT.pdb", "")]
     {
         let chains = if chains.is_empty() { Vec::new() } else { vec![chains.to_string()] };
-        let s = read_ligand_structure(
-            &dir.join("structures").join(file),
-            &ParseOptions { chains, ..Default::default() },
-        )
-        .unwrap();
+        let s =
+            read_ligand_structure(&dir.join("structures").join(file), &ParseOptions { chains, ..Default::default() })
+                .unwrap();
         let out_path = dir.join("official_cli").join(run).join("backbones").join(format!("{}_1.pdb", s.name));
         let out = std::fs::read_to_string(&out_path).unwrap();
         let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("ATOM") || l.starts_with("HETATM")).collect();
         let anisou: Vec<&str> = out.lines().filter(|l| l.starts_with("ANISOU")).collect();
-        let records: Vec<_> = s.backbone.iter().map(|r| (r, true)).chain(s.other_atoms.iter().map(|r| (r, false))).collect();
+        let records: Vec<_> =
+            s.backbone.iter().map(|r| (r, true)).chain(s.other_atoms.iter().map(|r| (r, false))).collect();
         assert_eq!(lines.len(), records.len(), "{run}: atom count");
         assert_eq!(s.has_anisou, !anisou.is_empty(), "{run}: ANISOU");
         for (k, (line, (r, protein))) in lines.iter().zip(&records).enumerate() {

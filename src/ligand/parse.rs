@@ -63,8 +63,8 @@ pub const ELEMENTS: [&str; 118] = [
     "ZR", "NB", "MB", "TC", "RU", "RH", "PD", "AG", "CD", "IN", "SN", "SB", "TE", "I", "XE", "CS", "BA", "LA", "CE",
     "PR", "ND", "PM", "SM", "EU", "GD", "TB", "DY", "HO", "ER", "TM", "YB", "LU", "HF", "TA", "W", "RE", "OS", "IR",
     "PT", "AU", "HG", "TL", "PB", "BI", "PO", "AT", "RN", "FR", "RA", "AC", "TH", "PA", "U", "NP", "PU", "AM", "CM",
-    "BK", "CF", "ES", "FM", "MD", "NO", "LR", "RF", "DB", "SG", "BH", "HS", "MT", "DS", "RG", "CN", "UUT", "FL",
-    "UUP", "LV", "UUS", "UUO",
+    "BK", "CF", "ES", "FM", "MD", "NO", "LR", "RF", "DB", "SG", "BH", "HS", "MT", "DS", "RG", "CN", "UUT", "FL", "UUP",
+    "LV", "UUS", "UUO",
 ];
 
 /// Element number of an element symbol as the official code computes it: upper-cased, 1-based
@@ -99,14 +99,16 @@ pub const WATER_NAMES: [&str; 12] =
 
 /// ProDy's ion residue names (never protein).
 const ION_NAMES: [&str; 26] = [
-    "AL", "BA", "CA", "CD", "CL", "CO", "CS", "CU", "CU1", "CUA", "HG", "IN", "IOD", "K", "MG", "MN", "MN3", "NA", "PB",
-    "PT", "RB", "TB", "TL", "WO4", "YB", "ZN",
+    "AL", "BA", "CA", "CD", "CL", "CO", "CS", "CU", "CU1", "CUA", "HG", "IN", "IOD", "K", "MG", "MN", "MN3", "NA",
+    "PB", "PT", "RB", "TB", "TL", "WO4", "YB", "ZN",
 ];
 
 /// One-letter code index (`ACDEFGHIKLMNPQRSTVWYX`) of a residue name: the 20 standard names, else
 /// 20 (`X`).
 fn residue_type(resname: &str) -> u8 {
-    crate::alphabet::one_letter_of_three(resname).and_then(crate::alphabet::index_of).unwrap_or(crate::alphabet::UNKNOWN)
+    crate::alphabet::one_letter_of_three(resname)
+        .and_then(crate::alphabet::index_of)
+        .unwrap_or(crate::alphabet::UNKNOWN)
 }
 
 /// A residue name as `run.py` spells it: chain + residue number + insertion code (`A10`, `A10A`,
@@ -593,7 +595,9 @@ fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError>
     let ncol = tags.len();
     let col = |name: &str| tags.iter().position(|t| t.eq_ignore_ascii_case(&format!("_atom_site.{name}")));
     let need = |name: &str| {
-        col(name).ok_or_else(|| StructureError::syntax(file, loop_line, format!("the atom_site loop has no _atom_site.{name} column")))
+        col(name).ok_or_else(|| {
+            StructureError::syntax(file, loop_line, format!("the atom_site loop has no _atom_site.{name} column"))
+        })
     };
     let either = |a: &str, b: &str| -> Result<[Option<usize>; 2], StructureError> {
         let pair = [col(a), col(b)];
@@ -655,7 +659,11 @@ fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError>
         let seq_text = first(row, seq_cols)
             .ok_or_else(|| StructureError::syntax(file, line, "atom has no residue number (auth_seq_id is ? or .)"))?;
         let resnum = seq_text.trim().parse::<i32>().map_err(|_| {
-            StructureError::syntax(file, line, format!("residue number \"{seq_text}\" is not an integer; fix the residue numbering"))
+            StructureError::syntax(
+                file,
+                line,
+                format!("residue number \"{seq_text}\" is not an integer; fix the residue numbering"),
+            )
         })?;
         let number = |c: Option<usize>, default: f64| value(row, c).and_then(|v| py_float(&v).ok()).unwrap_or(default);
         atoms.push(AtomRecord {
@@ -678,7 +686,10 @@ fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError>
         });
     }
     if atoms.is_empty() {
-        return Err(StructureError::NoAtoms { file: file.to_string(), hint: "the atom_site table has no rows".to_string() });
+        return Err(StructureError::NoAtoms {
+            file: file.to_string(),
+            hint: "the atom_site table has no rows".to_string(),
+        });
     }
     let termini = vec![false; atoms.len()];
     Ok(RawAtoms { atoms, termini, has_anisou: false, unreadable_occupancy: 0 })
@@ -746,10 +757,8 @@ fn build(file: &str, raw: RawAtoms, options: &ParseOptions) -> Result<LigandStru
         .collect();
     // Filters: occupancy, then chains.
     let chain_ok = |a: &AtomRecord| options.chains.is_empty() || options.chains.contains(&a.chain);
-    let selected: Vec<bool> = atoms
-        .iter()
-        .map(|a| (options.parse_atoms_with_zero_occupancy || a.occupancy > 0.0) && chain_ok(a))
-        .collect();
+    let selected: Vec<bool> =
+        atoms.iter().map(|a| (options.parse_atoms_with_zero_occupancy || a.occupancy > 0.0) && chain_ok(a)).collect();
     if !selected.iter().any(|&s| s) {
         let mut chains: Vec<&str> = Vec::new();
         for a in &atoms {
@@ -769,7 +778,8 @@ fn build(file: &str, raw: RawAtoms, options: &ParseOptions) -> Result<LigandStru
                  counts as 0); write occupancies or use --parse_atoms_with_zero_occupancy 1 to read them"
             )
         } else {
-            "every atom has occupancy 0 (columns 55-60); use --parse_atoms_with_zero_occupancy 1 to read them".to_string()
+            "every atom has occupancy 0 (columns 55-60); use --parse_atoms_with_zero_occupancy 1 to read them"
+                .to_string()
         };
         return Err(StructureError::invalid(file, problem));
     }

@@ -240,8 +240,9 @@ pub fn per_residue_bias(
                 return Err(InputError::new(ctx, format!("{aa:?} is not a single amino-acid letter")));
             };
             let k = letter_index(&ctx, c)?;
-            let value =
-                b.as_f64().ok_or_else(|| InputError::new(ctx.clone(), format!("bias for {aa} is not a number: {b}")))?;
+            let value = b
+                .as_f64()
+                .ok_or_else(|| InputError::new(ctx.clone(), format!("bias for {aa} is not a number: {b}")))?;
             out[i][k] = value as f32;
         }
     }
@@ -262,7 +263,8 @@ pub fn per_residue_omit(
     for (residue, v) in map {
         let i = names.find(source, residue)?;
         let ctx = format!("{source}: {residue}");
-        let letters = v.as_str().ok_or_else(|| InputError::new(ctx.clone(), "must be a string of letters, e.g. \"PG\""))?;
+        let letters =
+            v.as_str().ok_or_else(|| InputError::new(ctx.clone(), "must be a string of letters, e.g. \"PG\""))?;
         for c in letters.chars() {
             out[i][letter_index(&ctx, c)?] = 1.0;
         }
@@ -338,7 +340,11 @@ pub fn symmetry(structure: &LigandStructure, residues: &str, weights: &str) -> R
             if let Some(&other) = seen.get(&i) {
                 return Err(InputError::new(
                     "--symmetry_residues",
-                    format!("residue {name} is in group {} and group {}; a residue can be in one group only", other + 1, g + 1),
+                    format!(
+                        "residue {name} is in group {} and group {}; a residue can be in one group only",
+                        other + 1,
+                        g + 1
+                    ),
                 ));
             }
             seen.insert(i, g);
@@ -347,10 +353,8 @@ pub fn symmetry(structure: &LigandStructure, residues: &str, weights: &str) -> R
         groups.push(members);
     }
     if weights.is_empty() {
-        let example: Vec<String> = groups
-            .iter()
-            .map(|m| vec![format!("{}", 1.0 / m.len() as f64); m.len()].join(","))
-            .collect();
+        let example: Vec<String> =
+            groups.iter().map(|m| vec![format!("{}", 1.0 / m.len() as f64); m.len()].join(",")).collect();
         return Err(InputError::new(
             "--symmetry_residues",
             format!("given without --symmetry_weights; give one weight per residue, e.g. \"{}\"", example.join("|")),
