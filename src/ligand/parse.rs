@@ -917,6 +917,108 @@ mod tests {
         assert_eq!(element_number("UUO"), 0);
     }
 
+    /// A PDB record with ProDy's columns.
+    #[allow(clippy::too_many_arguments)]
+    fn rec(
+        kind: &str,
+        serial: usize,
+        name: &str,
+        alt: char,
+        res: &str,
+        chain: &str,
+        num: &str,
+        x: f64,
+        occ: &str,
+        el: &str,
+    ) -> String {
+        format!(
+            "{kind:<6}{serial:>5} {name:<4}{alt}{res:>3} {chain:1}{num:<5}   {x:8.3}{:8.3}{:8.3}{occ:>6}{:>6}          {el:>2}\n",
+            0.0, 0.0, "0.00"
+        )
+    }
+
+    fn backbone(chain: &str, num: &str, res: &str, x: f64) -> String {
+        ["N", "CA", "C", "O"].iter().map(|n| rec("ATOM", 1, n, ' ', res, chain, num, x, "1.00", &n[..1])).collect()
+    }
+
+    fn parse(text: &str) -> Result<LigandStructure, StructureError> {
+        parse_ligand_structure("t.pdb", text.as_bytes(), &ParseOptions::default())
+    }
+
+    #[test]
+    fn prody_residue_rules() {
+        let mut t = String::new();
+        // A ligand of chain Z first: chain indices follow first appearance among all atoms.
+        t += &rec("HETATM", 1, "C1", ' ', "LIG", "Z", "1", 9.0, "1.00", "C");
+        t += &backbone("A", "1", "GLY", 1.0);
+        t += &backbone("A", "2", "MSE", 2.0);
+        // UNK has a CA but is not an amino-acid name: context atoms.
+        t += &backbone("A", "3", "UNK", 3.0);
+        // Ion and water names are never protein.
+        t += &rec("HETATM", 1, "CA", ' ', "CA", "A", "4", 4.0, "1.00", "CA");
+        t += &rec("HETATM", 1, "O", ' ', "HOH", "A", "5", 5.0, "1.00", "O");
+        // A five-digit residue number (digit in the insertion-code column).
+        t += &backbone("B", "1000", "ALA", 6.0).replace("1000 ", "10000");
+        t += "ENDMDL\n";
+        t += &backbone("C", "1", "ALA", 7.0);
+        let s = parse(&t).unwrap();
+        assert_eq!(s.residue_names(), vec!["A1", "A2", "B10000"]);
+        assert_eq!(s.chain_labels, vec![1, 1, 2]);
+        assert_eq!(s.s, vec![5, 20, 0]);
+        assert_eq!(
+            s.other_atoms.iter().map(|a| a.resname.as_str()).collect::<Vec<_>>(),
+            ["LIG", "UNK", "UNK", "UNK", "UNK", "CA"]
+        );
+        assert_eq!(s.context_types, vec![6, 7, 6, 6, 8, 20]);
+        assert_eq!(s.water_atoms, 1);
+        assert_eq!(s.mask(), vec![1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn ter_splits_a_residue_and_a_repeated_key_is_an_error() {
+        let t = format!("{}TER\n{}", backbone("A", "1", "GLY", 1.0), backbone("A", "1", "GLY", 2.0));
+        let e = parse(&t).unwrap_err().to_string();
+        assert!(e.starts_with("t.pdb: residue A1 has two CA atoms (lines 2 and 7"), "{e}");
+        // Without TER the atoms join one residue (the last coordinates win) ...
+        let t = format!(
+            "{}{}",
+            backbone("A", "1", "GLY", 1.0),
+            rec("ATOM", 9, "CB", ' ', "GLY", "A", "1", 3.0, "1.00", "C")
+        );
+        let s = parse(&t).unwrap();
+        assert_eq!(s.xyz_37_m[0][3], 1.0);
+        // ... and a ligand atom with a protein residue's key is part of that (protein) residue.
+        let t = format!(
+            "{}{}",
+            backbone("A", "1", "GLY", 1.0),
+            rec("HETATM", 9, "C1", ' ', "NAG", "A", "1", 3.0, "1.00", "C")
+        );
+        assert_eq!(parse(&t).unwrap().context_status(), ContextStatus::None);
+    }
+
+    #[test]
+    fn altlocs_occupancy_and_hybrid36() {
+        let mut t = backbone("A", "1", "GLY", 1.0);
+        t += &rec("ATOM", 5, "CB", 'B', "GLY", "A", "1", 9.0, "1.00", "C");
+        t += &rec("HETATM", 6, "ZN", ' ', "ZN", "A", "2", 9.0, "0.00", "ZN");
+        t += &rec("HETATM", 7, "FE", 'A', "FE", "A", "3", 9.0, "0.50", "FE");
+        // Hybrid-36 residue numbers switch ProDy to hybrid-36 / hexadecimal for the rest of the file.
+        t += &backbone("B", "A000", "GLY", 2.0);
+        t += &backbone("B", "10", "GLY", 3.0);
+        let s = parse(&t).unwrap();
+        assert_eq!(s.residue_names(), vec!["A1", "B10000", "B16"]);
+        assert_eq!(s.xyz_37_m[0][3], 0.0);
+        assert_eq!(s.context_types, vec![26]);
+        let s = parse_ligand_structure(
+            "t.pdb",
+            t.as_bytes(),
+            &ParseOptions { parse_atoms_with_zero_occupancy: true, chains: vec!["A".into()] },
+        )
+        .unwrap();
+        assert_eq!(s.residue_names(), vec!["A1"]);
+        assert_eq!(s.context_types, vec![30, 26]);
+    }
+
     #[test]
     fn hybrid36() {
         assert_eq!(hybrid36_upper("A000", 4), Some(10000));
