@@ -81,45 +81,28 @@ fn build_case(dir: &Path, json: &Value) -> Built {
         parse_atoms_with_zero_occupancy: flag_num(flags, "parse_atoms_with_zero_occupancy").unwrap_or(0.0) != 0.0,
     };
     let structure = read_ligand_structure(&dir.join(json["pdb"].as_str().unwrap()), &options).unwrap();
-    let chain_mask = select::chain_mask(
-        &structure,
-        &flag_str(flags, "chains_to_design"),
-        &flag_str(flags, "fixed_residues"),
-        &flag_str(flags, "redesigned_residues"),
-    )
-    .unwrap();
-    fn per<'a>(json: &'a Value, key: &'a str) -> Option<(&'a str, &'a Value)> {
-        json.get(key).filter(|v| v.is_object()).map(|v| (key, v))
-    }
-    let bias = select::bias(
-        &structure,
-        &flag_str(flags, "bias_AA"),
-        &flag_str(flags, "omit_AA"),
-        per(json, "bias_AA_per_residue"),
-        per(json, "omit_AA_per_residue"),
-    )
-    .unwrap();
-    let symmetry = if flag_num(flags, "homo_oligomer").unwrap_or(0.0) != 0.0 {
-        select::homo_oligomer(&structure, None).unwrap()
-    } else {
-        select::symmetry(&structure, &flag_str(flags, "symmetry_residues"), &flag_str(flags, "symmetry_weights"))
-            .unwrap()
+    let dict = |key: &str| json.get(key).filter(|v| v.is_object()).map(|v| (key.to_string(), v.clone()));
+    let run_flags = select::RunFlags {
+        chains_to_design: flag_str(flags, "chains_to_design"),
+        fixed_residues: flag_str(flags, "fixed_residues"),
+        redesigned_residues: flag_str(flags, "redesigned_residues"),
+        bias_aa: flag_str(flags, "bias_AA"),
+        omit_aa: flag_str(flags, "omit_AA"),
+        bias_aa_per_residue: dict("bias_AA_per_residue"),
+        omit_aa_per_residue: dict("omit_AA_per_residue"),
+        symmetry_residues: flag_str(flags, "symmetry_residues"),
+        symmetry_weights: flag_str(flags, "symmetry_weights"),
+        homo_oligomer: flag_num(flags, "homo_oligomer").unwrap_or(0.0) != 0.0,
+        transmembrane_buried: flag_str(flags, "transmembrane_buried"),
+        transmembrane_interface: flag_str(flags, "transmembrane_interface"),
+        global_transmembrane_label: flag_num(flags, "global_transmembrane_label").unwrap_or(0.0) as i32,
     };
     let membrane = match model_type {
-        "per_residue_label_membrane_mpnn" => Some(
-            select::membrane_labels(
-                &structure,
-                &flag_str(flags, "transmembrane_buried"),
-                &flag_str(flags, "transmembrane_interface"),
-            )
-            .unwrap(),
-        ),
-        "global_label_membrane_mpnn" => Some(select::global_membrane_labels(
-            &structure,
-            flag_num(flags, "global_transmembrane_label").unwrap_or(0.0) as i32,
-        )),
-        _ => None,
+        "per_residue_label_membrane_mpnn" => select::MembraneLabels::PerResidue,
+        "global_label_membrane_mpnn" => select::MembraneLabels::Global,
+        _ => select::MembraneLabels::None,
     };
+    let sel = select::selections(&structure, &run_flags, membrane).unwrap();
     let checkpoint = json["checkpoint"].as_str().unwrap();
     let m = if model_type == "ligand_mpnn" {
         let tail = checkpoint.rsplit("_a").next().unwrap().trim_end_matches(".pt");
@@ -133,8 +116,8 @@ fn build_case(dir: &Path, json: &Value) -> Built {
         use_atom_context: flag_num(flags, "ligand_mpnn_use_atom_context").unwrap_or(1.0) != 0.0,
         side_chain_context: flag_num(flags, "ligand_mpnn_use_side_chain_context").unwrap_or(0.0) != 0.0,
     };
-    let featurized = featurize(&structure, &options, &chain_mask, &bias, membrane).unwrap();
-    Built { structure, featurized, symmetry }
+    let featurized = featurize(&structure, &options, &sel.chain_mask, &sel.bias, sel.membrane_labels).unwrap();
+    Built { structure, featurized, symmetry: sel.symmetry }
 }
 
 /// Compares `Y`/`Y_t`/`Y_m` row by row; where the atom chosen differs, both choices must be at

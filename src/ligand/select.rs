@@ -452,3 +452,76 @@ pub fn membrane_labels(structure: &LigandStructure, buried: &str, interface: &st
 pub fn global_membrane_labels(structure: &LigandStructure, label: i32) -> Vec<i32> {
     vec![label; structure.len()]
 }
+
+/// `run.py`'s selection flags for one structure, as strings in its own syntax (empty = not
+/// given); the per-residue dictionaries as `(file name for messages, parsed JSON)`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFlags {
+    pub chains_to_design: String,
+    pub fixed_residues: String,
+    pub redesigned_residues: String,
+    pub bias_aa: String,
+    pub omit_aa: String,
+    pub bias_aa_per_residue: Option<(String, serde_json::Value)>,
+    pub omit_aa_per_residue: Option<(String, serde_json::Value)>,
+    pub symmetry_residues: String,
+    pub symmetry_weights: String,
+    pub homo_oligomer: bool,
+    pub transmembrane_buried: String,
+    pub transmembrane_interface: String,
+    pub global_transmembrane_label: i32,
+}
+
+/// Which membrane labels a model takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembraneLabels {
+    /// Not a membrane model.
+    None,
+    /// `per_residue_label_membrane_mpnn`: from `--transmembrane_buried` / `_interface`.
+    PerResidue,
+    /// `global_label_membrane_mpnn`: `--global_transmembrane_label` everywhere.
+    Global,
+}
+
+/// Everything [`RunFlags`] decide for one structure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selections {
+    /// [L], 1 = designed.
+    pub chain_mask: Vec<f32>,
+    /// [L, 21].
+    pub bias: Vec<[f32; VOCAB]>,
+    /// Groups (homo-oligomer groups when `homo_oligomer` is set, which overrides
+    /// `symmetry_residues` as in `run.py`).
+    pub symmetry: Symmetry,
+    /// [L] for membrane models.
+    pub membrane_labels: Option<Vec<i32>>,
+}
+
+/// Applies `run.py`'s selection flags to a structure (see the functions above for each).
+pub fn selections(
+    structure: &LigandStructure,
+    flags: &RunFlags,
+    membrane: MembraneLabels,
+) -> Result<Selections, InputError> {
+    let chain_mask = chain_mask(structure, &flags.chains_to_design, &flags.fixed_residues, &flags.redesigned_residues)?;
+    let bias = bias(
+        structure,
+        &flags.bias_aa,
+        &flags.omit_aa,
+        flags.bias_aa_per_residue.as_ref().map(|(s, v)| (s.as_str(), v)),
+        flags.omit_aa_per_residue.as_ref().map(|(s, v)| (s.as_str(), v)),
+    )?;
+    let symmetry = if flags.homo_oligomer {
+        homo_oligomer(structure, None)?
+    } else {
+        symmetry(structure, &flags.symmetry_residues, &flags.symmetry_weights)?
+    };
+    let membrane_labels = match membrane {
+        MembraneLabels::None => None,
+        MembraneLabels::PerResidue => {
+            Some(membrane_labels(structure, &flags.transmembrane_buried, &flags.transmembrane_interface)?)
+        }
+        MembraneLabels::Global => Some(global_membrane_labels(structure, flags.global_transmembrane_label)),
+    };
+    Ok(Selections { chain_mask, bias, symmetry, membrane_labels })
+}
