@@ -53,7 +53,7 @@ use std::str::FromStr;
 use crate::structure::mmcif::{atom_site_table, AtomSiteTable, Tok};
 use crate::structure::read::{decompress_if_gzip, detect_format, Format};
 use crate::structure::text::{decode_ignore, py_float, py_int, stem_of, PyLine};
-use crate::structure::StructureError;
+use crate::structure::{StructureError, MAX_ABS_COORD};
 
 /// The official element list (`data_utils.element_list`), upper-cased: the element number of a
 /// context atom is its 1-based position here. Molybdenum is spelled `MB` (so `MO` is unknown).
@@ -516,6 +516,7 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
                     format!("{axis} coordinate \"{}\" (columns {}-{}) {why}", field.trim(), start + 1, start + 8),
                 )
             })?;
+            check_range(file, line_no, axis, xyz[k])?;
         }
         let serial_text = l.get(6, 11);
         let serial = py_int(serial_text)
@@ -655,6 +656,7 @@ fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError>
                 };
                 StructureError::syntax(file, line, format!("Cartn_{axis} \"{t}\" {why}"))
             })?;
+            check_range(file, line, axis, xyz[k])?;
         }
         let seq_text = first(row, seq_cols)
             .ok_or_else(|| StructureError::syntax(file, line, "atom has no residue number (auth_seq_id is ? or .)"))?;
@@ -693,6 +695,20 @@ fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError>
     }
     let termini = vec![false; atoms.len()];
     Ok(RawAtoms { atoms, termini, has_anisou: false, unreadable_occupancy: 0 })
+}
+
+/// Coordinates beyond ±[`MAX_ABS_COORD`] Å (float32 distances would overflow) are an error.
+fn check_range(file: &str, line: usize, axis: &str, v: f64) -> Result<(), StructureError> {
+    if v.abs() > MAX_ABS_COORD {
+        return Err(StructureError::syntax(
+            file,
+            line,
+            format!(
+                "{axis} coordinate {v} is out of range (|x| must be at most {MAX_ABS_COORD} Å); fix the coordinates"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// ProDy's residue index of every atom (`HierView`): a new residue starts where (segment, chain,
