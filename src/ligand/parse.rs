@@ -713,14 +713,16 @@ fn check_range(file: &str, line: usize, axis: &str, v: f64) -> Result<(), Struct
 
 /// ProDy's residue index of every atom (`HierView`): a new residue starts where (segment, chain,
 /// number, icode) changes or after a `TER`; a run whose key was seen before joins that residue
-/// unless the earlier one ended with a `TER`.
+/// unless the earlier one ended with a `TER` (or the key already names several residues).
 fn residue_indices(atoms: &[AtomRecord], termini: &[bool]) -> Vec<usize> {
     type Key<'a> = (&'a str, &'a str, i32, &'a str);
     fn key(a: &AtomRecord) -> Key<'_> {
         (&a.segment, &a.chain, a.resnum, &a.icode)
     }
     let mut out = vec![0usize; atoms.len()];
-    let mut seen: HashMap<Key<'_>, usize> = HashMap::new();
+    // Key → its residue, or `None` once the key names several residues (ProDy's list), after
+    // which every new run of that key is a new residue.
+    let mut seen: HashMap<Key<'_>, Option<usize>> = HashMap::new();
     let mut last_atom: Vec<usize> = Vec::new();
     let mut start = 0usize;
     let n = atoms.len();
@@ -731,11 +733,11 @@ fn residue_indices(atoms: &[AtomRecord], termini: &[bool]) -> Vec<usize> {
         }
         let k = key(&atoms[start]);
         let rid = match seen.get(&k) {
-            Some(&rid) if !termini[last_atom[rid]] => rid,
-            _ => {
+            Some(&Some(rid)) if !termini[last_atom[rid]] => rid,
+            found => {
                 last_atom.push(0);
                 let rid = last_atom.len() - 1;
-                seen.insert(k, rid);
+                seen.insert(k, if found.is_some() { None } else { Some(rid) });
                 rid
             }
         };
@@ -1010,6 +1012,18 @@ mod tests {
             rec("HETATM", 9, "C1", ' ', "NAG", "A", "1", 3.0, "1.00", "C")
         );
         assert_eq!(parse(&t).unwrap().context_status(), ContextStatus::None);
+    }
+
+    #[test]
+    fn residue_grouping_is_prodys() {
+        let ca = |num: &str| rec("ATOM", 1, "CA", ' ', "GLY", "A", num, 1.0, "1.00", "C");
+        let groups = |t: &str| {
+            let raw = read_pdb_atoms("t.pdb", t.as_bytes()).unwrap();
+            residue_indices(&raw.atoms, &raw.termini)
+        };
+        assert_eq!(groups(&[ca("1"), ca("2"), ca("1")].concat()), vec![0, 1, 0]);
+        let t = [ca("1"), "TER\n".into(), ca("1"), ca("2"), ca("1")].concat();
+        assert_eq!(groups(&t), vec![0, 1, 2, 3]);
     }
 
     #[test]
