@@ -337,6 +337,16 @@ fn quirks_notes_name_the_dropped_atoms() {
     let a20: Vec<&str> =
         s.backbone.iter().filter(|a| a.chain == "A" && a.resnum == 20).map(|a| a.name.as_str()).collect();
     assert_eq!(a20, vec!["N", "C", "O"]);
+    // The backbone is not 4 atoms per residue (run.py fails writing it); each atom's residue:
+    let owners = s.backbone_residues();
+    assert_eq!(s.backbone.len(), 4 * s.len() + 3);
+    for (a, owner) in s.backbone.iter().zip(&owners) {
+        match owner {
+            Some(i) => assert_eq!(s.ids[*i].to_string(), format!("{}{}{}", a.chain, a.resnum, a.icode)),
+            None => assert_eq!((a.chain.as_str(), a.resnum), ("A", 20)),
+        }
+    }
+    assert_eq!(owners.iter().filter(|o| o.is_none()).count(), 3);
     let with0 = read_ligand_structure(
         &dir.join("structures/ligand_quirks.pdb"),
         &ParseOptions { parse_atoms_with_zero_occupancy: true, ..Default::default() },

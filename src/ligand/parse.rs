@@ -352,6 +352,17 @@ impl LigandStructure {
         self.ids.iter().rposition(|id| id.to_string() == name)
     }
 
+    /// For each [`LigandStructure::backbone`] record, the residue it belongs to (by chain, number
+    /// and insertion code), `None` for backbone atoms of a residue that is not a design position
+    /// (its CA was dropped, e.g. at occupancy 0). `run.py` instead assumes exactly four backbone
+    /// atoms per residue in order and fails when that does not hold (`ligand_quirks`); a writer
+    /// can use this to name every backbone atom's residue correctly.
+    pub fn backbone_residues(&self) -> Vec<Option<usize>> {
+        let index: HashMap<(&str, i32, &str), usize> =
+            self.ids.iter().enumerate().map(|(i, id)| ((id.chain.as_str(), id.number, id.icode.as_str()), i)).collect();
+        self.backbone.iter().map(|a| index.get(&(a.chain.as_str(), a.resnum, a.icode.as_str())).copied()).collect()
+    }
+
     /// Whether usable context atoms exist.
     pub fn context_status(&self) -> ContextStatus {
         if !self.context_xyz.is_empty() {
