@@ -174,9 +174,7 @@ pub fn parse_npy(name: &str, bytes: &[u8]) -> Result<Array, NpzError> {
         }
         "<i2" => {
             need(2)?;
-            ArrayData::I32(
-                body[..n * 2].chunks_exact(2).map(|c| i16::from_le_bytes(c.try_into().unwrap()) as i32).collect(),
-            )
+            ArrayData::I32(body[..n * 2].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i32).collect())
         }
         "|b1" | "|u1" => {
             need(1)?;

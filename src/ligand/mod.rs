@@ -17,8 +17,11 @@
 pub mod checkpoint;
 pub mod context;
 pub mod features;
+pub mod featurize;
 pub mod network;
+pub mod parse;
 pub mod sample;
+pub mod select;
 
 pub use checkpoint::{LigandModelError, ModelType};
 pub use features::LigandFeatures;
