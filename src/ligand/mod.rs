@@ -7,5 +7,6 @@
 //! kernels; this module adds the context stage, not a second copy of the model.
 
 pub mod features;
+pub mod output;
 
 pub use features::LigandFeatures;
