@@ -12,7 +12,7 @@ pub struct FastaHeader {
     /// Input file name without `.pdb` (and without folders).
     pub name: String,
     pub temperature: f64,
-    pub seed: u64,
+    pub seed: i64,
     /// Residues designed and present (`sum(mask · chain_mask)`).
     pub num_res: i64,
     /// Designed residues near the ligand (`sum(mask · mask_XY · chain_mask)`; without a ligand
@@ -61,7 +61,7 @@ pub fn header_line(h: &FastaHeader) -> String {
 
 /// `>NAME, id=1, T=0.1, seed=111, overall_confidence=0.5279, ligand_confidence=0.5140,
 /// seq_rec=0.0538`.
-pub fn sample_line(name: &str, temperature: f64, seed: u64, s: &FastaSample) -> String {
+pub fn sample_line(name: &str, temperature: f64, seed: i64, s: &FastaSample) -> String {
     format!(
         ">{}, id={}, T={}, seed={}, overall_confidence={}, ligand_confidence={}, seq_rec={}",
         name,
