@@ -172,6 +172,10 @@ pub fn parse_npy(name: &str, bytes: &[u8]) -> Result<Array, NpzError> {
             need(4)?;
             ArrayData::I32(body[..n * 4].chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap())).collect())
         }
+        "<i2" => {
+            need(2)?;
+            ArrayData::I32(body[..n * 2].chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i32).collect())
+        }
         "|b1" | "|u1" => {
             need(1)?;
             ArrayData::I64(body[..n].iter().map(|&b| b as i64).collect())

@@ -10,3 +10,6 @@ pub mod features;
 pub mod output;
 
 pub use features::LigandFeatures;
+pub mod featurize;
+pub mod parse;
+pub mod select;

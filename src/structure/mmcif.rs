@@ -8,15 +8,15 @@ use super::{Protein, StructureError};
 
 /// One CIF token with the line it starts on.
 #[derive(Debug, Clone, Copy)]
-struct Tok<'a> {
-    text: &'a str,
-    quoted: bool,
-    line: usize,
+pub(crate) struct Tok<'a> {
+    pub(crate) text: &'a str,
+    pub(crate) quoted: bool,
+    pub(crate) line: usize,
 }
 
 impl Tok<'_> {
     /// The value, or `None` for the unquoted `?` (unknown) and `.` (inapplicable).
-    fn value(&self) -> Option<&str> {
+    pub(crate) fn value(&self) -> Option<&str> {
         if !self.quoted && (self.text == "?" || self.text == ".") {
             None
         } else {
@@ -187,23 +187,28 @@ fn first_value<'a>(row: &[Tok<'a>], cols: [Option<usize>; 2]) -> Option<&'a str>
     })
 }
 
-/// Parses mmCIF text (`_atom_site` of the first data block that has one). `file` is the file name
-/// used in messages; the protein is named by its stem.
-///
-/// Chain id = `auth_asym_id`, residue = `auth_seq_id` + `pdbx_PDB_ins_code`, residue name =
-/// `auth_comp_id` (else `label_comp_id`), atom = `auth_atom_id` (else `label_atom_id`); `HETATM MSE`
-/// is read as `ATOM MET` and other `HETATM` rows are ignored; the first occurrence of an atom
-/// wins (first model, first alternate location). Chains are ordered by the official chain
-/// alphabet, ids outside it after those in order of first appearance.
-pub fn parse_mmcif_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureError> {
-    let text = decode_ignore(bytes);
-    let mut lex = Lexer::new(&text);
+/// The `_atom_site` table of the first data block that has one: column tags, values row-major
+/// (`tags.len()` values per row), and the line the table starts on.
+pub(crate) struct AtomSiteTable<'a> {
+    pub(crate) tags: Vec<String>,
+    pub(crate) values: Vec<Tok<'a>>,
+    pub(crate) loop_line: usize,
+}
+
+/// Finds the `_atom_site` table in mmCIF text (a `loop_`, or single items for one atom) and checks
+/// that its values fill whole rows. `empty_file` only chooses the message when nothing is found.
+pub(crate) fn atom_site_table<'a>(
+    file: &str,
+    text: &'a str,
+    empty_file: bool,
+) -> Result<AtomSiteTable<'a>, StructureError> {
+    let mut lex = Lexer::new(text);
     let lex_err = |(line, msg): (usize, String)| StructureError::syntax(file, line, msg);
     let mut tags: Vec<String> = Vec::new();
-    let mut values: Vec<Tok<'_>> = Vec::new();
+    let mut values: Vec<Tok<'a>> = Vec::new();
     let mut loop_line = 1;
     let mut single_tags: Vec<String> = Vec::new();
-    let mut single_values: Vec<Tok<'_>> = Vec::new();
+    let mut single_values: Vec<Tok<'a>> = Vec::new();
     let mut found_loop = false;
     while let Some(t) = lex.next().map_err(lex_err)? {
         if !t.quoted && t.text.eq_ignore_ascii_case("loop_") {
@@ -257,7 +262,7 @@ pub fn parse_mmcif_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureE
         loop_line = values.first().map_or(1, |v| v.line);
     }
     if tags.is_empty() {
-        let hint = if bytes.is_empty() {
+        let hint = if empty_file {
             "the file is empty"
         } else {
             "no _atom_site records; is this an mmCIF file? for PDB format use .pdb"
@@ -276,6 +281,21 @@ pub fn parse_mmcif_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureE
             ),
         ));
     }
+    Ok(AtomSiteTable { tags, values, loop_line })
+}
+
+/// Parses mmCIF text (`_atom_site` of the first data block that has one). `file` is the file name
+/// used in messages; the protein is named by its stem.
+///
+/// Chain id = `auth_asym_id`, residue = `auth_seq_id` + `pdbx_PDB_ins_code`, residue name =
+/// `auth_comp_id` (else `label_comp_id`), atom = `auth_atom_id` (else `label_atom_id`); `HETATM MSE`
+/// is read as `ATOM MET` and other `HETATM` rows are ignored; the first occurrence of an atom
+/// wins (first model, first alternate location). Chains are ordered by the official chain
+/// alphabet, ids outside it after those in order of first appearance.
+pub fn parse_mmcif_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureError> {
+    let text = decode_ignore(bytes);
+    let AtomSiteTable { tags, values, loop_line } = atom_site_table(file, &text, bytes.is_empty())?;
+    let ncol = tags.len();
     let cols = Columns::find(file, loop_line, &tags)?;
     let mut builders: Vec<ChainBuilder> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();

@@ -11,7 +11,7 @@ pub mod jsonl;
 pub mod mmcif;
 pub mod pdb;
 pub mod read;
-mod text;
+pub(crate) mod text;
 
 pub use arrays::{protein_from_arrays, ProteinArrays};
 pub use error::StructureError;
