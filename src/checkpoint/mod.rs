@@ -41,6 +41,8 @@ pub struct Checkpoint {
     pub source: String,
     pub num_edges: usize,
     pub noise_level: f64,
+    /// LigandMPNN's `atom_context_num` (ligand atoms per residue), where the file has it.
+    pub atom_context_num: Option<usize>,
     pub tensors: BTreeMap<String, Tensor>,
 }
 

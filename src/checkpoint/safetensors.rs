@@ -15,6 +15,8 @@ use super::{Checkpoint, CheckpointError, Tensor};
 pub const META_NUM_EDGES: &str = "num_edges";
 /// Metadata key for the training noise level.
 pub const META_NOISE_LEVEL: &str = "noise_level";
+/// Metadata key of LigandMPNN's `atom_context_num` (written only when the checkpoint has one).
+pub const META_ATOM_CONTEXT_NUM: &str = "atom_context_num";
 
 /// True when `bytes` start like a safetensors file (u64 header length, then a JSON object).
 pub fn looks_like_safetensors(bytes: &[u8]) -> bool {
@@ -50,6 +52,13 @@ pub fn load_safetensors_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, 
     let noise_level: f64 =
         nl.trim().parse().map_err(|_| serr(format!("__metadata__ noise_level = {nl:?} is not a number")))?;
 
+    let atom_context_num = match md.get(META_ATOM_CONTEXT_NUM) {
+        Some(v) => Some(v.trim().parse().map_err(|_| {
+            serr(format!("__metadata__ {META_ATOM_CONTEXT_NUM} = {v:?} is not a non-negative integer"))
+        })?),
+        None => None,
+    };
+
     let mut tensors = BTreeMap::new();
     for (name, view) in st.tensors() {
         let raw = view.data();
@@ -63,7 +72,7 @@ pub fn load_safetensors_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, 
         };
         tensors.insert(name, Tensor { shape: view.shape().to_vec(), data });
     }
-    Ok(Checkpoint { source: source.to_string(), num_edges, noise_level, tensors })
+    Ok(Checkpoint { source: source.to_string(), num_edges, noise_level, atom_context_num, tensors })
 }
 
 struct F32View<'a>(&'a Tensor);
@@ -100,6 +109,9 @@ pub fn to_safetensors_bytes(ckpt: &Checkpoint) -> Result<Vec<u8>, CheckpointErro
     meta.insert(META_NUM_EDGES.to_string(), ckpt.num_edges.to_string());
     // Rust's shortest round-trip formatting: parses back to the identical f64.
     meta.insert(META_NOISE_LEVEL.to_string(), format!("{:?}", ckpt.noise_level));
+    if let Some(n) = ckpt.atom_context_num {
+        meta.insert(META_ATOM_CONTEXT_NUM.to_string(), n.to_string());
+    }
     meta.insert("format".to_string(), "mpnn-proteinmpnn".to_string());
     let views = ckpt.tensors.iter().map(|(n, t)| (n.as_str(), F32View(t)));
     ::safetensors::serialize(views, &Some(meta))

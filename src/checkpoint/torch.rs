@@ -114,6 +114,12 @@ pub fn load_torch_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, Checkp
         Some(v) => return Err(terr(format!("noise_level is not a number ({})", v.describe()))),
         None => return Err(terr(format!("the checkpoint dict has no `noise_level` entry (keys: {})", keys()))),
     };
+    let atom_context_num = match get("atom_context_num") {
+        Some(v) => Some(v.as_usize().ok_or_else(|| {
+            terr(format!("atom_context_num is not a non-negative integer ({})", v.describe()))
+        })?),
+        None => None,
+    };
     let state = match get("model_state_dict") {
         Some(Value::Dict(d)) => d,
         Some(v) => return Err(terr(format!("model_state_dict is a {}, not a dict of tensors", v.describe()))),
@@ -143,7 +149,7 @@ pub fn load_torch_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, Checkp
         tensors.insert(name.clone(), Tensor { shape: t.size.clone(), data });
     }
 
-    Ok(Checkpoint { source: source.to_string(), num_edges, noise_level, tensors })
+    Ok(Checkpoint { source: source.to_string(), num_edges, noise_level, atom_context_num, tensors })
 }
 
 /// Views with more elements than their storage (stride-0 broadcasts) are materialized only up

@@ -6,10 +6,17 @@
 //! (+ context layers) → decoder / sampler → outputs. The network reuses `crate::model`'s layers and
 //! kernels; this module adds the context stage, not a second copy of the model.
 
+pub mod checkpoint;
+pub mod context;
 pub mod features;
-pub mod output;
-
-pub use features::LigandFeatures;
 pub mod featurize;
+pub mod network;
+pub mod output;
 pub mod parse;
+pub mod sample;
 pub mod select;
+
+pub use checkpoint::{LigandModelError, ModelType};
+pub use features::LigandFeatures;
+pub use network::{LigandEncoded, LigandMpnn, ScoreOutput};
+pub use sample::{LigandSample, SampleOptions};

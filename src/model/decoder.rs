@@ -31,6 +31,19 @@ pub struct DecoderContext<'a> {
     pub edge_proj: Option<Vec<Vec<f32>>>,
 }
 
+/// What neighbour `j` contributes to the decoder input of node `i` (besides `h_i` and, unless
+/// hidden, the edge `e_ij`), all multiplied by `mask_i`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeighbourInput {
+    /// Decoded before `i`: `[e_ij, s_j, h_j]` with `j`'s current-layer state.
+    Decoded,
+    /// Not decoded yet: `[e_ij, 0, h_enc_j]` (the encoder state).
+    Encoder,
+    /// Nothing: `[0, 0, 0]` (LigandMPNN's `score(use_sequence=False)` for neighbours decoded
+    /// before `i`).
+    Hidden,
+}
+
 /// Scratch buffers for [`ProteinMpnn::decoder_rows`].
 #[derive(Debug, Default, Clone)]
 pub struct DecoderScratch {
@@ -103,6 +116,43 @@ impl ProteinMpnn {
         scratch: &mut DecoderScratch,
         out: &mut [f32],
     ) {
+        let relation = |i: usize, j: usize| if backward(i, j) { NeighbourInput::Decoded } else { NeighbourInput::Encoder };
+        self.decoder_rows_impl(ctx, l, rows, h_prev, nbr_prev, seq, &relation, scratch, out)
+    }
+
+    /// [`Self::decoder_rows`] with a three-way relation: what each neighbour `j` of row `i`
+    /// contributes ([`NeighbourInput`]), for callers whose masks are not the plain "decoded
+    /// before" split (LigandMPNN's `score(use_sequence=False)` hides decoded neighbours).
+    #[allow(clippy::too_many_arguments)]
+    pub fn decoder_rows_with(
+        &self,
+        ctx: &DecoderContext,
+        l: usize,
+        rows: &[usize],
+        h_prev: &[f32],
+        nbr_prev: &[f32],
+        seq: &[u8],
+        relation: &(dyn Fn(usize, usize) -> NeighbourInput + Sync),
+        scratch: &mut DecoderScratch,
+        out: &mut [f32],
+    ) {
+        self.decoder_rows_impl(ctx, l, rows, h_prev, nbr_prev, seq, relation, scratch, out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn decoder_rows_impl<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
+        &self,
+        ctx: &DecoderContext,
+        l: usize,
+        rows: &[usize],
+        h_prev: &[f32],
+        nbr_prev: &[f32],
+        seq: &[u8],
+        relation: &F,
+        scratch: &mut DecoderScratch,
+        out: &mut [f32],
+    ) {
         let layer: &DecLayer = &self.decoder_layers[l];
         let h = self.hidden();
         let g = &ctx.enc.graph;
@@ -149,17 +199,23 @@ impl ProteinMpnn {
                 let p = &mut scratch.pre[(r * k + nb) * h..][..h];
                 if mi == 0.0 {
                     p.copy_from_slice(own);
-                } else if backward(row, j) {
-                    let st = &seq_table[seq[j] as usize * h..][..h];
-                    let hv = &nbr_prev[j * h..][..h];
-                    for t in 0..h {
-                        p[t] = own[t] + (mi * p[t] + (mi * st[t] + mi * hv[t]));
+                    continue;
+                }
+                match relation(row, j) {
+                    NeighbourInput::Decoded => {
+                        let st = &seq_table[seq[j] as usize * h..][..h];
+                        let hv = &nbr_prev[j * h..][..h];
+                        for t in 0..h {
+                            p[t] = own[t] + (mi * p[t] + (mi * st[t] + mi * hv[t]));
+                        }
                     }
-                } else {
-                    let ev = &enc_nbr[j_local * h..][..h];
-                    for t in 0..h {
-                        p[t] = own[t] + (mi * p[t] + mi * ev[t]);
+                    NeighbourInput::Encoder => {
+                        let ev = &enc_nbr[j_local * h..][..h];
+                        for t in 0..h {
+                            p[t] = own[t] + (mi * p[t] + mi * ev[t]);
+                        }
                     }
+                    NeighbourInput::Hidden => p.copy_from_slice(own),
                 }
             }
         }
@@ -213,6 +269,17 @@ impl ProteinMpnn {
         self.decode_all_layers(ctx, seq, backward, false).0
     }
 
+    /// [`Self::decode_all`] with a three-way neighbour relation (see
+    /// [`Self::decoder_rows_with`]).
+    pub fn decode_all_with(
+        &self,
+        ctx: &DecoderContext,
+        seq: &[u8],
+        relation: &(dyn Fn(usize, usize) -> NeighbourInput + Sync),
+    ) -> Vec<f32> {
+        self.decode_all_layers_impl(ctx, seq, relation, false).0
+    }
+
     /// [`Self::decode_all`], optionally keeping every intermediate layer's states and their
     /// `W1v` projections (for layers `1..layers`).
     #[allow(clippy::type_complexity)]
@@ -221,6 +288,18 @@ impl ProteinMpnn {
         ctx: &DecoderContext,
         seq: &[u8],
         backward: &(dyn Fn(usize, usize) -> bool + Sync),
+        keep: bool,
+    ) -> (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>) {
+        let relation = |i: usize, j: usize| if backward(i, j) { NeighbourInput::Decoded } else { NeighbourInput::Encoder };
+        self.decode_all_layers_impl(ctx, seq, &relation, keep)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn decode_all_layers_impl<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
+        &self,
+        ctx: &DecoderContext,
+        seq: &[u8],
+        relation: &F,
         keep: bool,
     ) -> (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>) {
         let h = self.hidden();
@@ -240,7 +319,7 @@ impl ProteinMpnn {
             next.par_chunks_mut(CHUNK * h)
                 .zip(all.par_chunks(CHUNK))
                 .for_each_init(DecoderScratch::default, |sc, (o, chunk)| {
-                    self.decoder_rows(ctx, l, chunk, &h_cur, &nbr, seq, backward, sc, o)
+                    self.decoder_rows_impl(ctx, l, chunk, &h_cur, &nbr, seq, relation, sc, o)
                 });
             if keep && l > 0 {
                 kept.push((std::mem::take(&mut h_cur), nbr));
@@ -276,11 +355,11 @@ impl ProteinMpnn {
         self.log_probs_of(&states, enc.mask.len())
     }
 
-    /// The log-probabilities at `target` (a global row) when decoding in the order whose
+    /// The logits at `target` (a global row) when decoding in the order whose
     /// positions are `pos` (by global row), computing only the rows the target depends on and,
     /// among those, only the ones whose states differ from `base` (a full pass whose order
     /// differs from `pos` at most in where `target` stands).
-    fn log_probs_at(
+    fn logits_at(
         &self,
         ctx: &DecoderContext,
         seq: &[u8],
@@ -355,7 +434,8 @@ impl ProteinMpnn {
                 touched[l] = rows;
             }
         }
-        let lp = self.log_probs_of(&out[..h], 1);
+        let mut lp = [0f32; VOCAB];
+        self.w_out.forward(&out[..h], 1, &mut lp);
         // restore the base states we overwrote
         for (l, rows) in touched.iter().enumerate() {
             for &row in rows {
@@ -363,9 +443,7 @@ impl ProteinMpnn {
                 work.nbr[l][row * h..(row + 1) * h].copy_from_slice(&base.layers[l].1[row * h..(row + 1) * h]);
             }
         }
-        let mut res = [0f32; VOCAB];
-        res.copy_from_slice(&lp);
-        res
+        lp
     }
 
     /// The official `conditional_probs()`: for each designed position (`design[row] = 1`),
@@ -373,6 +451,25 @@ impl ProteinMpnn {
     /// of `seq`) or first (`backbone_only = true`), with the others ordered by `|randn|`.
     /// Rows that are not designed are 0.
     pub fn conditional(
+        &self,
+        enc: &Encoded,
+        seq: &[u8],
+        design: &[f32],
+        randn: &[f32],
+        backbone_only: bool,
+    ) -> Vec<f32> {
+        let mut out = self.conditional_logits(enc, seq, design, randn, backbone_only);
+        for (row, &d) in out.chunks_exact_mut(VOCAB).zip(design) {
+            if d == 1.0 {
+                log_softmax_inplace(row);
+            }
+        }
+        out
+    }
+
+    /// [`Self::conditional`] before the `log_softmax`: the logits `W_out(h)` of each designed
+    /// position (rows that are not designed are 0).
+    pub fn conditional_logits(
         &self,
         enc: &Encoded,
         seq: &[u8],
@@ -406,7 +503,7 @@ impl ProteinMpnn {
                 for (t, &i) in order.iter().enumerate() {
                     pos[base_row + i] = t;
                 }
-                (target, self.log_probs_at(&ctx, seq, &base, &pos, target, work))
+                (target, self.logits_at(&ctx, seq, &base, &pos, target, work))
             })
             .collect();
         let mut out = vec![0f32; rows * VOCAB];

@@ -174,14 +174,20 @@ impl ProteinMpnn {
 
     /// Encoder from precomputed edge features `E` (after the norm).
     pub fn encode_edges(&self, batch: &Batch, graph: Graph, e: &[f32]) -> Encoded {
+        let rows = batch.b * batch.l;
+        self.encode_edges_from(batch, graph, e, vec![0f32; rows * self.hidden()])
+    }
+
+    /// [`Self::encode_edges`] from given initial node states `h_v` `[B·L, H]` instead of zeros
+    /// (LigandMPNN's membrane models start from `W_v(V)`).
+    pub fn encode_edges_from(&self, batch: &Batch, graph: Graph, e: &[f32], mut h_v: Vec<f32>) -> Encoded {
         let _span = tracing::debug_span!("encoder", b = batch.b, l = batch.l).entered();
         let h = self.hidden();
-        let rows = batch.b * batch.l;
+        assert_eq!(h_v.len(), batch.b * batch.l * h, "initial node states");
         let mut h_e = vec![0f32; e.len()];
         h_e.par_chunks_mut(CHUNK * graph.k.max(1) * h)
             .zip(e.par_chunks(CHUNK * graph.k.max(1) * h))
             .for_each(|(out, inp)| self.w_e.forward(inp, inp.len() / h, out));
-        let mut h_v = vec![0f32; rows * h];
         for layer in &self.encoder_layers {
             layer.forward(&graph, &batch.mask, &mut h_v, &mut h_e);
         }

@@ -25,8 +25,9 @@ pub fn rbf_centres() -> [f32; NUM_RBF] {
     mu
 }
 
+/// The 16 Gaussian RBFs of distance `d` around `mu` (σ = 1.25), the official `_rbf`, into `out`.
 #[inline]
-fn push_rbf(out: &mut [f32], d: f32, mu: &[f32; NUM_RBF]) {
+pub fn push_rbf(out: &mut [f32], d: f32, mu: &[f32; NUM_RBF]) {
     const SIGMA: f32 = (22.0 - 2.0) / NUM_RBF as f32;
     for (o, m) in out.iter_mut().zip(mu) {
         let z = (d - m) / SIGMA;
@@ -37,7 +38,7 @@ fn push_rbf(out: &mut [f32], d: f32, mu: &[f32; NUM_RBF]) {
 /// Backbone atoms per residue used for the 25 RBF pairs: N, Cα, C, O, Cβ (the virtual Cβ with
 /// the official constants, written as the official code writes them).
 #[allow(clippy::excessive_precision)]
-fn backbone_atoms(x: &[f32], rows: usize) -> Vec<[[f32; 3]; 5]> {
+pub fn backbone_atoms(x: &[f32], rows: usize) -> Vec<[[f32; 3]; 5]> {
     (0..rows)
         .map(|r| {
             let p = |a: usize| [x[(r * 4 + a) * 3], x[(r * 4 + a) * 3 + 1], x[(r * 4 + a) * 3 + 2]];

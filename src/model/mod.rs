@@ -58,12 +58,13 @@ pub const NUM_RBF: usize = 16;
 /// The official code divides message sums by this constant (not by k).
 pub const MESSAGE_SCALE: f32 = 30.0;
 
-struct Loader<'a> {
-    ckpt: &'a Checkpoint,
+/// Reads named tensors of a checkpoint into layers, checking shapes.
+pub(crate) struct Loader<'a> {
+    pub(crate) ckpt: &'a Checkpoint,
 }
 
 impl Loader<'_> {
-    fn tensor(&self, name: &str, shape: &[usize]) -> Result<&Tensor, ModelError> {
+    pub(crate) fn tensor(&self, name: &str, shape: &[usize]) -> Result<&Tensor, ModelError> {
         let t = self
             .ckpt
             .tensors
@@ -79,18 +80,18 @@ impl Loader<'_> {
         }
         Ok(t)
     }
-    fn linear(&self, prefix: &str, n_out: usize, n_in: usize, bias: bool) -> Result<Linear, ModelError> {
+    pub(crate) fn linear(&self, prefix: &str, n_out: usize, n_in: usize, bias: bool) -> Result<Linear, ModelError> {
         let w = self.tensor(&format!("{prefix}.weight"), &[n_out, n_in])?.data.clone();
         let b = if bias { Some(self.tensor(&format!("{prefix}.bias"), &[n_out])?.data.clone()) } else { None };
         Ok(Linear::new(w, b, n_out, n_in))
     }
-    fn norm(&self, prefix: &str, d: usize) -> Result<LayerNorm, ModelError> {
+    pub(crate) fn norm(&self, prefix: &str, d: usize) -> Result<LayerNorm, ModelError> {
         Ok(LayerNorm {
             gamma: self.tensor(&format!("{prefix}.weight"), &[d])?.data.clone(),
             beta: self.tensor(&format!("{prefix}.bias"), &[d])?.data.clone(),
         })
     }
-    fn ffn(&self, prefix: &str, h: usize) -> Result<FeedForward, ModelError> {
+    pub(crate) fn ffn(&self, prefix: &str, h: usize) -> Result<FeedForward, ModelError> {
         Ok(FeedForward {
             w_in: self.linear(&format!("{prefix}.W_in"), 4 * h, h, true)?,
             w_out: self.linear(&format!("{prefix}.W_out"), h, 4 * h, true)?,
