@@ -19,47 +19,6 @@ use mpnn::ligand::output::stats::RunStats;
 use mpnn::ligand::output::torch_save::torch_save;
 use mpnn::output::python_str_list;
 
-/// `run.py`'s confidence numbers for one design.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Confidence {
-    /// Per-residue cross entropy of the design under its own log-probabilities [L].
-    pub loss_per_residue: Vec<f32>,
-    /// exp(−mean CE) over mask · chain_mask.
-    pub overall: f32,
-    /// exp(−mean CE) over mask · mask_XY · chain_mask (ligand_mpnn; others: as overall).
-    pub ligand: f32,
-    /// Recovery of the native sequence over mask · chain_mask.
-    pub seq_rec: f32,
-}
-
-/// `get_score` and `get_seq_rec` of `data_utils.py` for one design.
-pub fn confidence(d: &Design, native: &[u8], mask: &[f32], chain_mask: &[f32], mask_xy: Option<&[f32]>) -> Confidence {
-    let l = native.len();
-    let loss_per_residue: Vec<f32> = (0..l).map(|i| -d.log_probs[i * 21 + d.s[i] as usize]).collect();
-    let mean_over = |m: &dyn Fn(usize) -> f32| {
-        let mut num = 0.0f32;
-        let mut den = 0.0f32;
-        for (i, &ce) in loss_per_residue.iter().enumerate() {
-            num += ce * m(i);
-            den += m(i);
-        }
-        num / (den + 1e-8)
-    };
-    let overall = (-mean_over(&|i| mask[i] * chain_mask[i])).exp();
-    let ligand = match mask_xy {
-        Some(xy) => (-mean_over(&|i| mask[i] * xy[i] * chain_mask[i])).exp(),
-        None => overall,
-    };
-    let mut hit = 0.0f32;
-    let mut den = 0.0f32;
-    for i in 0..l {
-        let m = mask[i] * chain_mask[i];
-        hit += if d.s[i] == native[i] { m } else { 0.0 };
-        den += m;
-    }
-    Confidence { loss_per_residue, overall, ligand, seq_rec: hit / den }
-}
-
 /// The checks `run.py` leaves to a crash, made before anything is written.
 fn check_flags(a: &RunArgs) -> Result<()> {
     if a.packing.pack_side_chains.on() {
@@ -135,10 +94,14 @@ pub fn resolve_seed(seed: i64) -> i64 {
     }
 }
 
-/// Prepares every structure once, so a bad one stops the run before anything is written.
+/// Prepares every structure once, so a bad one stops the run before anything is written; says
+/// each structure's notes (dropped context atoms, ...) on stderr.
 pub fn prepare_all(model: &Model, requests: &[Request], opts: &ParseOptions) -> Result<()> {
     for r in requests {
-        engine::prepare(model, r, opts).with_context(|| format!("structure {}", r.pdb))?;
+        let p = engine::prepare(model, r, opts)?;
+        for n in &p.notes {
+            eprintln!("note: {n}");
+        }
     }
     Ok(())
 }
@@ -149,7 +112,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let pdbs: Vec<String> = requests.iter().map(|r| r.pdb.clone()).collect();
     inputs::check_structures_exist(&pdbs, &a.input)?;
     let ckpt = checkpoint_path(&a.model)?;
-    let model = Model::load(a.model.model_type, &ckpt).with_context(|| format!("loading {ckpt}"))?;
+    let model = Model::load(a.model.model_type, &ckpt, a.input.ligand_mpnn_use_side_chain_context.on())?;
     let opts = parse_options(&a.input, a.model.model_type);
     prepare_all(&model, &requests, &opts)?;
 
@@ -162,16 +125,16 @@ pub fn run(a: &RunArgs) -> Result<()> {
     if a.save_stats.on() {
         std::fs::create_dir_all(base.join("stats")).with_context(|| format!("creating {}/stats", base.display()))?;
     }
-    let mut rng = RunRng { seed: seed as u64 };
+    let rng = RunRng { seed: seed as u64 };
     for r in &requests {
         if verbose {
             println!("Designing protein from this path: {}", r.pdb);
         }
-        let p = engine::prepare(&model, r, &opts).with_context(|| format!("structure {}", r.pdb))?;
+        let p = engine::prepare(&model, r, &opts)?;
         if verbose {
             report_selection(&p);
         }
-        design_one(a, &model, &ckpt, seed, r, &p, &base, &mut rng)?;
+        design_one(a, &model, &ckpt, seed, r, &p, &base, &rng)?;
     }
     Ok(())
 }
@@ -198,19 +161,21 @@ fn design_one(
     r: &Request,
     p: &Prepared,
     base: &Path,
-    rng: &mut RunRng,
+    rng: &RunRng,
 ) -> Result<()> {
     let f = &p.features;
     let name = fasta::structure_name(&r.pdb);
     let batch_size = a.input.batch_size as usize;
+    let enc = engine::encode(model, p).with_context(|| format!("encoding {}", r.pdb))?;
     let mut designs: Vec<Design> = Vec::new();
-    for _ in 0..a.input.number_of_batches {
-        let batch = engine::sample(model, p, a.temperature, batch_size, rng).with_context(|| format!("designing {}", r.pdb))?;
-        designs.extend(batch);
+    for batch in 0..a.input.number_of_batches as usize {
+        designs.extend(
+            engine::sample(model, p, &enc, a.temperature, batch_size, batch, rng)
+                .with_context(|| format!("designing {}", r.pdb))?,
+        );
     }
     let ligand_model = a.model.model_type == ModelType::LigandMpnn;
     let mask_xy = ligand_model.then_some(f.mask_xy.as_slice());
-    let conf: Vec<Confidence> = designs.iter().map(|d| confidence(d, &f.s, &f.mask, &f.chain_mask, mask_xy)).collect();
 
     let stem = format!("{name}{}", a.input.file_ending);
     if a.save_stats.on() {
@@ -256,13 +221,13 @@ fn design_one(
         !p.ligand_atoms.is_empty(),
     );
     let mut samples = Vec::new();
-    for (ix, (d, c)) in designs.iter().zip(&conf).enumerate() {
+    for (ix, d) in designs.iter().enumerate() {
         let id = ix + first_id;
         samples.push(FastaSample {
             id,
-            overall_confidence: c.overall,
-            ligand_confidence: c.ligand,
-            seq_rec: c.seq_rec,
+            overall_confidence: d.overall_confidence,
+            ligand_confidence: d.ligand_confidence,
+            seq_rec: d.seq_rec,
             seq: fasta::chain_sequence(&letters(&d.s), &p.chain_ids, &a.fasta_seq_separation),
         });
         let threaded: Vec<Option<Threaded>> = p
@@ -271,7 +236,7 @@ fn design_one(
             .map(|res| {
                 res.map(|i| Threaded {
                     resname: three_of_one(letter_of(d.s[i])).to_string(),
-                    beta: pdb::confidence_beta(c.loss_per_residue[i]),
+                    beta: pdb::confidence_beta(d.loss_per_residue[i]),
                 })
             })
             .collect();

@@ -27,26 +27,25 @@ pub fn run(a: &ScoreArgs) -> Result<()> {
     let pdbs: Vec<String> = requests.iter().map(|r| r.pdb.clone()).collect();
     inputs::check_structures_exist(&pdbs, &a.input)?;
     let ckpt = checkpoint_path(&a.model)?;
-    let model = Model::load(a.model.model_type, &ckpt).with_context(|| format!("loading {ckpt}"))?;
+    let model = Model::load(a.model.model_type, &ckpt, a.input.ligand_mpnn_use_side_chain_context.on())?;
     let opts = parse_options(&a.input, a.model.model_type);
     prepare_all(&model, &requests, &opts)?;
 
     let seed = resolve_seed(a.input.seed);
     let base = PathBuf::from(&a.input.out_folder);
     std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
-    let mut rng = RunRng { seed: seed as u64 };
+    let rng = RunRng { seed: seed as u64 };
     for r in &requests {
         if a.input.verbose.on() {
             println!("Designing protein from this path: {}", r.pdb);
         }
-        let p = engine::prepare(&model, r, &opts).with_context(|| format!("structure {}", r.pdb))?;
-        let mut passes = Vec::new();
-        for _ in 0..a.input.number_of_batches {
-            passes.extend(
-                engine::score(&model, &p, kind, a.use_sequence.on(), a.input.batch_size as usize, &mut rng)
-                    .with_context(|| format!("scoring {}", r.pdb))?,
-            );
-        }
+        let p = engine::prepare(&model, r, &opts)?;
+        let enc = engine::encode(&model, &p).with_context(|| format!("encoding {}", r.pdb))?;
+        let n = (a.input.number_of_batches * a.input.batch_size) as usize;
+        let passes = (0..n)
+            .map(|pass| engine::score(&model, &p, &enc, kind, a.use_sequence.on(), pass, &rng))
+            .collect::<Result<Vec<_>>>()
+            .with_context(|| format!("scoring {}", r.pdb))?;
         let l = p.features.len();
         let decoding_order = match kind {
             ScoreKind::Autoregressive => ScoreOrders::Autoregressive(passes.iter().map(|x| x.decoding_order.clone()).collect()),

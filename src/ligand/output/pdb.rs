@@ -29,8 +29,9 @@ pub struct PdbAtom {
     pub element: String,
     /// Formal charge (columns 79-80; 0 when blank).
     pub charge: i32,
-    /// The six ANISOU integers of the input, where it had a record for this atom.
-    pub anisou: Option<[i32; 6]>,
+    /// The six ANISOU values of the input as ProDy read them (floats of the text columns), where
+    /// it had a record for this atom.
+    pub anisou: Option<[f64; 6]>,
     /// A `TER` record followed this atom in the input.
     pub ter_after: bool,
 }
@@ -227,8 +228,62 @@ fn charge_field(charge: i32) -> String {
 
 /// ProDy stores ANISOU values divided by 10000 (float64) and writes `int(u · 10000)`, which
 /// truncates some values by one (7101 → 7100).
-pub fn prody_anisou(u: [i32; 6]) -> [i64; 6] {
-    u.map(|v| ((v as f64 / 10000.0) * 10000.0) as i64)
+pub fn prody_anisou(u: [f64; 6]) -> [i64; 6] {
+    u.map(|v| ((v / 10000.0) * 10000.0) as i64)
+}
+
+/// What ProDy's `parsePDB` attaches to atoms from the records around them, by line number (1-based,
+/// lines split at `\n`, as the parser's `AtomRecord::line`) of the atom's ATOM/HETATM record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InputAnnotations {
+    /// ANISOU values of the atom (the record following it).
+    pub anisou: std::collections::HashMap<usize, [f64; 6]>,
+    /// Atoms followed by a TER record.
+    pub ter_after: std::collections::HashSet<usize>,
+    /// The file has ANISOU records (ProDy then writes one for every atom).
+    pub any_anisou: bool,
+}
+
+/// ProDy's reading of ANISOU and TER records: both belong to the last atom read before them
+/// whose alternate location is kept (blank or `A`); ANISOU columns 29-35, 36-42, 44-49, 50-56,
+/// 57-63, 64-70 are read as floats until one fails. Only the first model is read.
+pub fn input_annotations(text: &str) -> InputAnnotations {
+    let mut out = InputAnnotations::default();
+    let mut last: Option<usize> = None;
+    for (i, line) in text.split('\n').enumerate() {
+        let i = i + 1;
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let rec: String = line.chars().take(6).collect();
+        let kept_alt = || matches!(line.as_bytes().get(16), None | Some(b' ') | Some(b'A'));
+        if rec == "ATOM  " || rec == "HETATM" {
+            if kept_alt() {
+                last = Some(i);
+            }
+        } else if rec == "ANISOU" {
+            out.any_anisou = true;
+            if !kept_alt() {
+                continue;
+            }
+            if let Some(a) = last {
+                let cols = [(28, 35), (35, 42), (43, 49), (49, 56), (56, 63), (63, 70)];
+                let mut u = [0f64; 6];
+                for (k, (s, e)) in cols.into_iter().enumerate() {
+                    match line.get(s..e.min(line.len())).and_then(|t| t.trim().parse::<f64>().ok()) {
+                        Some(v) => u[k] = v,
+                        None => break,
+                    }
+                }
+                out.anisou.insert(a, u);
+            }
+        } else if rec == "TER   " || rec.trim() == "TER" {
+            if let Some(a) = last {
+                out.ter_after.insert(a);
+            }
+        } else if rec == "ENDMDL" || rec.starts_with("END") {
+            break;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -277,6 +332,17 @@ mod tests {
         assert_eq!(lines[1], "ATOM      1  N   PRO C   1     -14.358  13.416   9.007  1.00  0.33           N  ");
         assert_eq!(lines[2], "HETATM    2  ZN  ZN  B   2      12.870   8.232  24.146  1.00  0.00          ZN  ");
         assert_eq!(lines[3].len(), 80);
-        assert_eq!(prody_anisou([8739, 5936, 7101, -1177, -941, -2588]), [8739, 5936, 7100, -1177, -941, -2587]);
+        assert_eq!(
+            prody_anisou([8739.0, 5936.0, 7101.0, -1177.0, -941.0, -2588.0]),
+            [8739, 5936, 7100, -1177, -941, -2587]
+        );
+        let text = "ATOM      1  N   SER A   7      14.763  45.903  30.850  1.00 73.53           N  \n\
+                    ANISOU    1  N   SER A   7     9210   6402   7348  -1167   -972  -2852       N  \n\
+                    ATOM      2  CA BSER A   7      14.763  45.903  30.850  1.00 73.53           C  \n\
+                    TER       3      SER A   7\n";
+        let ann = input_annotations(text);
+        assert!(ann.any_anisou);
+        assert_eq!(ann.anisou[&1], [9210.0, 6402.0, 7348.0, -1167.0, -972.0, -2852.0]);
+        assert!(ann.ter_after.contains(&1), "TER belongs to the last kept atom (altloc B is skipped)");
     }
 }

@@ -154,6 +154,8 @@ enum MemoKey {
     Global(&'static str, &'static str),
     Str(String),
     Dtype(Dtype),
+    /// numpy's `b'b'` placeholder of `_reconstruct`: one object, shared by every array.
+    ReconstructPlaceholder,
 }
 
 /// Protocol-2 pickler with the memo CPython would build for these objects (strings, globals and
@@ -303,6 +305,16 @@ impl Pickler {
         self.put();
     }
 
+    /// numpy's `b'b'` (the same bytes object for every array, so memoized after its first use).
+    fn placeholder(&mut self) {
+        if let Some(&i) = self.memo.get(&MemoKey::ReconstructPlaceholder) {
+            self.get(i);
+            return;
+        }
+        self.bytes(b"b");
+        self.memo.insert(MemoKey::ReconstructPlaceholder, self.next_memo - 1);
+    }
+
     /// `numpy.dtype('f4', False, True)` with its state `(3, '<', None, None, None, -1, -1, 0)`;
     /// the dtype object is memoized right after its `REDUCE`, as CPython does.
     fn np_dtype(&mut self, dtype: Dtype) {
@@ -425,7 +437,7 @@ impl Pickler {
         self.int(0);
         self.out.push(TUPLE1);
         self.put();
-        self.bytes(b"b");
+        self.placeholder();
         self.out.push(TUPLE3);
         self.put();
         self.out.push(REDUCE);
