@@ -126,18 +126,17 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(|s| s.as_str())
 }
 
-/// The fixture checkpoint standing in for an official weights file name.
+/// The fixture checkpoint (relative to `../shared/parity/ligand`) standing in for an official
+/// weights file name.
 fn stand_in(name: &str) -> &'static str {
-    if name.starts_with("ligandmpnn_sc") {
-        "ligand_k32_a25.pt"
-    } else if name.starts_with("ligandmpnn") {
-        "ligand_k32_a25.pt"
+    if name.starts_with("ligandmpnn") {
+        "weights/ligand_k32_a25.pt"
     } else if name.starts_with("solublempnn") {
-        "soluble_k48.pt"
+        "weights/soluble_k48.pt"
     } else if name.starts_with("per_residue_label_membrane") {
-        "membrane_residue_k48.pt"
+        "weights/membrane_residue_k48.pt"
     } else if name.starts_with("global_label_membrane") {
-        "membrane_global_k48.pt"
+        "weights/membrane_global_k48.pt"
     } else {
         "../weights/full_k48.pt"
     }
@@ -176,7 +175,7 @@ fn official_layout(lig: &Path, reference: &Path, commands: &[(String, Vec<String
         }
     }
     for n in names {
-        std::fs::copy(lig.join("weights").join(stand_in(&n)), params.join(&n)).unwrap();
+        std::fs::copy(lig.join(stand_in(&n)), params.join(&n)).unwrap();
     }
     dir
 }
@@ -475,7 +474,7 @@ fn fasta_records_format_like_run_py() {
     for name in common::cases(&lig) {
         let case: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(lig.join(format!("{name}.json"))).unwrap()).unwrap();
-        let Some(header) = case["fasta_header"].as_str() else { continue };
+        let (Some(header), true) = (case["fasta_header"].as_str(), case["argmax_fasta"].is_object()) else { continue };
         // Rebuild the header from its fields and the sample records from the recorded numbers.
         let field = |k: &str| header.split(&format!(", {k}=")).nth(1).unwrap().split(", ").next().unwrap().to_string();
         let h = FastaHeader {

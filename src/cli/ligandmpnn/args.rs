@@ -9,11 +9,11 @@ use crate::cli::args::{int_flag, IntFlag};
 pub enum LigandCommand {
     /// Design sequences: LigandMPNN's `run.py`, same flags, same output files
     /// (OUT/seqs/NAME.fa, OUT/backbones/NAME_N.pdb, OUT/stats/NAME.pt with --save_stats 1).
-    #[command(infer_long_args = true)]
+    #[command(infer_long_args = true, args_override_self = true)]
     Run(Box<RunArgs>),
     /// Score native sequences: LigandMPNN's `score.py`, same flags, same output file
     /// (OUT/NAME.pt).
-    #[command(infer_long_args = true)]
+    #[command(infer_long_args = true, args_override_self = true)]
     Score(Box<ScoreArgs>),
 }
 
