@@ -7,7 +7,10 @@
 //! - Atom context (`atom_context_num` M > 0, the `ligand_mpnn` model): the M context atoms
 //!   nearest to each residue's virtual CB (computed from N, CA, C in float32 in torch's order of
 //!   operations), nearest first, ties by atom order; slots beyond the available atoms are 0 with
-//!   `Y_m` = 0; residues without a full backbone see every atom at distance² 1000.
+//!   `Y_m` = 0; residues without a full backbone see every atom at distance² 1000 and get the
+//!   first M atoms in file order (the official choice among those equal keys is whatever torch's
+//!   unstable CPU sort returns, x86-simd-sort on AVX2/AVX-512 builds: not reproducible; the
+//!   fixtures have no such residue, and every other slot matches them exactly).
 //!   `mask_XY` = nearest atom closer than `cutoff_for_score` × `mask` × that atom's mask.
 //!   `use_atom_context` false zeroes `Y_m` only (`mask_XY` stays as with context).
 //! - No context atoms: the official single zero atom with mask 0 (so `Y_m` and `mask_XY` are 0).

@@ -63,8 +63,8 @@ pub const ELEMENTS: [&str; 118] = [
     "ZR", "NB", "MB", "TC", "RU", "RH", "PD", "AG", "CD", "IN", "SN", "SB", "TE", "I", "XE", "CS", "BA", "LA", "CE",
     "PR", "ND", "PM", "SM", "EU", "GD", "TB", "DY", "HO", "ER", "TM", "YB", "LU", "HF", "TA", "W", "RE", "OS", "IR",
     "PT", "AU", "HG", "TL", "PB", "BI", "PO", "AT", "RN", "FR", "RA", "AC", "TH", "PA", "U", "NP", "PU", "AM", "CM",
-    "BK", "CF", "ES", "FM", "MD", "NO", "LR", "RF", "DB", "SG", "BH", "HS", "MT", "DS", "RG", "CN", "UUT", "FL",
-    "UUP", "LV", "UUS", "UUO",
+    "BK", "CF", "ES", "FM", "MD", "NO", "LR", "RF", "DB", "SG", "BH", "HS", "MT", "DS", "RG", "CN", "UUT", "FL", "UUP",
+    "LV", "UUS", "UUO",
 ];
 
 /// Element number of an element symbol as the official code computes it: upper-cased, 1-based
@@ -99,14 +99,16 @@ pub const WATER_NAMES: [&str; 12] =
 
 /// ProDy's ion residue names (never protein).
 const ION_NAMES: [&str; 26] = [
-    "AL", "BA", "CA", "CD", "CL", "CO", "CS", "CU", "CU1", "CUA", "HG", "IN", "IOD", "K", "MG", "MN", "MN3", "NA", "PB",
-    "PT", "RB", "TB", "TL", "WO4", "YB", "ZN",
+    "AL", "BA", "CA", "CD", "CL", "CO", "CS", "CU", "CU1", "CUA", "HG", "IN", "IOD", "K", "MG", "MN", "MN3", "NA",
+    "PB", "PT", "RB", "TB", "TL", "WO4", "YB", "ZN",
 ];
 
 /// One-letter code index (`ACDEFGHIKLMNPQRSTVWYX`) of a residue name: the 20 standard names, else
 /// 20 (`X`).
 fn residue_type(resname: &str) -> u8 {
-    crate::alphabet::one_letter_of_three(resname).and_then(crate::alphabet::index_of).unwrap_or(crate::alphabet::UNKNOWN)
+    crate::alphabet::one_letter_of_three(resname)
+        .and_then(crate::alphabet::index_of)
+        .unwrap_or(crate::alphabet::UNKNOWN)
 }
 
 /// A residue name as `run.py` spells it: chain + residue number + insertion code (`A10`, `A10A`,
@@ -176,6 +178,11 @@ pub struct AtomRecord {
     pub element: String,
     /// Formal charge (PDB columns 79-80 as ProDy reads them; 0 when unreadable).
     pub charge: i32,
+    /// The six `ANISOU` numbers as written (ProDy's columns 29-35, 36-42, 44-49, 50-56, 57-63,
+    /// 64-70; unreadable ones 0), `None` without an `ANISOU` record. ProDy holds them divided by
+    /// 10⁴ and writes `int(u / 10⁴ · 10⁴)`; when the file has any `ANISOU` record
+    /// ([`LigandStructure::has_anisou`]) it writes one for every atom (zeros where `None`).
+    pub anisou: Option<[f64; 6]>,
     /// Line of the record in the (decompressed) file.
     pub line: usize,
 }
@@ -283,6 +290,11 @@ pub struct LigandStructure {
     pub other_atoms: Vec<AtomRecord>,
     /// Number of water atoms (after the filters).
     pub water_atoms: usize,
+    /// Whether the file has `ANISOU` records (ProDy then writes one after every atom).
+    pub has_anisou: bool,
+    /// Atoms whose occupancy (PDB columns 55-60) could not be read: ProDy takes 0, so they are
+    /// dropped unless [`ParseOptions::parse_atoms_with_zero_occupancy`] is set. Worth a warning.
+    pub unreadable_occupancy: usize,
     /// Context atoms removed, by kind.
     pub notes: Vec<ContextNote>,
 }
@@ -397,6 +409,8 @@ struct RawAtoms {
     atoms: Vec<AtomRecord>,
     /// `termini[i]`: a `TER` record follows atom i.
     termini: Vec<bool>,
+    has_anisou: bool,
+    unreadable_occupancy: usize,
 }
 
 /// Standard hybrid-36 decoding of an upper-case field of `width` characters.
@@ -439,6 +453,8 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
     // ProDy reads residue numbers as decimals until one is not (hybrid-36 files), then stays in
     // that mode for the rest of the file.
     let mut decimal = true;
+    let mut has_anisou = false;
+    let mut unreadable_occupancy = 0usize;
     for (index, raw) in text.split('\n').enumerate() {
         let line_no = index + 1;
         let raw = raw.strip_suffix('\r').unwrap_or(raw);
@@ -455,6 +471,18 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
                 continue;
             }
             break;
+        }
+        if record == "ANISOU" {
+            has_anisou = true;
+            let alt = l.get(16, 17).chars().next().unwrap_or(' ');
+            if alt != ' ' && alt != 'A' {
+                continue;
+            }
+            if let Some(last) = atoms.last_mut() {
+                let cols = [(28, 35), (35, 42), (43, 49), (49, 56), (56, 63), (63, 70)];
+                last.anisou = Some(cols.map(|(a, b)| py_float(l.get(a, b)).unwrap_or(0.0)));
+            }
+            continue;
         }
         if record != "ATOM" && record != "HETATM" {
             continue;
@@ -528,7 +556,10 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
                 ),
             )
         })?;
-        let occupancy = py_float(l.get(54, 60)).unwrap_or(0.0);
+        let occupancy = py_float(l.get(54, 60)).unwrap_or_else(|_| {
+            unreadable_occupancy += 1;
+            0.0
+        });
         let b_factor = py_float(l.get(60, 66)).unwrap_or(0.0);
         let charge_text: String = [l.get(79, 80), l.get(78, 79)].concat();
         atoms.push(AtomRecord {
@@ -546,6 +577,7 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
             segment: l.get(72, 76).trim().to_string(),
             element: l.get(76, 78).trim().to_string(),
             charge: charge_text.parse::<i32>().unwrap_or(0),
+            anisou: None,
             line: line_no,
         });
         termini.push(false);
@@ -554,7 +586,7 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
         let hint = if data.is_empty() { "the file is empty" } else { "is this a PDB file? for mmCIF use .cif" };
         return Err(StructureError::NoAtoms { file: file.to_string(), hint: hint.to_string() });
     }
-    Ok(RawAtoms { atoms, termini })
+    Ok(RawAtoms { atoms, termini, has_anisou, unreadable_occupancy })
 }
 
 fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
@@ -563,7 +595,9 @@ fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError>
     let ncol = tags.len();
     let col = |name: &str| tags.iter().position(|t| t.eq_ignore_ascii_case(&format!("_atom_site.{name}")));
     let need = |name: &str| {
-        col(name).ok_or_else(|| StructureError::syntax(file, loop_line, format!("the atom_site loop has no _atom_site.{name} column")))
+        col(name).ok_or_else(|| {
+            StructureError::syntax(file, loop_line, format!("the atom_site loop has no _atom_site.{name} column"))
+        })
     };
     let either = |a: &str, b: &str| -> Result<[Option<usize>; 2], StructureError> {
         let pair = [col(a), col(b)];
@@ -625,7 +659,11 @@ fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError>
         let seq_text = first(row, seq_cols)
             .ok_or_else(|| StructureError::syntax(file, line, "atom has no residue number (auth_seq_id is ? or .)"))?;
         let resnum = seq_text.trim().parse::<i32>().map_err(|_| {
-            StructureError::syntax(file, line, format!("residue number \"{seq_text}\" is not an integer; fix the residue numbering"))
+            StructureError::syntax(
+                file,
+                line,
+                format!("residue number \"{seq_text}\" is not an integer; fix the residue numbering"),
+            )
         })?;
         let number = |c: Option<usize>, default: f64| value(row, c).and_then(|v| py_float(&v).ok()).unwrap_or(default);
         atoms.push(AtomRecord {
@@ -643,14 +681,18 @@ fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError>
             segment: String::new(),
             element: value(row, elem).unwrap_or_default(),
             charge: value(row, charge).and_then(|v| v.trim().parse().ok()).unwrap_or(0),
+            anisou: None,
             line,
         });
     }
     if atoms.is_empty() {
-        return Err(StructureError::NoAtoms { file: file.to_string(), hint: "the atom_site table has no rows".to_string() });
+        return Err(StructureError::NoAtoms {
+            file: file.to_string(),
+            hint: "the atom_site table has no rows".to_string(),
+        });
     }
     let termini = vec![false; atoms.len()];
-    Ok(RawAtoms { atoms, termini })
+    Ok(RawAtoms { atoms, termini, has_anisou: false, unreadable_occupancy: 0 })
 }
 
 /// ProDy's residue index of every atom (`HierView`): a new residue starts where (segment, chain,
@@ -691,7 +733,7 @@ fn residue_indices(atoms: &[AtomRecord], termini: &[bool]) -> Vec<usize> {
 }
 
 fn build(file: &str, raw: RawAtoms, options: &ParseOptions) -> Result<LigandStructure, StructureError> {
-    let RawAtoms { atoms, termini } = raw;
+    let RawAtoms { atoms, termini, has_anisou, unreadable_occupancy } = raw;
     // Chain indices: order of first appearance of (segment, chain) among all atoms read.
     let mut chain_index: HashMap<(&str, &str), i32> = HashMap::new();
     for a in &atoms {
@@ -714,11 +756,9 @@ fn build(file: &str, raw: RawAtoms, options: &ParseOptions) -> Result<LigandStru
         .map(|(a, &r)| protein_residue[r] && !is_water(a) && !ION_NAMES.contains(&a.resname.as_str()))
         .collect();
     // Filters: occupancy, then chains.
-    let chain_ok = |a: &AtomRecord| options.chains.is_empty() || options.chains.iter().any(|c| *c == a.chain);
-    let selected: Vec<bool> = atoms
-        .iter()
-        .map(|a| (options.parse_atoms_with_zero_occupancy || a.occupancy > 0.0) && chain_ok(a))
-        .collect();
+    let chain_ok = |a: &AtomRecord| options.chains.is_empty() || options.chains.contains(&a.chain);
+    let selected: Vec<bool> =
+        atoms.iter().map(|a| (options.parse_atoms_with_zero_occupancy || a.occupancy > 0.0) && chain_ok(a)).collect();
     if !selected.iter().any(|&s| s) {
         let mut chains: Vec<&str> = Vec::new();
         for a in &atoms {
@@ -732,8 +772,14 @@ fn build(file: &str, raw: RawAtoms, options: &ParseOptions) -> Result<LigandStru
                 options.chains.join(", "),
                 chains.join(", ")
             )
+        } else if unreadable_occupancy > 0 {
+            format!(
+                "every atom has occupancy 0 ({unreadable_occupancy} have no readable occupancy in columns 55-60, which \
+                 counts as 0); write occupancies or use --parse_atoms_with_zero_occupancy 1 to read them"
+            )
         } else {
-            "every atom has occupancy 0 (columns 55-60); use --parse_atoms_with_zero_occupancy 1 to read them".to_string()
+            "every atom has occupancy 0 (columns 55-60); use --parse_atoms_with_zero_occupancy 1 to read them"
+                .to_string()
         };
         return Err(StructureError::invalid(file, problem));
     }
@@ -837,6 +883,8 @@ fn build(file: &str, raw: RawAtoms, options: &ParseOptions) -> Result<LigandStru
         backbone,
         other_atoms,
         water_atoms,
+        has_anisou,
+        unreadable_occupancy,
         notes,
     })
 }
@@ -867,6 +915,108 @@ mod tests {
         assert_eq!(element_number("Mb"), 42);
         assert_eq!(element_number(""), 0);
         assert_eq!(element_number("UUO"), 0);
+    }
+
+    /// A PDB record with ProDy's columns.
+    #[allow(clippy::too_many_arguments)]
+    fn rec(
+        kind: &str,
+        serial: usize,
+        name: &str,
+        alt: char,
+        res: &str,
+        chain: &str,
+        num: &str,
+        x: f64,
+        occ: &str,
+        el: &str,
+    ) -> String {
+        format!(
+            "{kind:<6}{serial:>5} {name:<4}{alt}{res:>3} {chain:1}{num:<5}   {x:8.3}{:8.3}{:8.3}{occ:>6}{:>6}          {el:>2}\n",
+            0.0, 0.0, "0.00"
+        )
+    }
+
+    fn backbone(chain: &str, num: &str, res: &str, x: f64) -> String {
+        ["N", "CA", "C", "O"].iter().map(|n| rec("ATOM", 1, n, ' ', res, chain, num, x, "1.00", &n[..1])).collect()
+    }
+
+    fn parse(text: &str) -> Result<LigandStructure, StructureError> {
+        parse_ligand_structure("t.pdb", text.as_bytes(), &ParseOptions::default())
+    }
+
+    #[test]
+    fn prody_residue_rules() {
+        let mut t = String::new();
+        // A ligand of chain Z first: chain indices follow first appearance among all atoms.
+        t += &rec("HETATM", 1, "C1", ' ', "LIG", "Z", "1", 9.0, "1.00", "C");
+        t += &backbone("A", "1", "GLY", 1.0);
+        t += &backbone("A", "2", "MSE", 2.0);
+        // UNK has a CA but is not an amino-acid name: context atoms.
+        t += &backbone("A", "3", "UNK", 3.0);
+        // Ion and water names are never protein.
+        t += &rec("HETATM", 1, "CA", ' ', "CA", "A", "4", 4.0, "1.00", "CA");
+        t += &rec("HETATM", 1, "O", ' ', "HOH", "A", "5", 5.0, "1.00", "O");
+        // A five-digit residue number (digit in the insertion-code column).
+        t += &backbone("B", "1000", "ALA", 6.0).replace("1000 ", "10000");
+        t += "ENDMDL\n";
+        t += &backbone("C", "1", "ALA", 7.0);
+        let s = parse(&t).unwrap();
+        assert_eq!(s.residue_names(), vec!["A1", "A2", "B10000"]);
+        assert_eq!(s.chain_labels, vec![1, 1, 2]);
+        assert_eq!(s.s, vec![5, 20, 0]);
+        assert_eq!(
+            s.other_atoms.iter().map(|a| a.resname.as_str()).collect::<Vec<_>>(),
+            ["LIG", "UNK", "UNK", "UNK", "UNK", "CA"]
+        );
+        assert_eq!(s.context_types, vec![6, 7, 6, 6, 8, 20]);
+        assert_eq!(s.water_atoms, 1);
+        assert_eq!(s.mask(), vec![1.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn ter_splits_a_residue_and_a_repeated_key_is_an_error() {
+        let t = format!("{}TER\n{}", backbone("A", "1", "GLY", 1.0), backbone("A", "1", "GLY", 2.0));
+        let e = parse(&t).unwrap_err().to_string();
+        assert!(e.starts_with("t.pdb: residue A1 has two CA atoms (lines 2 and 7"), "{e}");
+        // Without TER the atoms join one residue (the last coordinates win) ...
+        let t = format!(
+            "{}{}",
+            backbone("A", "1", "GLY", 1.0),
+            rec("ATOM", 9, "CB", ' ', "GLY", "A", "1", 3.0, "1.00", "C")
+        );
+        let s = parse(&t).unwrap();
+        assert_eq!(s.xyz_37_m[0][3], 1.0);
+        // ... and a ligand atom with a protein residue's key is part of that (protein) residue.
+        let t = format!(
+            "{}{}",
+            backbone("A", "1", "GLY", 1.0),
+            rec("HETATM", 9, "C1", ' ', "NAG", "A", "1", 3.0, "1.00", "C")
+        );
+        assert_eq!(parse(&t).unwrap().context_status(), ContextStatus::None);
+    }
+
+    #[test]
+    fn altlocs_occupancy_and_hybrid36() {
+        let mut t = backbone("A", "1", "GLY", 1.0);
+        t += &rec("ATOM", 5, "CB", 'B', "GLY", "A", "1", 9.0, "1.00", "C");
+        t += &rec("HETATM", 6, "ZN", ' ', "ZN", "A", "2", 9.0, "0.00", "ZN");
+        t += &rec("HETATM", 7, "FE", 'A', "FE", "A", "3", 9.0, "0.50", "FE");
+        // Hybrid-36 residue numbers switch ProDy to hybrid-36 / hexadecimal for the rest of the file.
+        t += &backbone("B", "A000", "GLY", 2.0);
+        t += &backbone("B", "10", "GLY", 3.0);
+        let s = parse(&t).unwrap();
+        assert_eq!(s.residue_names(), vec!["A1", "B10000", "B16"]);
+        assert_eq!(s.xyz_37_m[0][3], 0.0);
+        assert_eq!(s.context_types, vec![26]);
+        let s = parse_ligand_structure(
+            "t.pdb",
+            t.as_bytes(),
+            &ParseOptions { parse_atoms_with_zero_occupancy: true, chains: vec!["A".into()] },
+        )
+        .unwrap();
+        assert_eq!(s.residue_names(), vec!["A1"]);
+        assert_eq!(s.context_types, vec![30, 26]);
     }
 
     #[test]

@@ -150,8 +150,8 @@ pub fn chain_mask(
     };
     let fixed = lookup("--fixed_residues", fixed_residues)?;
     let redesigned = lookup("--redesigned_residues", redesigned_residues)?;
-    let use_redesigned = !redesigned_residues.split_whitespace().next().is_none();
-    let use_fixed = !fixed_residues.split_whitespace().next().is_none();
+    let use_redesigned = redesigned_residues.split_whitespace().next().is_some();
+    let use_fixed = fixed_residues.split_whitespace().next().is_some();
     Ok(structure
         .ids
         .iter()
@@ -240,8 +240,9 @@ pub fn per_residue_bias(
                 return Err(InputError::new(ctx, format!("{aa:?} is not a single amino-acid letter")));
             };
             let k = letter_index(&ctx, c)?;
-            let value =
-                b.as_f64().ok_or_else(|| InputError::new(ctx.clone(), format!("bias for {aa} is not a number: {b}")))?;
+            let value = b
+                .as_f64()
+                .ok_or_else(|| InputError::new(ctx.clone(), format!("bias for {aa} is not a number: {b}")))?;
             out[i][k] = value as f32;
         }
     }
@@ -262,7 +263,8 @@ pub fn per_residue_omit(
     for (residue, v) in map {
         let i = names.find(source, residue)?;
         let ctx = format!("{source}: {residue}");
-        let letters = v.as_str().ok_or_else(|| InputError::new(ctx.clone(), "must be a string of letters, e.g. \"PG\""))?;
+        let letters =
+            v.as_str().ok_or_else(|| InputError::new(ctx.clone(), "must be a string of letters, e.g. \"PG\""))?;
         for c in letters.chars() {
             out[i][letter_index(&ctx, c)?] = 1.0;
         }
@@ -338,7 +340,11 @@ pub fn symmetry(structure: &LigandStructure, residues: &str, weights: &str) -> R
             if let Some(&other) = seen.get(&i) {
                 return Err(InputError::new(
                     "--symmetry_residues",
-                    format!("residue {name} is in group {} and group {}; a residue can be in one group only", other + 1, g + 1),
+                    format!(
+                        "residue {name} is in group {} and group {}; a residue can be in one group only",
+                        other + 1,
+                        g + 1
+                    ),
                 ));
             }
             seen.insert(i, g);
@@ -347,10 +353,8 @@ pub fn symmetry(structure: &LigandStructure, residues: &str, weights: &str) -> R
         groups.push(members);
     }
     if weights.is_empty() {
-        let example: Vec<String> = groups
-            .iter()
-            .map(|m| vec![format!("{}", 1.0 / m.len() as f64); m.len()].join(","))
-            .collect();
+        let example: Vec<String> =
+            groups.iter().map(|m| vec![format!("{}", 1.0 / m.len() as f64); m.len()].join(",")).collect();
         return Err(InputError::new(
             "--symmetry_residues",
             format!("given without --symmetry_weights; give one weight per residue, e.g. \"{}\"", example.join("|")),
@@ -447,4 +451,77 @@ pub fn membrane_labels(structure: &LigandStructure, buried: &str, interface: &st
 /// `membrane_per_residue_labels` for the global-label membrane model: the label everywhere.
 pub fn global_membrane_labels(structure: &LigandStructure, label: i32) -> Vec<i32> {
     vec![label; structure.len()]
+}
+
+/// `run.py`'s selection flags for one structure, as strings in its own syntax (empty = not
+/// given); the per-residue dictionaries as `(file name for messages, parsed JSON)`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFlags {
+    pub chains_to_design: String,
+    pub fixed_residues: String,
+    pub redesigned_residues: String,
+    pub bias_aa: String,
+    pub omit_aa: String,
+    pub bias_aa_per_residue: Option<(String, serde_json::Value)>,
+    pub omit_aa_per_residue: Option<(String, serde_json::Value)>,
+    pub symmetry_residues: String,
+    pub symmetry_weights: String,
+    pub homo_oligomer: bool,
+    pub transmembrane_buried: String,
+    pub transmembrane_interface: String,
+    pub global_transmembrane_label: i32,
+}
+
+/// Which membrane labels a model takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembraneLabels {
+    /// Not a membrane model.
+    None,
+    /// `per_residue_label_membrane_mpnn`: from `--transmembrane_buried` / `_interface`.
+    PerResidue,
+    /// `global_label_membrane_mpnn`: `--global_transmembrane_label` everywhere.
+    Global,
+}
+
+/// Everything [`RunFlags`] decide for one structure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selections {
+    /// [L], 1 = designed.
+    pub chain_mask: Vec<f32>,
+    /// [L, 21].
+    pub bias: Vec<[f32; VOCAB]>,
+    /// Groups (homo-oligomer groups when `homo_oligomer` is set, which overrides
+    /// `symmetry_residues` as in `run.py`).
+    pub symmetry: Symmetry,
+    /// [L] for membrane models.
+    pub membrane_labels: Option<Vec<i32>>,
+}
+
+/// Applies `run.py`'s selection flags to a structure (see the functions above for each).
+pub fn selections(
+    structure: &LigandStructure,
+    flags: &RunFlags,
+    membrane: MembraneLabels,
+) -> Result<Selections, InputError> {
+    let chain_mask = chain_mask(structure, &flags.chains_to_design, &flags.fixed_residues, &flags.redesigned_residues)?;
+    let bias = bias(
+        structure,
+        &flags.bias_aa,
+        &flags.omit_aa,
+        flags.bias_aa_per_residue.as_ref().map(|(s, v)| (s.as_str(), v)),
+        flags.omit_aa_per_residue.as_ref().map(|(s, v)| (s.as_str(), v)),
+    )?;
+    let symmetry = if flags.homo_oligomer {
+        homo_oligomer(structure, None)?
+    } else {
+        symmetry(structure, &flags.symmetry_residues, &flags.symmetry_weights)?
+    };
+    let membrane_labels = match membrane {
+        MembraneLabels::None => None,
+        MembraneLabels::PerResidue => {
+            Some(membrane_labels(structure, &flags.transmembrane_buried, &flags.transmembrane_interface)?)
+        }
+        MembraneLabels::Global => Some(global_membrane_labels(structure, flags.global_transmembrane_label)),
+    };
+    Ok(Selections { chain_mask, bias, symmetry, membrane_labels })
 }
