@@ -115,9 +115,10 @@ pub fn load_torch_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, Checkp
         None => return Err(terr(format!("the checkpoint dict has no `noise_level` entry (keys: {})", keys()))),
     };
     let atom_context_num = match get("atom_context_num") {
-        Some(v) => Some(v.as_usize().ok_or_else(|| {
-            terr(format!("atom_context_num is not a non-negative integer ({})", v.describe()))
-        })?),
+        Some(v) => Some(
+            v.as_usize()
+                .ok_or_else(|| terr(format!("atom_context_num is not a non-negative integer ({})", v.describe())))?,
+        ),
         None => None,
     };
     let state = match get("model_state_dict") {

@@ -83,10 +83,7 @@ impl FromStr for ModelType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         ModelType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| {
-            format!(
-                "unknown model type `{s}`; choose one of {}",
-                ModelType::ALL.map(ModelType::as_str).join(", ")
-            )
+            format!("unknown model type `{s}`; choose one of {}", ModelType::ALL.map(ModelType::as_str).join(", "))
         })
     }
 }
@@ -222,7 +219,11 @@ pub fn architecture(ckpt: &Checkpoint, model_type: ModelType) -> Result<LigandAr
     }
     let hidden = match shape_of(ckpt, "W_out.weight") {
         Some(s) if s.len() == 2 && s[0] == crate::alphabet::VOCAB && s[1] > 0 => s[1],
-        s => return Err(layout(format!("tensor `W_out.weight` (which gives the hidden width): expected [21, H], found {s:?}"))),
+        s => {
+            return Err(layout(format!(
+                "tensor `W_out.weight` (which gives the hidden width): expected [21, H], found {s:?}"
+            )))
+        }
     };
     let count = |stem: &str| (0..).take_while(|i| has(&format!("{stem}.{i}.W1.weight"))).count();
     let (encoder_layers, decoder_layers) = (count("encoder_layers"), count("decoder_layers"));
@@ -238,13 +239,16 @@ pub fn architecture(ckpt: &Checkpoint, model_type: ModelType) -> Result<LigandAr
         let n = count("context_encoder_layers");
         let ny = count("y_context_encoder_layers");
         if n != ny {
-            return Err(layout(format!("{n} context_encoder_layers but {ny} y_context_encoder_layers; they come in pairs")));
+            return Err(layout(format!(
+                "{n} context_encoder_layers but {ny} y_context_encoder_layers; they come in pairs"
+            )));
         }
         match ckpt.atom_context_num {
             Some(m) if m > 0 => (m, n),
             _ => {
                 return Err(layout(
-                    "the checkpoint dict has no (positive) `atom_context_num`, which ligand_mpnn checkpoints carry".into(),
+                    "the checkpoint dict has no (positive) `atom_context_num`, which ligand_mpnn checkpoints carry"
+                        .into(),
                 ))
             }
         }

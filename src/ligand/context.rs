@@ -344,12 +344,11 @@ impl AtomContext {
         let mut pair_att = Vec::with_capacity(n_act * n_act);
         let mut rbf = vec![0f32; n_act * n_act * NUM_RBF];
         for (ra, &a) in active.iter().enumerate() {
-            for (rb, &b) in active.iter().enumerate() {
+            for &b in &active {
                 let e = pair_node.len();
                 push_rbf(&mut rbf[e * NUM_RBF..(e + 1) * NUM_RBF], dist_eps(&atoms.y[b], &atoms.y[a]), &mu);
                 pair_node.push(ra as u32);
                 pair_att.push(atoms.m[a] * atoms.m[b]);
-                let _ = rb;
             }
         }
         let n_pairs = pair_node.len();

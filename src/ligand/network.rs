@@ -38,7 +38,7 @@ pub enum NodeStage {
     /// `protein_mpnn`, `soluble_mpnn`: nodes start at 0.
     Protein,
     /// The membrane models: nodes start from the label embedding.
-    Membrane(MembraneStage),
+    Membrane(Box<MembraneStage>),
     /// `ligand_mpnn`: the atom context is added after the encoder.
     Ligand(Box<AtomContext>),
 }
@@ -136,10 +136,12 @@ impl LigandMpnn {
                         ld.ffn(&format!("{p}.dense"), h)?,
                     ))
                 };
-                let context_layers =
-                    (0..arch.context_layers).map(|i| layer("context_encoder_layers", i, 2 * h)).collect::<Result<_, _>>()?;
-                let y_context_layers =
-                    (0..arch.context_layers).map(|i| layer("y_context_encoder_layers", i, h)).collect::<Result<_, _>>()?;
+                let context_layers = (0..arch.context_layers)
+                    .map(|i| layer("context_encoder_layers", i, 2 * h))
+                    .collect::<Result<_, _>>()?;
+                let y_context_layers = (0..arch.context_layers)
+                    .map(|i| layer("y_context_encoder_layers", i, h))
+                    .collect::<Result<_, _>>()?;
                 use super::checkpoint::{ATOM_TYPE_FEATURES, ATOM_TYPE_ONE_HOT, NODE_PROJECT_IN};
                 NodeStage::Ligand(Box::new(AtomContext::new(
                     ld.linear("features.node_project_down", h, NODE_PROJECT_IN, true)?,
@@ -159,11 +161,11 @@ impl LigandMpnn {
                     y_context_layers,
                 )))
             }
-            t if t.is_membrane() => NodeStage::Membrane(MembraneStage {
+            t if t.is_membrane() => NodeStage::Membrane(Box::new(MembraneStage {
                 node_embedding: ld.linear("features.node_embedding", h, MEMBRANE_CLASSES, false)?,
                 norm_nodes: ld.norm("features.norm_nodes", h)?,
                 w_v: ld.linear("W_v", h, h, true)?,
-            }),
+            })),
             _ => NodeStage::Protein,
         };
         Ok(LigandMpnn { arch, protein, stage, side_chain_context: false })
@@ -240,7 +242,9 @@ impl LigandMpnn {
                         return bad(format!("membrane label {c}; the classes are 0, 1, 2"));
                     }
                 }
-                _ => return bad(format!("{} needs `membrane_per_residue_labels` for every residue", self.model_type())),
+                _ => {
+                    return bad(format!("{} needs `membrane_per_residue_labels` for every residue", self.model_type()))
+                }
             },
             NodeStage::Protein => {}
         }
@@ -429,5 +433,4 @@ impl LigandMpnn {
         log_probs.chunks_exact_mut(VOCAB).for_each(crate::kernels::log_softmax_inplace);
         ScoreOutput { log_probs, logits: states_logits, decoding_order: Vec::new() }
     }
-
 }

@@ -21,7 +21,7 @@ use super::features::LigandFeatures;
 use super::network::{decoding_steps_for, LigandEncoded, LigandMpnn};
 use crate::alphabet::VOCAB;
 use crate::kernels::{log_softmax_inplace, softmax_inplace};
-use crate::model::decoder::DecoderScratch;
+use crate::model::decoder::{DecoderContext, DecoderScratch};
 use crate::rng::{self, Purpose};
 pub use crate::sampler::{Argmax, Chooser, Forced, Multinomial};
 
@@ -140,9 +140,29 @@ pub fn check_symmetry(l: usize, groups: &[Vec<usize>], weights: Option<&[Vec<f32
     Ok(())
 }
 
+/// Samples sequences of one encoded structure: the sequence-independent decoder inputs are
+/// computed once ([`LigandMpnn::sampler`]) and shared by every sample (`&self`, so samples can
+/// run in parallel).
+pub struct LigandSampler<'m, 'a> {
+    model: &'m LigandMpnn,
+    encoded: &'a LigandEncoded,
+    features: &'a LigandFeatures,
+    ctx: DecoderContext<'a>,
+}
+
 impl LigandMpnn {
-    /// The official `sample()` on an encoded structure, with `randn` (`[L]`) for the decoding
-    /// order and `chooser` for the draws.
+    /// A sampler for `encoded` (from [`LigandMpnn::encode`] of `f`).
+    pub fn sampler<'m, 'a>(&'m self, encoded: &'a LigandEncoded, f: &'a LigandFeatures) -> LigandSampler<'m, 'a> {
+        let h = self.hidden();
+        let mut ctx = self.protein.decoder_context_full(&encoded.enc);
+        for t in &mut ctx.seq_table {
+            t.resize((VOCAB + 1) * h, 0.0);
+        }
+        LigandSampler { model: self, encoded, features: f, ctx }
+    }
+
+    /// The official `sample()` on an encoded structure (one sample; see [`LigandSampler`] for
+    /// many).
     pub fn sample(
         &self,
         encoded: &LigandEncoded,
@@ -151,19 +171,29 @@ impl LigandMpnn {
         options: &SampleOptions,
         chooser: &mut dyn Chooser,
     ) -> Result<LigandSample, LigandModelError> {
+        self.sampler(encoded, f).sample(randn, options, chooser)
+    }
+}
+
+impl LigandSampler<'_, '_> {
+    /// One sequence: `randn` (`[L]`) gives the decoding order, `chooser` the draws.
+    pub fn sample(
+        &self,
+        randn: &[f32],
+        options: &SampleOptions,
+        chooser: &mut dyn Chooser,
+    ) -> Result<LigandSample, LigandModelError> {
+        let f = self.features;
         let l = f.len();
         if randn.len() != l {
             return Err(LigandModelError::Features(format!("randn has {} values for {l} residues", randn.len())));
         }
         check_symmetry(l, &options.symmetry_residues, Some(&options.symmetry_weights))?;
-        let model = &self.protein;
-        let enc = &encoded.enc;
-        let h = self.hidden();
+        let model = &self.model.protein;
+        let enc = &self.encoded.enc;
+        let ctx = &self.ctx;
+        let h = self.model.hidden();
         let layers = model.decoder_layers.len();
-        let mut ctx = model.decoder_context_full(enc);
-        for t in &mut ctx.seq_table {
-            t.resize((VOCAB + 1) * h, 0.0);
-        }
         let steps = decoding_steps_for(f, randn, &options.symmetry_residues);
         let order: Vec<usize> = steps.iter().flatten().copied().collect();
         let mut pos = vec![0usize; l];
@@ -196,7 +226,7 @@ impl LigandMpnn {
                     let (h_prev, nbr_prev): (&[f32], &[f32]) =
                         if li == 0 { (&enc.h_v, &ctx.enc_nbr[0]) } else { (&states[li - 1], &projections[li - 1]) };
                     model.decoder_rows(
-                        &ctx,
+                        ctx,
                         li,
                         &[t],
                         h_prev,
@@ -251,7 +281,7 @@ impl LigandMpnn {
                 s[t] = letter;
             }
         }
-        let confidence = confidence(self.model_type(), f, &s, &log_probs);
+        let confidence = confidence(self.model.model_type(), f, &s, &log_probs);
         Ok(LigandSample { s, sampling_probs, log_probs, decoding_order: order, step_probs, confidence })
     }
 }

@@ -116,7 +116,8 @@ impl ProteinMpnn {
         scratch: &mut DecoderScratch,
         out: &mut [f32],
     ) {
-        let relation = |i: usize, j: usize| if backward(i, j) { NeighbourInput::Decoded } else { NeighbourInput::Encoder };
+        let relation =
+            |i: usize, j: usize| if backward(i, j) { NeighbourInput::Decoded } else { NeighbourInput::Encoder };
         self.decoder_rows_impl(ctx, l, rows, h_prev, nbr_prev, seq, &relation, scratch, out)
     }
 
@@ -290,7 +291,8 @@ impl ProteinMpnn {
         backward: &(dyn Fn(usize, usize) -> bool + Sync),
         keep: bool,
     ) -> (Vec<f32>, Vec<(Vec<f32>, Vec<f32>)>) {
-        let relation = |i: usize, j: usize| if backward(i, j) { NeighbourInput::Decoded } else { NeighbourInput::Encoder };
+        let relation =
+            |i: usize, j: usize| if backward(i, j) { NeighbourInput::Decoded } else { NeighbourInput::Encoder };
         self.decode_all_layers_impl(ctx, seq, &relation, keep)
     }
 

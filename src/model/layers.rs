@@ -186,7 +186,7 @@ impl EdgeSetLayer {
         for (e, &node) in edge_node.iter().enumerate() {
             let own = &s.own[node as usize * hd..][..hd];
             for (p, &o) in s.pre[e * hd..][..hd].iter_mut().zip(own) {
-                *p = o + *p;
+                *p += o;
             }
         }
         gelu_inplace(&mut s.pre);
@@ -220,6 +220,98 @@ impl EdgeSetLayer {
         self.dense.residual_norm(h, n, &self.norm2, &mut s.ffn);
         for (row, &mk) in h.chunks_exact_mut(hd).zip(node_mask) {
             row.iter_mut().for_each(|v| *v *= mk);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::naive;
+    use rand::{Rng, SeedableRng};
+
+    fn random(n: usize, rng: &mut impl Rng) -> Vec<f32> {
+        (0..n).map(|_| rng.gen_range(-1.0..1.0)).collect()
+    }
+
+    fn lin(n_out: usize, n_in: usize, rng: &mut impl Rng) -> Linear {
+        Linear::new(random(n_out * n_in, rng), Some(random(n_out, rng)), n_out, n_in)
+    }
+
+    fn norm(d: usize, rng: &mut impl Rng) -> LayerNorm {
+        LayerNorm { gamma: random(d, rng).iter().map(|v| 1.0 + 0.3 * v).collect(), beta: random(d, rng) }
+    }
+
+    /// The reference layer on every edge (masked ones included, multiplied by their weight),
+    /// written the plain way: one dense layer on the concatenated input.
+    fn reference(layer: &EdgeSetLayer, h: &[f32], edges: &[f32], e: usize, att: &[f32], node_mask: &[f32]) -> Vec<f32> {
+        let hd = layer.w2.n_out;
+        let de = layer.edge_inputs();
+        let n = node_mask.len();
+        let mut out = h.to_vec();
+        for i in 0..n {
+            let mut dh = vec![0f32; hd];
+            for a in 0..e {
+                let mut x = h[i * hd..(i + 1) * hd].to_vec();
+                x.extend_from_slice(&edges[(i * e + a) * de..(i * e + a + 1) * de]);
+                let g1: Vec<f32> = naive::linear(&layer.w1, &x, 1).iter().map(|&v| naive::gelu(v)).collect();
+                let g2: Vec<f32> = naive::linear(&layer.w2, &g1, 1).iter().map(|&v| naive::gelu(v)).collect();
+                let msg = naive::linear(&layer.w3, &g2, 1);
+                for t in 0..hd {
+                    dh[t] += att[i * e + a] * msg[t];
+                }
+            }
+            let row: Vec<f32> = (0..hd).map(|t| h[i * hd + t] + dh[t] / MESSAGE_SCALE).collect();
+            let row = naive::layer_norm(&layer.norm1, &row);
+            let ff: Vec<f32> = naive::linear(&layer.dense.w_in, &row, 1).iter().map(|&v| naive::gelu(v)).collect();
+            let ff = naive::linear(&layer.dense.w_out, &ff, 1);
+            let row: Vec<f32> = row.iter().zip(&ff).map(|(a, b)| a + b).collect();
+            let row = naive::layer_norm(&layer.norm2, &row);
+            for t in 0..hd {
+                out[i * hd + t] = node_mask[i] * row[t];
+            }
+        }
+        out
+    }
+
+    /// Leaving out the edges of weight 0 (as the context stage does) gives the reference layer's
+    /// result over all edges, for 2H-wide (`DecLayerJ`) and 3H-wide (`DecLayer`) inputs.
+    #[test]
+    fn edge_set_layer_matches_the_reference_layer() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let hd = 8;
+        for edge_in in [hd, 2 * hd] {
+            let ffn = FeedForward { w_in: lin(4 * hd, hd, &mut rng), w_out: lin(hd, 4 * hd, &mut rng) };
+            let layer = EdgeSetLayer::new(
+                lin(hd, hd + edge_in, &mut rng),
+                lin(hd, hd, &mut rng),
+                lin(hd, hd, &mut rng),
+                norm(hd, &mut rng),
+                norm(hd, &mut rng),
+                ffn,
+            );
+            let (n, e) = (5, 6);
+            let h = random(n * hd, &mut rng);
+            let edges = random(n * e * edge_in, &mut rng);
+            let att: Vec<f32> = (0..n * e).map(|i| if i % 3 == 1 { 0.0 } else { 1.0 }).collect();
+            let node_mask = [1.0, 0.0, 1.0, 1.0, 1.0];
+            let want = reference(&layer, &h, &edges, e, &att, &node_mask);
+            let (mut edge_node, mut kept, mut w) = (Vec::new(), Vec::new(), Vec::new());
+            for i in 0..n {
+                for a in 0..e {
+                    if att[i * e + a] != 0.0 {
+                        edge_node.push(i as u32);
+                        w.push(att[i * e + a]);
+                        kept.extend_from_slice(&edges[(i * e + a) * edge_in..(i * e + a + 1) * edge_in]);
+                    }
+                }
+            }
+            let mut got = h.clone();
+            layer.forward(&mut got, &node_mask, &kept, &edge_node, &w, &mut EdgeSetScratch::default());
+            for (a, b) in got.iter().zip(&want) {
+                assert!((a - b).abs() < 1e-4, "{a} vs {b}");
+            }
+            assert!(got[hd..2 * hd].iter().all(|&v| v == 0.0), "a masked node is zero");
         }
     }
 }
