@@ -667,6 +667,13 @@ fn bad_inputs_are_named_before_any_output() {
     let multi = tmp.path().join("multi.json");
     std::fs::write(&multi, "{\"structures/1BC8.pdb\": \"\", \"structures/none.pdb\": \"\"}").unwrap();
     assert_refused(&lig, &["--pdb_path_multi", multi.to_str().unwrap()], &["structures/none.pdb", "does not exist"]);
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(lig.join("structures/1BC8.pdb"), copy.join("1BC8.pdb")).unwrap();
+    let twins = tmp.path().join("twins.json");
+    let copy_path = copy.join("1BC8.pdb").display().to_string();
+    std::fs::write(&twins, serde_json::json!({"structures/1BC8.pdb": "", copy_path.clone(): ""}).to_string()).unwrap();
+    assert_refused(&lig, &["--pdb_path_multi", twins.to_str().unwrap()], &["structures/1BC8.pdb and ", "would both write"]);
     assert_refused(&lig, &["--pdb_path", "structures/missing.pdb"], &["--pdb_path", "structures/missing.pdb"]);
     assert_refused(&lig, &["--checkpoint_ligand_mpnn", "weights/none.pt"], &["--checkpoint_ligand_mpnn weights/none.pt"]);
     assert_refused(&lig, &["--bias_AA", "A-1"], &["--bias_AA", "A-1"]);

@@ -64,8 +64,6 @@ pub struct ParseOptions {
     pub use_atom_context: bool,
     /// `--ligand_mpnn_cutoff_for_score`.
     pub cutoff_for_score: f64,
-    /// `--global_transmembrane_label` (global_label_membrane_mpnn).
-    pub global_label: i64,
 }
 
 /// One structure ready for the model, with what the output files need.
@@ -177,27 +175,12 @@ pub fn prepare(model: &Model, r: &Request, opts: &ParseOptions) -> Result<Prepar
     )
     .map_err(|e| anyhow!("{e}"))?;
     let e = |e: select::InputError| anyhow!("{e}");
-    let chain_mask = select::chain_mask(&st, &r.chains_to_design, &r.fixed, &r.redesigned).map_err(e)?;
-    let bias = select::bias(
-        &st,
-        &r.bias_aa,
-        &r.omit_aa,
-        r.bias_per_residue.as_ref().map(|(s, v)| (s.as_str(), v)),
-        r.omit_per_residue.as_ref().map(|(s, v)| (s.as_str(), v)),
-    )
-    .map_err(e)?;
-    let symmetry = if r.homo_oligomer {
-        select::homo_oligomer(&st, None).map_err(e)?
-    } else {
-        select::symmetry(&st, &r.symmetry_residues, &r.symmetry_weights).map_err(e)?
-    };
     let membrane = match model.model_type {
-        ModelType::PerResidueLabelMembraneMpnn => {
-            Some(select::membrane_labels(&st, &r.transmembrane_buried, &r.transmembrane_interface).map_err(e)?)
-        }
-        ModelType::GlobalLabelMembraneMpnn => Some(select::global_membrane_labels(&st, opts.global_label as i32)),
-        _ => None,
+        ModelType::PerResidueLabelMembraneMpnn => select::MembraneLabels::PerResidue,
+        ModelType::GlobalLabelMembraneMpnn => select::MembraneLabels::Global,
+        _ => select::MembraneLabels::None,
     };
+    let sel = select::selections(&st, &r.flags, membrane).map_err(e)?;
     let ctx = if model.model_type == ModelType::LigandMpnn {
         ContextOptions {
             atom_context_num: model.net.atom_context_num(),
@@ -208,14 +191,14 @@ pub fn prepare(model: &Model, r: &Request, opts: &ParseOptions) -> Result<Prepar
     } else {
         ContextOptions::without_context()
     };
-    let featurized = featurize(&st, &ctx, &chain_mask, &bias, membrane).map_err(e)?;
+    let featurized = featurize(&st, &ctx, &sel.chain_mask, &sel.bias, sel.membrane_labels).map_err(e)?;
     let mut notes: Vec<String> = Vec::new();
     if model.model_type == ModelType::LigandMpnn {
         notes.extend(st.notes.iter().map(|n| n.describe(&st)));
         notes.extend(featurized.notes.iter().map(|n| n.to_string()));
     }
-    let chain_mask_dtype = if r.redesigned.split_whitespace().next().is_some() || r.fixed.split_whitespace().next().is_some()
-    {
+    let listed = |s: &str| s.split_whitespace().next().is_some();
+    let chain_mask_dtype = if listed(&r.flags.redesigned_residues) || listed(&r.flags.fixed_residues) {
         Dtype::I64
     } else {
         Dtype::I32
@@ -232,8 +215,8 @@ pub fn prepare(model: &Model, r: &Request, opts: &ParseOptions) -> Result<Prepar
         features: featurized.features,
         residue_ids: st.residue_names(),
         chain_ids: st.ids.iter().map(|id| id.chain.clone()).collect(),
-        symmetry_residues: symmetry.groups,
-        symmetry_weights: symmetry.weights,
+        symmetry_residues: sel.symmetry.groups,
+        symmetry_weights: sel.symmetry.weights,
         chain_mask_dtype,
         backbone_atoms: st.backbone.iter().map(|a| pdb_atom(a, &ann)).collect(),
         backbone_residue,

@@ -9,30 +9,17 @@ use std::collections::HashMap;
 use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 
+use mpnn::ligand::select::RunFlags;
+
 use crate::cli::ligandmpnn::args::{InputArgs, RunArgs};
 
-/// What to do with one structure: its path (as listed) and the residue-selection inputs as
-/// they apply to it, in the flags' own spelling (resolved against the structure by
-/// `mpnn::ligand::select`). Residue names are `run.py`'s (chain + number + insertion code).
+/// What to do with one structure: its path (as listed) and `run.py`'s residue-selection flags
+/// as they apply to it (the `*_multi` entry for this structure where one was given), resolved
+/// against the structure by `mpnn::ligand::select::selections`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Request {
     pub pdb: String,
-    /// `--chains_to_design` ('' = every chain).
-    pub chains_to_design: String,
-    /// Space-separated residue names (from the flag or this structure's `*_multi` entry).
-    pub fixed: String,
-    pub redesigned: String,
-    /// `--bias_AA`, `--omit_AA`.
-    pub bias_aa: String,
-    pub omit_aa: String,
-    /// Per-residue dictionaries for this structure: (where it came from, the JSON).
-    pub bias_per_residue: Option<(String, Value)>,
-    pub omit_per_residue: Option<(String, Value)>,
-    pub symmetry_residues: String,
-    pub symmetry_weights: String,
-    pub homo_oligomer: bool,
-    pub transmembrane_buried: String,
-    pub transmembrane_interface: String,
+    pub flags: RunFlags,
 }
 
 /// Reads a JSON file, naming it in every error.
@@ -184,13 +171,16 @@ fn common_request(
 ) -> Request {
     Request {
         pdb: pdb.to_string(),
-        fixed: fixed.get(pdb).map(|v| v.join(" ")).unwrap_or_default(),
-        redesigned: redesigned.get(pdb).map(|v| v.join(" ")).unwrap_or_default(),
-        symmetry_residues: input.symmetry_residues.clone(),
-        homo_oligomer: input.homo_oligomer.on(),
-        transmembrane_buried: input.transmembrane_buried.clone(),
-        transmembrane_interface: input.transmembrane_interface.clone(),
-        ..Request::default()
+        flags: RunFlags {
+            fixed_residues: fixed.get(pdb).map(|v| v.join(" ")).unwrap_or_default(),
+            redesigned_residues: redesigned.get(pdb).map(|v| v.join(" ")).unwrap_or_default(),
+            symmetry_residues: input.symmetry_residues.clone(),
+            homo_oligomer: input.homo_oligomer.on(),
+            transmembrane_buried: input.transmembrane_buried.clone(),
+            transmembrane_interface: input.transmembrane_interface.clone(),
+            global_transmembrane_label: input.global_transmembrane_label as i32,
+            ..RunFlags::default()
+        },
     }
 }
 
@@ -249,12 +239,12 @@ pub fn run_requests(a: &RunArgs) -> Result<Vec<Request>> {
         .iter()
         .map(|pdb| {
             let mut r = common_request(&a.input, pdb, &fixed, &redesigned);
-            r.chains_to_design = a.chains_to_design.clone();
-            r.bias_aa = a.bias_aa.clone();
-            r.omit_aa = a.omit_aa.clone();
-            r.symmetry_weights = a.symmetry_weights.clone();
-            r.bias_per_residue = bias.remove(pdb);
-            r.omit_per_residue = omit.remove(pdb);
+            r.flags.chains_to_design = a.chains_to_design.clone();
+            r.flags.bias_aa = a.bias_aa.clone();
+            r.flags.omit_aa = a.omit_aa.clone();
+            r.flags.symmetry_weights = a.symmetry_weights.clone();
+            r.flags.bias_aa_per_residue = bias.remove(pdb);
+            r.flags.omit_aa_per_residue = omit.remove(pdb);
             r
         })
         .collect())
@@ -270,8 +260,8 @@ pub fn score_requests(a: &crate::cli::ligandmpnn::args::ScoreArgs) -> Result<Vec
         .iter()
         .map(|pdb| {
             let mut r = common_request(&a.input, pdb, &fixed, &redesigned);
-            r.chains_to_design = a.chains_to_design.clone().unwrap_or_default();
-            r.symmetry_weights = weights.clone();
+            r.flags.chains_to_design = a.chains_to_design.clone().unwrap_or_default();
+            r.flags.symmetry_weights = weights.clone();
             r
         })
         .collect())

@@ -80,7 +80,6 @@ pub fn parse_options(input: &super::args::InputArgs, model_type: ModelType) -> P
         zero_occupancy: input.parse_atoms_with_zero_occupancy.on(),
         use_atom_context: input.ligand_mpnn_use_atom_context.on(),
         cutoff_for_score: input.ligand_mpnn_cutoff_for_score,
-        global_label: input.global_transmembrane_label,
     }
 }
 
@@ -91,6 +90,35 @@ pub fn resolve_seed(seed: i64) -> i64 {
     } else {
         use rand::Rng;
         rand::thread_rng().gen_range(0..99999)
+    }
+}
+
+/// Two structures with one output name (`a/x.pdb` and `b/x.pdb`) would overwrite each other's
+/// files: refused before anything is written.
+pub fn check_unique_names(requests: &[Request], what: &str) -> Result<()> {
+    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for r in requests {
+        let name = fasta::structure_name(&r.pdb);
+        if let Some(first) = seen.insert(name.clone(), &r.pdb) {
+            if first == r.pdb {
+                bail!("structure {} is listed twice; list each structure once", r.pdb);
+            }
+            bail!(
+                "structures {first} and {} would both write {what} for {name}; rename one, or run them into \
+                 separate --out_folder folders",
+                r.pdb
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Files of an earlier run that this run replaces are said on stderr (never replaced silently).
+pub fn note_replaced(paths: &[PathBuf]) {
+    let existing: Vec<&PathBuf> = paths.iter().filter(|p| p.exists()).collect();
+    if let Some(first) = existing.first() {
+        let more = if existing.len() > 1 { format!(" and {} more", existing.len() - 1) } else { String::new() };
+        eprintln!("note: replacing {}{more} (files of an earlier run in this --out_folder)", first.display());
     }
 }
 
@@ -111,6 +139,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let requests = inputs::run_requests(a)?;
     let pdbs: Vec<String> = requests.iter().map(|r| r.pdb.clone()).collect();
     inputs::check_structures_exist(&pdbs, &a.input)?;
+    check_unique_names(&requests, "seqs/NAME.fa and backbones/NAME_N.pdb")?;
     let ckpt = checkpoint_path(&a.model)?;
     let model = Model::load(a.model.model_type, &ckpt, a.input.ligand_mpnn_use_side_chain_context.on())?;
     let opts = parse_options(&a.input, a.model.model_type);
@@ -178,6 +207,15 @@ fn design_one(
     let mask_xy = ligand_model.then_some(f.mask_xy.as_slice());
 
     let stem = format!("{name}{}", a.input.file_ending);
+    let first_id = if a.input.zero_indexed() { 0 } else { 1 };
+    let mut planned = vec![base.join("seqs").join(format!("{stem}.fa"))];
+    if a.save_stats.on() {
+        planned.push(base.join("stats").join(format!("{stem}.pt")));
+    }
+    for ix in 0..designs.len() {
+        planned.push(base.join("backbones").join(format!("{name}_{}{}.pdb", ix + first_id, a.input.file_ending)));
+    }
+    note_replaced(&planned);
     if a.save_stats.on() {
         let stats = RunStats {
             generated_sequences: designs.iter().map(|d| d.s.clone()).collect(),
@@ -214,7 +252,6 @@ fn design_one(
         model_path: ckpt.to_string(),
         native: fasta::chain_sequence(&letters(&f.s), &p.chain_ids, &a.fasta_seq_separation),
     };
-    let first_id = if a.input.zero_indexed() { 0 } else { 1 };
     let remark = pdb::remark(
         a.input.parse_atoms_with_zero_occupancy.on(),
         &inputs::parse_chains_only(&a.input.parse_these_chains_only),

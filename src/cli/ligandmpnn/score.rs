@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use super::args::ScoreArgs;
 use super::engine::{self, Model, RunRng, ScoreKind};
 use super::inputs;
-use super::run::{check_common, checkpoint_path, parse_options, prepare_all, resolve_seed};
+use super::run::{check_common, check_unique_names, checkpoint_path, note_replaced, parse_options, prepare_all, resolve_seed};
 use mpnn::ligand::output::fasta;
 use mpnn::ligand::output::stats::{ScoreOrders, ScoreStats};
 use mpnn::ligand::output::torch_save::torch_save;
@@ -26,6 +26,7 @@ pub fn run(a: &ScoreArgs) -> Result<()> {
     let requests = inputs::score_requests(a)?;
     let pdbs: Vec<String> = requests.iter().map(|r| r.pdb.clone()).collect();
     inputs::check_structures_exist(&pdbs, &a.input)?;
+    check_unique_names(&requests, "NAME.pt")?;
     let ckpt = checkpoint_path(&a.model)?;
     let model = Model::load(a.model.model_type, &ckpt, a.input.ligand_mpnn_use_side_chain_context.on())?;
     let opts = parse_options(&a.input, a.model.model_type);
@@ -65,6 +66,7 @@ pub fn run(a: &ScoreArgs) -> Result<()> {
             residue_names: p.residue_ids.clone(),
         };
         let path = base.join(format!("{}{}.pt", fasta::structure_name(&r.pdb), a.input.file_ending));
+        note_replaced(std::slice::from_ref(&path));
         torch_save(&stats.to_py(), &path).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
