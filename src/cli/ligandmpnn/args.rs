@@ -1,6 +1,6 @@
 //! The flags of LigandMPNN's `run.py` and `score.py`, with their official spellings and defaults.
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 
 use crate::cli::args::{int_flag, IntFlag};
 
@@ -17,28 +17,14 @@ pub enum LigandCommand {
     Score(Box<ScoreArgs>),
 }
 
-/// The five LigandMPNN-family models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum ModelType {
-    ProteinMpnn,
-    LigandMpnn,
-    PerResidueLabelMembraneMpnn,
-    GlobalLabelMembraneMpnn,
-    SolubleMpnn,
-}
+pub use mpnn::ligand::ModelType;
 
-impl ModelType {
-    /// The official name (`ligand_mpnn`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelType::ProteinMpnn => "protein_mpnn",
-            ModelType::LigandMpnn => "ligand_mpnn",
-            ModelType::PerResidueLabelMembraneMpnn => "per_residue_label_membrane_mpnn",
-            ModelType::GlobalLabelMembraneMpnn => "global_label_membrane_mpnn",
-            ModelType::SolubleMpnn => "soluble_mpnn",
-        }
-    }
+/// `--model_type`: one of the five official names.
+fn model_type(s: &str) -> Result<ModelType, String> {
+    ModelType::ALL.into_iter().find(|t| t.as_str() == s.trim()).ok_or_else(|| {
+        let names: Vec<&str> = ModelType::ALL.iter().map(|t| t.as_str()).collect();
+        format!("`{s}` is not a model type; choose one of {}", names.join(", "))
+    })
 }
 
 fn whole_number(s: &str) -> Result<i64, String> {
@@ -61,7 +47,7 @@ fn float(s: &str) -> Result<f64, String> {
 pub struct ModelArgs {
     /// Choose your model: protein_mpnn, ligand_mpnn, per_residue_label_membrane_mpnn,
     /// global_label_membrane_mpnn, soluble_mpnn.
-    #[arg(long = "model_type", value_enum, default_value = "protein_mpnn")]
+    #[arg(long = "model_type", value_parser = model_type, default_value = "protein_mpnn")]
     pub model_type: ModelType,
     /// Path to model weights (protein_mpnn).
     #[arg(long = "checkpoint_protein_mpnn", default_value = "./model_params/proteinmpnn_v_48_020.pt")]

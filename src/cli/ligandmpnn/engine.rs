@@ -30,21 +30,10 @@ pub struct Model {
     pub net: LigandMpnn,
 }
 
-fn library_type(t: ModelType) -> mpnn::ligand::ModelType {
-    use mpnn::ligand::ModelType as L;
-    match t {
-        ModelType::ProteinMpnn => L::ProteinMpnn,
-        ModelType::LigandMpnn => L::LigandMpnn,
-        ModelType::PerResidueLabelMembraneMpnn => L::PerResidueLabelMembraneMpnn,
-        ModelType::GlobalLabelMembraneMpnn => L::GlobalLabelMembraneMpnn,
-        ModelType::SolubleMpnn => L::SolubleMpnn,
-    }
-}
-
 impl Model {
     /// Loads `path` as `model_type` (side-chain context: ligand_mpnn only, as in `run.py`).
     pub fn load(model_type: ModelType, path: &str, side_chain_context: bool) -> Result<Model> {
-        let net = LigandMpnn::load(Path::new(path), library_type(model_type))
+        let net = LigandMpnn::load(Path::new(path), model_type)
             .map_err(|e| anyhow!("{e}"))?
             .with_side_chain_context(side_chain_context && model_type == ModelType::LigandMpnn);
         Ok(Model { model_type, net })
@@ -198,11 +187,8 @@ pub fn prepare(model: &Model, r: &Request, opts: &ParseOptions) -> Result<Prepar
         notes.extend(featurized.notes.iter().map(|n| n.to_string()));
     }
     let listed = |s: &str| s.split_whitespace().next().is_some();
-    let chain_mask_dtype = if listed(&r.flags.redesigned_residues) || listed(&r.flags.fixed_residues) {
-        Dtype::I64
-    } else {
-        Dtype::I32
-    };
+    let chain_mask_dtype =
+        if listed(&r.flags.redesigned_residues) || listed(&r.flags.fixed_residues) { Dtype::I64 } else { Dtype::I32 };
     let ann = input_annotations(&file_text(&r.pdb)?);
     let mut index: HashMap<(String, i32, String), usize> = HashMap::new();
     for (i, id) in st.ids.iter().enumerate() {
@@ -281,7 +267,8 @@ pub fn score(
     let randn = rng::randn(&mut rng::stream(rng.seed, &p.name, Purpose::ScoreOrder, pass as u64), l);
     Ok(match kind {
         ScoreKind::Autoregressive => {
-            let out = model.net.score(enc, f, &randn, &p.symmetry_residues, use_sequence).map_err(|e| anyhow!("{e}"))?;
+            let out =
+                model.net.score(enc, f, &randn, &p.symmetry_residues, use_sequence).map_err(|e| anyhow!("{e}"))?;
             ScorePass { logits: out.logits, log_probs: out.log_probs, decoding_order: out.decoding_order }
         }
         ScoreKind::SingleAa => {
