@@ -557,6 +557,30 @@ mod tests {
     }
 
     #[test]
+    fn numpy_values_read_back() {
+        use crate::checkpoint::pickle::Numpy;
+        let v = PyValue::List(vec![
+            PyValue::NdArray(Array::f32(&[2, 3], &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0])),
+            PyValue::NdArray(Array::i64(&[2], &[7, -8])),
+            PyValue::NpF32(0.25),
+        ]);
+        let (pkl, storages) = pickle(&v);
+        assert!(storages.is_empty(), "numpy data lives in the pickle");
+        let Value::List(l) = unpickle(&pkl).unwrap() else { panic!() };
+        let l = l.borrow();
+        let Value::Numpy(a) = &l[0] else { panic!("{}", l[0].describe()) };
+        let Numpy::Array { code, byteorder, shape, fortran, data } = &*a.borrow() else { panic!() };
+        assert_eq!((code.as_str(), byteorder.as_str(), shape.clone(), *fortran), ("f4", "<", vec![2, 3], false));
+        assert_eq!(f32::from_le_bytes(data[20..24].try_into().unwrap()), 5.0);
+        let Value::Numpy(b) = &l[1] else { panic!() };
+        let Numpy::Array { code, data, .. } = &*b.borrow() else { panic!() };
+        assert_eq!(code, "i8");
+        assert_eq!(i64::from_le_bytes(data[8..16].try_into().unwrap()), -8);
+        let Value::Numpy(c) = &l[2] else { panic!() };
+        assert_eq!(*c.borrow(), Numpy::Scalar { code: "f4".into(), data: 0.25f32.to_le_bytes().to_vec() });
+    }
+
+    #[test]
     fn archive_layout() {
         let v = str_dict(vec![("x", PyValue::Tensor(Array::i32(&[2], &[7, 8])))]);
         let bytes = torch_save_bytes(&v, "1BC8").unwrap();
