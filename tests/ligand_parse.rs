@@ -337,6 +337,16 @@ fn quirks_notes_name_the_dropped_atoms() {
     let a20: Vec<&str> =
         s.backbone.iter().filter(|a| a.chain == "A" && a.resnum == 20).map(|a| a.name.as_str()).collect();
     assert_eq!(a20, vec!["N", "C", "O"]);
+    // The backbone is not 4 atoms per residue (run.py fails writing it); each atom's residue:
+    let owners = s.backbone_residues();
+    assert_eq!(s.backbone.len(), 4 * s.len() + 3);
+    for (a, owner) in s.backbone.iter().zip(&owners) {
+        match owner {
+            Some(i) => assert_eq!(s.ids[*i].to_string(), format!("{}{}{}", a.chain, a.resnum, a.icode)),
+            None => assert_eq!((a.chain.as_str(), a.resnum), ("A", 20)),
+        }
+    }
+    assert_eq!(owners.iter().filter(|o| o.is_none()).count(), 3);
     let with0 = read_ligand_structure(
         &dir.join("structures/ligand_quirks.pdb"),
         &ParseOptions { parse_atoms_with_zero_occupancy: true, ..Default::default() },
@@ -548,7 +558,7 @@ fn malformed_symmetry_strings_are_errors() {
 #[test]
 fn bad_structures_are_errors_naming_the_file() {
     let o = ParseOptions::default();
-    let cases: [(&str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str); 6] = [
         (
             "short.pdb",
             "ATOM      1  CA  GLY A   1      1.000\n",
@@ -558,6 +568,11 @@ fn bad_structures_are_errors_naming_the_file() {
             "nan.pdb",
             "ATOM      1  CA  GLY A   1         nan   2.000   3.000  1.00  0.00           C\n",
             "nan.pdb line 1: x coordinate \"nan\" (columns 31-38) is not a finite number",
+        ),
+        (
+            "far.pdb",
+            "ATOM      1  CA  GLY A   1       1.000  2.0e06   3.000  1.00  0.00           C\n",
+            "far.pdb line 1: y coordinate 2000000 is out of range (|x| must be at most 100000 Å)",
         ),
         (
             "lig.pdb",
@@ -645,6 +660,108 @@ fn records_are_the_atoms_of_the_official_output_pdbs() {
                 let written: Vec<i64> = anisou[k][28..70].split_whitespace().map(|t| t.parse().unwrap()).collect();
                 assert_eq!(written, u, "{what}: ANISOU");
             }
+        }
+    }
+}
+
+/// Parses, selects and featurizes; every step may fail, none may panic.
+fn run_all(file: &str, bytes: &[u8]) {
+    for zero in [false, true] {
+        let o = ParseOptions { parse_atoms_with_zero_occupancy: zero, ..Default::default() };
+        let Ok(s) = parse_ligand_structure(file, bytes, &o) else { continue };
+        assert!(!s.is_empty());
+        assert!(s.context_types.iter().all(|&t| t > 1));
+        let first = s.residue_names()[0].clone();
+        let flags = select::RunFlags {
+            fixed_residues: first.clone(),
+            symmetry_residues: first,
+            symmetry_weights: "1.0".into(),
+            bias_aa: "A:1.0".into(),
+            omit_aa: "C".into(),
+            ..Default::default()
+        };
+        let sel = select::selections(&s, &flags, select::MembraneLabels::PerResidue).unwrap();
+        let _ = select::homo_oligomer(&s, None);
+        for m in [0, 16] {
+            let f = featurize(&s, &ContextOptions::ligand(m), &sel.chain_mask, &sel.bias, None).unwrap();
+            assert_eq!(f.features.y.len(), s.len() * m);
+            assert!(f.features.y.iter().flatten().all(|v| v.is_finite()));
+        }
+    }
+}
+
+#[test]
+fn every_stress_structure_parses_or_fails_cleanly() {
+    let Some(dir) = common::parity_dir() else { return };
+    let mut n = 0;
+    for sub in ["stress", "structures", "ligand/structures"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(sub)) else { continue };
+        for e in entries.flatten() {
+            let path = e.path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.ends_with(".pdb") || name.ends_with(".cif") {
+                run_all(&name, &std::fs::read(&path).unwrap());
+                n += 1;
+            }
+        }
+    }
+    assert!(n > 20, "only {n} structures found");
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn seeds() -> &'static Vec<(String, Vec<u8>)> {
+        static SEEDS: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
+        SEEDS.get_or_init(|| {
+            let mut v = Vec::new();
+            if let Some(dir) = common::parity_dir() {
+                for f in ["ligand_quirks.pdb", "4oz7.pdb", "ligand_hydrogen_only.pdb"] {
+                    if let Ok(b) = std::fs::read(dir.join("ligand/structures").join(f)) {
+                        v.push((f.to_string(), b.clone()));
+                        let cif = pdb_to_mmcif(&String::from_utf8_lossy(&b));
+                        v.push((f.replace(".pdb", ".cif"), cif.into_bytes()));
+                    }
+                }
+            }
+            v.push((
+                "s.pdb".into(),
+                b"ATOM      1  CA  GLY A   1       1.000   2.000   3.000  1.00  0.00           C\n\
+                  HETATM    2 ZN   ZN  A   2       1.000   2.000   3.000  1.00  0.00          ZN\n"
+                    .to_vec(),
+            ));
+            v
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+        #[test]
+        fn mutated_files_never_panic(
+            pick in 0usize..64,
+            edits in proptest::collection::vec((0usize..1_000_000, any::<u8>()), 0..12),
+            cut in proptest::option::of(0usize..1_000_000),
+        ) {
+            let seeds = seeds();
+            let (name, bytes) = &seeds[pick % seeds.len()];
+            let mut b = bytes.clone();
+            for (pos, byte) in edits {
+                let i = pos % b.len().max(1);
+                if i < b.len() {
+                    b[i] = byte;
+                }
+            }
+            if let Some(c) = cut {
+                b.truncate(c % (b.len() + 1));
+            }
+            run_all(name, &b);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400), cif in any::<bool>()) {
+            run_all(if cif { "r.cif" } else { "r.pdb" }, &bytes);
         }
     }
 }

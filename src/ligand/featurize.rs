@@ -20,6 +20,8 @@
 //! - Models without atom context (M = 0: protein, soluble, membrane): `Y`, `Y_t`, `Y_m` are
 //!   empty and `mask_XY` is all 1 (their `ligand_confidence` is taken over mask × chain_mask).
 
+use rayon::prelude::*;
+
 use super::features::LigandFeatures;
 use super::parse::{ContextStatus, LigandStructure, BACKBONE37};
 use super::select::InputError;
@@ -129,29 +131,36 @@ pub fn nearest_atoms(cb: &[[f32; 3]], mask: &[f32], y: &[[f32; 3]], y_t: &[i32],
         y_m: vec![0.0; l * m],
         nearest_distance: vec![0.0; l],
     };
-    let mut d2 = vec![0f32; n];
-    let mut order: Vec<usize> = Vec::with_capacity(n);
-    for i in 0..l {
-        for j in 0..n {
-            d2[j] = if mask[i] * y_m[j] as f32 != 0.0 {
-                let d = [cb[i][0] - y[j][0], cb[i][1] - y[j][1], cb[i][2] - y[j][2]];
-                (d[0] * d[0] + d[1] * d[1]) + d[2] * d[2]
-            } else {
-                1000.0
-            };
-        }
-        order.clear();
-        order.extend(0..n);
-        let cmp = |a: &usize, b: &usize| d2[*a].total_cmp(&d2[*b]).then(a.cmp(b));
-        if take < n && take > 0 {
-            order.select_nth_unstable_by(take - 1, cmp);
-            order.truncate(take);
-        }
-        order.sort_by(cmp);
-        if let Some(&first) = order.first() {
-            out.nearest_distance[i] = d2[first].sqrt();
-        }
-        for (k, &j) in order.iter().take(take).enumerate() {
+    // Rows are independent: one per residue, in parallel.
+    let rows: Vec<(Vec<usize>, f32)> = (0..l)
+        .into_par_iter()
+        .map_init(
+            || (vec![0f32; n], Vec::with_capacity(n)),
+            |(d2, order): &mut (Vec<f32>, Vec<usize>), i| {
+                for j in 0..n {
+                    d2[j] = if mask[i] * y_m[j] as f32 != 0.0 {
+                        let d = [cb[i][0] - y[j][0], cb[i][1] - y[j][1], cb[i][2] - y[j][2]];
+                        (d[0] * d[0] + d[1] * d[1]) + d[2] * d[2]
+                    } else {
+                        1000.0
+                    };
+                }
+                order.clear();
+                order.extend(0..n);
+                let cmp = |a: &usize, b: &usize| d2[*a].total_cmp(&d2[*b]).then(a.cmp(b));
+                if take < n && take > 0 {
+                    order.select_nth_unstable_by(take - 1, cmp);
+                    order.truncate(take);
+                }
+                order.sort_by(cmp);
+                let nearest = order.first().map_or(0.0, |&j| d2[j].sqrt());
+                (order[..take].to_vec(), nearest)
+            },
+        )
+        .collect();
+    for (i, (chosen, nearest)) in rows.into_iter().enumerate() {
+        out.nearest_distance[i] = nearest;
+        for (k, j) in chosen.into_iter().enumerate() {
             out.y[i * m + k] = y[j];
             out.y_t[i * m + k] = y_t[j];
             out.y_m[i * m + k] = y_m[j] as f32;

@@ -53,7 +53,7 @@ use std::str::FromStr;
 use crate::structure::mmcif::{atom_site_table, AtomSiteTable, Tok};
 use crate::structure::read::{decompress_if_gzip, detect_format, Format};
 use crate::structure::text::{decode_ignore, py_float, py_int, stem_of, PyLine};
-use crate::structure::StructureError;
+use crate::structure::{StructureError, MAX_ABS_COORD};
 
 /// The official element list (`data_utils.element_list`), upper-cased: the element number of a
 /// context atom is its 1-based position here. Molybdenum is spelled `MB` (so `MO` is unknown).
@@ -352,6 +352,17 @@ impl LigandStructure {
         self.ids.iter().rposition(|id| id.to_string() == name)
     }
 
+    /// For each [`LigandStructure::backbone`] record, the residue it belongs to (by chain, number
+    /// and insertion code), `None` for backbone atoms of a residue that is not a design position
+    /// (its CA was dropped, e.g. at occupancy 0). `run.py` instead assumes exactly four backbone
+    /// atoms per residue in order and fails when that does not hold (`ligand_quirks`); a writer
+    /// can use this to name every backbone atom's residue correctly.
+    pub fn backbone_residues(&self) -> Vec<Option<usize>> {
+        let index: HashMap<(&str, i32, &str), usize> =
+            self.ids.iter().enumerate().map(|(i, id)| ((id.chain.as_str(), id.number, id.icode.as_str()), i)).collect();
+        self.backbone.iter().map(|a| index.get(&(a.chain.as_str(), a.resnum, a.icode.as_str())).copied()).collect()
+    }
+
     /// Whether usable context atoms exist.
     pub fn context_status(&self) -> ContextStatus {
         if !self.context_xyz.is_empty() {
@@ -516,6 +527,7 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
                     format!("{axis} coordinate \"{}\" (columns {}-{}) {why}", field.trim(), start + 1, start + 8),
                 )
             })?;
+            check_range(file, line_no, axis, xyz[k])?;
         }
         let serial_text = l.get(6, 11);
         let serial = py_int(serial_text)
@@ -655,6 +667,7 @@ fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError>
                 };
                 StructureError::syntax(file, line, format!("Cartn_{axis} \"{t}\" {why}"))
             })?;
+            check_range(file, line, axis, xyz[k])?;
         }
         let seq_text = first(row, seq_cols)
             .ok_or_else(|| StructureError::syntax(file, line, "atom has no residue number (auth_seq_id is ? or .)"))?;
@@ -695,16 +708,32 @@ fn read_mmcif_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError>
     Ok(RawAtoms { atoms, termini, has_anisou: false, unreadable_occupancy: 0 })
 }
 
+/// Coordinates beyond ±[`MAX_ABS_COORD`] Å (float32 distances would overflow) are an error.
+fn check_range(file: &str, line: usize, axis: &str, v: f64) -> Result<(), StructureError> {
+    if v.abs() > MAX_ABS_COORD {
+        return Err(StructureError::syntax(
+            file,
+            line,
+            format!(
+                "{axis} coordinate {v} is out of range (|x| must be at most {MAX_ABS_COORD} Å); fix the coordinates"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// ProDy's residue index of every atom (`HierView`): a new residue starts where (segment, chain,
 /// number, icode) changes or after a `TER`; a run whose key was seen before joins that residue
-/// unless the earlier one ended with a `TER`.
+/// unless the earlier one ended with a `TER` (or the key already names several residues).
 fn residue_indices(atoms: &[AtomRecord], termini: &[bool]) -> Vec<usize> {
     type Key<'a> = (&'a str, &'a str, i32, &'a str);
     fn key(a: &AtomRecord) -> Key<'_> {
         (&a.segment, &a.chain, a.resnum, &a.icode)
     }
     let mut out = vec![0usize; atoms.len()];
-    let mut seen: HashMap<Key<'_>, usize> = HashMap::new();
+    // Key → its residue, or `None` once the key names several residues (ProDy's list), after
+    // which every new run of that key is a new residue.
+    let mut seen: HashMap<Key<'_>, Option<usize>> = HashMap::new();
     let mut last_atom: Vec<usize> = Vec::new();
     let mut start = 0usize;
     let n = atoms.len();
@@ -715,11 +744,11 @@ fn residue_indices(atoms: &[AtomRecord], termini: &[bool]) -> Vec<usize> {
         }
         let k = key(&atoms[start]);
         let rid = match seen.get(&k) {
-            Some(&rid) if !termini[last_atom[rid]] => rid,
-            _ => {
+            Some(&Some(rid)) if !termini[last_atom[rid]] => rid,
+            found => {
                 last_atom.push(0);
                 let rid = last_atom.len() - 1;
-                seen.insert(k, rid);
+                seen.insert(k, if found.is_some() { None } else { Some(rid) });
                 rid
             }
         };
@@ -994,6 +1023,18 @@ mod tests {
             rec("HETATM", 9, "C1", ' ', "NAG", "A", "1", 3.0, "1.00", "C")
         );
         assert_eq!(parse(&t).unwrap().context_status(), ContextStatus::None);
+    }
+
+    #[test]
+    fn residue_grouping_is_prodys() {
+        let ca = |num: &str| rec("ATOM", 1, "CA", ' ', "GLY", "A", num, 1.0, "1.00", "C");
+        let groups = |t: &str| {
+            let raw = read_pdb_atoms("t.pdb", t.as_bytes()).unwrap();
+            residue_indices(&raw.atoms, &raw.termini)
+        };
+        assert_eq!(groups(&[ca("1"), ca("2"), ca("1")].concat()), vec![0, 1, 0]);
+        let t = [ca("1"), "TER\n".into(), ca("1"), ca("2"), ca("1")].concat();
+        assert_eq!(groups(&t), vec![0, 1, 2, 3]);
     }
 
     #[test]
