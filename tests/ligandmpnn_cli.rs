@@ -726,3 +726,27 @@ fn score_needs_a_score_kind() {
     let sig = pt_signature(&out.join("4oz7.pt"));
     assert!(sig.contains("'decoding_order': ndarray i8 < [1, 16] fortran=false"), "{sig}");
 }
+
+#[test]
+fn same_seed_same_files_whatever_the_threads() {
+    let Some(lig) = ligand_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut outs = Vec::new();
+    for threads in ["1", "3"] {
+        let out = tmp.path().join(format!("t{threads}"));
+        let mut args = s(&["ligandmpnn", "run", "--model_type", "ligand_mpnn", "--seed", "5", "--verbose", "0"]);
+        args.extend(s(&["--checkpoint_ligand_mpnn", "weights/ligand_k32_a25.pt", "--pdb_path", "structures/4oz7.pdb"]));
+        args.extend(s(&["--batch_size", "3", "--number_of_batches", "2", "--save_stats", "1", "--out_folder"]));
+        args.push(out.display().to_string());
+        let o = Command::new(env!("CARGO_BIN_EXE_mpnn"))
+            .args(&args)
+            .current_dir(&lig)
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        outs.push(common::files_under(&out));
+    }
+    assert_eq!(outs[0].len(), 9, "{:?}", outs[0].keys());
+    assert!(outs[0] == outs[1], "the output depends on the number of threads");
+}

@@ -8,7 +8,6 @@
 //! the designs of one batch share their decoding order (one `randn` per batch) and differ in
 //! their draws; each scoring pass has its own `randn`.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
@@ -190,12 +189,7 @@ pub fn prepare(model: &Model, r: &Request, opts: &ParseOptions) -> Result<Prepar
     let chain_mask_dtype =
         if listed(&r.flags.redesigned_residues) || listed(&r.flags.fixed_residues) { Dtype::I64 } else { Dtype::I32 };
     let ann = input_annotations(&file_text(&r.pdb)?);
-    let mut index: HashMap<(String, i32, String), usize> = HashMap::new();
-    for (i, id) in st.ids.iter().enumerate() {
-        index.insert((id.chain.clone(), id.number, id.icode.clone()), i);
-    }
-    let backbone_residue =
-        st.backbone.iter().map(|a| index.get(&(a.chain.clone(), a.resnum, a.icode.clone())).copied()).collect();
+    let backbone_residue = st.backbone_residues();
     Ok(Prepared {
         name: st.name.clone(),
         features: featurized.features,
@@ -217,27 +211,33 @@ pub fn encode(model: &Model, p: &Prepared) -> Result<LigandEncoded> {
     model.net.encode(&p.features).map_err(|e| anyhow!("{e}"))
 }
 
-/// The `batch_size` designs of batch `batch` (one `model.sample` call in `run.py`).
-pub fn sample(
+/// All designs of a structure: `number_of_batches` batches of `batch_size` (`run.py`'s
+/// `model.sample` calls), in order. The sequence-independent decoder inputs are computed once and
+/// the designs run in parallel; each has its own draws, and the designs of one batch share its
+/// decoding order, so the result does not depend on the number of threads.
+pub fn sample_all(
     model: &Model,
     p: &Prepared,
     enc: &LigandEncoded,
     temperature: f64,
     batch_size: usize,
-    batch: usize,
+    number_of_batches: usize,
     rng: &RunRng,
 ) -> Result<Vec<Design>> {
+    use rayon::prelude::*;
     let f = &p.features;
-    let randn = seeded_randn(rng.seed, &p.name, batch as u64, f.len());
+    let sampler = model.net.sampler(enc, f);
+    let randn: Vec<Vec<f32>> = (0..number_of_batches).map(|b| seeded_randn(rng.seed, &p.name, b as u64, f.len())).collect();
     let options = SampleOptions {
         temperature: temperature as f32,
         symmetry_residues: p.symmetry_residues.clone(),
         symmetry_weights: p.symmetry_weights.clone(),
     };
-    (0..batch_size)
-        .map(|b| {
-            let mut chooser = seeded_chooser(rng.seed, &p.name, (batch * batch_size + b) as u64);
-            let s = model.net.sample(enc, f, &randn, &options, &mut chooser).map_err(|e| anyhow!("{e}"))?;
+    (0..batch_size * number_of_batches)
+        .into_par_iter()
+        .map(|i| {
+            let mut chooser = seeded_chooser(rng.seed, &p.name, i as u64);
+            let s = sampler.sample(&randn[i / batch_size], &options, &mut chooser).map_err(|e| anyhow!("{e}"))?;
             Ok(Design {
                 s: s.s,
                 sampling_probs: s.sampling_probs,

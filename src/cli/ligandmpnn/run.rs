@@ -199,13 +199,9 @@ fn design_one(
     let name = fasta::structure_name(&r.pdb);
     let batch_size = a.input.batch_size as usize;
     let enc = engine::encode(model, p).with_context(|| format!("encoding {}", r.pdb))?;
-    let mut designs: Vec<Design> = Vec::new();
-    for batch in 0..a.input.number_of_batches as usize {
-        designs.extend(
-            engine::sample(model, p, &enc, a.temperature, batch_size, batch, rng)
-                .with_context(|| format!("designing {}", r.pdb))?,
-        );
-    }
+    let designs: Vec<Design> =
+        engine::sample_all(model, p, &enc, a.temperature, batch_size, a.input.number_of_batches as usize, rng)
+            .with_context(|| format!("designing {}", r.pdb))?;
     let ligand_model = a.model.model_type == ModelType::LigandMpnn;
     let mask_xy = ligand_model.then_some(f.mask_xy.as_slice());
 
