@@ -227,7 +227,8 @@ pub fn sample_all(
     use rayon::prelude::*;
     let f = &p.features;
     let sampler = model.net.sampler(enc, f);
-    let randn: Vec<Vec<f32>> = (0..number_of_batches).map(|b| seeded_randn(rng.seed, &p.name, b as u64, f.len())).collect();
+    let randn: Vec<Vec<f32>> =
+        (0..number_of_batches).map(|b| seeded_randn(rng.seed, &p.name, b as u64, f.len())).collect();
     let options = SampleOptions {
         temperature: temperature as f32,
         symmetry_residues: p.symmetry_residues.clone(),
