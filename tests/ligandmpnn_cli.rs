@@ -750,3 +750,65 @@ fn same_seed_same_files_whatever_the_threads() {
     assert_eq!(outs[0].len(), 8, "{:?}", outs[0].keys()); // seqs, stats, 6 backbones
     assert!(outs[0] == outs[1], "the output depends on the number of threads");
 }
+
+/// The raw little-endian data of tensor `key` in a `torch.save` file.
+fn tensor_data(path: &Path, key: &str) -> (Vec<usize>, Vec<u8>) {
+    let file = std::fs::File::open(path).unwrap();
+    let mut zip = zip::ZipArchive::new(file).unwrap();
+    let pkl_name = zip.file_names().find(|n| n.ends_with("/data.pkl")).unwrap().to_string();
+    let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name(&pkl_name).unwrap(), &mut bytes).unwrap();
+    let Value::Dict(d) = unpickle(&bytes).unwrap() else { panic!("not a dict") };
+    let d = d.borrow();
+    let (_, v) = d.iter().find(|(k, _)| matches!(k, Value::Str(s) if s == key)).unwrap();
+    let Value::Tensor(t) = v else { panic!("{key} is not a tensor") };
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name(&format!("{prefix}data/{}", t.storage.key)).unwrap(), &mut data)
+        .unwrap();
+    (t.size.clone(), data)
+}
+
+#[test]
+fn backbone_b_factors_and_fasta_numbers_follow_the_designs() {
+    let Some(lig) = ligand_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let mut args = s(&["ligandmpnn", "run", "--model_type", "ligand_mpnn", "--seed", "9", "--verbose", "0"]);
+    args.extend(s(&["--checkpoint_ligand_mpnn", "weights/ligand_k32_a25.pt", "--pdb_path", "structures/1BC8.pdb"]));
+    args.extend(s(&["--fixed_residues", "C1 C2 C3", "--temperature", "1.0", "--save_stats", "1", "--out_folder"]));
+    args.push(out.display().to_string());
+    let o = run_in(&lig, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let stats = out.join("stats/1BC8.pt");
+    let (shape, seq) = tensor_data(&stats, "generated_sequences");
+    assert_eq!(shape, vec![1, 93]);
+    let seq: Vec<usize> = seq.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as usize).collect();
+    let (_, lp) = tensor_data(&stats, "log_probs");
+    let lp: Vec<f32> = lp.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let ce: Vec<f32> = (0..93).map(|i| -lp[i * 21 + seq[i]]).collect();
+    // B-factor of each backbone atom: exp(−CE)·(CE > 0.01) of its residue (fixed residues: 0).
+    let pdb = std::fs::read_to_string(out.join("backbones/1BC8_1.pdb")).unwrap();
+    let alphabet: Vec<char> = mpnn::alphabet::ALPHABET.chars().collect();
+    let backbone: Vec<&str> = pdb.lines().filter(|l| l.starts_with("ATOM") && &l[21..22] == "C").collect();
+    assert_eq!(backbone.len(), 93 * 4);
+    for (k, line) in backbone.iter().enumerate() {
+        let i = k / 4;
+        let b: f64 = line[60..66].trim().parse().unwrap();
+        let want = if ce[i] > 0.01 { (-ce[i]).exp() as f64 } else { 0.0 };
+        assert!((b - want).abs() <= 0.0051, "residue {i}: B {b}, exp(-CE) {want}");
+        let letter = alphabet[seq[i]];
+        assert_eq!(&line[17..20], mpnn::alphabet::three_of_one(letter), "residue {i}");
+        if i < 3 {
+            assert_eq!(b, 0.0, "fixed residue {i}");
+        }
+    }
+    // The FASTA record's overall confidence: exp(−mean CE) over the designed residues.
+    let fa = std::fs::read_to_string(out.join("seqs/1BC8.fa")).unwrap();
+    let rec = fa.lines().nth(2).unwrap();
+    let conf: f32 = rec.split("overall_confidence=").nth(1).unwrap()[..6].parse().unwrap();
+    let mean = ce[3..].iter().sum::<f32>() / 90.0;
+    assert!((conf - (-mean).exp()).abs() < 1e-4, "{rec}: {}", (-mean).exp());
+    let designed: String = seq.iter().map(|&x| alphabet[x]).collect();
+    assert_eq!(fa.lines().nth(3).unwrap(), designed);
+}
