@@ -1,8 +1,9 @@
 //! Reading the scripts' inputs before any work: the structure list (`--pdb_path` or
-//! `--pdb_path_multi`), the `*_multi` JSON dictionaries and per-residue JSON files, and the
-//! inline flags (`--bias_AA`, `--omit_AA`, `--symmetry_residues` / `--symmetry_weights`, ...),
-//! into one [`Request`] per structure. Every problem is reported here, naming the file or flag,
-//! the item and the fix, so nothing is written for a run that cannot finish.
+//! `--pdb_path_multi`), the `*_multi` JSON dictionaries and the per-residue JSON files, into one
+//! [`Request`] per structure. Problems with these files are reported here, naming the file or
+//! flag, the item and the fix; the inline flags (`--bias_AA`, `--omit_AA`, residue names,
+//! symmetry groups) are checked against each structure by `mpnn::ligand::select` when every
+//! structure is prepared, also before anything is written.
 
 use std::collections::HashMap;
 
