@@ -88,6 +88,22 @@ pub enum Value {
     Tensor(Rc<TensorRef>),
     /// An object mpnn does not interpret (the result of calling an unknown global, …).
     Opaque(Rc<String>),
+    /// A numpy dtype, array or scalar (as numpy 1.x and 2.x pickle them); read so that saved
+    /// outputs holding numpy values (LigandMPNN's `score.py` files) can be inspected.
+    Numpy(Rc<RefCell<Numpy>>),
+}
+
+/// A numpy object read from a pickle.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Numpy {
+    /// `numpy.dtype(code, ...)`: the type code (`f4`, `i8`, …) and, once built, its byte order.
+    Dtype { code: String, byteorder: Option<String> },
+    /// `_reconstruct(ndarray, ...)` before its state is set.
+    EmptyArray,
+    /// An array: dtype code, shape, Fortran order, raw bytes.
+    Array { code: String, byteorder: String, shape: Vec<usize>, fortran: bool, data: Vec<u8> },
+    /// `numpy.core.multiarray.scalar(dtype, bytes)`.
+    Scalar { code: String, data: Vec<u8> },
 }
 
 impl Value {
@@ -109,6 +125,12 @@ impl Value {
             Value::Storage(_) => "storage".into(),
             Value::Tensor(_) => "tensor".into(),
             Value::Opaque(s) => format!("object {s}"),
+            Value::Numpy(n) => match &*n.borrow() {
+                Numpy::Dtype { code, .. } => format!("numpy dtype {code}"),
+                Numpy::EmptyArray => "numpy array (no state)".into(),
+                Numpy::Array { code, shape, .. } => format!("numpy array {code} {shape:?}"),
+                Numpy::Scalar { code, .. } => format!("numpy scalar {code}"),
+            },
         }
     }
 
@@ -122,7 +144,7 @@ impl Value {
     }
 
     /// The items of a tuple or list.
-    fn seq(&self) -> Option<Vec<Value>> {
+    pub fn seq(&self) -> Option<Vec<Value>> {
         match self {
             Value::Tuple(t) => Some(t.as_ref().clone()),
             Value::List(l) => Some(l.borrow().clone()),
@@ -556,9 +578,12 @@ pub fn unpickle(data: &[u8]) -> Result<Value, PickleError> {
                 push(&mut stack, v);
             }
             b'b' => {
-                // BUILD: object state (e.g. OrderedDict's `_metadata`) is not needed; drop it.
-                pop(&mut stack)?;
-                top(&stack)?;
+                // BUILD: numpy objects take their state; other state (e.g. OrderedDict's
+                // `_metadata`) is not needed and is dropped.
+                let state = pop(&mut stack)?;
+                if let Value::Numpy(n) = top(&stack)? {
+                    build_numpy(&mut n.borrow_mut(), &state)?;
+                }
             }
             b'Q' => {
                 let pid = pop(&mut stack)?;
@@ -575,6 +600,41 @@ pub fn unpickle(data: &[u8]) -> Result<Value, PickleError> {
             other => return err(format!("unsupported pickle opcode 0x{other:02x} at offset {}", r.pos - 1)),
         }
     }
+}
+
+/// Applies a numpy object's pickled state (`__setstate__`).
+fn build_numpy(n: &mut Numpy, state: &Value) -> Result<(), PickleError> {
+    let items = state.seq().unwrap_or_default();
+    match n {
+        Numpy::Dtype { byteorder, .. } => {
+            if let Some(Value::Str(b)) = items.get(1) {
+                *byteorder = Some(b.clone());
+            }
+        }
+        Numpy::EmptyArray => {
+            // (version, shape, dtype, is_fortran, data)
+            let [_, shape, dtype, fortran, data] = items.as_slice() else {
+                return err(format!("numpy array state has {} items, not 5", items.len()));
+            };
+            let shape = usize_seq(shape, "shape")?;
+            let (code, byteorder) = match dtype {
+                Value::Numpy(d) => match &*d.borrow() {
+                    Numpy::Dtype { code, byteorder } => (code.clone(), byteorder.clone().unwrap_or_default()),
+                    _ => return err("numpy array state: the dtype is not a dtype"),
+                },
+                other => return err(format!("numpy array state: dtype is {}", other.describe())),
+            };
+            let data = match data {
+                Value::Bytes(b) => b.clone(),
+                Value::Str(s) => s.chars().map(|c| c as u32 as u8).collect(),
+                other => return err(format!("numpy array state: data is {}", other.describe())),
+            };
+            let fortran = matches!(fortran, Value::Bool(true));
+            *n = Numpy::Array { code, byteorder, shape, fortran, data };
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Insert into an ordered dict, replacing an equal key (string / int keys).
@@ -661,6 +721,40 @@ fn call(func: &Value, args: &Value) -> Result<Value, PickleError> {
             }
             Ok(Value::Tensor(Rc::new(TensorRef { storage, offset, size, stride })))
         }
+        ("_codecs", "encode") => match args_v.as_slice() {
+            // Protocol-2 bytes: the text's code points are the bytes.
+            [Value::Str(text), Value::Str(enc)] if enc == "latin1" || enc == "latin-1" => {
+                if text.chars().any(|c| c as u32 > 255) {
+                    return err("_codecs.encode: text is not latin-1");
+                }
+                Ok(Value::Bytes(text.chars().map(|c| c as u32 as u8).collect()))
+            }
+            _ => Ok(Value::Opaque(Rc::new("_codecs.encode(...)".into()))),
+        },
+        ("numpy", "dtype") => match args_v.first() {
+            Some(Value::Str(code)) => {
+                Ok(Value::Numpy(Rc::new(RefCell::new(Numpy::Dtype { code: code.clone(), byteorder: None }))))
+            }
+            _ => Ok(Value::Opaque(Rc::new("numpy.dtype(...)".into()))),
+        },
+        ("numpy.core.multiarray", "_reconstruct") | ("numpy._core.multiarray", "_reconstruct") => {
+            Ok(Value::Numpy(Rc::new(RefCell::new(Numpy::EmptyArray))))
+        }
+        ("numpy.core.multiarray", "scalar") | ("numpy._core.multiarray", "scalar") => match args_v.as_slice() {
+            [Value::Numpy(d), data] => {
+                let code = match &*d.borrow() {
+                    Numpy::Dtype { code, .. } => code.clone(),
+                    _ => return err("numpy scalar: the dtype is not a dtype"),
+                };
+                let data = match data {
+                    Value::Bytes(b) => b.clone(),
+                    Value::Str(s) => s.chars().map(|c| c as u32 as u8).collect(),
+                    other => return err(format!("numpy scalar: data is {}", other.describe())),
+                };
+                Ok(Value::Numpy(Rc::new(RefCell::new(Numpy::Scalar { code, data }))))
+            }
+            _ => Ok(Value::Opaque(Rc::new("numpy scalar(...)".into()))),
+        },
         ("torch._utils", "_rebuild_parameter") | ("torch._utils", "_rebuild_parameter_with_state") => {
             match args_v.first() {
                 Some(t @ Value::Tensor(_)) => Ok(t.clone()),

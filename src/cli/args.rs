@@ -75,6 +75,15 @@ pub enum Command {
     /// Merge the run tables of several shards (--table) into one CSV or JSON-lines table.
     #[command(name = "merge-tables")]
     MergeTables(super::cluster::MergeArgs),
+    /// LigandMPNN's scripts: `mpnn ligandmpnn run` (run.py) and `mpnn ligandmpnn score`
+    /// (score.py), with their flags and output files.
+    ///
+    /// The five LigandMPNN-family models (ligand_mpnn, protein_mpnn, soluble_mpnn,
+    /// per_residue_label_membrane_mpnn, global_label_membrane_mpnn) in LigandMPNN's checkpoint
+    /// layout; e.g. `mpnn ligandmpnn run --model_type ligand_mpnn --pdb_path 1BC8.pdb
+    /// --out_folder out/`.
+    #[command(subcommand)]
+    Ligandmpnn(super::ligandmpnn::args::LigandCommand),
 }
 
 /// Inputs, model and run options shared by every job.

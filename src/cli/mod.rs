@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod common;
 pub mod design;
 pub mod eval;
+pub mod ligandmpnn;
 pub mod probs;
 pub mod resume;
 pub mod score;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::MergeTables(a)) => cluster::merge_tables(&a),
+        Some(Command::Ligandmpnn(c)) => ligandmpnn::dispatch(&c),
         Some(Command::Design(a)) => design::run(&a.common, &a.design, &a.skip, design::Mode::Subcommand),
         Some(Command::Convert(a)) => {
             let ckpt = checkpoint::load(&a.input)?;

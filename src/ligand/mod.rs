@@ -19,6 +19,7 @@ pub mod context;
 pub mod features;
 pub mod featurize;
 pub mod network;
+pub mod output;
 pub mod parse;
 pub mod sample;
 pub mod select;
