@@ -29,31 +29,33 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 
-# median wall seconds of REPEATS runs of "$@" (output discarded; a failure stops the script)
-declare -A median
+# median wall and CPU (user + system) seconds of REPEATS runs of "$@" (output discarded; a
+# failure stops the script). CPU seconds are the steadier figure on a shared machine.
+declare -A median cpu
 time_cmd() {
     local key=$1
     shift
-    local times=() i start end
+    local walls=() cpus=() i
     for ((i = 0; i < repeats; i++)); do
         rm -rf "$work/out"
-        start=$(date +%s.%N)
-        if ! "$@" >"$work/log" 2>&1; then
+        if ! /usr/bin/time -f '%e %U %S' -o "$work/time" "$@" >"$work/log" 2>&1; then
             echo "failed: $*" >&2
             tail -20 "$work/log" >&2
             exit 1
         fi
-        end=$(date +%s.%N)
-        times+=("$(echo "$end - $start" | bc -l)")
+        walls+=("$(awk '{print $1}' "$work/time")")
+        cpus+=("$(awk '{print $2 + $3}' "$work/time")")
     done
-    median[$key]=$(printf '%s\n' "${times[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-    echo "  $key: ${median[$key]} s (runs: ${times[*]})" >&2
+    median[$key]=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    cpu[$key]=$(printf '%s\n' "${cpus[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    echo "  $key: wall ${median[$key]} s (runs: ${walls[*]}), cpu ${cpu[$key]} s (runs: ${cpus[*]})" >&2
 }
 
-row() { # label official_seconds mpnn_seconds unit(ms|s)
-    awk -v l="$1" -v o="$2" -v m="$3" -v u="$4" 'BEGIN {
+# label official_wall mpnn_wall unit(ms|s) official_cpu mpnn_cpu
+row() {
+    awk -v l="$1" -v o="$2" -v m="$3" -v u="$4" -v oc="$5" -v mc="$6" 'BEGIN {
         f = (u == "ms") ? 1000 : 1
-        printf "| %s | %.1f %s | %.1f %s | %.1fx |\n", l, o * f, u, m * f, u, o / m }'
+        printf "| %s | %.1f %s | %.1f %s | %.1fx | %.1fx |\n", l, o * f, u, m * f, u, o / m, oc / mc }'
 }
 per() { echo "($1 - $2) / $3" | bc -l; }
 
@@ -71,14 +73,18 @@ protein() {
         time_cmd "$who.s9" "${cmd[@]}" "${common[@]}" --pdb_path "$s/5L33.pdb" --score_only 1 --num_seq_per_target 9 --batch_size 1
         time_cmd "$who.u" "${cmd[@]}" "${common[@]}" --pdb_path "$s/6EHB.pdb" --unconditional_probs_only 1
     done
-    echo "| work (ProteinMPNN) | official | mpnn | ratio |"
-    echo "| --- | --- | --- | --- |"
+    echo "| work (ProteinMPNN) | official | mpnn | wall ratio | CPU ratio |"
+    echo "| --- | --- | --- | --- | --- |"
     row "design, per additional sequence (5L33, batch 8, T = 0.1)" \
-        "$(per "${median[official.d16]}" "${median[official.d8]}" 8)" "$(per "${median[mpnn.d16]}" "${median[mpnn.d8]}" 8)" ms
-    row "design 8 sequences, whole process (5L33)" "${median[official.d8]}" "${median[mpnn.d8]}" s
+        "$(per "${median[official.d16]}" "${median[official.d8]}" 8)" "$(per "${median[mpnn.d16]}" "${median[mpnn.d8]}" 8)" ms \
+        "$(per "${cpu[official.d16]}" "${cpu[official.d8]}" 8)" "$(per "${cpu[mpnn.d16]}" "${cpu[mpnn.d8]}" 8)"
+    row "design 8 sequences, whole process (5L33)" "${median[official.d8]}" "${median[mpnn.d8]}" s \
+        "${cpu[official.d8]}" "${cpu[mpnn.d8]}"
     row "scoring, per additional pass (5L33, --score_only 1, batch 1)" \
-        "$(per "${median[official.s9]}" "${median[official.s1]}" 8)" "$(per "${median[mpnn.s9]}" "${median[mpnn.s1]}" 8)" ms
-    row "unconditional probabilities, whole process (6EHB, 960 residues)" "${median[official.u]}" "${median[mpnn.u]}" s
+        "$(per "${median[official.s9]}" "${median[official.s1]}" 8)" "$(per "${median[mpnn.s9]}" "${median[mpnn.s1]}" 8)" ms \
+        "$(per "${cpu[official.s9]}" "${cpu[official.s1]}" 8)" "$(per "${cpu[mpnn.s9]}" "${cpu[mpnn.s1]}" 8)"
+    row "unconditional probabilities, whole process (6EHB, 960 residues)" "${median[official.u]}" "${median[mpnn.u]}" s \
+        "${cpu[official.u]}" "${cpu[mpnn.u]}"
 }
 
 ligand() {
@@ -103,13 +109,17 @@ ligand() {
         time_cmd "$who.sb" "${score[@]}" "${ck[@]}" --pdb_path "$l/structures/1BC8.pdb" --single_aa_score 1 --use_sequence 0
         time_cmd "$who.sa" "${score[@]}" "${ck[@]}" --pdb_path "$l/structures/7v11.pdb" --autoregressive_score 1 --single_aa_score 0 --number_of_batches 9
     done
-    echo "| work (LigandMPNN) | official | mpnn | ratio |"
-    echo "| --- | --- | --- | --- |"
+    echo "| work (LigandMPNN) | official | mpnn | wall ratio | CPU ratio |"
+    echo "| --- | --- | --- | --- | --- |"
     row "ligand_mpnn design, per additional sequence (7v11, 236 residues)" \
-        "$(per "${median[official.r9]}" "${median[official.r1]}" 8)" "$(per "${median[mpnn.r9]}" "${median[mpnn.r1]}" 8)" ms
-    row "score.py default (--single_aa_score 1 --use_sequence 1), whole process (7v11)" "${median[official.sd]}" "${median[mpnn.sd]}" s
-    row "--single_aa_score 1 --use_sequence 0, whole process (1BC8, 93 residues)" "${median[official.sb]}" "${median[mpnn.sb]}" s
-    row "--autoregressive_score 1, 9 batches, whole process (7v11)" "${median[official.sa]}" "${median[mpnn.sa]}" s
+        "$(per "${median[official.r9]}" "${median[official.r1]}" 8)" "$(per "${median[mpnn.r9]}" "${median[mpnn.r1]}" 8)" ms \
+        "$(per "${cpu[official.r9]}" "${cpu[official.r1]}" 8)" "$(per "${cpu[mpnn.r9]}" "${cpu[mpnn.r1]}" 8)"
+    row "score.py default (--single_aa_score 1 --use_sequence 1), whole process (7v11)" "${median[official.sd]}" "${median[mpnn.sd]}" s \
+        "${cpu[official.sd]}" "${cpu[mpnn.sd]}"
+    row "--single_aa_score 1 --use_sequence 0, whole process (1BC8, 93 residues)" "${median[official.sb]}" "${median[mpnn.sb]}" s \
+        "${cpu[official.sb]}" "${cpu[mpnn.sb]}"
+    row "--autoregressive_score 1, 9 batches, whole process (7v11)" "${median[official.sa]}" "${median[mpnn.sa]}" s \
+        "${cpu[official.sa]}" "${cpu[mpnn.sa]}"
 }
 
 lscpu | grep -m1 'Model name' >&2 || true
