@@ -410,10 +410,17 @@ fn official_cli_runs_give_the_official_files() {
                 }
             } else if name.ends_with(".pdb") {
                 // The designed backbone: N, CA, C, O records (written first).
-                let backbone = t.lines().filter(|l| l.starts_with("ATOM") && [" N  ", " CA ", " C  ", " O  "].contains(&&l[12..16])).count();
+                let backbone = t
+                    .lines()
+                    .filter(|l| l.starts_with("ATOM") && [" N  ", " CA ", " C  ", " O  "].contains(&&l[12..16]))
+                    .count();
                 assert_eq!(pdb_layout(&m, backbone), pdb_layout(&t, backbone), "{folder}/{name}");
             } else {
-                assert_eq!(pt_signature(&tmp.path().join(folder).join(name)), pt_signature(&lig.join("official_cli").join(folder).join(name)), "{folder}/{name}");
+                assert_eq!(
+                    pt_signature(&tmp.path().join(folder).join(name)),
+                    pt_signature(&lig.join("official_cli").join(folder).join(name)),
+                    "{folder}/{name}"
+                );
             }
         }
     }
@@ -663,7 +670,11 @@ fn bad_inputs_are_named_before_any_output() {
     let bias = tmp.path().join("bias.json");
     std::fs::write(&bias, "{\"C1\": {\"G\": \"high\"}}").unwrap();
     assert_refused(&lig, &["--bias_AA_per_residue", bias.to_str().unwrap()], &["bias.json", "C1", "not a number"]);
-    assert_refused(&lig, &["--bias_AA_per_residue", "nowhere.json"], &["--bias_AA_per_residue nowhere.json", "cannot read"]);
+    assert_refused(
+        &lig,
+        &["--bias_AA_per_residue", "nowhere.json"],
+        &["--bias_AA_per_residue nowhere.json", "cannot read"],
+    );
     let multi = tmp.path().join("multi.json");
     std::fs::write(&multi, "{\"structures/1BC8.pdb\": \"\", \"structures/none.pdb\": \"\"}").unwrap();
     assert_refused(&lig, &["--pdb_path_multi", multi.to_str().unwrap()], &["structures/none.pdb", "does not exist"]);
@@ -673,9 +684,17 @@ fn bad_inputs_are_named_before_any_output() {
     let twins = tmp.path().join("twins.json");
     let copy_path = copy.join("1BC8.pdb").display().to_string();
     std::fs::write(&twins, serde_json::json!({"structures/1BC8.pdb": "", copy_path.clone(): ""}).to_string()).unwrap();
-    assert_refused(&lig, &["--pdb_path_multi", twins.to_str().unwrap()], &["structures/1BC8.pdb and ", "would both write"]);
+    assert_refused(
+        &lig,
+        &["--pdb_path_multi", twins.to_str().unwrap()],
+        &["structures/1BC8.pdb and ", "would both write"],
+    );
     assert_refused(&lig, &["--pdb_path", "structures/missing.pdb"], &["--pdb_path", "structures/missing.pdb"]);
-    assert_refused(&lig, &["--checkpoint_ligand_mpnn", "weights/none.pt"], &["--checkpoint_ligand_mpnn weights/none.pt"]);
+    assert_refused(
+        &lig,
+        &["--checkpoint_ligand_mpnn", "weights/none.pt"],
+        &["--checkpoint_ligand_mpnn weights/none.pt"],
+    );
     assert_refused(&lig, &["--bias_AA", "A-1"], &["--bias_AA", "A-1"]);
     assert_refused(&lig, &["--fixed_residues", "C1 Q7"], &["--fixed_residues", "Q7"]);
     assert_refused(&lig, &["--symmetry_residues", "C1,C2", "--symmetry_weights", "1.0"], &["--symmetry"]);

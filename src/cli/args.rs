@@ -191,7 +191,12 @@ pub struct LigandFlags {
     pub use_atom_context: IntFlag,
     /// Residues whose nearest context atom is closer than this (Å) count for ligand_confidence
     /// (and for the warning that a model ignores context atoms).
-    #[arg(long = "ligand_mpnn_cutoff_for_score", default_value_t = 8.0, value_name = "ANGSTROM", allow_negative_numbers = true)]
+    #[arg(
+        long = "ligand_mpnn_cutoff_for_score",
+        default_value_t = 8.0,
+        value_name = "ANGSTROM",
+        allow_negative_numbers = true
+    )]
     pub cutoff_for_score: f32,
     /// ligand_mpnn: 1 = side-chain atoms of fixed residues are context too.
     #[arg(long = "ligand_mpnn_use_side_chain_context", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use mpnn::alphabet;
 use mpnn::checkpoint;
-use mpnn::job::ligand::{self, LigandModel, LigandOptions, LigandPrepared, LigandSelection};
+use mpnn::job::ligand::{self, LigandModel, LigandOptions, LigandPrepared, LigandSelection, ProbsKind};
 use mpnn::npz::NpzWriter;
 use mpnn::output::{self, NativeHeader};
 use mpnn::pipeline::{fmt4, mean_std};
@@ -114,7 +114,8 @@ fn options(c: &Common) -> LigandOptions {
 fn read_json(flag: &str, path: &str) -> Result<(String, serde_json::Value)> {
     expect_path(flag, path)?;
     let text = std::fs::read_to_string(path).with_context(|| format!("{flag}: cannot read {path}"))?;
-    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{flag}: {path} is not valid JSON"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{flag}: {path} is not valid JSON"))?;
     if !v.is_object() {
         bail!("{flag}: {path} must hold a JSON object keyed by residue id, like {{\"B52A\": ...}}");
     }
@@ -123,16 +124,15 @@ fn read_json(flag: &str, path: &str) -> Result<(String, serde_json::Value)> {
 
 /// The residue selection of a run (chains and, for design, the inline specs).
 fn selection(c: &Common, d: Option<&DesignOpts>) -> Result<LigandSelection> {
-    let mut sel = LigandSelection {
-        chains: c.chains.as_deref().map(parse_chain_list).unwrap_or_default(),
-        ..Default::default()
-    };
+    let mut sel =
+        LigandSelection { chains: c.chains.as_deref().map(parse_chain_list).unwrap_or_default(), ..Default::default() };
     if let Some(d) = d {
         let mut omit = spec::parse_letters(&d.omit_aas)
             .with_context(|| format!("--omit_AAs \"{}\": give letters of {}", d.omit_aas, alphabet::ALPHABET))?;
         if let Some(o) = &d.omit {
             omit.push_str(
-                &spec::parse_letters(o).with_context(|| format!("--omit \"{o}\": give letters of {}", alphabet::ALPHABET))?,
+                &spec::parse_letters(o)
+                    .with_context(|| format!("--omit \"{o}\": give letters of {}", alphabet::ALPHABET))?,
             );
         }
         let mut letters: Vec<char> = omit.chars().collect();
@@ -306,7 +306,11 @@ pub fn design(c: &Common, d: &DesignOpts, skip: &Skip, model: LigandModel) -> Re
         );
     }
     write_skip_list(&list, &invalid)?;
-    for sub in ["seqs", resume::DIR].iter().chain(d.save_score.on().then_some(&"scores")).chain(d.save_probs.on().then_some(&"probs")) {
+    for sub in ["seqs", resume::DIR]
+        .iter()
+        .chain(d.save_score.on().then_some(&"scores"))
+        .chain(d.save_probs.on().then_some(&"probs"))
+    {
         out_dir(c, sub)?;
     }
     let hash = format!("mpnn-{}", env!("CARGO_PKG_VERSION"));
@@ -385,7 +389,11 @@ pub fn design(c: &Common, d: &DesignOpts, skip: &Skip, model: LigandModel) -> Re
             todo.len() * per_temp * temperatures.len(),
             todo.len(),
             model.model_type(),
-            if todo.len() < jobs.len() { format!("; {} already complete, skipped", jobs.len() - todo.len()) } else { String::new() }
+            if todo.len() < jobs.len() {
+                format!("; {} already complete, skipped", jobs.len() - todo.len())
+            } else {
+                String::new()
+            }
         );
     }
     Ok(())
@@ -492,9 +500,10 @@ pub fn probs(c: &Common, kind: super::probs::Kind, skip: &Skip, model: LigandMod
     let n_passes = passes(c)?;
     let seed = seed(c);
     let sel = selection(c, None)?;
-    let (sub, backbone_only) = match kind {
-        super::probs::Kind::Unconditional => ("unconditional_probs_only", false),
-        super::probs::Kind::Conditional { backbone_only } => ("conditional_probs_only", backbone_only),
+    let (sub, which) = match kind {
+        super::probs::Kind::Unconditional => ("unconditional_probs_only", ProbsKind::Unconditional),
+        super::probs::Kind::Conditional { backbone_only: false } => ("conditional_probs_only", ProbsKind::Conditional),
+        super::probs::Kind::Conditional { backbone_only: true } => ("conditional_probs_only", ProbsKind::BackboneOnly),
     };
     let list = out_base(c)?.join(sub).join("skipped.tsv");
     say_model(&model, quiet);
@@ -503,10 +512,14 @@ pub fn probs(c: &Common, kind: super::probs::Kind, skip: &Skip, model: LigandMod
     write_skip_list(&list, &invalid)?;
     for (_, p) in &jobs {
         if !quiet {
-            println!("Calculating {} probabilities for {}", if sub.starts_with("un") { "unconditional" } else { "conditional" }, p.name);
+            println!(
+                "Calculating {} probabilities for {}",
+                if sub.starts_with("un") { "unconditional" } else { "conditional" },
+                p.name
+            );
         }
         let l = p.len();
-        let log_p = ligand::probs(&model, p, n_passes, seed, backbone_only)?;
+        let log_p = ligand::probs(&model, p, n_passes, seed, which)?;
         let mut w = NpzWriter::new();
         w.f32("log_p", &[n_passes, l, 21], log_p.concat())
             .i64("S", &[l], p.features.s.iter().map(|&v| v as i64).collect())

@@ -13,11 +13,11 @@
 //! - scoring pass `p` takes its decoding order from [`super::order_noise`]`(seed, NAME, p)`, as
 //!   the drop-in's `score` pass `p`; its log-probabilities are `score.py --autoregressive_score 1
 //!   --use_sequence 1`;
-//! - unconditional and conditional probabilities are `score.py --single_aa_score 1
-//!   --use_sequence 1` (each position decoded first: what the official ProteinMPNN's
-//!   `conditional_probs` computes, and the same as its `unconditional_probs`), and with
-//!   `backbone_only` `--single_aa_score 1 --use_sequence 0` (each position decoded last, seeing
-//!   every other native letter: the official `conditional_probs(backbone_only=True)` code path).
+//! - per-position probabilities ([`ProbsKind`]) are `score.py --single_aa_score 1` with
+//!   `--use_sequence 1` (conditional: each position decoded first, the official ProteinMPNN
+//!   `conditional_probs` code path; unconditional: the same in an order where every position
+//!   comes first) or `--use_sequence 0` (backbone only: each position decoded last, seeing every
+//!   other native letter, the official `conditional_probs(backbone_only=True)` code path).
 //!
 //! ```no_run
 //! use mpnn::job::ligand::{self, LigandModel, LigandOptions, LigandSelection};
@@ -297,7 +297,11 @@ pub fn resolve_ids(st: &LigandStructure, what: &str, spec: &str) -> Result<Vec<S
             Some(dash) => {
                 let (a, b) = (&item[..dash], &item[dash + 1..]);
                 let chain: String = a.chars().take_while(|c| !c.is_ascii_digit() && *c != '-').collect();
-                let b = if b.starts_with(|c: char| c.is_ascii_digit() || c == '-') { format!("{chain}{b}") } else { b.to_string() };
+                let b = if b.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+                    format!("{chain}{b}")
+                } else {
+                    b.to_string()
+                };
                 let i = names.find(&format!("{what} `{item}`"), a).map_err(input)?;
                 let j = names.find(&format!("{what} `{item}`"), &b).map_err(input)?;
                 if st.ids[i].chain != st.ids[j].chain {
@@ -520,8 +524,7 @@ pub fn prepare(
     } else {
         format!("the {t} model")
     };
-    let (notes, warnings) =
-        context_messages(&st, &designed, model.reads_context(opts), &desc, opts.cutoff_for_score);
+    let (notes, warnings) = context_messages(&st, &designed, model.reads_context(opts), &desc, opts.cutoff_for_score);
     let designed_chains: Vec<String> = if sel.chains.is_empty() {
         chains.clone()
     } else {
@@ -672,24 +675,43 @@ pub fn score(
         .collect()
 }
 
-/// Per-position log-probabilities `[L, 21]`, `passes` passes: `score.py --single_aa_score 1`
-/// with `--use_sequence 1` (`backbone_only` false: each position decoded first) or 0
-/// (`backbone_only`: each position decoded last); pass `k`'s order from
-/// [`super::order_noise`]`(seed, NAME, k)`.
+/// Which per-position probabilities [`probs`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbsKind {
+    /// Every position decoded first, seeing no letter (the official `unconditional_probs`):
+    /// `single_aa_score(use_sequence=True)` in an order where each position comes first; one pass,
+    /// repeated.
+    Unconditional,
+    /// `score.py --single_aa_score 1 --use_sequence 1` with the pass's decoding order (the
+    /// official ProteinMPNN `conditional_probs` code path; a position comes first unless its
+    /// `|randn|` is ~10⁴ times another's).
+    Conditional,
+    /// `score.py --single_aa_score 1 --use_sequence 0`: each position decoded last, seeing every
+    /// other native letter (the official `conditional_probs(backbone_only=True)` code path).
+    BackboneOnly,
+}
+
+/// Per-position log-probabilities `[L, 21]`, `passes` passes (pass `k`'s order from
+/// [`super::order_noise`]`(seed, NAME, k)`).
 pub fn probs(
     model: &LigandModel,
     p: &LigandPrepared,
     passes: usize,
     seed: u64,
-    backbone_only: bool,
+    kind: ProbsKind,
 ) -> Result<Vec<Vec<f32>>, JobError> {
     let f = &p.features;
     let enc = model.net.encode(f).map_err(|e| JobError::Ligand(e.to_string()))?;
+    if kind == ProbsKind::Unconditional {
+        // Equal |randn|: every position comes first in its own order.
+        let lp = model.net.single_aa_score(&enc, f, &vec![1.0; f.len()], true).log_probs;
+        return Ok(vec![lp; passes]);
+    }
     Ok((0..passes)
         .into_par_iter()
         .map(|k| {
             let randn = super::order_noise(seed, &p.name, k, f.len());
-            model.net.single_aa_score(&enc, f, &randn, !backbone_only).log_probs
+            model.net.single_aa_score(&enc, f, &randn, kind == ProbsKind::Conditional).log_probs
         })
         .collect())
 }

@@ -198,11 +198,8 @@ pub fn prepare(model: &Model, r: &Request, opts: &ParseOptions) -> Result<Prepar
         notes.extend(featurized.notes.iter().map(|n| n.to_string()));
     }
     let listed = |s: &str| s.split_whitespace().next().is_some();
-    let chain_mask_dtype = if listed(&r.flags.redesigned_residues) || listed(&r.flags.fixed_residues) {
-        Dtype::I64
-    } else {
-        Dtype::I32
-    };
+    let chain_mask_dtype =
+        if listed(&r.flags.redesigned_residues) || listed(&r.flags.fixed_residues) { Dtype::I64 } else { Dtype::I32 };
     let ann = input_annotations(&file_text(&r.pdb)?);
     let mut index: HashMap<(String, i32, String), usize> = HashMap::new();
     for (i, id) in st.ids.iter().enumerate() {
@@ -281,7 +278,8 @@ pub fn score(
     let randn = rng::randn(&mut rng::stream(rng.seed, &p.name, Purpose::ScoreOrder, pass as u64), l);
     Ok(match kind {
         ScoreKind::Autoregressive => {
-            let out = model.net.score(enc, f, &randn, &p.symmetry_residues, use_sequence).map_err(|e| anyhow!("{e}"))?;
+            let out =
+                model.net.score(enc, f, &randn, &p.symmetry_residues, use_sequence).map_err(|e| anyhow!("{e}"))?;
             ScorePass { logits: out.logits, log_probs: out.log_probs, decoding_order: out.decoding_order }
         }
         ScoreKind::SingleAa => {

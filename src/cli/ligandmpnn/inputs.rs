@@ -24,9 +24,8 @@ pub struct Request {
 
 /// Reads a JSON file, naming it in every error.
 fn read_json(flag: &str, path: &str) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        anyhow!("--{flag} {path}: cannot read the file ({e}); give the path of an existing JSON file")
-    })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow!("--{flag} {path}: cannot read the file ({e}); give the path of an existing JSON file"))?;
     serde_json::from_str(&text).map_err(|e| {
         anyhow!("--{flag} {path}: not valid JSON ({e}); fix the file (see `mpnn ligandmpnn run --help` for its layout)")
     })
@@ -98,7 +97,10 @@ pub fn check_structures_exist(paths: &[String], input: &InputArgs) -> Result<()>
 fn multi_dict(flag: &str, path: &str, pdbs: &[String]) -> Result<HashMap<String, Value>> {
     let v = read_json(flag, path)?;
     let Value::Object(m) = v else {
-        bail!("--{flag} {path}: holds {}, not a dictionary keyed by PDB path; write {{\"/path/to/pdb\": ...}}", kind(&v));
+        bail!(
+            "--{flag} {path}: holds {}, not a dictionary keyed by PDB path; write {{\"/path/to/pdb\": ...}}",
+            kind(&v)
+        );
     };
     let mut out = HashMap::new();
     for pdb in pdbs {
@@ -123,10 +125,15 @@ fn names_of(flag: &str, path: &str, pdb: &str, v: &Value) -> Result<Vec<String>>
             .iter()
             .map(|x| match x {
                 Value::String(s) => Ok(s.clone()),
-                other => bail!("--{flag} {path}: entry {pdb} holds {}, not a residue name; write \"A12 A13\"", kind(other)),
+                other => {
+                    bail!("--{flag} {path}: entry {pdb} holds {}, not a residue name; write \"A12 A13\"", kind(other))
+                }
             })
             .collect(),
-        other => bail!("--{flag} {path}: entry {pdb} is {}, not a string of residue names; write \"A12 A13 B2\"", kind(other)),
+        other => bail!(
+            "--{flag} {path}: entry {pdb} is {}, not a string of residue names; write \"A12 A13 B2\"",
+            kind(other)
+        ),
     }
 }
 
@@ -135,7 +142,10 @@ fn split_names(s: &str) -> Vec<String> {
 }
 
 /// The per-structure fixed / redesigned lists, from the flags or their `*_multi` files.
-fn residue_lists(input: &InputArgs, pdbs: &[String]) -> Result<(HashMap<String, Vec<String>>, HashMap<String, Vec<String>>)> {
+fn residue_lists(
+    input: &InputArgs,
+    pdbs: &[String],
+) -> Result<(HashMap<String, Vec<String>>, HashMap<String, Vec<String>>)> {
     let mut fixed = HashMap::new();
     let mut redesigned = HashMap::new();
     if !input.fixed_residues_multi.is_empty() {

@@ -44,7 +44,10 @@ pub fn check_common(input: &super::args::InputArgs) -> Result<()> {
         bail!("--number_of_batches {}: give at least 1", input.number_of_batches);
     }
     if !input.ligand_mpnn_cutoff_for_score.is_finite() || input.ligand_mpnn_cutoff_for_score < 0.0 {
-        bail!("--ligand_mpnn_cutoff_for_score {}: give a distance in Å such as 8.0", input.ligand_mpnn_cutoff_for_score);
+        bail!(
+            "--ligand_mpnn_cutoff_for_score {}: give a distance in Å such as 8.0",
+            input.ligand_mpnn_cutoff_for_score
+        );
     }
     if !(0..=2).contains(&input.global_transmembrane_label) {
         bail!(

@@ -8,7 +8,9 @@ use anyhow::{bail, Context, Result};
 use super::args::ScoreArgs;
 use super::engine::{self, Model, RunRng, ScoreKind};
 use super::inputs;
-use super::run::{check_common, check_unique_names, checkpoint_path, note_replaced, parse_options, prepare_all, resolve_seed};
+use super::run::{
+    check_common, check_unique_names, checkpoint_path, note_replaced, parse_options, prepare_all, resolve_seed,
+};
 use mpnn::ligand::output::fasta;
 use mpnn::ligand::output::stats::{ScoreOrders, ScoreStats};
 use mpnn::ligand::output::torch_save::torch_save;
@@ -49,7 +51,9 @@ pub fn run(a: &ScoreArgs) -> Result<()> {
             .with_context(|| format!("scoring {}", r.pdb))?;
         let l = p.features.len();
         let decoding_order = match kind {
-            ScoreKind::Autoregressive => ScoreOrders::Autoregressive(passes.iter().map(|x| x.decoding_order.clone()).collect()),
+            ScoreKind::Autoregressive => {
+                ScoreOrders::Autoregressive(passes.iter().map(|x| x.decoding_order.clone()).collect())
+            }
             ScoreKind::SingleAa => ScoreOrders::SingleAa(
                 passes.iter().map(|x| x.decoding_order.chunks(l.max(1)).map(|c| c.to_vec()).collect()).collect(),
             ),

@@ -99,10 +99,8 @@ pub fn chain_sequence(seq: &[char], chain_ids: &[String], separator: &str) -> St
     let mut chains: Vec<&String> = chain_ids.iter().collect();
     chains.sort();
     chains.dedup();
-    let parts: Vec<String> = chains
-        .iter()
-        .map(|c| seq.iter().zip(chain_ids).filter(|(_, id)| id == c).map(|(l, _)| *l).collect())
-        .collect();
+    let parts: Vec<String> =
+        chains.iter().map(|c| seq.iter().zip(chain_ids).filter(|(_, id)| id == c).map(|(l, _)| *l).collect()).collect();
     parts.join(separator)
 }
 
@@ -143,7 +141,13 @@ mod tests {
             ">1BC8, T=0.1, seed=111, num_res=93, num_ligand_res=41, use_ligand_context=True, \
              ligand_cutoff_distance=8.0, batch_size=2, number_of_batches=1, model_path=weights/ligand_k32_a25.pt"
         );
-        let s = FastaSample { id: 1, overall_confidence: 0.5279, ligand_confidence: 0.514, seq_rec: 0.05376, seq: "PPP".into() };
+        let s = FastaSample {
+            id: 1,
+            overall_confidence: 0.5279,
+            ligand_confidence: 0.514,
+            seq_rec: 0.05376,
+            seq: "PPP".into(),
+        };
         assert_eq!(
             sample_line("1BC8", 0.1, 111, &s),
             ">1BC8, id=1, T=0.1, seed=111, overall_confidence=0.5279, ligand_confidence=0.5140, seq_rec=0.0538"

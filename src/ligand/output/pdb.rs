@@ -95,10 +95,10 @@ pub fn remark(parse_zero_occupancy: bool, chains: &[String], has_other_atoms: bo
 /// and the nucleotides (1BC8's DNA keeps its TER records in the official output).
 fn in_aamap(resname: &str) -> bool {
     const NAMES: [&str; 53] = [
-        "ALA", "ARG", "ASN", "ASP", "CYS", "GLN", "GLU", "GLY", "HIS", "ILE", "LEU", "LYS", "MET", "PHE", "PRO",
-        "SER", "THR", "TRP", "TYR", "VAL", "ASX", "GLX", "ASH", "GLH", "CSO", "CYX", "HIP", "HID", "HIE", "HSD",
-        "HSE", "HSP", "HISD", "HISE", "HISP", "LYN", "TYM", "ARN", "MSE", "CME", "SEC", "SEP", "TPO", "PTR",
-        "PHD", "XLE", "XAA", "MEN", "CSB", "PYL", "UNK", "DA", "DC",
+        "ALA", "ARG", "ASN", "ASP", "CYS", "GLN", "GLU", "GLY", "HIS", "ILE", "LEU", "LYS", "MET", "PHE", "PRO", "SER",
+        "THR", "TRP", "TYR", "VAL", "ASX", "GLX", "ASH", "GLH", "CSO", "CYX", "HIP", "HID", "HIE", "HSD", "HSE", "HSP",
+        "HISD", "HISE", "HISP", "LYN", "TYM", "ARN", "MSE", "CME", "SEC", "SEP", "TPO", "PTR", "PHD", "XLE", "XAA",
+        "MEN", "CSB", "PYL", "UNK", "DA", "DC",
     ];
     const NUCLEOTIDES: [&str; 8] = ["DG", "DT", "DU", "A", "C", "G", "T", "U"];
     NAMES.contains(&resname) || NUCLEOTIDES.contains(&resname)
