@@ -159,7 +159,9 @@ fn design_equals_the_dropin_for_several_structures_with_one_model_load() {
 fn probs_equal_the_fixtures_single_aa_scores() {
     let Some(dir) = ligand_dir() else { return };
     // (weights, extra flags, cases), each group in one process over a folder.
-    let groups: Vec<(&str, Vec<&str>, Vec<(&str, &str)>)> = vec![
+    /// (weights, extra flags, (fixture case, structure) pairs).
+    type Group<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+    let groups: Vec<Group> = vec![
         (
             "ligand_k32_a25.pt",
             vec![],
@@ -255,7 +257,7 @@ fn score_and_backbone_only_probs_equal_the_library_and_the_network() {
         )
         .unwrap();
         let npz = Npz::read(out.path().join(format!("score_only/{name}_pdb.npz"))).unwrap();
-        let lib = ligand::score(&model, &prep, &[prep.features.s.clone()], 2, 9).unwrap();
+        let lib = ligand::score(&model, &prep, std::slice::from_ref(&prep.features.s), 2, 9).unwrap();
         let scores = npz.f32("score").unwrap();
         let lps = npz.f32("log_probs").unwrap();
         let l = prep.len();

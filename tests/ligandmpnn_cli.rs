@@ -221,7 +221,7 @@ fn check_run_outputs(out: &Path, args: &[String], names: &[String]) {
 #[test]
 fn every_official_example_command_runs() {
     let Some(lig) = ligand_dir() else { return };
-    let reference = reference_dir(&lig.parent().unwrap().to_path_buf());
+    let reference = reference_dir(lig.parent().unwrap());
     let mut commands = Vec::new();
     for f in ["run_examples.sh", "README.md", "sc_examples.sh"] {
         let t = std::fs::read_to_string(reference.join(f)).unwrap();

@@ -160,6 +160,9 @@ fn selection(c: &Common, d: Option<&DesignOpts>) -> Result<LigandSelection> {
     Ok(sel)
 }
 
+/// A structure's file and what it was prepared into.
+type Prepared = (PathBuf, LigandPrepared);
+
 /// Every structure prepared (every one checked before any work); notes and warnings said on
 /// stderr once per structure.
 fn prepare_all(
@@ -169,7 +172,7 @@ fn prepare_all(
     skip: &Skip,
     list: &Path,
     quiet: bool,
-) -> Result<(Vec<(PathBuf, LigandPrepared)>, Vec<Invalid>)> {
+) -> Result<(Vec<Prepared>, Vec<Invalid>)> {
     let opts = options(c);
     let mut ok = Vec::new();
     let mut invalid = Vec::new();
@@ -254,8 +257,7 @@ pub fn design(c: &Common, d: &DesignOpts, skip: &Skip, model: LigandModel) -> Re
     // The shard split: structure k of the name-sorted list goes to shard (k mod N) + 1.
     let sh = shard.unwrap_or(Shard { index: 1, count: 1 });
     jobs.sort_by(|a, b| a.1.name.cmp(&b.1.name));
-    let jobs: Vec<(PathBuf, LigandPrepared)> =
-        jobs.into_iter().enumerate().filter(|(k, _)| sh.takes(*k)).map(|(_, j)| j).collect();
+    let jobs: Vec<Prepared> = jobs.into_iter().enumerate().filter(|(k, _)| sh.takes(*k)).map(|(_, j)| j).collect();
     let seed = seed(c);
     // Resume: a complete seqs/NAME.fa whose record holds this run's parameters is skipped.
     let mut params = resume::Params::new();

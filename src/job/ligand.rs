@@ -634,9 +634,12 @@ pub fn design(
 /// The native sequence's score: one autoregressive pass (order from [`super::order_noise`]
 /// pass 0), as the native design FASTA header reports it.
 pub fn native_scores(model: &LigandModel, p: &LigandPrepared, seed: u64) -> Result<Scores, JobError> {
-    let out = score(model, p, &[p.features.s.clone()], 1, seed)?;
+    let out = score(model, p, std::slice::from_ref(&p.features.s), 1, seed)?;
     Ok(out[0][0].0)
 }
+
+/// One scoring pass: the native scores and the log-probabilities `[L, 21]`.
+pub type ScoredPass = (Scores, Vec<f32>);
 
 /// `score.py --autoregressive_score 1 --use_sequence 1` of each sequence, `passes` passes each
 /// (pass `k`'s order from [`super::order_noise`]`(seed, NAME, k)`): per sequence, per pass, the
@@ -647,7 +650,7 @@ pub fn score(
     sequences: &[Vec<u8>],
     passes: usize,
     seed: u64,
-) -> Result<Vec<Vec<(Scores, Vec<f32>)>>, JobError> {
+) -> Result<Vec<Vec<ScoredPass>>, JobError> {
     let f = &p.features;
     let enc = model.net.encode(f).map_err(|e| JobError::Ligand(e.to_string()))?;
     let design = p.design_mask();

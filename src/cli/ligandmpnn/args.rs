@@ -20,6 +20,7 @@ pub enum LigandCommand {
 /// The five LigandMPNN-family models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "snake_case")]
+#[allow(clippy::enum_variant_names)] // the official names
 pub enum ModelType {
     ProteinMpnn,
     LigandMpnn,

@@ -142,6 +142,7 @@ fn split_names(s: &str) -> Vec<String> {
 }
 
 /// The per-structure fixed / redesigned lists, from the flags or their `*_multi` files.
+#[allow(clippy::type_complexity)]
 fn residue_lists(
     input: &InputArgs,
     pdbs: &[String],

@@ -586,7 +586,7 @@ mod tests {
     fn large_lists_are_batched_like_cpython() {
         let v = PyValue::List((0..2001).map(PyValue::Int).collect());
         let (pkl, _) = pickle(&v);
-        assert_eq!(pkl.iter().filter(|&&b| b == APPENDS).count() >= 2, true);
+        assert!(pkl.iter().filter(|&&b| b == APPENDS).count() >= 2);
         let Value::List(l) = unpickle(&pkl).unwrap() else { panic!() };
         assert_eq!(l.borrow().len(), 2001);
         assert!(matches!(l.borrow()[2000], Value::Int(2000)));
