@@ -523,3 +523,67 @@ fn bad_inputs_are_clear_errors_before_any_output() {
         );
     }
 }
+
+/// `mpnn design` FASTA sequences, and the drop-in's (chains joined by `/`), for the same seed.
+fn design_pair(dir: &Path, pdb: &str, native_flags: &[&str], dropin_flags: &[&str]) -> (Vec<String>, Vec<String>) {
+    let w = p(&dir.join("weights/ligand_k32_a25.pt"));
+    let pdb = p(&dir.join("structures").join(pdb));
+    let name = Path::new(&pdb).file_stem().unwrap().to_string_lossy().into_owned();
+    let out = tempfile::tempdir().unwrap();
+    let mut a =
+        s(&["design", &pdb, "--weights", &w, "--out", &p(out.path()), "--seed", "21", "--num_seq_per_target", "2"]);
+    a.extend(s(native_flags));
+    ok(&run(&a));
+    let drop = tempfile::tempdir().unwrap();
+    let mut a = s(&[
+        "ligandmpnn",
+        "run",
+        "--model_type",
+        "ligand_mpnn",
+        "--checkpoint_ligand_mpnn",
+        &w,
+        "--pdb_path",
+        &pdb,
+        "--out_folder",
+        &p(drop.path()),
+        "--seed",
+        "21",
+        "--batch_size",
+        "1",
+        "--number_of_batches",
+        "2",
+    ]);
+    a.extend(s(dropin_flags));
+    ok(&run(&a));
+    let native = fasta(&out.path().join(format!("seqs/{name}.fa"))).into_iter().skip(1).map(|r| r.1).collect();
+    let official = fasta(&drop.path().join(format!("seqs/{name}.fa")))
+        .into_iter()
+        .skip(1)
+        .map(|r| r.1.replace(':', "/"))
+        .collect();
+    (native, official)
+}
+
+#[test]
+fn tied_homo_oligomer_bias_and_omit_equal_the_dropin() {
+    let Some(dir) = ligand_dir() else { return };
+    let (a, b) = design_pair(
+        &dir,
+        "4oz7.pdb",
+        &["--tied", "A2,B2|A3-A4,B3-B4", "--fixed", "A5"],
+        &["--symmetry_residues", "A2,B2|A3,B3|A4,B4", "--symmetry_weights", "1,1|1,1|1,1", "--fixed_residues", "A5"],
+    );
+    assert_eq!(a, b, "--tied");
+    let (a, b) = design_pair(&dir, "4GYT.pdb", &["--homo-oligomer"], &["--homo_oligomer", "1"]);
+    assert_eq!(a, b, "--homo-oligomer");
+    let bias = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bias.path(), r#"{"C5": {"W": 50.0}, "C6": {"A": 2.0}}"#).unwrap();
+    let (a, b) = design_pair(
+        &dir,
+        "1BC8.pdb",
+        &["--bias", "A:-1,W:1.5", "--omit", "CM", "--bias-by-residue", &p(bias.path()), "--sampling_temp", "0.1"],
+        &["--bias_AA", "A:-1,W:1.5", "--omit_AA", "CM", "--bias_AA_per_residue", &p(bias.path())],
+    );
+    assert_eq!(a, b, "--bias / --omit / --bias-by-residue");
+    assert!(a.iter().all(|x| x.contains('W') && !x.contains('C') && !x.contains('M')), "biases applied: {a:?}");
+}
