@@ -421,6 +421,17 @@ fn warnings_and_notes_about_context_atoms() {
     let r = run(&s(&["probs", "--unconditional", &st("7v11.pdb"), "--weights", &lig, "--out", &o]));
     ok(&r);
     assert!(!stderr(&r).contains("warning"), "{}", stderr(&r));
+    // ProteinMPNN checkpoints (full and CA-only) stay on the native path.
+    let parity = dir.parent().unwrap();
+    for (w, extra) in [("weights/full_k48.pt", None), ("weights/ca_k48.pt", Some("--ca_only"))] {
+        let ck = mpnn::checkpoint::load(&parity.join(w)).unwrap();
+        assert_eq!(ligand::detect_model_type(&ck).unwrap(), None, "{w}");
+        let mut a =
+            s(&["score", &p(&parity.join("structures/5L33.pdb")), "--weights", &p(&parity.join(w)), "--out", &o]);
+        a.extend(extra.map(String::from));
+        let text = ok(&run(&a));
+        assert!(!text.contains("Model: "), "{w} ran as a LigandMPNN model:\n{text}");
+    }
     // The native ProteinMPNN path warns too.
     let r = run(&s(&[
         "design",
@@ -470,17 +481,22 @@ fn resume_and_shards() {
         a.extend(s(extra));
         a
     };
-    ok(&run(&base(&["--shard", "1/2"])));
+    ok(&run(&base(&["--shard", "1/2", "--save_probs", "1", "--save_score", "1"])));
+    let probs = Npz::read(out.path().join("probs/1BC8.npz")).unwrap();
+    assert_eq!(probs.shape("probs").unwrap()[2], 21, "the native [n, L, 21] layout");
     let first: Vec<bool> =
         ["1BC8", "4oz7", "5L33"].iter().map(|n| out.path().join(format!("seqs/{n}.fa")).exists()).collect();
     assert_eq!(first, [true, false, true], "shard 1/2 takes structures 1 and 3 of the name-sorted list");
     let before = std::fs::read(out.path().join("seqs/1BC8.fa")).unwrap();
-    let text = ok(&run(&base(&[])));
+    let table = out.path().join("table.csv");
+    let text = ok(&run(&base(&["--save_probs", "1", "--save_score", "1", "--table", &p(&table)])));
     assert!(text.contains("Skipping 1BC8"), "{text}");
+    let rows = std::fs::read_to_string(&table).unwrap();
+    assert_eq!(rows.lines().count(), 4, "a header and one row per structure:\n{rows}");
     assert!(text.contains("Generating sequences for: 4oz7"), "{text}");
     assert_eq!(std::fs::read(out.path().join("seqs/1BC8.fa")).unwrap(), before);
     // Other parameters: refused, nothing written.
-    let r = run(&base(&["--sampling_temp", "0.2"]));
+    let r = run(&base(&["--save_probs", "1", "--save_score", "1", "--sampling_temp", "0.2"]));
     assert!(!r.status.success());
     assert!(stderr(&r).contains("already designed there with other parameters"), "{}", stderr(&r));
 }

@@ -249,6 +249,12 @@ pub fn design(c: &Common, d: &DesignOpts, skip: &Skip, model: LigandModel) -> Re
         .with_context(|| {
             format!("--sampling_temp \"{}\": give positive temperatures like \"0.1 0.2\"", d.sampling_temp)
         })?;
+    if let Some(t) = &d.table {
+        let ext = t.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if ext != "csv" && ext != "jsonl" {
+            bail!("--table {}: the table file must end in .csv or .jsonl", t.display());
+        }
+    }
     let sel = selection(c, Some(d))?;
     let base = out_base(c)?;
     let list = base.join("skipped.tsv");
@@ -336,7 +342,12 @@ pub fn design(c: &Common, d: &DesignOpts, skip: &Skip, model: LigandModel) -> Re
         }
         if d.save_probs.on() {
             let mut w = NpzWriter::new();
-            w.f32("probs", &[n, l, 20], designs.iter().flat_map(|x| x.sampling_probs.iter().copied()).collect())
+            // The native layout [n, L, 21]: X (never drawn) gets 0.
+            let probs21: Vec<f32> = designs
+                .iter()
+                .flat_map(|x| x.sampling_probs.chunks(20).flat_map(|r| r.iter().copied().chain([0.0])))
+                .collect();
+            w.f32("probs", &[n, l, 21], probs21)
                 .f32("log_probs", &[n, l, 21], designs.iter().flat_map(|x| x.log_probs.iter().copied()).collect())
                 .i32("S", &[n, l], designs.iter().flat_map(|x| x.s.iter().map(|&v| v as i32)).collect())
                 .f32("mask", &[l], p.design_mask())
@@ -384,6 +395,22 @@ pub fn design(c: &Common, d: &DesignOpts, skip: &Skip, model: LigandModel) -> Re
             text.push_str(&record);
         }
         write(&fasta_path(&p.name), text.as_bytes())?;
+    }
+    if let Some(t) = &d.table {
+        let mut rows = Vec::new();
+        for (_, p) in &jobs {
+            let path = fasta_path(&p.name);
+            let text =
+                std::fs::read_to_string(&path).with_context(|| format!("--table: cannot read {}", path.display()))?;
+            let (_, _, samples) = output::parse_design_fasta(&text)
+                .with_context(|| format!("--table: {} is not a complete design file", path.display()))?;
+            rows.extend(samples.into_iter().map(|row| output::TableRow { structure: p.name.clone(), row }));
+        }
+        let jsonl = t.extension().and_then(|e| e.to_str()) == Some("jsonl");
+        if let Some(dir) = t.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("--table: cannot create {}", dir.display()))?;
+        }
+        write(t, output::table_text(&rows, jsonl).as_bytes())?;
     }
     if !quiet {
         eprintln!(

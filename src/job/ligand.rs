@@ -59,9 +59,15 @@ pub struct LigandModel {
 /// the type (the two membrane models share a layout).
 pub fn detect_model_type(ckpt: &Checkpoint) -> Result<Option<ModelType>, JobError> {
     let has = |n: &str| ckpt.tensors.contains_key(n);
+    let ca_only = ckpt
+        .tensors
+        .get("features.edge_embedding.weight")
+        .is_some_and(|t| t.shape.get(1) == Some(&checkpoint::EDGE_IN_CA));
     if has("features.y_nodes.weight") || has("context_encoder_layers.0.W1.weight") {
         Ok(Some(ModelType::LigandMpnn))
-    } else if has("features.node_embedding.weight") || has("W_v.weight") {
+    } else if has("features.node_embedding.weight") && !ca_only {
+        // (ProteinMPNN's CA-only checkpoints have a node embedding and `W_v` too; their edge
+        // features are the CA-only ones.)
         Err(JobError::BadValue {
             option: "model",
             value: ckpt.source.clone(),
@@ -269,11 +275,7 @@ pub fn resolve_ids(st: &LigandStructure, what: &str, spec: &str) -> Result<Vec<S
     let mut out = Vec::new();
     let items: Vec<&str> = spec.split([' ', ',', '\t', '\n']).filter(|s| !s.is_empty()).collect();
     if items.is_empty() {
-        return Err(JobError::BadValue {
-            option: leak(what),
-            value: format!("\"{spec}\""),
-            why: "empty; give residue ids like \"A10 A12-A20 B52A\"".into(),
-        });
+        return Err(JobError::Ligand(format!("{what} \"{spec}\": empty; give residue ids like \"A10 A12-A20 B52A\"")));
     }
     for item in items {
         if !item.contains(|c: char| c.is_ascii_digit()) {
@@ -320,11 +322,6 @@ pub fn resolve_ids(st: &LigandStructure, what: &str, spec: &str) -> Result<Vec<S
         }
     }
     Ok(out)
-}
-
-/// Option names live as long as the program (a handful of distinct strings).
-fn leak(s: &str) -> &'static str {
-    Box::leak(s.to_string().into_boxed_str())
 }
 
 /// Residues (designed, with a full backbone) whose virtual CB lies within `cutoff` Å of a
