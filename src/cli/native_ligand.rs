@@ -35,7 +35,14 @@ pub fn model_for(c: &Common) -> Result<Option<LigandModel>> {
              where the official weights live)"
         ),
     };
-    let ckpt = checkpoint::load(&weights).with_context(|| format!("--weights {}", weights.display()))?;
+    let ckpt = match checkpoint::load(&weights) {
+        Ok(c) => c,
+        Err(e) if explicit.is_some() => {
+            return Err(anyhow::Error::new(e).context(format!("--weights {}", weights.display())))
+        }
+        // Not a readable checkpoint: the native path says why, with its own hints.
+        Err(_) => return Ok(None),
+    };
     let t = match explicit {
         Some(t) => t,
         None => match ligand::detect_model_type(&ckpt)? {
