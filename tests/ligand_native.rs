@@ -484,6 +484,9 @@ fn resume_and_shards() {
     ok(&run(&base(&["--shard", "1/2", "--save_probs", "1", "--save_score", "1"])));
     let probs = Npz::read(out.path().join("probs/1BC8.npz")).unwrap();
     assert_eq!(probs.shape("probs").unwrap()[2], 21, "the native [n, L, 21] layout");
+    // `mpnn status` reads the run: 2 of 3 structures complete.
+    let st = run(&s(&["status", &p(out.path())]));
+    assert_eq!(st.status.code(), Some(2), "{}{}", stdout(&st), stderr(&st));
     let first: Vec<bool> =
         ["1BC8", "4oz7", "5L33"].iter().map(|n| out.path().join(format!("seqs/{n}.fa")).exists()).collect();
     assert_eq!(first, [true, false, true], "shard 1/2 takes structures 1 and 3 of the name-sorted list");
@@ -494,6 +497,8 @@ fn resume_and_shards() {
     let rows = std::fs::read_to_string(&table).unwrap();
     assert_eq!(rows.lines().count(), 4, "a header and one row per structure:\n{rows}");
     assert!(text.contains("Generating sequences for: 4oz7"), "{text}");
+    let st = run(&s(&["status", &p(out.path())]));
+    assert_eq!(st.status.code(), Some(0), "{}{}", stdout(&st), stderr(&st));
     assert_eq!(std::fs::read(out.path().join("seqs/1BC8.fa")).unwrap(), before);
     // Other parameters: refused, nothing written.
     let r = run(&base(&["--save_probs", "1", "--save_score", "1", "--sampling_temp", "0.2"]));

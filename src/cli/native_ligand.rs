@@ -270,6 +270,7 @@ pub fn design(c: &Common, d: &DesignOpts, skip: &Skip, model: LigandModel) -> Re
     // The shard split: structure k of the name-sorted list goes to shard (k mod N) + 1.
     let sh = shard.unwrap_or(Shard { index: 1, count: 1 });
     jobs.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    let names: Vec<String> = jobs.iter().map(|j| j.1.name.clone()).collect();
     let jobs: Vec<Prepared> = jobs.into_iter().enumerate().filter(|(k, _)| sh.takes(*k)).map(|(_, j)| j).collect();
     let seed = seed(c);
     // Resume: a complete seqs/NAME.fa whose record holds this run's parameters is skipped.
@@ -321,6 +322,20 @@ pub fn design(c: &Common, d: &DesignOpts, skip: &Skip, model: LigandModel) -> Re
         );
     }
     write_skip_list(&list, &invalid)?;
+    // The run file `mpnn status` reads (every shard writes the same one).
+    let hash = resume::params_hash(&params);
+    resume::write_run_file(
+        &base,
+        &resume::RunFile {
+            shards: sh.count,
+            records: per_temp * temperatures.len(),
+            structures: names
+                .iter()
+                .enumerate()
+                .map(|(k, n)| resume::RunEntry { name: n.clone(), shard: k % sh.count + 1, params: hash.clone() })
+                .collect(),
+        },
+    )?;
     for sub in ["seqs", resume::DIR]
         .iter()
         .chain(d.save_score.on().then_some(&"scores"))
