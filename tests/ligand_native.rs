@@ -607,4 +607,15 @@ fn tied_homo_oligomer_bias_and_omit_equal_the_dropin() {
     );
     assert_eq!(a, b, "--bias / --omit / --bias-by-residue");
     assert!(a.iter().all(|x| x.contains('W') && !x.contains('C') && !x.contains('M')), "biases applied: {a:?}");
+    // Side-chain context (fixed residues' side chains are context atoms).
+    let fixed = "C1 C2 C3 C4 C5 C10 C22 C30 C31 C50 C51 C52";
+    let (a, b) = design_pair(
+        &dir,
+        "1BC8.pdb",
+        &["--ligand_mpnn_use_side_chain_context", "1", "--fixed", fixed, "--sampling_temp", "0.3"],
+        &["--ligand_mpnn_use_side_chain_context", "1", "--fixed_residues", fixed, "--temperature", "0.3"],
+    );
+    assert_eq!(a, b, "side-chain context");
+    let (c, _) = design_pair(&dir, "1BC8.pdb", &["--fixed", fixed, "--sampling_temp", "0.3"], &[]);
+    assert_ne!(a, c, "side-chain context changes the designs");
 }
