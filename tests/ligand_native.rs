@@ -530,6 +530,18 @@ fn bad_inputs_are_clear_errors_before_any_output() {
             "--model_type per_residue_label_membrane_mpnn or --model_type global_label_membrane_mpnn",
         ),
         (s(&["score", &gfb, "--weights", &lig, "--model_type", "ligand"]), "unknown model type `ligand`"),
+        // ProteinMPNN weights: specs are positions; an id with an insertion code says what to do.
+        (
+            s(&[
+                "design",
+                &gfb,
+                "--weights",
+                &p(&dir.parent().unwrap().join("weights/full_k48.pt")),
+                "--fixed",
+                "B52A",
+            ]),
+            "Residue ids such as B52A are read with LigandMPNN models (--model_type",
+        ),
     ];
     for (args, want) in cases {
         let out = tempfile::tempdir().unwrap();
