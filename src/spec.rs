@@ -23,6 +23,8 @@
 //! assert!("0/3".parse::<Shard>().is_err());
 //! assert!("A5-2".parse::<ResidueSpec>().is_err());
 //! assert!("B:1".parse::<BiasSpec>().is_err());
+//! // Residue ids with insertion codes are read with LigandMPNN models (`mpnn::job::ligand`).
+//! assert!("B52A".parse::<ResidueSpec>().unwrap_err().to_string().contains("--model_type"));
 //! ```
 
 use std::fmt;
@@ -37,6 +39,12 @@ pub enum SpecError {
     Empty,
     #[error("`{item}`: expected CHAIN, CHAIN<pos> or CHAIN<start>-<end> (e.g. A, A12, A3-9)")]
     BadItem { item: String },
+    #[error(
+        "`{item}`: a residue id with an insertion code; with ProteinMPNN weights, specs name 1-based positions within \
+         the chain as parsed (insertion-code residues counted like any other). Residue ids such as B52A are read \
+         with LigandMPNN models (--model_type, or a LigandMPNN checkpoint)"
+    )]
+    InsertionCode { item: String },
     #[error("`{item}`: positions are 1-based; {position} is not a position")]
     ZeroPosition { item: String, position: u32 },
     #[error("`{item}`: the range ends before it starts; write it as {chain}{end}-{start}")]
@@ -102,6 +110,10 @@ impl FromStr for ResidueItem {
             return Ok(ResidueItem::Chain(chain.to_string()));
         }
         let num = |t: &str| -> Result<u32, SpecError> {
+            let digits = t.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+            if digits.len() < t.len() && !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+                return Err(SpecError::InsertionCode { item: item.to_string() });
+            }
             if t.is_empty() || !t.chars().all(|c| c.is_ascii_digit()) {
                 return Err(bad());
             }

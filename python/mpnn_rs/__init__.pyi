@@ -266,3 +266,93 @@ class Model:
         bias_by_residue: {"A12": {"W": 2.0}}; omit_by_residue: {"A1-5": "CW"}.
         backbone_noise: Gaussian noise (Å) added to the backbone of each sample.
         """
+
+StructurePaths = Union[str, PathLike[str], Sequence[Union[str, PathLike[str]]]]
+
+class LigandModel:
+    """A LigandMPNN-family checkpoint (ligand_mpnn, protein_mpnn, soluble_mpnn,
+    per_residue_label_membrane_mpnn, global_label_membrane_mpnn) loaded once.
+
+    Jobs take structure files (PDB / mmCIF, gzip allowed), read with LigandMPNN's parser (context
+    atoms kept); one path gives one result, a list a list. Residue specs name residues by id as
+    LigandMPNN does ("A10 B52A", ranges "B82-B82C" in file order, a chain "B"). Every result is a
+    dict with `name`, `residue_ids` [L], `designed` [L], `context_atoms`, `warnings` (e.g. context
+    atoms near designed residues that the model ignores) and `notes` (context atoms dropped, no
+    usable context). The numbers equal `mpnn design / score / probs --weights FILE` for the same
+    seed and options.
+    """
+
+    @staticmethod
+    def load(
+        path: Union[str, PathLike[str]], *, model_type: Optional[str] = None, side_chain_context: bool = False
+    ) -> LigandModel:
+        """model_type=None: ligand_mpnn for atom-context tensors, protein_mpnn for ProteinMPNN's
+        layout; membrane checkpoints must be named."""
+    @property
+    def model_type(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def k(self) -> int: ...
+    def design(
+        self,
+        structures: StructurePaths,
+        *,
+        num_seqs: int = 1,
+        temperature: Union[float, Sequence[float], None] = None,
+        seed: int = 37,
+        chains: Union[str, Sequence[str], None] = None,
+        fixed: Union[str, Sequence[str], None] = None,
+        redesign: Union[str, Sequence[str], None] = None,
+        tied: Union[str, Sequence[str], None] = None,
+        homo_oligomer: bool = False,
+        omit: str = "",
+        bias: str = "",
+        use_atom_context: bool = True,
+        cutoff_for_score: float = 8.0,
+        side_chain_context: bool = False,
+        zero_occupancy: bool = False,
+        transmembrane_buried: Union[str, Sequence[str], None] = None,
+        transmembrane_interface: Union[str, Sequence[str], None] = None,
+        global_transmembrane_label: int = 0,
+    ) -> Union[dict, list[dict]]:
+        """Adds `native`, `native_score`, `native_global_score` and `designs`: per design a dict
+        with `sequence`, `temperature`, `sample`, `score`, `global_score`, `recovery`,
+        `overall_confidence`, `ligand_confidence` (None where the model reads no context atoms),
+        `log_probs` [L, 21], `decoding_order` [L]. `bias`: "W:3.0,P:-1"."""
+    def score(
+        self,
+        structures: StructurePaths,
+        *,
+        passes: int = 1,
+        seed: int = 37,
+        chains: Union[str, Sequence[str], None] = None,
+        use_atom_context: bool = True,
+        cutoff_for_score: float = 8.0,
+        side_chain_context: bool = False,
+        zero_occupancy: bool = False,
+        transmembrane_buried: Union[str, Sequence[str], None] = None,
+        transmembrane_interface: Union[str, Sequence[str], None] = None,
+        global_transmembrane_label: int = 0,
+    ) -> Union[dict, list[dict]]:
+        """Adds `scores`, `global_scores` [passes] and `log_probs` [passes, L, 21]."""
+    def probs(
+        self,
+        structures: StructurePaths,
+        *,
+        kind: str = "conditional",
+        passes: int = 1,
+        seed: int = 37,
+        chains: Union[str, Sequence[str], None] = None,
+        use_atom_context: bool = True,
+        cutoff_for_score: float = 8.0,
+        side_chain_context: bool = False,
+        zero_occupancy: bool = False,
+        transmembrane_buried: Union[str, Sequence[str], None] = None,
+        transmembrane_interface: Union[str, Sequence[str], None] = None,
+        global_transmembrane_label: int = 0,
+    ) -> Union[dict, list[dict]]:
+        """kind: "unconditional", "conditional" or "backbone_only"; adds `log_probs`
+        [passes, L, 21]."""

@@ -7,6 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 mod convert;
+mod ligand;
 mod model;
 mod results;
 mod structure;
@@ -29,6 +30,7 @@ fn _mpnn_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<structure::Structure>()?;
     m.add_class::<model::Model>()?;
+    m.add_class::<ligand::LigandModel>()?;
     m.add_class::<results::Scores>()?;
     m.add_class::<results::Designs>()?;
     Ok(())

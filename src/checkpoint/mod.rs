@@ -22,7 +22,7 @@ pub mod safetensors;
 pub mod torch;
 
 pub use self::safetensors::{save_safetensors, to_safetensors_bytes};
-pub use arch::expected_tensors;
+pub use arch::{expected_tensors, EDGE_IN_CA};
 pub use error::CheckpointError;
 pub use locate::{download_verified, git_blob_id, resolve, resolve_with, LocateEnv, WeightsQuery};
 

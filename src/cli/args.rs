@@ -171,6 +171,52 @@ pub struct Common {
     /// (k 16) on a pruned one. Explicit --k / --precision win over the preset's.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<Preset>,
+    #[command(flatten)]
+    pub ligand: LigandFlags,
+}
+
+/// LigandMPNN-family models (`--model_type`, or a checkpoint with atom-context tensors) and
+/// their context and membrane flags, as LigandMPNN's `run.py` spells them.
+#[derive(Debug, Args, Clone, Default)]
+pub struct LigandFlags {
+    /// Run the --weights checkpoint as this LigandMPNN model: ligand_mpnn, protein_mpnn,
+    /// soluble_mpnn, per_residue_label_membrane_mpnn, global_label_membrane_mpnn. Default: a
+    /// checkpoint with atom-context tensors runs as ligand_mpnn, others as ProteinMPNN. With a
+    /// LigandMPNN model, structures are read with LigandMPNN's parser (context atoms kept) and
+    /// residue specs name residues as LigandMPNN does: chain + number + insertion code (B52A).
+    #[arg(long = "model_type", value_name = "TYPE", value_parser = model_type)]
+    pub model_type: Option<mpnn::ligand::ModelType>,
+    /// ligand_mpnn: 1 = read the context atoms (default), 0 = ignore them.
+    #[arg(long = "ligand_mpnn_use_atom_context", default_value = "1", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub use_atom_context: IntFlag,
+    /// Residues whose nearest context atom is closer than this (Å) count for ligand_confidence
+    /// (and for the warning that a model ignores context atoms).
+    #[arg(
+        long = "ligand_mpnn_cutoff_for_score",
+        default_value_t = 8.0,
+        value_name = "ANGSTROM",
+        allow_negative_numbers = true
+    )]
+    pub cutoff_for_score: f32,
+    /// ligand_mpnn: 1 = side-chain atoms of fixed residues are context too.
+    #[arg(long = "ligand_mpnn_use_side_chain_context", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub use_side_chain_context: IntFlag,
+    /// 1 = keep atoms with zero occupancy (LigandMPNN's parser drops them by default).
+    #[arg(long = "parse_atoms_with_zero_occupancy", default_value = "0", value_name = "0|1", value_parser = int_flag, allow_negative_numbers = true)]
+    pub zero_occupancy: IntFlag,
+    /// per_residue_label_membrane_mpnn: buried residues, e.g. "A10 A11 B52A".
+    #[arg(long = "transmembrane_buried", value_name = "RESIDUES", default_value = "")]
+    pub transmembrane_buried: String,
+    /// per_residue_label_membrane_mpnn: interface residues.
+    #[arg(long = "transmembrane_interface", value_name = "RESIDUES", default_value = "")]
+    pub transmembrane_interface: String,
+    /// global_label_membrane_mpnn: 1 = transmembrane, 0 = soluble.
+    #[arg(long = "global_transmembrane_label", default_value_t = 0, value_name = "0|1")]
+    pub global_transmembrane_label: i32,
+}
+
+fn model_type(s: &str) -> Result<mpnn::ligand::ModelType, String> {
+    s.trim().parse()
 }
 
 /// How scoring and probability jobs group structures for the model. Every setting gives the

@@ -393,6 +393,9 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
         let sel = selection_for(p, c.chains.as_deref(), &dicts)?;
         Ok(job::prepare(p, &sel, dicts.constraints(&p.name)?, &inl.residue, &inl.omit, c.ca_only)?)
     });
+    for (input, f) in &prepared {
+        super::native_ligand::warn_ignored_context(c, &input.source.path, &f.masked_chains);
+    }
     let base = out_base(c)?;
     let fasta_path = |name: &str| base.join("seqs").join(format!("{name}.fa"));
     check_unique_names(prepared.iter().map(|(i, _)| (i.protein.name.as_str(), &i.source)), fasta_path)?;

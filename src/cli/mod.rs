@@ -8,6 +8,7 @@ pub mod common;
 pub mod design;
 pub mod eval;
 pub mod ligandmpnn;
+pub mod native_ligand;
 pub mod probs;
 pub mod resume;
 pub mod score;
@@ -21,7 +22,13 @@ pub fn run(cli: Cli) -> Result<()> {
     let isa = mpnn::kernels::isa::init()?;
     tracing::info!("kernels: {isa} path (available: {:?})", mpnn::kernels::isa::Isa::available());
     match cli.command {
-        Some(Command::Score(a)) => score::run(&a.common, a.fasta.as_deref(), &a.batching, &a.skip),
+        Some(Command::Score(a)) => match native_ligand::model_for(&a.common)? {
+            Some(m) => {
+                refuse_batching(&a.batching)?;
+                native_ligand::score(&a.common, a.fasta.as_deref(), &a.skip, m)
+            }
+            None => score::run(&a.common, a.fasta.as_deref(), &a.batching, &a.skip),
+        },
         Some(Command::Probs(a)) => {
             let kind = if a.unconditional {
                 probs::Kind::Unconditional
@@ -30,7 +37,13 @@ pub fn run(cli: Cli) -> Result<()> {
             } else {
                 bail!("say which probabilities: --unconditional or --conditional [--backbone-only]");
             };
-            probs::run(&a.common, kind, &a.batching, &a.skip)
+            match native_ligand::model_for(&a.common)? {
+                Some(m) => {
+                    refuse_batching(&a.batching)?;
+                    native_ligand::probs(&a.common, kind, &a.skip, m)
+                }
+                None => probs::run(&a.common, kind, &a.batching, &a.skip),
+            }
         }
         Some(Command::Bench(a)) => bench::run(&a),
         Some(Command::Eval(a)) => eval::run(&a),
@@ -43,7 +56,10 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::MergeTables(a)) => cluster::merge_tables(&a),
         Some(Command::Ligandmpnn(c)) => ligandmpnn::dispatch(&c),
-        Some(Command::Design(a)) => design::run(&a.common, &a.design, &a.skip, design::Mode::Subcommand),
+        Some(Command::Design(a)) => match native_ligand::model_for(&a.common)? {
+            Some(m) => native_ligand::design(&a.common, &a.design, &a.skip, m),
+            None => design::run(&a.common, &a.design, &a.skip, design::Mode::Subcommand),
+        },
         Some(Command::Convert(a)) => {
             let ckpt = checkpoint::load(&a.input)?;
             let arch = ckpt.architecture()?;
@@ -61,6 +77,12 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         None => {
             let o = cli.official;
+            if o.common.ligand.model_type.is_some() {
+                bail!(
+                    "--model_type runs LigandMPNN models through `mpnn design`, `mpnn score` and `mpnn probs` (or the \
+                     drop-in `mpnn ligandmpnn run` / `score`); the official ProteinMPNN flags do not take it"
+                );
+            }
             if o.score_only.on() {
                 score::run(&o.common, o.path_to_fasta.as_deref(), &o.batching, &o.skip)
             } else if o.conditional_probs_only.on() {
@@ -84,4 +106,12 @@ pub fn run(cli: Cli) -> Result<()> {
             }
         }
     }
+}
+
+/// `--buckets` / `--structure_batch` only group ProteinMPNN structures.
+fn refuse_batching(b: &args::Batching) -> Result<()> {
+    if b.is_set() {
+        bail!("--buckets and --structure_batch are not supported with LigandMPNN models (each structure runs on its own); drop them");
+    }
+    Ok(())
 }

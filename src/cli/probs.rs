@@ -24,6 +24,9 @@ pub fn run(c: &Common, kind: Kind, batching: &Batching, skip: &Skip) -> Result<(
         let sel = selection_for(p, c.chains.as_deref(), &dicts)?;
         Ok(featurize(p, &sel, &dicts.constraints(&p.name)?, c.ca_only)?)
     });
+    for (input, x) in &prepared {
+        super::native_ligand::warn_ignored_context(c, &input.source.path, &x.masked_chains);
+    }
     let sub = match kind {
         Kind::Unconditional => "unconditional_probs_only",
         Kind::Conditional { .. } => "conditional_probs_only",

@@ -54,6 +54,9 @@ pub fn run(c: &Common, fasta: Option<&std::path::Path>, batching: &Batching, ski
         }
         Ok((f, seqs))
     });
+    for (input, x) in &prepared {
+        super::native_ligand::warn_ignored_context(c, &input.source.path, &x.0.masked_chains);
+    }
     let dir = out_base(c)?.join("score_only");
     check_unique_names(prepared.iter().map(|(i, _)| (i.protein.name.as_str(), &i.source)), |n| {
         dir.join(format!("{n}_pdb.npz"))

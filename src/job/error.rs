@@ -34,6 +34,10 @@ pub enum JobError {
         "{path}: this is a full-backbone checkpoint but {ca_only} was given; drop {ca_only} or use CA-only weights"
     )]
     WantsFullBackbone { path: String, ca_only: &'static str },
+    /// LigandMPNN-family models: a bad input (unknown residue id, malformed dictionary, ...)
+    /// or a checkpoint that does not fit, said in full.
+    #[error("{0}")]
+    Ligand(String),
     #[error("{option} must be at least 1")]
     ZeroK { option: &'static str },
     /// An option's value is out of range; `why` says the range.

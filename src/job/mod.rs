@@ -25,6 +25,7 @@ mod constraints;
 mod design;
 mod error;
 mod labels;
+pub mod ligand;
 mod model;
 
 pub use constraints::ResidueConstraints;
