@@ -440,9 +440,8 @@ fn samp_accum(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgrou
 // The end of a step: constraints, the choice, the letter written to the step's members.
 // One thread per sequence; its record (iv, 8 per sequence at P2): kind (0 nothing, 1 choose,
 // 2 native letter of a missing residue), last position, members offset (iv), member count,
-// uniform bits, forced letter / native letter.
-// P0 N, P1 L, P2 records, P3 acc [N, 21], P4 seq (iv [N·L]), P5 probs [N·L, 21], P6 mode
-// (0 inverse-CDF draw, 1 argmax, 2 forced), P7 temperature bits, P8 omit_aas [21], P9 bias_aa [21],
+// uniform bits, forced letter / native letter, mode (0 inverse-CDF draw, 1 argmax, 2 forced).
+// P0 N, P1 L, P2 records, P3 acc [N, 21], P4 seq (iv [N·L]), P5 probs [N·L, 21], P7 temperature bits, P8 omit_aas [21], P9 bias_aa [21],
 // P10 bias_by_res [L, 21], P11 pssm flags (1 bias, 2 log-odds), P12 pssm_multi bits,
 // P13 pssm_coef [L], P14 pssm_bias [L, 21], P15 log-odds mask [L, 21], P16 omit mask [L, 21],
 // P17 design [L], P18 native (iv [L]), P19 tied.
@@ -510,7 +509,7 @@ fn samp_final(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgrou
             pr[c] = pm2[c] / total2;
         }
         var letter = 0u;
-        let mode = P(6u);
+        let mode = iv[rec + 6u];
         if (mode == 0u) {
             let u = bitcast<f32>(iv[rec + 4u]);
             var cum = 0.0;

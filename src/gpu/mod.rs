@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use wgpu::util::DeviceExt;
 
-pub use model::{DrawMode, GpuModel};
+pub use model::{Draw, GpuModel};
 
 /// The backends mpnn asks wgpu for. Naming them matters: with no Vulkan driver but Mesa's GL
 /// present, wgpu would otherwise fall back to its GL backend.

@@ -91,15 +91,25 @@ impl Packer {
     }
 }
 
-/// How the sampler picks each letter.
-pub enum DrawMode<'a> {
-    /// Inverse-CDF draws, one uniform `f32` per choice from each sequence's own generator (the
+/// How the sampler picks the letters of one sequence.
+pub enum Draw<'a> {
+    /// Inverse-CDF draws, one uniform `f32` per choice from the sequence's own generator (the
     /// same stream, in the same order, as the CPU's [`crate::sampler::Multinomial`]).
-    Uniform(Vec<&'a mut dyn RngCore>),
+    Uniform(&'a mut dyn RngCore),
     /// The most probable letter.
     Argmax,
     /// The letter of this sequence at the step's first position.
     Forced(&'a [u8]),
+}
+
+impl Draw<'_> {
+    fn mode(&self) -> u32 {
+        match self {
+            Draw::Uniform(_) => 0,
+            Draw::Argmax => 1,
+            Draw::Forced(_) => 2,
+        }
+    }
 }
 
 /// A model on a GPU.
@@ -483,25 +493,43 @@ impl GpuModel {
         randn: &[f32],
         backbone_only: bool,
     ) -> Result<Vec<f32>, GpuError> {
+        Ok(self.conditional_variants(model, batch, seq, design, randn, &[backbone_only])?.remove(0))
+    }
+
+    /// [`Self::conditional`] for each `backbone_only` value of `variants`, with one encoder run.
+    pub fn conditional_variants(
+        &self,
+        model: &ProteinMpnn,
+        batch: &Batch,
+        seq: &[u8],
+        design: &[f32],
+        randn: &[f32],
+        variants: &[bool],
+    ) -> Result<Vec<Vec<f32>>, GpuError> {
         let mut plan = Plan::new();
         let (e, graph) = self.record_encoder(&mut plan, model, batch);
         let (r, l, h) = (e.r, e.l, self.h);
         let layers = self.dec.len();
-        let others = if backbone_only { 1.0f32 } else { 0.0 };
-        let mut base_order = Vec::with_capacity(r);
-        for bi in 0..batch.b {
-            base_order.extend(decoding_order(&vec![others; l], &randn[bi * l..(bi + 1) * l]));
-        }
-        let base_pos = order_positions(&base_order, l);
-        let targets: Vec<usize> = (0..r).filter(|&i| design[i] == 1.0).collect();
+        let base_pos = |others: f32| {
+            let mut base_order = Vec::with_capacity(r);
+            for bi in 0..batch.b {
+                base_order.extend(decoding_order(&vec![others; l], &randn[bi * l..(bi + 1) * l]));
+            }
+            order_positions(&base_order, l)
+        };
+        let bases: Vec<Vec<usize>> = variants.iter().map(|&bo| base_pos(if bo { 1.0 } else { 0.0 })).collect();
+        // (variant, target) pairs; every copy has its own positions, so variants share chunks.
+        let targets: Vec<(usize, usize)> =
+            (0..variants.len()).flat_map(|v| (0..r).filter(|&i| design[i] == 1.0).map(move |i| (v, i))).collect();
         // Per target: its positions and, per layer, the rows to compute.
-        let cone = |target: usize| -> (Vec<usize>, Vec<Vec<usize>>) {
+        let cone = |(variant, target): (usize, usize)| -> (Vec<usize>, Vec<Vec<usize>>) {
+            let others = if variants[variant] { 1.0f32 } else { 0.0 };
             let bi = target / l;
             let base_row = bi * l;
             let mut order_mask = vec![others; l];
             order_mask[target - base_row] = 1.0 - others;
             let order = decoding_order(&order_mask, &randn[base_row..base_row + l]);
-            let mut pos = base_pos.clone();
+            let mut pos = bases[variant].clone();
             for (t, &i) in order.iter().enumerate() {
                 pos[base_row + i] = t;
             }
@@ -590,12 +618,12 @@ impl GpuModel {
             slots.push((ch.clone(), plan.read(lp, ch.len() * VOCAB)));
         }
         let res = self.run(&plan)?;
-        let mut out = vec![0f32; r * VOCAB];
+        let mut out = vec![vec![0f32; r * VOCAB]; variants.len()];
         for (ch, s) in slots {
             let v = res.floats(s);
             for (ci, c) in ch.enumerate() {
-                let t = targets[c];
-                out[t * VOCAB..(t + 1) * VOCAB].copy_from_slice(&v[ci * VOCAB..(ci + 1) * VOCAB]);
+                let (variant, t) = targets[c];
+                out[variant][t * VOCAB..(t + 1) * VOCAB].copy_from_slice(&v[ci * VOCAB..(ci + 1) * VOCAB]);
             }
         }
         Ok(out)
@@ -621,36 +649,23 @@ impl GpuModel {
         log_odds_mask: &[f32],
         options: &SamplingOptions,
         randns: &[&[f32]],
-        mut draws: DrawMode,
+        mut draws: Vec<Draw>,
     ) -> Result<Vec<Sample>, GpuError> {
         let l = f.len();
         let n_seq = randns.len();
         if n_seq == 0 {
             return Ok(Vec::new());
         }
-        if let DrawMode::Uniform(g) = &draws {
-            assert_eq!(g.len(), n_seq, "one generator per sequence");
-        }
+        assert_eq!(draws.len(), n_seq, "one draw mode per sequence");
         let limit = self.sample_batch_limit(f.len());
         if n_seq > limit {
             // Batches that fit the device, one after the other (each sequence depends only on
             // its own randn and draws, so the split never changes a result).
             let mut out = Vec::with_capacity(n_seq);
-            let (mut gens, forced, argmax) = match draws {
-                DrawMode::Uniform(g) => (g, None, false),
-                DrawMode::Forced(s) => (Vec::new(), Some(s), false),
-                DrawMode::Argmax => (Vec::new(), None, true),
-            };
             for chunk in randns.chunks(limit) {
-                let mode = match (forced, argmax) {
-                    (Some(s), _) => DrawMode::Forced(s),
-                    (None, true) => DrawMode::Argmax,
-                    (None, false) => {
-                        let rest = gens.split_off(chunk.len());
-                        DrawMode::Uniform(std::mem::replace(&mut gens, rest))
-                    }
-                };
-                out.extend(self.sample(model, f, log_odds_mask, options, chunk, mode)?);
+                let rest = draws.split_off(chunk.len());
+                let mine = std::mem::replace(&mut draws, rest);
+                out.extend(self.sample(model, f, log_odds_mask, options, chunk, mine)?);
             }
             return Ok(out);
         }
@@ -662,7 +677,7 @@ impl GpuModel {
         // chosen at its last sub-step.
         struct Sub {
             decode: Option<(u32, u32, f32, f32)>, // row, flags, beta, members
-            fin: Option<[u32; 6]>,                // kind, last, members offset, count, uniform, letter
+            fin: Option<[u32; 7]>, // kind, last, members offset, count, uniform, letter, mode
         }
         let mut members_all: Vec<u32> = Vec::new();
         let mut schedules: Vec<Vec<Sub>> = Vec::with_capacity(n_seq);
@@ -694,14 +709,14 @@ impl GpuModel {
                 members_all.extend(step.iter().map(|&m| m as u32));
                 let last = *step.last().expect("steps are not empty");
                 let fin = match missing {
-                    Some(t) => [2, last as u32, moff, step.len() as u32, 0, f.s[t] as u32],
+                    Some(t) => [2, last as u32, moff, step.len() as u32, 0, f.s[t] as u32, 0],
                     None => {
-                        let (u, letter) = match &mut draws {
-                            DrawMode::Uniform(g) => (fbits(g[si].gen::<f32>()), 0),
-                            DrawMode::Argmax => (0, 0),
-                            DrawMode::Forced(s) => (0, s[step[0]] as u32),
+                        let (u, letter) = match &mut draws[si] {
+                            Draw::Uniform(g) => (fbits(g.gen::<f32>()), 0),
+                            Draw::Argmax => (0, 0),
+                            Draw::Forced(s) => (0, s[step[0]] as u32),
                         };
-                        [1, last as u32, moff, step.len() as u32, u, letter]
+                        [1, last as u32, moff, step.len() as u32, u, letter, draws[si].mode()]
                     }
                 };
                 if subs.len() == before {
@@ -743,11 +758,6 @@ impl GpuModel {
         let omit_mask = plan.upload(f.omit_aa_mask.clone());
         let design_off = plan.upload(design.clone());
         let native = plan.upload_int(f.s.iter().map(|&a| a as u32).collect());
-        let mode = match draws {
-            DrawMode::Uniform(_) => 0,
-            DrawMode::Argmax => 1,
-            DrawMode::Forced(_) => 2,
-        };
         let pssm_flags = (o.pssm_bias_flag as u32) | ((o.pssm_log_odds_flag as u32) << 1);
         let raw = plan.alloc(n_seq * VOCAB);
         for u in 0..u_max {
@@ -762,7 +772,7 @@ impl GpuModel {
                     meta.extend([flags, fbits(beta), fbits(m)]);
                 }
                 if let Some(fin) = sub.fin {
-                    recs[si * 8..si * 8 + 6].copy_from_slice(&fin);
+                    recs[si * 8..si * 8 + 7].copy_from_slice(&fin);
                     recs[si * 8 + 2] += members;
                     any_fin = true;
                 }
@@ -804,7 +814,7 @@ impl GpuModel {
                         acc,
                         seq,
                         probs,
-                        mode,
+                        0,
                         fbits(o.temperature),
                         omit_aas,
                         bias_aa,
