@@ -470,17 +470,14 @@ pub fn run_gpu(
                     let mut gpu_once = || {
                         let r = match task {
                             "design" => {
-                                let mut streams: Vec<_> = (0..b)
-                                    .map(|i| rng::stream(1, &f.name, Purpose::DesignDraws, i as u64))
-                                    .collect();
+                                let mut streams: Vec<_> =
+                                    (0..b).map(|i| rng::stream(1, &f.name, Purpose::DesignDraws, i as u64)).collect();
                                 let draws: Vec<Draw> = streams.iter_mut().map(|r| Draw::Uniform(r)).collect();
                                 gm.sample(model, &f, &lom, &opts, &refs, draws).map(|s| s.len())
                             }
                             _ => {
-                                let passes: Vec<(Vec<u8>, Option<Vec<usize>>)> = randns
-                                    .iter()
-                                    .map(|r| (f.s.clone(), Some(decoding_order(&design, r))))
-                                    .collect();
+                                let passes: Vec<(Vec<u8>, Option<Vec<usize>>)> =
+                                    randns.iter().map(|r| (f.s.clone(), Some(decoding_order(&design, r)))).collect();
                                 gm.forward_passes(model, &batch, &passes).map(|v| v.len())
                             }
                         };

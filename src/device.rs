@@ -57,7 +57,9 @@ impl Device {
             #[cfg(not(feature = "gpu"))]
             DeviceChoice::Gpu => Err(DeviceError::NotBuilt),
             #[cfg(feature = "gpu")]
-            DeviceChoice::Auto => Ok(crate::gpu::Gpu::open_auto().map_or(Device::Cpu, |g| Device::Gpu(std::sync::Arc::new(g)))),
+            DeviceChoice::Auto => {
+                Ok(crate::gpu::Gpu::open_auto().map_or(Device::Cpu, |g| Device::Gpu(std::sync::Arc::new(g))))
+            }
             #[cfg(not(feature = "gpu"))]
             DeviceChoice::Auto => Ok(Device::Cpu),
         }

@@ -127,26 +127,24 @@ impl Engine {
     /// Whether the passes run on a GPU.
     pub fn on_gpu(&self) -> bool {
         #[cfg(feature = "gpu")]
-        return self.gpu.is_some();
-        #[cfg(not(feature = "gpu"))]
+        if self.gpu.is_some() {
+            return true;
+        }
         false
     }
 
-    /// `gpu` on the GPU when there is one; the CPU (`cpu`) otherwise, or when the GPU fails
-    /// (with a warning: the job goes on with the same numbers to ~1e-5).
+    /// `gpu`'s result when there is a GPU; `None` without one, or when the GPU fails (with a
+    /// warning: the caller runs the CPU path, the same numbers to ~1e-5).
     #[cfg(feature = "gpu")]
-    fn gpu_or<T>(
-        &self,
-        gpu: impl FnOnce(&crate::gpu::GpuModel) -> Result<T, crate::gpu::GpuError>,
-        cpu: impl FnOnce() -> T,
-    ) -> T {
-        if let Some(g) = &self.gpu {
-            match gpu(g) {
-                Ok(v) => return v,
-                Err(e) => eprintln!("warning: {e}; running this structure on the CPU"),
+    fn try_gpu<T>(&self, gpu: impl FnOnce(&crate::gpu::GpuModel) -> Result<T, crate::gpu::GpuError>) -> Option<T> {
+        let g = self.gpu.as_ref()?;
+        match gpu(g) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!("warning: {e}; running this structure on the CPU");
+                None
             }
         }
-        cpu()
     }
 
     pub fn arch(&self) -> Architecture {
@@ -182,16 +180,14 @@ impl Engine {
             passes.iter().zip(&orders).map(|((seq, _), order)| self.model.forward(&enc, seq, order)).collect()
         };
         #[cfg(feature = "gpu")]
-        let lps: Vec<Vec<f32>> = self.gpu_or(
-            |g| {
-                let p: Vec<(Vec<u8>, Option<Vec<usize>>)> =
-                    passes.iter().zip(&orders).map(|((s, _), o)| (s.clone(), Some(o.clone()))).collect();
-                g.forward_passes(&self.model, &batch, &p)
-            },
-            cpu,
-        );
+        let lps: Option<Vec<Vec<f32>>> = self.try_gpu(|g| {
+            let p: Vec<(Vec<u8>, Option<Vec<usize>>)> =
+                passes.iter().zip(&orders).map(|((s, _), o)| (s.clone(), Some(o.clone()))).collect();
+            g.forward_passes(&self.model, &batch, &p)
+        });
         #[cfg(not(feature = "gpu"))]
-        let lps: Vec<Vec<f32>> = cpu();
+        let lps: Option<Vec<Vec<f32>>> = None;
+        let lps: Vec<Vec<f32>> = lps.unwrap_or_else(cpu);
         passes
             .iter()
             .zip(lps)
@@ -205,22 +201,22 @@ impl Engine {
     /// Official `unconditional_probs()` log-probabilities `[L, 21]`.
     pub fn unconditional(&self, f: &Features) -> Vec<f32> {
         let batch = Batch::new(&[f], None);
-        let cpu = || self.model.unconditional(&self.model.encode(&batch));
         #[cfg(feature = "gpu")]
-        return self.gpu_or(|g| g.unconditional(&self.model, &batch), cpu);
-        #[cfg(not(feature = "gpu"))]
-        cpu()
+        if let Some(lp) = self.try_gpu(|g| g.unconditional(&self.model, &batch)) {
+            return lp;
+        }
+        self.model.unconditional(&self.model.encode(&batch))
     }
 
     /// Official `conditional_probs()` log-probabilities `[L, 21]` (0 outside designed positions).
     pub fn conditional(&self, f: &Features, seq: &[u8], randn: &[f32], backbone_only: bool) -> Vec<f32> {
         let batch = Batch::new(&[f], None);
         let design = f.design_mask();
-        let cpu = || self.model.conditional(&self.model.encode(&batch), seq, &design, randn, backbone_only);
         #[cfg(feature = "gpu")]
-        return self.gpu_or(|g| g.conditional(&self.model, &batch, seq, &design, randn, backbone_only), cpu);
-        #[cfg(not(feature = "gpu"))]
-        cpu()
+        if let Some(lp) = self.try_gpu(|g| g.conditional(&self.model, &batch, seq, &design, randn, backbone_only)) {
+            return lp;
+        }
+        self.model.conditional(&self.model.encode(&batch), seq, &design, randn, backbone_only)
     }
 
     /// Checks that `items` can run as one batch padded to `pad_to` without changing a result,
@@ -378,9 +374,10 @@ impl Engine {
         let l = self.check_batch(&checked, pad_to)?;
         let batch = ws.fill(items, l);
         #[cfg(feature = "gpu")]
-        let lp = self.gpu_or(|g| g.unconditional(&self.model, batch), || self.model.unconditional(&self.model.encode(batch)));
+        let lp = self.try_gpu(|g| g.unconditional(&self.model, batch));
         #[cfg(not(feature = "gpu"))]
-        let lp = self.model.unconditional(&self.model.encode(batch));
+        let lp: Option<Vec<f32>> = None;
+        let lp = lp.unwrap_or_else(|| self.model.unconditional(&self.model.encode(batch)));
         Ok(items.iter().enumerate().map(|(bi, f)| lp[bi * l * VOCAB..][..f.len() * VOCAB].to_vec()).collect())
     }
 
@@ -443,10 +440,8 @@ impl Engine {
                 #[cfg(feature = "gpu")]
                 None => {
                     let batch = ws.batch.as_ref().expect("filled above");
-                    self.gpu_or(
-                        |g| g.conditional(&self.model, batch, &ws.seq, &ws.design, &ws.randn, backbone_only),
-                        || cpu(&self.model.encode(batch)),
-                    )
+                    self.try_gpu(|g| g.conditional(&self.model, batch, &ws.seq, &ws.design, &ws.randn, backbone_only))
+                        .unwrap_or_else(|| cpu(&self.model.encode(batch)))
                 }
                 #[cfg(not(feature = "gpu"))]
                 None => unreachable!("the CPU path always encodes"),

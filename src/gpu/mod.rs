@@ -20,8 +20,7 @@ pub use model::{Draw, GpuModel};
 
 /// The backends mpnn asks wgpu for. Naming them matters: with no Vulkan driver but Mesa's GL
 /// present, wgpu would otherwise fall back to its GL backend.
-pub const BACKENDS: wgpu::Backends =
-    wgpu::Backends::VULKAN.union(wgpu::Backends::METAL).union(wgpu::Backends::DX12);
+pub const BACKENDS: wgpu::Backends = wgpu::Backends::VULKAN.union(wgpu::Backends::METAL).union(wgpu::Backends::DX12);
 
 /// Environment variable that lets `--device gpu` use a software adapter (Mesa's lavapipe in CI).
 pub const ALLOW_SOFTWARE: &str = "MPNN_ALLOW_SOFTWARE_GPU";
@@ -29,10 +28,10 @@ pub const ALLOW_SOFTWARE: &str = "MPNN_ALLOW_SOFTWARE_GPU";
 /// Errors of the GPU backend.
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
-    #[error("--device gpu: no usable GPU found (wgpu found no Vulkan, Metal or DX12 adapter{found}); install the GPU's Vulkan driver (NVIDIA, AMD, Intel) or use --device cpu / auto")]
-    NoAdapter { found: String },
-    #[error("--device gpu: the only adapter is the software renderer `{name}` ({backend}); set {ALLOW_SOFTWARE}=1 to use it anyway (slow; meant for tests), or use --device cpu / auto")]
-    SoftwareOnly { name: String, backend: String },
+    #[error("--device gpu: no usable GPU found (wgpu found no Vulkan, Metal or DX12 adapter); install the GPU's Vulkan driver (NVIDIA, AMD, Intel) or use --device cpu / auto")]
+    NoAdapter,
+    #[error("--device gpu: the only adapter found is a software renderer, {name}; set {ALLOW_SOFTWARE}=1 to use it anyway (slow; meant for tests), or use --device cpu / auto")]
+    SoftwareOnly { name: String },
     #[error("GPU `{name}`: could not open the device: {message}")]
     Device { name: String, message: String },
     #[error("GPU: {0}")]
@@ -160,11 +159,7 @@ impl Kernel {
     /// Threads per workgroup of the 1-D kernels.
     fn group(self) -> u32 {
         match self {
-            Kernel::AddNorm
-            | Kernel::NodeUpdate
-            | Kernel::LogSoftmax
-            | Kernel::SampAccum
-            | Kernel::SampFinal => 64,
+            Kernel::AddNorm | Kernel::NodeUpdate | Kernel::LogSoftmax | Kernel::SampAccum | Kernel::SampFinal => 64,
             _ => 256,
         }
     }
@@ -348,11 +343,8 @@ impl Gpu {
         let chosen = all.into_iter().find(|a| allow_software || a.get_info().device_type != wgpu::DeviceType::Cpu);
         match chosen {
             Some(a) => Self::with_adapter(a),
-            None if found.is_empty() => Err(GpuError::NoAdapter { found: String::new() }),
-            None => {
-                let s = found.join("; ");
-                Err(GpuError::SoftwareOnly { name: s, backend: "software".into() })
-            }
+            None if found.is_empty() => Err(GpuError::NoAdapter),
+            None => Err(GpuError::SoftwareOnly { name: found.join("; ") }),
         }
     }
 
@@ -438,7 +430,7 @@ impl Gpu {
                 (k, p)
             })
             .collect();
-        let max_buffer = (lim.max_storage_buffer_binding_size as u64).min(lim.max_buffer_size);
+        let max_buffer = lim.max_storage_buffer_binding_size.min(lim.max_buffer_size);
         Ok(Gpu { adapter: info, device, queue, layout, pipelines, arena: Mutex::new(None), max_buffer })
     }
 
@@ -490,7 +482,12 @@ impl Gpu {
             let old = cell.take();
             let grow = |need: u64, have: Option<u64>| need.max(have.unwrap_or(0)).next_multiple_of(256);
             let mk = |label: &str, size: u64, usage: wgpu::BufferUsages| {
-                self.device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false })
+                self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(label),
+                    size,
+                    usage,
+                    mapped_at_creation: false,
+                })
             };
             let st = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
             *cell = Some(Arena {

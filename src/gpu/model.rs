@@ -69,7 +69,7 @@ impl Packer {
     fn put(&mut self, v: &[f32]) -> u32 {
         let o = self.0.len() as u32;
         self.0.extend_from_slice(v);
-        while self.0.len() % 64 != 0 {
+        while !self.0.len().is_multiple_of(64) {
             self.0.push(0.0);
         }
         o
@@ -576,12 +576,8 @@ impl GpuModel {
             chunks.push(start..cones.len());
         }
         let max_copies = chunks.iter().map(|c| c.len()).max().unwrap_or(0);
-        let max_rows = chunks
-            .iter()
-            .map(|c| cones[c.clone()].iter().map(per_layer).sum::<usize>())
-            .max()
-            .unwrap_or(0)
-            .max(1);
+        let max_rows =
+            chunks.iter().map(|c| cones[c.clone()].iter().map(per_layer).sum::<usize>()).max().unwrap_or(0).max(1);
         let sc = self.scratch(&mut plan, e.k, max_rows);
         let states: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(max_copies * r * h)).collect();
         let nbrs: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(max_copies * r * h)).collect();
@@ -590,7 +586,7 @@ impl GpuModel {
         let mut slots = Vec::new();
         for ch in &chunks {
             let mut pos = Vec::with_capacity(ch.len() * r);
-            for (_, c) in ch.clone().enumerate() {
+            for c in ch.clone() {
                 pos.extend(cones[c].0.iter().map(|&p| p as u32));
             }
             let pos = plan.upload_int(pos);
@@ -634,7 +630,8 @@ impl GpuModel {
         let (l, h) = (l as u64, self.h as u64);
         let k = self.k.min(l as usize).max(1) as u64;
         let layers = self.dec.len().max(1) as u64;
-        let per_seq = 4 * (l * h * 2 * (layers - 1) + 2 * l * VOCAB as u64 + 2 * k * h + 12 * h + 2 * VOCAB as u64 + 2 * l);
+        let per_seq =
+            4 * (l * h * 2 * (layers - 1) + 2 * l * VOCAB as u64 + 2 * k * h + 12 * h + 2 * VOCAB as u64 + 2 * l);
         let fixed = 4 * (l * k * (self.edge_in as u64 + h * (3 + layers)) + 12 * l * h) + (4 << 20);
         (self.budget(fixed) / per_seq.max(1)).clamp(1, 8192) as usize
     }
@@ -677,7 +674,7 @@ impl GpuModel {
         // chosen at its last sub-step.
         struct Sub {
             decode: Option<(u32, u32, f32, f32)>, // row, flags, beta, members
-            fin: Option<[u32; 7]>, // kind, last, members offset, count, uniform, letter, mode
+            fin: Option<[u32; 7]>,                // kind, last, members offset, count, uniform, letter, mode
         }
         let mut members_all: Vec<u32> = Vec::new();
         let mut schedules: Vec<Vec<Sub>> = Vec::with_capacity(n_seq);

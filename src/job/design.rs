@@ -221,7 +221,9 @@ pub fn design(
     if let Some(g) = &engine.gpu {
         if opts.backbone_noise == 0.0 {
             match sample_all_gpu(g, &engine.model, f, opts, progress) {
-                Ok(designs) => return Ok(Designs { native: native_scores_gpu(g, &engine.model, f, opts.seed), designs }),
+                Ok(designs) => {
+                    return Ok(Designs { native: native_scores_gpu(g, &engine.model, f, opts.seed), designs })
+                }
                 Err(e) => eprintln!("warning: {e}; designing {} on the CPU", f.name),
             }
         }
@@ -264,12 +266,8 @@ fn sample_all_gpu(
             .filter(|s| s.log_probs.is_none())
             .map(|s| (s.s.clone(), Some(s.decoding_order.clone())))
             .collect();
-        let mut rescored = if rescore.is_empty() {
-            Vec::new()
-        } else {
-            gm.forward_passes(model, &batch, &rescore)?
-        }
-        .into_iter();
+        let mut rescored =
+            if rescore.is_empty() { Vec::new() } else { gm.forward_passes(model, &batch, &rescore)? }.into_iter();
         for (s, (k, &i)) in samples.into_iter().zip(ids.iter().enumerate()) {
             let lp = match &s.log_probs {
                 Some(lp) => lp.clone(),
