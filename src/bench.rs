@@ -527,7 +527,7 @@ pub fn run_gpu(
 #[cfg(feature = "gpu")]
 pub fn gpu_markdown(rows: &[GpuRow]) -> String {
     let mut s = String::from(
-        "| task | structure | L | bucket | checkpoint | batch | GPU batch | GPU ms | GPU seq/s | GPU res/s | GPU MiB | CPU ms | CPU seq/s | GPU/CPU |\n\
+        "| task | structure | L | bucket | checkpoint | batch | GPU batch | GPU ms | GPU seq/s | GPU res/s | GPU MiB | CPU ms | CPU seq/s | GPU speed-up |\n\
          | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for r in rows {
@@ -547,7 +547,7 @@ pub fn gpu_markdown(rows: &[GpuRow]) -> String {
             r.gpu_mib,
             cpu(r.cpu_ms, 1),
             cpu(r.cpu_seq_per_s, 1),
-            r.cpu_ms.map_or("-".to_string(), |c| format!("{:.2}×", c / r.gpu_ms)),
+            r.cpu_ms.map_or("-".to_string(), |c| format!("{:.2}× the CPU", c / r.gpu_ms)),
         ));
     }
     s

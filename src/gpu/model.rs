@@ -419,7 +419,8 @@ impl GpuModel {
         let t = passes.len().max(1);
         // Copies decoded together: as many as the device's buffer limit allows.
         let per_copy = 4 * r as u64 * (h as u64 * (2 * e.k as u64 + 12 + 4 * layers as u64) + VOCAB as u64 + 2);
-        let per = (self.budget(plan.float_bytes()) / per_copy.max(1)).clamp(1, t as u64) as usize;
+        let outputs = 4 * (r * VOCAB + 64) as u64 * t as u64;
+        let per = (self.budget(plan.float_bytes() + outputs) / per_copy.max(1)).clamp(1, t as u64) as usize;
         let sc = self.scratch(&mut plan, e.k, per * r);
         let states: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(per * r * h)).collect();
         let nbrs: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(per * r * h)).collect();
@@ -560,17 +561,23 @@ impl GpuModel {
         let copy_bytes = 4 * r as u64 * (2 * h as u64 * layers as u64 + 4) + 4 * VOCAB as u64;
         let budget = self.budget(plan.float_bytes());
         let per_layer = |c: &(Vec<usize>, Vec<Vec<usize>>)| c.1.iter().map(|v| v.len()).max().unwrap_or(1);
+        // Half the budget for the rows' scratch, half for the copies' states and outputs (the
+        // largest of each is allocated once and reused by every chunk).
         let mut chunks: Vec<std::ops::Range<usize>> = Vec::new();
         let mut start = 0;
-        let mut used = 0u64;
+        let (mut rows_used, mut copies_used) = (0u64, 0u64);
+        let outputs = 4 * (VOCAB as u64 + 64) * cones.len() as u64;
+        let half = budget.saturating_sub(outputs) / 2;
         for (i, c) in cones.iter().enumerate() {
-            let n = per_layer(c) as u64 * row_bytes + copy_bytes;
-            if i > start && used + n > budget {
+            let n = per_layer(c) as u64 * row_bytes;
+            if i > start && (rows_used + n > half || copies_used + copy_bytes > half) {
                 chunks.push(start..i);
                 start = i;
-                used = 0;
+                rows_used = 0;
+                copies_used = 0;
             }
-            used += n;
+            rows_used += n;
+            copies_used += copy_bytes;
         }
         if start < cones.len() {
             chunks.push(start..cones.len());
