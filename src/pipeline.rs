@@ -110,16 +110,17 @@ impl Engine {
 
     /// The same engine running on `device` (the weights are uploaded once here).
     pub fn on_device(&self, device: &crate::device::Device) -> Engine {
-        let mut e = self.clone();
+        let e = self.clone();
         #[cfg(feature = "gpu")]
-        {
-            e.gpu = match device {
+        let e = Engine {
+            gpu: match device {
                 crate::device::Device::Gpu(g) => {
                     Some(std::sync::Arc::new(crate::gpu::GpuModel::new(g.clone(), &self.model)))
                 }
                 crate::device::Device::Cpu => None,
-            };
-        }
+            },
+            ..e
+        };
         let _ = device;
         e
     }
