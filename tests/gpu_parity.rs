@@ -37,10 +37,12 @@ fn gpu() -> Option<Arc<Gpu>> {
 /// pruned model (small_5L33, small_6EHB), the full model with bias and omissions (6MRR), missing
 /// residues and chain breaks (quirks_edge), the CA-only model (ca_5L33), plus tied sampling
 /// (complex_3HTN_tied_beta) for the sampler. `MPNN_GPU_PARITY=all` runs every case (on a real GPU
-/// that takes seconds).
+/// that takes seconds), `MPNN_GPU_PARITY=case,case` the named ones.
 fn gpu_cases(dir: &std::path::Path, tied: bool) -> Vec<String> {
-    if std::env::var("MPNN_GPU_PARITY").is_ok_and(|v| v == "all") {
-        return cases(dir);
+    match std::env::var("MPNN_GPU_PARITY").as_deref() {
+        Ok("all") => return cases(dir),
+        Ok(list) if !list.is_empty() => return list.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => {}
     }
     let mut v = vec!["small_5L33", "small_6EHB", "monomer_6MRR_bias_omit", "quirks_edge", "ca_5L33"];
     if tied {

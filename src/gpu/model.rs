@@ -258,6 +258,7 @@ impl GpuModel {
         let (r, l, k) = (batch.b * batch.l, batch.l, graph.k);
         debug_assert!(k <= self.k.max(k));
         let edges = r * k;
+        let raw_len = raw.len();
         let raw = plan.upload(raw);
         let mask = plan.upload(batch.mask.clone());
         let e_idx = plan.upload_int(graph.e_idx.clone());
@@ -272,7 +273,20 @@ impl GpuModel {
         let s_proj = plan.alloc(r * h);
         let n_proj = plan.alloc(r * h);
         let pre = e; // the embedded features are no longer needed
-        let mid = plan.alloc(edges * h);
+                     // The raw inputs are dead after the embedding: their region holds `mid` and as many of
+                     // the decoder's edge projections as fit (keeps long structures within one buffer).
+        let mut free = (raw, raw_len);
+        let mut recycle = |plan: &mut Plan, n: usize| {
+            let n_pad = n.div_ceil(64) * 64;
+            if n_pad <= free.1 {
+                let o = free.0;
+                free = (free.0 + n_pad as u32, free.1 - n_pad);
+                o
+            } else {
+                plan.alloc(n)
+            }
+        };
+        let mid = recycle(plan, edges * h);
         let sums = plan.alloc(r * h);
         let counts = plan.alloc(r);
         let dh = plan.alloc(r * h);
@@ -316,7 +330,7 @@ impl GpuModel {
             let nb = plan.alloc(r * h);
             plan.gemm(r, h, h, h_v, w.w1_nbr.w, NONE, nb, false);
             enc_nbr.push(nb);
-            let ep = plan.alloc(edges * h);
+            let ep = recycle(plan, edges * h);
             plan.gemm(edges, h, h, h_e, w.w1_edge.w, NONE, ep, false);
             edge_proj.push(ep);
         }
