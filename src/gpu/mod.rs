@@ -472,6 +472,9 @@ impl Gpu {
         let param_bytes = (plan.dispatches.len() as u64 * PARAM_STRIDE).max(256);
         let read_bytes: u64 = plan.reads.iter().map(|r| r.2 as u64 * 4).sum::<u64>().max(4);
         let mut cell = self.arena.lock().unwrap_or_else(|e| e.into_inner());
+        // Device errors (out of memory, validation) become a `GpuError`, never a panic.
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let invalid = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let fits = |a: &Arena| {
             a.floats.size() >= float_bytes
                 && a.ints.size() >= int_bytes
@@ -563,6 +566,15 @@ impl Gpu {
             at += n as u64 * 4;
         }
         self.queue.submit([enc.finish()]);
+        let failed = match (pollster::block_on(invalid.pop()), pollster::block_on(oom.pop())) {
+            (Some(e), _) => Some(format!("the device rejected the work: {e}")),
+            (None, Some(e)) => Some(format!("out of device memory: {e}")),
+            (None, None) => None,
+        };
+        if let Some(message) = failed {
+            *cell = None; // start from fresh buffers next time
+            return Err(GpuError::Run(message));
+        }
         let mut data = Vec::new();
         if at > 0 {
             let slice = arena.staging.slice(..at);
