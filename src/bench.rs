@@ -291,7 +291,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&Row)) -> Vec<Row> {
 /// "score-set" rows: every structure of the plan scored (`batch` passes each) through
 /// [`Engine::score_many`], grouped by the plan's buckets, `structure_batch` structures at a time.
 fn score_set(plan: &Plan, label: &str, model: &ProteinMpnn) -> Vec<Row> {
-    let engine = Engine { model: model.clone(), source: label.to_string(), noise_level: 0.0 };
+    let engine = Engine::from_model(model.clone(), label.to_string(), 0.0);
     let feats: Vec<Features> = plan
         .structures
         .iter()
@@ -407,4 +407,148 @@ mod tests {
         assert_eq!(bucket_of(50), "≤64");
         assert_eq!(bucket_of(5000), ">2048");
     }
+}
+
+/// One row of `mpnn bench --device gpu`: a task on one structure at one batch size, on the GPU
+/// and (same machine, same work) on the CPU.
+#[cfg(feature = "gpu")]
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuRow {
+    pub task: &'static str,
+    pub structure: String,
+    pub length: usize,
+    pub bucket: String,
+    pub checkpoint: String,
+    /// Sequences (design) or scoring passes (score) asked for.
+    pub batch: usize,
+    /// Sequences per GPU command buffer (the device's memory limit may split a batch).
+    pub gpu_batch: usize,
+    pub gpu_ms: f64,
+    pub gpu_seq_per_s: f64,
+    pub gpu_residues_per_s: f64,
+    /// Device memory held: weights + arenas, MiB.
+    pub gpu_mib: f64,
+    pub cpu_ms: Option<f64>,
+    pub cpu_seq_per_s: Option<f64>,
+    pub device: String,
+}
+
+/// `mpnn bench --device gpu`: design (seeded multinomial sampling, whole sampler on the GPU)
+/// and scoring passes per structure and batch size, the CPU's time for the same work beside
+/// (skipped for CPU runs estimated over `cpu_max_seconds`).
+#[cfg(feature = "gpu")]
+#[allow(clippy::too_many_arguments)]
+pub fn run_gpu(
+    gpu: &std::sync::Arc<crate::gpu::Gpu>,
+    models: &[(String, ProteinMpnn)],
+    structures: &[Protein],
+    batches: &[usize],
+    temperature: f32,
+    repeats: usize,
+    with_cpu: bool,
+    mut progress: impl FnMut(&GpuRow),
+) -> Result<Vec<GpuRow>, crate::gpu::GpuError> {
+    use crate::gpu::{Draw, GpuModel};
+    let mut rows = Vec::new();
+    for (label, model) in models {
+        let gm = GpuModel::new(gpu.clone(), model);
+        for p in structures {
+            let f = featurize(p, &ChainSelection::all(p), &Constraints::default(), model.arch.ca_only)
+                .expect("benchmark structures featurize");
+            let l = f.len();
+            let lom = crate::sampler::pssm_log_odds_mask(&f, 0.0);
+            let opts = SamplingOptions::new(temperature);
+            let batch = Batch::new(&[&f], None);
+            let design = f.design_mask();
+            for &b in batches {
+                let randns: Vec<Vec<f32>> = (0..b)
+                    .map(|i| rng::randn(&mut rng::stream(1, &f.name, Purpose::DesignOrder, i as u64), l))
+                    .collect();
+                let refs: Vec<&[f32]> = randns.iter().map(|r| r.as_slice()).collect();
+                for task in ["design", "score"] {
+                    let mut err = None;
+                    let mut gpu_once = || {
+                        let r = match task {
+                            "design" => {
+                                let mut streams: Vec<_> =
+                                    (0..b).map(|i| rng::stream(1, &f.name, Purpose::DesignDraws, i as u64)).collect();
+                                let draws: Vec<Draw> = streams.iter_mut().map(|r| Draw::Uniform(r)).collect();
+                                gm.sample(model, &f, &lom, &opts, &refs, draws).map(|s| s.len())
+                            }
+                            _ => {
+                                let passes: Vec<(Vec<u8>, Option<Vec<usize>>)> =
+                                    randns.iter().map(|r| (f.s.clone(), Some(decoding_order(&design, r)))).collect();
+                                gm.forward_passes(model, &batch, &passes).map(|v| v.len())
+                            }
+                        };
+                        if let Err(e) = r {
+                            err = Some(e);
+                        }
+                    };
+                    gpu_once(); // warm-up: pipelines, arenas for this bucket
+                    let gpu_ms = time(repeats, &mut gpu_once);
+                    if let Some(e) = err {
+                        return Err(e);
+                    }
+                    let cpu_ms = with_cpu.then(|| match task {
+                        "design" => time(repeats, || {
+                            design_once(model, &f, &randns, temperature);
+                        }),
+                        _ => time(repeats, || {
+                            score_once(model, &f, &randns);
+                        }),
+                    });
+                    let row = GpuRow {
+                        task,
+                        structure: f.name.clone(),
+                        length: l,
+                        bucket: bucket_of(l),
+                        checkpoint: label.clone(),
+                        batch: b,
+                        gpu_batch: if task == "design" { b.min(gm.sample_batch_limit(l)) } else { b },
+                        gpu_ms,
+                        gpu_seq_per_s: b as f64 / (gpu_ms / 1e3),
+                        gpu_residues_per_s: (b * l) as f64 / (gpu_ms / 1e3),
+                        gpu_mib: (gm.weight_bytes + gpu.arena_bytes()) as f64 / (1 << 20) as f64,
+                        cpu_ms,
+                        cpu_seq_per_s: cpu_ms.map(|ms| b as f64 / (ms / 1e3)),
+                        device: gpu.adapter.to_string(),
+                    };
+                    progress(&row);
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// The GPU rows as a markdown table.
+#[cfg(feature = "gpu")]
+pub fn gpu_markdown(rows: &[GpuRow]) -> String {
+    let mut s = String::from(
+        "| task | structure | L | bucket | checkpoint | batch | GPU batch | GPU ms | GPU seq/s | GPU res/s | GPU MiB | CPU ms | CPU seq/s | GPU speed-up |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for r in rows {
+        let cpu = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {} | {} | {} |\n",
+            r.task,
+            r.structure,
+            r.length,
+            r.bucket,
+            r.checkpoint,
+            r.batch,
+            r.gpu_batch,
+            r.gpu_ms,
+            r.gpu_seq_per_s,
+            r.gpu_residues_per_s,
+            r.gpu_mib,
+            cpu(r.cpu_ms, 1),
+            cpu(r.cpu_seq_per_s, 1),
+            r.cpu_ms.map_or("-".to_string(), |c| format!("{:.2}× the CPU", c / r.gpu_ms)),
+        ));
+    }
+    s
 }

@@ -16,8 +16,11 @@ pub mod bench;
 pub mod bucket;
 pub mod checkpoint;
 pub mod cluster;
+pub mod device;
 pub mod eval;
 pub mod featurize;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod inputs;
 pub mod job;
 pub mod kernels;

@@ -20,6 +20,9 @@ pub struct Engine {
     pub model: ProteinMpnn,
     pub source: String,
     pub noise_level: f64,
+    /// The same model on a GPU (`--device gpu`/`auto`): the passes below run there.
+    #[cfg(feature = "gpu")]
+    pub gpu: Option<std::sync::Arc<crate::gpu::GpuModel>>,
 }
 
 /// Scores of one sequence, the official `score` (designed positions) and `global_score` (all).
@@ -91,7 +94,58 @@ impl Workspace {
 impl Engine {
     /// Builds the model from a checkpoint, inferring its architecture.
     pub fn new(ckpt: &Checkpoint, arch: Architecture) -> Result<Engine, ModelError> {
-        Ok(Engine { model: ProteinMpnn::new(ckpt, arch)?, source: ckpt.source.clone(), noise_level: ckpt.noise_level })
+        Ok(Engine::from_model(ProteinMpnn::new(ckpt, arch)?, ckpt.source.clone(), ckpt.noise_level))
+    }
+
+    /// An engine for `model` on the CPU.
+    pub fn from_model(model: ProteinMpnn, source: String, noise_level: f64) -> Engine {
+        Engine {
+            model,
+            source,
+            noise_level,
+            #[cfg(feature = "gpu")]
+            gpu: None,
+        }
+    }
+
+    /// The same engine running on `device` (the weights are uploaded once here).
+    pub fn on_device(&self, device: &crate::device::Device) -> Engine {
+        let e = self.clone();
+        #[cfg(feature = "gpu")]
+        let e = Engine {
+            gpu: match device {
+                crate::device::Device::Gpu(g) => {
+                    Some(std::sync::Arc::new(crate::gpu::GpuModel::new(g.clone(), &self.model)))
+                }
+                crate::device::Device::Cpu => None,
+            },
+            ..e
+        };
+        let _ = device;
+        e
+    }
+
+    /// Whether the passes run on a GPU.
+    pub fn on_gpu(&self) -> bool {
+        #[cfg(feature = "gpu")]
+        if self.gpu.is_some() {
+            return true;
+        }
+        false
+    }
+
+    /// `gpu`'s result when there is a GPU; `None` without one, or when the GPU fails (with a
+    /// warning: the caller runs the CPU path, the same numbers to ~1e-5).
+    #[cfg(feature = "gpu")]
+    fn try_gpu<T>(&self, gpu: impl FnOnce(&crate::gpu::GpuModel) -> Result<T, crate::gpu::GpuError>) -> Option<T> {
+        let g = self.gpu.as_ref()?;
+        match gpu(g) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!("warning: {e}; running this structure on the CPU");
+                None
+            }
+        }
     }
 
     pub fn arch(&self) -> Architecture {
@@ -106,7 +160,13 @@ impl Engine {
         if let Some(k) = k {
             model = model.with_k(k);
         }
-        Engine { model, source: self.source.clone(), noise_level: self.noise_level }
+        Engine {
+            model,
+            source: self.source.clone(),
+            noise_level: self.noise_level,
+            #[cfg(feature = "gpu")]
+            gpu: None,
+        }
     }
 
     /// Official scoring passes: for each `(sequence, randn)` pair, `forward()` with the decoding
@@ -114,13 +174,25 @@ impl Engine {
     /// Returns the scores and the log-probabilities `[L, 21]` of each pass.
     pub fn score(&self, f: &Features, passes: &[(Vec<u8>, Vec<f32>)]) -> Vec<(Scores, Vec<f32>)> {
         let batch = Batch::new(&[f], None);
-        let enc = self.model.encode(&batch);
         let design = f.design_mask();
+        let orders: Vec<Vec<usize>> = passes.iter().map(|(_, randn)| decoding_order(&design, randn)).collect();
+        let cpu = || {
+            let enc = self.model.encode(&batch);
+            passes.iter().zip(&orders).map(|((seq, _), order)| self.model.forward(&enc, seq, order)).collect()
+        };
+        #[cfg(feature = "gpu")]
+        let lps: Option<Vec<Vec<f32>>> = self.try_gpu(|g| {
+            let p: Vec<(Vec<u8>, Option<Vec<usize>>)> =
+                passes.iter().zip(&orders).map(|((s, _), o)| (s.clone(), Some(o.clone()))).collect();
+            g.forward_passes(&self.model, &batch, &p)
+        });
+        #[cfg(not(feature = "gpu"))]
+        let lps: Option<Vec<Vec<f32>>> = None;
+        let lps: Vec<Vec<f32>> = lps.unwrap_or_else(cpu);
         passes
             .iter()
-            .map(|(seq, randn)| {
-                let order = decoding_order(&design, randn);
-                let lp = self.model.forward(&enc, seq, &order);
+            .zip(lps)
+            .map(|((seq, _), lp)| {
                 let s = Scores { score: score(&lp, seq, &design), global_score: score(&lp, seq, &f.mask) };
                 (s, lp)
             })
@@ -130,15 +202,22 @@ impl Engine {
     /// Official `unconditional_probs()` log-probabilities `[L, 21]`.
     pub fn unconditional(&self, f: &Features) -> Vec<f32> {
         let batch = Batch::new(&[f], None);
-        let enc = self.model.encode(&batch);
-        self.model.unconditional(&enc)
+        #[cfg(feature = "gpu")]
+        if let Some(lp) = self.try_gpu(|g| g.unconditional(&self.model, &batch)) {
+            return lp;
+        }
+        self.model.unconditional(&self.model.encode(&batch))
     }
 
     /// Official `conditional_probs()` log-probabilities `[L, 21]` (0 outside designed positions).
     pub fn conditional(&self, f: &Features, seq: &[u8], randn: &[f32], backbone_only: bool) -> Vec<f32> {
         let batch = Batch::new(&[f], None);
-        let enc = self.model.encode(&batch);
-        self.model.conditional(&enc, seq, &f.design_mask(), randn, backbone_only)
+        let design = f.design_mask();
+        #[cfg(feature = "gpu")]
+        if let Some(lp) = self.try_gpu(|g| g.conditional(&self.model, &batch, seq, &design, randn, backbone_only)) {
+            return lp;
+        }
+        self.model.conditional(&self.model.encode(&batch), seq, &design, randn, backbone_only)
     }
 
     /// Checks that `items` can run as one batch padded to `pad_to` without changing a result,
@@ -202,6 +281,52 @@ impl Engine {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        #[cfg(feature = "gpu")]
+        if let Some(g) = &self.gpu {
+            let l = self.check_batch(items, pad_to)?;
+            let feats: Vec<&Features> = items.iter().map(|(f, _)| *f).collect();
+            let designs: Vec<Vec<f32>> = feats.iter().map(|f| f.design_mask()).collect();
+            let most = items.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
+            let passes: Vec<(Vec<u8>, Option<Vec<usize>>)> = (0..most)
+                .map(|p| {
+                    let (mut seq, mut order) = (Vec::new(), Vec::new());
+                    for ((f, passes), design) in items.iter().zip(&designs) {
+                        let n = f.len();
+                        match passes.get(p) {
+                            Some((s, randn)) => {
+                                seq.extend_from_slice(s);
+                                order.extend(decoding_order(design, randn));
+                            }
+                            None => {
+                                seq.extend_from_slice(&f.s);
+                                order.extend(0..n);
+                            }
+                        }
+                        seq.resize(seq.len() + l - n, 0);
+                        order.extend(n..l);
+                    }
+                    (seq, Some(order))
+                })
+                .collect();
+            let batch = ws.fill(&feats, l).clone();
+            match g.forward_passes(&self.model, &batch, &passes) {
+                Ok(lps) => {
+                    let mut out: Vec<Vec<Scored>> = items.iter().map(|(_, p)| Vec::with_capacity(p.len())).collect();
+                    for (p, lp) in lps.iter().enumerate() {
+                        for (bi, ((f, passes), design)) in items.iter().zip(&designs).enumerate() {
+                            if let Some((seq, _)) = passes.get(p) {
+                                let lp = lp[bi * l * VOCAB..][..f.len() * VOCAB].to_vec();
+                                let s =
+                                    Scores { score: score(&lp, seq, design), global_score: score(&lp, seq, &f.mask) };
+                                out[bi].push((s, lp));
+                            }
+                        }
+                    }
+                    return Ok(out);
+                }
+                Err(e) => eprintln!("warning: {e}; running this batch on the CPU"),
+            }
+        }
         let (l, enc, designs) = self.encode_many(items, pad_to, ws)?;
         let mut out: Vec<Vec<Scored>> = items.iter().map(|(_, p)| Vec::with_capacity(p.len())).collect();
         let most = items.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
@@ -248,8 +373,12 @@ impl Engine {
         }
         let checked: Vec<(&Features, &[Pass])> = items.iter().map(|f| (*f, &[][..])).collect();
         let l = self.check_batch(&checked, pad_to)?;
-        let enc = self.model.encode(ws.fill(items, l));
-        let lp = self.model.unconditional(&enc);
+        let batch = ws.fill(items, l);
+        #[cfg(feature = "gpu")]
+        let lp = self.try_gpu(|g| g.unconditional(&self.model, batch));
+        #[cfg(not(feature = "gpu"))]
+        let lp: Option<Vec<f32>> = None;
+        let lp = lp.unwrap_or_else(|| self.model.unconditional(&self.model.encode(batch)));
         Ok(items.iter().enumerate().map(|(bi, f)| lp[bi * l * VOCAB..][..f.len() * VOCAB].to_vec()).collect())
     }
 
@@ -265,7 +394,21 @@ impl Engine {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        let (l, enc, designs) = self.encode_many(items, pad_to, ws)?;
+        #[cfg(feature = "gpu")]
+        let (l, enc, designs) = if self.gpu.is_some() {
+            let l = self.check_batch(items, pad_to)?;
+            let feats: Vec<&Features> = items.iter().map(|(f, _)| *f).collect();
+            ws.fill(&feats, l);
+            (l, None, feats.iter().map(|f| f.design_mask()).collect::<Vec<_>>())
+        } else {
+            let (l, enc, designs) = self.encode_many(items, pad_to, ws)?;
+            (l, Some(enc), designs)
+        };
+        #[cfg(not(feature = "gpu"))]
+        let (l, enc, designs) = {
+            let (l, enc, designs) = self.encode_many(items, pad_to, ws)?;
+            (l, Some(enc), designs)
+        };
         let mut out: Vec<Vec<Vec<f32>>> = items.iter().map(|(_, p)| Vec::with_capacity(p.len())).collect();
         let most = items.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
         for p in 0..most {
@@ -292,7 +435,18 @@ impl Engine {
                 design.resize(design.len() + l - n, 0.0);
                 randn.resize(randn.len() + l - n, 0.0);
             }
-            let lp = self.model.conditional(&enc, &ws.seq, &ws.design, &ws.randn, backbone_only);
+            let cpu = |enc: &Encoded| self.model.conditional(enc, &ws.seq, &ws.design, &ws.randn, backbone_only);
+            let lp = match &enc {
+                Some(enc) => cpu(enc),
+                #[cfg(feature = "gpu")]
+                None => {
+                    let batch = ws.batch.as_ref().expect("filled above");
+                    self.try_gpu(|g| g.conditional(&self.model, batch, &ws.seq, &ws.design, &ws.randn, backbone_only))
+                        .unwrap_or_else(|| cpu(&self.model.encode(batch)))
+                }
+                #[cfg(not(feature = "gpu"))]
+                None => unreachable!("the CPU path always encodes"),
+            };
             for (bi, (f, passes)) in items.iter().enumerate() {
                 if passes.len() > p {
                     out[bi].push(lp[bi * l * VOCAB..][..f.len() * VOCAB].to_vec());

@@ -171,6 +171,12 @@ pub struct Common {
     /// (k 16) on a pruned one. Explicit --k / --precision win over the preset's.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<Preset>,
+    /// Where the network runs: auto (a hardware GPU when one is usable, else the CPU), cpu, or
+    /// gpu (wgpu on Vulkan, Metal or DX12; an error when no GPU is usable; a software Vulkan
+    /// device such as lavapipe only with MPNN_ALLOW_SOFTWARE_GPU=1). GPU results match the CPU's
+    /// to ~1e-5.
+    #[arg(long, value_name = "auto|cpu|gpu", default_value = "auto")]
+    pub device: mpnn::device::DeviceChoice,
     #[command(flatten)]
     pub ligand: LigandFlags,
 }

@@ -74,6 +74,14 @@ pub struct BenchArgs {
     /// VNNI; 1 thread and --threads/all cores), then stop.
     #[arg(long)]
     pub peak: bool,
+    /// Where to run: cpu (default: the CPU table above), or gpu (`mpnn bench --device gpu`:
+    /// design and scoring on the GPU per structure / length bucket and batch size — sequences/s,
+    /// residues/s, the GPU batch, GPU memory — with the CPU's time for the same work beside).
+    #[arg(long, value_name = "cpu|gpu", default_value = "cpu")]
+    pub device: mpnn::device::DeviceChoice,
+    /// With --device gpu: skip the CPU measurement beside each row.
+    #[arg(long)]
+    pub no_cpu: bool,
 }
 
 /// The `--isa` list: every path named, checked against this CPU.
@@ -177,6 +185,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     for &l in a.lengths.iter().filter(|_| !a.no_synthetic) {
         structures.push(bench::synthetic_backbone(&format!("synthetic_{l}"), l, 500));
     }
+    if a.device != mpnn::device::DeviceChoice::Cpu {
+        return gpu_bench(a, &models, &structures);
+    }
     let plan = Plan {
         models,
         structures,
@@ -234,4 +245,53 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         mpnn::structure::write_atomic(p, serde_json::to_string_pretty(&doc)?.as_bytes())?;
     }
     Ok(())
+}
+
+/// `mpnn bench --device gpu|auto`.
+fn gpu_bench(a: &BenchArgs, models: &[(String, ProteinMpnn)], structures: &[mpnn::structure::Protein]) -> Result<()> {
+    let device = mpnn::device::Device::open(a.device)?;
+    #[cfg(feature = "gpu")]
+    if let mpnn::device::Device::Gpu(gpu) = &device {
+        eprintln!(
+            "mpnn bench --device {}: {} (CPU beside it: {}, {} threads)",
+            a.device,
+            gpu.adapter,
+            cpu_model(),
+            rayon::current_num_threads()
+        );
+        let rows = bench::run_gpu(gpu, models, structures, &a.batches, a.temperature, a.repeats, !a.no_cpu, |r| {
+            eprintln!(
+                "{:>6} {:<14} L={:<5} {:<16} batch={:<4} gpu batch={:<4} {:>9.1} ms {:>9.1} seq/s {:>10.0} res/s {:>6.0} MiB  CPU {}",
+                r.task,
+                r.structure,
+                r.length,
+                r.checkpoint,
+                r.batch,
+                r.gpu_batch,
+                r.gpu_ms,
+                r.gpu_seq_per_s,
+                r.gpu_residues_per_s,
+                r.gpu_mib,
+                r.cpu_ms.map_or("-".into(), |c| format!("{c:.1} ms ({:.2}× the GPU time)", c / r.gpu_ms)),
+            )
+        })?;
+        let md = bench::gpu_markdown(&rows);
+        println!("{md}");
+        if let Some(p) = &a.markdown {
+            mpnn::structure::write_atomic(p, md.as_bytes())?;
+        }
+        if let Some(p) = &a.json {
+            let doc = serde_json::json!({
+                "device": gpu.adapter.to_string(),
+                "cpu": cpu_model(),
+                "threads": rayon::current_num_threads(),
+                "mpnn_version": env!("CARGO_PKG_VERSION"),
+                "rows": rows,
+            });
+            mpnn::structure::write_atomic(p, serde_json::to_string_pretty(&doc)?.as_bytes())?;
+        }
+        return Ok(());
+    }
+    let _ = (models, structures);
+    bail!("mpnn bench --device {}: no usable GPU ({device}); run it with --device gpu on a machine with one", a.device)
 }

@@ -386,7 +386,25 @@ pub fn selection_for(p: &Protein, chains: Option<&str>, dicts: &Dictionaries) ->
 /// Loads the model the flags ask for, configured by `--preset`, `--k` and `--precision`.
 pub fn load_configured(c: &Common, quiet: bool) -> Result<Model> {
     let model = load_model(c, None, quiet)?;
-    configure(&model, c.preset, c.k, c.precision)
+    let model = configure(&model, c.preset, c.k, c.precision)?;
+    Ok(model.on_device(&device(c.device, quiet)?))
+}
+
+/// The device `--device` names, opened once per process (`auto` says on stderr which it took
+/// when it took a GPU).
+pub fn device(choice: mpnn::device::DeviceChoice, quiet: bool) -> Result<mpnn::device::Device> {
+    use mpnn::device::{Device, DeviceChoice};
+    static OPENED: std::sync::Mutex<Vec<(DeviceChoice, Device)>> = std::sync::Mutex::new(Vec::new());
+    let mut opened = OPENED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, d)) = opened.iter().find(|(c, _)| *c == choice) {
+        return Ok(d.clone());
+    }
+    let d = Device::open(choice)?;
+    if !quiet && d.is_gpu() {
+        eprintln!("device: {d}");
+    }
+    opened.push((choice, d.clone()));
+    Ok(d)
 }
 
 /// The weights file the weight flags of `c` name (found, or downloaded unless offline).

@@ -64,6 +64,9 @@ fn refuse_native_only(c: &Common) -> Result<()> {
     if c.k.is_some() || c.precision.is_some() || c.preset.is_some() {
         no("--k / --precision / --preset", "LigandMPNN models run exact, at the checkpoint's k, in float32")?;
     }
+    if c.device == mpnn::device::DeviceChoice::Gpu {
+        no("--device gpu", "LigandMPNN models run on the CPU for now (leave --device at auto or cpu)")?;
+    }
     if c.jsonl_path.is_some() {
         no("--jsonl_path", "give PDB or mmCIF files (LigandMPNN's parser reads the context atoms from them)")?;
     }

@@ -216,9 +216,79 @@ pub fn design(
 ) -> Result<Designs, JobError> {
     opts.validate()?;
     check_model(model, f)?;
-    let net = &model.engine().model;
+    let engine = model.engine();
+    #[cfg(feature = "gpu")]
+    if let Some(g) = &engine.gpu {
+        if opts.backbone_noise == 0.0 {
+            match sample_all_gpu(g, &engine.model, f, opts, progress) {
+                Ok(designs) => {
+                    return Ok(Designs { native: native_scores_gpu(g, &engine.model, f, opts.seed), designs })
+                }
+                Err(e) => eprintln!("warning: {e}; designing {} on the CPU", f.name),
+            }
+        }
+    }
+    let net = &engine.model;
     let designs = sample_all(net, f, opts, progress);
     Ok(Designs { native: native_scores(net, f, opts.seed), designs })
+}
+
+/// [`sample_all`] on the GPU: per temperature, every sample in one batch (split to fit the
+/// device), from the same random streams as the CPU path.
+#[cfg(feature = "gpu")]
+fn sample_all_gpu(
+    gm: &crate::gpu::GpuModel,
+    model: &ProteinMpnn,
+    f: &Features,
+    opts: &DesignOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<Design>, crate::gpu::GpuError> {
+    let l = f.len();
+    let seed = opts.seed;
+    let per = opts.per_temperature;
+    let log_odds_mask = pssm_log_odds_mask(f, opts.pssm_threshold);
+    let mut out = Vec::with_capacity(opts.temperatures.len() * per);
+    let batch = Batch::new(&[f], None);
+    for (ti, &t) in opts.temperatures.iter().enumerate() {
+        let ids: Vec<usize> = (ti * per..(ti + 1) * per).collect();
+        let randns: Vec<Vec<f32>> = ids
+            .iter()
+            .map(|&i| rng::randn(&mut rng::stream(seed, &f.name, Purpose::DesignOrder, i as u64), l))
+            .collect();
+        let mut streams: Vec<_> =
+            ids.iter().map(|&i| rng::stream(seed, &f.name, Purpose::DesignDraws, i as u64)).collect();
+        let refs: Vec<&[f32]> = randns.iter().map(|r| r.as_slice()).collect();
+        let draws: Vec<crate::gpu::Draw> = streams.iter_mut().map(|r| crate::gpu::Draw::Uniform(r)).collect();
+        let samples = gm.sample(model, f, &log_odds_mask, &opts.sampling(t), &refs, draws)?;
+        // Tied samples are rescored with `forward()` on their own order (one batch).
+        let rescore: Vec<(Vec<u8>, Option<Vec<usize>>)> = samples
+            .iter()
+            .filter(|s| s.log_probs.is_none())
+            .map(|s| (s.s.clone(), Some(s.decoding_order.clone())))
+            .collect();
+        let mut rescored =
+            if rescore.is_empty() { Vec::new() } else { gm.forward_passes(model, &batch, &rescore)? }.into_iter();
+        for (s, (k, &i)) in samples.into_iter().zip(ids.iter().enumerate()) {
+            let lp = match &s.log_probs {
+                Some(lp) => lp.clone(),
+                None => rescored.next().expect("one pass per tied sample"),
+            };
+            out.push(finish_with(f, i, t, k + 1, s, lp));
+        }
+        progress(per);
+    }
+    Ok(out)
+}
+
+/// [`native_scores`] on the GPU (the CPU when the GPU fails).
+#[cfg(feature = "gpu")]
+fn native_scores_gpu(gm: &crate::gpu::GpuModel, model: &ProteinMpnn, f: &Features, seed: u64) -> Scores {
+    let randn = super::order_noise(seed, &f.name, 0, f.len());
+    let design = f.design_mask();
+    match gm.forward(model, &Batch::new(&[f], None), &f.s, &decoding_order(&design, &randn)) {
+        Ok(lp) => Scores { score: score(&lp, &f.s, &design), global_score: score(&lp, &f.s, &f.mask) },
+        Err(_) => native_scores(model, f, seed),
+    }
 }
 
 /// Cascade screening: samples with the (faster) `screen` model, rescores every design with
@@ -327,6 +397,11 @@ fn finish(
         Some(lp) => lp.clone(),
         None => model.forward(enc, &sample.s, &sample.decoding_order),
     };
+    finish_with(f, index, temperature, number, sample, lp)
+}
+
+/// [`finish`] with the sample's log-probabilities `lp` already computed.
+fn finish_with(f: &Features, index: usize, temperature: f64, number: usize, sample: Sample, lp: Vec<f32>) -> Design {
     let design = f.design_mask();
     let score_v = score(&lp, &sample.s, &design);
     let global = score(&lp, &sample.s, &f.mask);

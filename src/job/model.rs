@@ -108,6 +108,11 @@ impl Model {
     }
 
     /// The engine that runs the network.
+    /// The same model running on `device` (weights uploaded to a GPU once, here).
+    pub fn on_device(&self, device: &crate::device::Device) -> Model {
+        Model { engine: self.engine.on_device(device), ..self.clone() }
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

@@ -229,9 +229,8 @@ impl ProteinMpnn {
         }
     }
 
-    /// Edge features `E` `[B·L·K, H]` (after `edge_embedding` and `norm_edges`) and the graph.
-    pub fn edge_features(&self, batch: &Batch) -> (Graph, Vec<f32>) {
-        let _span = tracing::debug_span!("features", b = batch.b, l = batch.l).entered();
+    /// The graph and the per-node atoms the edge features are computed from.
+    fn graph_and_atoms(&self, batch: &Batch) -> (Graph, NodeAtoms) {
         let ca = ca_coords(batch);
         let graph = Graph::build(&ca, &batch.mask, batch.l, &batch.lengths, self.arch.k);
         let rows = batch.b * batch.l;
@@ -250,6 +249,14 @@ impl ProteinMpnn {
         } else {
             NodeAtoms::Backbone(backbone_atoms(&batch.x, rows))
         };
+        (graph, atoms)
+    }
+
+    /// Edge features `E` `[B·L·K, H]` (after `edge_embedding` and `norm_edges`) and the graph.
+    pub fn edge_features(&self, batch: &Batch) -> (Graph, Vec<f32>) {
+        let _span = tracing::debug_span!("features", b = batch.b, l = batch.l).entered();
+        let (graph, atoms) = self.graph_and_atoms(batch);
+        let rows = batch.b * batch.l;
         let h = self.hidden();
         let k = graph.k;
         let n_in = self.edge_inputs();
@@ -265,6 +272,24 @@ impl ProteinMpnn {
             },
         );
         (graph, e)
+    }
+
+    /// The graph and the raw edge inputs `[B·L·K, edge_inputs]` before `edge_embedding` (for a
+    /// backend that runs the embedding itself).
+    pub fn raw_edge_inputs(&self, batch: &Batch) -> (Graph, Vec<f32>) {
+        let (graph, atoms) = self.graph_and_atoms(batch);
+        let rows = batch.b * batch.l;
+        let k = graph.k;
+        let n_in = self.edge_inputs();
+        let mut raw = vec![0f32; rows * k * n_in];
+        if k > 0 {
+            raw.par_chunks_mut(CHUNK * k * n_in).enumerate().for_each(|(c, out)| {
+                let start = c * CHUNK;
+                let n = out.len() / (k * n_in);
+                self.raw_edge_features(batch, &graph, &atoms, start..start + n, out);
+            });
+        }
+        (graph, raw)
     }
 }
 

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# GPU side by side (issue 11): the official PyTorch ProteinMPNN and mpnn on the same GPU.
+#
+#   scripts/gpu-bench.sh [PARITY_DIR] [OFFICIAL_DIR]
+#
+# Needs: a GPU with a Vulkan driver (NVIDIA: the proprietary driver ships it), PyTorch with CUDA
+# for the official code, and mpnn built with the `gpu` feature (the default):
+#   cargo build --release
+# PARITY_DIR defaults to ../shared/parity (structures/ and weights/full_k48.pt, the official
+# v_48_020 shapes), OFFICIAL_DIR to ../shared/reference/official.
+#
+# What it measures (sampling temperature 0.1, the full k=48 model):
+#   1. the official `model.sample()` timed on the GPU (after a warm-up, torch.cuda.synchronize):
+#      8 sequences of 5L33 (106 residues), 8 and 512 sequences of 4GYT (354 residues, two chains),
+#      each as one batch of clones like protein_mpnn_run.py --batch_size N;
+#   2. the official default job end to end: protein_mpnn_run.py on 5L33, 8 sequences,
+#      --batch_size 1 (wall clock, Python and CUDA start-up included);
+#   3. `mpnn bench --device gpu`: the same designs (whole sampler on the GPU, seeded draws) and
+#      scoring passes, with the GPU batch the device's memory allows and the CPU beside;
+#   4. `mpnn design --device gpu` on 5L33, 8 sequences, end to end (wall clock).
+#
+# Expected output: one line per official measurement, e.g.
+#   official sample(): 5L33 L=106 batch=8: 1.234 s, 6.5 seq/s
+#   official sample(): 4GYT L=354 batch=512: 0.53 s, 968 seq/s
+#   official protein_mpnn_run.py 5L33 8 seqs batch 1: 9.8 s wall
+# then mpnn's table (task, structure, L, bucket, batch, GPU batch, GPU ms, GPU seq/s,
+# GPU res/s, GPU MiB, CPU ms, CPU seq/s, GPU/CPU) and the mpnn end-to-end wall time. The goals:
+# >= 4,000 sequences/s for 4GYT at batch 512 (published H100 anchors for a 311-residue protein:
+# official ~968 seq/s, JAX ~3,879 seq/s) and >= 20x the official default job.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+parity="${1:-../shared/parity}"
+official="${2:-../shared/reference/official}"
+mpnn="${MPNN:-target/release/mpnn}"
+weights="$parity/weights/full_k48.pt"
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
+
+echo "== official model.sample() on the GPU"
+python3 - "$official" "$parity" "$weights" <<'PY'
+import sys, time, copy
+sys.path.insert(0, sys.argv[1])
+import numpy as np, torch
+from protein_mpnn_utils import parse_PDB, tied_featurize, ProteinMPNN
+official, parity, weights = sys.argv[1:4]
+dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+ck = torch.load(weights, map_location=dev)
+model = ProteinMPNN(ca_only=False, num_letters=21, node_features=128, edge_features=128, hidden_dim=128,
+                    num_encoder_layers=3, num_decoder_layers=3, augment_eps=0.0, k_neighbors=ck["num_edges"])
+model.load_state_dict(ck["model_state_dict"]); model.to(dev).eval()
+for name, batches in [("5L33", [8]), ("4GYT", [8, 512])]:
+    pdb = parse_PDB(f"{parity}/structures/{name}.pdb")[0]
+    chains = [k[-1] for k in pdb if k.startswith("seq_chain_")]
+    for b in batches:
+        clones = [copy.deepcopy(pdb) for _ in range(b)]
+        f = tied_featurize(clones, dev, {pdb["name"]: (chains, [])}, None, None, None, None, None)
+        X, S, mask, lengths, chain_M, chain_enc = f[0], f[1], f[2], f[3], f[4], f[5]
+        chain_M_pos, omit_AA_mask, residue_idx = f[10], f[11], f[12]
+        pssm_coef, pssm_bias, pssm_log_odds, bias_by_res = f[15], f[16], f[17], f[18]
+        omit = np.array([c in "X" for c in "ACDEFGHIKLMNPQRSTVWYX"]).astype(np.float32)
+        bias = np.zeros(21, np.float32)
+        def run():
+            randn = torch.randn(chain_M.shape, device=dev)
+            with torch.no_grad():
+                model.sample(X, randn, S, chain_M, chain_enc, residue_idx, mask=mask, temperature=0.1,
+                             omit_AAs_np=omit, bias_AAs_np=bias, chain_M_pos=chain_M_pos, omit_AA_mask=omit_AA_mask,
+                             pssm_coef=pssm_coef, pssm_bias=pssm_bias, pssm_multi=0.0, pssm_log_odds_flag=False,
+                             pssm_log_odds_mask=(pssm_log_odds > 0.0).float(), pssm_bias_flag=False,
+                             bias_by_res=bias_by_res)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+        run()
+        times = []
+        for _ in range(3):
+            t = time.perf_counter(); run(); times.append(time.perf_counter() - t)
+        t = sorted(times)[1]
+        print(f"official sample(): {name} L={X.shape[1]} batch={b}: {t:.3f} s, {b / t:.1f} seq/s", flush=True)
+PY
+
+echo "== official default job (protein_mpnn_run.py, 5L33, 8 sequences, --batch_size 1)"
+start=$(date +%s.%N)
+python3 "$official/protein_mpnn_run.py" --pdb_path "$parity/structures/5L33.pdb" --out_folder "$out/official" \
+    --num_seq_per_target 8 --batch_size 1 --sampling_temp 0.1 --seed 1 \
+    --path_to_model_weights "$parity/weights" --model_name full_k48 >/dev/null
+echo "official protein_mpnn_run.py 5L33 8 seqs batch 1: $(echo "$(date +%s.%N) - $start" | bc) s wall"
+
+echo "== mpnn bench --device gpu"
+"$mpnn" bench --device gpu --weights "full_k48=$weights" --parity-dir "$parity" \
+    --structure "$parity/structures/5L33.pdb" --structure "$parity/structures/4GYT.pdb" --no-synthetic \
+    --batch 8,512 --repeats 3 --json "$out/mpnn-gpu.json"
+
+echo "== mpnn design --device gpu (5L33, 8 sequences, end to end)"
+start=$(date +%s.%N)
+"$mpnn" design --device gpu --weights "$weights" "$parity/structures/5L33.pdb" --out "$out/mpnn" \
+    --num_seq_per_target 8 --sampling_temp 0.1 --seed 1 >/dev/null
+echo "mpnn design --device gpu 5L33 8 seqs: $(echo "$(date +%s.%N) - $start" | bc) s wall"

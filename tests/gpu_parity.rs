@@ -1,0 +1,421 @@
+//! The GPU backend (wgpu) against the official fixtures and against the CPU path. In CI it runs
+//! on Mesa's software Vulkan device (lavapipe); without any Vulkan device the tests print
+//! `skipped: no Vulkan device` (and fail under `CI=true`).
+#![cfg(feature = "gpu")]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use mpnn::alphabet::{self, VOCAB};
+use mpnn::featurize::{Batch, Features};
+use mpnn::gpu::{Draw, Gpu, GpuModel};
+use mpnn::model::decoder::{decoding_order, score};
+use mpnn::sampler::{omit_vector, Argmax, Chooser, Multinomial, Sampler, SamplingOptions};
+
+/// The GPU (software adapters allowed), or `None` with `skipped: no Vulkan device` (a failure
+/// under `CI=true`).
+fn gpu() -> Option<Arc<Gpu>> {
+    match Gpu::open(true) {
+        Ok(g) => {
+            eprintln!("GPU: {}", g.adapter);
+            Some(Arc::new(g))
+        }
+        Err(e) => {
+            if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
+                panic!("no Vulkan device under CI=true (install libvulkan1 mesa-vulkan-drivers): {e}");
+            }
+            eprintln!("skipped: no Vulkan device ({e})");
+            None
+        }
+    }
+}
+
+/// The parity cases the GPU tests run. Lavapipe (CI) is slow (~0.5 GFLOP/s and ~ms per dispatch
+/// on 2 cores), so by default they cover every code path on the cases that are quick there: the
+/// pruned model (small_5L33, small_6EHB), the full model with bias and omissions (6MRR), missing
+/// residues and chain breaks (quirks_edge), the CA-only model (ca_5L33), plus tied sampling
+/// (complex_3HTN_tied_beta) for the sampler. `MPNN_GPU_PARITY=all` runs every case (on a real GPU
+/// that takes seconds), `MPNN_GPU_PARITY=case,case` the named ones.
+fn gpu_cases(dir: &std::path::Path, tied: bool) -> Vec<String> {
+    match std::env::var("MPNN_GPU_PARITY").as_deref() {
+        Ok("all") => return cases(dir),
+        Ok(list) if !list.is_empty() => return list.split(',').map(|s| s.trim().to_string()).collect(),
+        _ => {}
+    }
+    let mut v = vec!["small_5L33", "small_6EHB", "monomer_6MRR_bias_omit", "quirks_edge", "ca_5L33"];
+    if tied {
+        v.push("complex_3HTN_tied_beta");
+    }
+    let all = cases(dir);
+    v.into_iter().filter(|c| all.iter().any(|a| a == c)).map(String::from).collect()
+}
+
+fn options_of(case: &Case) -> SamplingOptions {
+    let j = &case.json;
+    let mut o = SamplingOptions::new(j["temperature"].as_f64().unwrap() as f32);
+    o.omit_aas = omit_vector(j["omit_AAs"].as_str().unwrap_or("X"));
+    if let Some(bias) = j["bias_AA_jsonl"].as_object() {
+        for (letter, v) in bias {
+            let i = alphabet::index_of(letter.chars().next().unwrap()).unwrap();
+            o.bias_aa[i as usize] = v.as_f64().unwrap() as f32;
+        }
+    }
+    o.pssm_multi = j["pssm_multi"].as_f64().unwrap_or(0.0) as f32;
+    o.pssm_log_odds_flag = j["pssm_log_odds_flag"].as_i64().unwrap_or(0) != 0;
+    o.pssm_bias_flag = j["pssm_bias_flag"].as_i64().unwrap_or(0) != 0;
+    o
+}
+
+fn design_of(case: &Case, f: &Features) -> Vec<f32> {
+    let n = &case.npz;
+    n.f32("chain_M")
+        .unwrap()
+        .iter()
+        .zip(n.f32("chain_M_pos").unwrap())
+        .zip(&f.mask)
+        .map(|((a, b), c)| a * b * c)
+        .collect()
+}
+
+/// Scoring (`forward()`), unconditional and both conditional log-probabilities of every parity
+/// case within 1e-4 of the official fixtures.
+#[test]
+fn gpu_log_probs_match_official() {
+    let Some(dir) = parity_dir() else { return };
+    let Some(gpu) = gpu() else { return };
+    for name in gpu_cases(&dir, false) {
+        let case = load_case(&dir, &name);
+        let model = case.model();
+        let gm = GpuModel::new(gpu.clone(), &model);
+        let f = case.features("pdb").unwrap();
+        let batch = Batch::new(&[&f], None);
+        let n = &case.npz;
+        let randn = n.f32("randn").unwrap();
+        let design = design_of(&case, &f);
+        let order = decoding_order(&design, &randn);
+        let t = std::time::Instant::now();
+        // One encoder run for both passes.
+        let mut passes =
+            gm.forward_passes(&model, &batch, &[(f.s.clone(), Some(order.clone())), (f.s.clone(), None)]).unwrap();
+        let (lp, un) = (passes.remove(0), passes.remove(0));
+        let d = max_abs_diff(&lp, &n.f32("log_probs").unwrap());
+        let sc = score(&lp, &f.s, &design);
+        eprintln!("{name}: log_probs {d:.2e} ({:.2?})", t.elapsed());
+        assert!(d < 1e-4, "{name}: log_probs differ by {d}");
+        assert!((sc - n.f32("score").unwrap()[0]).abs() < 1e-4, "{name}: score {sc}");
+        let d = max_abs_diff(&un, &n.f32("unconditional_log_probs").unwrap());
+        eprintln!("{name}: unconditional {d:.2e}");
+        assert!(d < 1e-4, "{name}: unconditional differs by {d}");
+        let t = std::time::Instant::now();
+        let mut both = gm.conditional_variants(&model, &batch, &f.s, &design, &randn, &[true, false]).unwrap();
+        let (cb, cs) = (both.remove(0), both.remove(0));
+        let d = max_abs_diff(&cb, &n.f32("conditional_backbone_log_probs").unwrap());
+        eprintln!("{name}: conditional backbone {d:.2e} ({:.2?} for both)", t.elapsed());
+        assert!(d < 1e-4, "{name}: conditional backbone differs by {d}");
+        let d = max_abs_diff(&cs, &n.f32("conditional_log_probs").unwrap());
+        eprintln!("{name}: conditional {d:.2e}");
+        assert!(d < 1e-4, "{name}: conditional differs by {d}");
+    }
+}
+
+/// The sampler on the GPU with argmax and forced draws gives the official sequences, orders,
+/// probabilities and scores.
+#[test]
+fn gpu_sampler_matches_official_argmax_and_forced_paths() {
+    let Some(dir) = parity_dir() else { return };
+    let Some(gpu) = gpu() else { return };
+    for name in gpu_cases(&dir, true) {
+        let case = load_case(&dir, &name);
+        let model = case.model();
+        let gm = GpuModel::new(gpu.clone(), &model);
+        let f = case.features("pdb").unwrap();
+        let threshold = case.json["pssm_threshold"].as_f64().unwrap_or(0.0) as f32;
+        let lom = mpnn::sampler::pssm_log_odds_mask(&f, threshold);
+        let options = options_of(&case);
+        let n = &case.npz;
+        let randn = n.f32("randn").unwrap();
+        let forced: Vec<u8> = n.i64("forced_seq").unwrap().iter().map(|&v| v as u8).collect();
+        let enc = model.encode(&Batch::new(&[&f], None));
+        let cpu = Sampler::new(&model, &enc, &f, lom.clone(), options.clone());
+        // Both paths in one batch (one encoder run).
+        let t = std::time::Instant::now();
+        let samples = gm
+            .sample(&model, &f, &lom, &options, &[&randn, &randn], vec![Draw::Argmax, Draw::Forced(&forced)])
+            .unwrap();
+        eprintln!("{name}: GPU sampling {:.2?}", t.elapsed());
+        for (kind, sample) in ["argmax", "forced"].iter().zip(samples) {
+            let want_s: Vec<u8> = n.i64(&format!("{kind}_S")).unwrap().iter().map(|&v| v as u8).collect();
+            let want_order: Vec<usize> = n.i64(&format!("{kind}_order")).unwrap().iter().map(|&v| v as usize).collect();
+            assert_eq!(sample.decoding_order, want_order, "{name}: {kind} decoding order");
+            let mismatches: Vec<usize> = (0..f.len()).filter(|&i| sample.s[i] != want_s[i]).collect();
+            assert!(mismatches.is_empty(), "{name}: {kind} sequence differs at {mismatches:?}");
+            let dp = max_abs_diff(&sample.probs, &n.f32(&format!("{kind}_probs")).unwrap());
+            let (sc, gs) = cpu.scores(&sample);
+            let dsc = (sc - n.f32(&format!("{kind}_score")).unwrap()[0]).abs();
+            let dgs = (gs - n.f32(&format!("{kind}_global_score")).unwrap()[0]).abs();
+            eprintln!("{name}: {kind}: probs {dp:.2e}, score {dsc:.2e}, global score {dgs:.2e}");
+            let tol = 1e-5f32.max(2.5e-6 / options.temperature) * 2.0;
+            assert!(dp < tol, "{name}: {kind} probs differ by {dp} (tolerance {tol})");
+            assert!(dsc < 1e-4, "{name}: {kind} score differs by {dsc}");
+            assert!(dgs < 1e-4, "{name}: {kind} global score differs by {dgs}");
+        }
+    }
+}
+
+/// Seeded multinomial sampling: the GPU and the CPU draw the same sequences from the same
+/// streams, except where the two implementations' probabilities straddle a uniform draw
+/// (reported; none expected on these small structures).
+#[test]
+fn gpu_and_cpu_seeded_samples_agree() {
+    let Some(dir) = parity_dir() else { return };
+    let Some(gpu) = gpu() else { return };
+    let mut report = Vec::new();
+    let mut total = 0;
+    for name in ["small_5L33", "small_6EHB", "monomer_6MRR_bias_omit", "quirks_edge"] {
+        let case = load_case(&dir, name);
+        let model = case.model();
+        let gm = GpuModel::new(gpu.clone(), &model);
+        let f = case.features("pdb").unwrap();
+        let lom = mpnn::sampler::pssm_log_odds_mask(&f, 0.0);
+        let mut options = options_of(&case);
+        options.temperature = 0.1;
+        let nseq = 4;
+        let stream = |i: u64| mpnn::rng::stream(7, &f.name, mpnn::rng::Purpose::DesignDraws, i);
+        let randns: Vec<Vec<f32>> = (0..nseq)
+            .map(|i| mpnn::rng::randn(&mut mpnn::rng::stream(7, &f.name, mpnn::rng::Purpose::DesignOrder, i), f.len()))
+            .collect();
+        let refs: Vec<&[f32]> = randns.iter().map(|r| r.as_slice()).collect();
+        let enc = model.encode(&Batch::new(&[&f], None));
+        let cpu = Sampler::new(&model, &enc, &f, lom.clone(), options.clone());
+        let mut choosers: Vec<Multinomial<_>> = (0..nseq).map(|i| Multinomial(stream(i))).collect();
+        let mut dyns: Vec<&mut dyn Chooser> = choosers.iter_mut().map(|c| c as &mut dyn Chooser).collect();
+        let want = cpu.sample_many(&refs, &mut dyns);
+        let mut rngs: Vec<_> = (0..nseq).map(stream).collect();
+        let draws: Vec<Draw> = rngs.iter_mut().map(|r| Draw::Uniform(r)).collect();
+        let got = gm.sample(&model, &f, &lom, &options, &refs, draws).unwrap();
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            total += 1;
+            assert_eq!(g.decoding_order, w.decoding_order, "{name} #{i}: order");
+            if g.s != w.s {
+                let first = (0..f.len()).find(|&t| g.s[t] != w.s[t]).unwrap();
+                let margin = (0..VOCAB)
+                    .map(|a| (g.probs[first * VOCAB + a] - w.probs[first * VOCAB + a]).abs())
+                    .fold(0f32, f32::max);
+                report.push(format!("{name} #{i}: first difference at {first} (probs differ by {margin:.1e})"));
+            } else {
+                let d = max_abs_diff(&g.probs, &w.probs);
+                assert!(d < 1e-4, "{name} #{i}: probs differ by {d}");
+            }
+        }
+    }
+    eprintln!("GPU vs CPU seeded samples: {} of {total} differ", report.len());
+    for r in &report {
+        eprintln!("  {r}");
+    }
+    assert!(report.is_empty(), "GPU and CPU samples differ: {report:?}");
+}
+
+/// A sequence sampled alone equals the same sequence sampled among others, and argmax on the
+/// GPU equals argmax on the CPU.
+#[test]
+fn gpu_batching_never_changes_a_sample() {
+    let Some(dir) = parity_dir() else { return };
+    let Some(gpu) = gpu() else { return };
+    let case = load_case(&dir, "small_5L33");
+    let model = case.model();
+    let gm = GpuModel::new(gpu, &model);
+    let f = case.features("pdb").unwrap();
+    let lom = mpnn::sampler::pssm_log_odds_mask(&f, 0.0);
+    let options = SamplingOptions::new(0.1);
+    let randns: Vec<Vec<f32>> = (0..3)
+        .map(|i| mpnn::rng::randn(&mut mpnn::rng::stream(1, "x", mpnn::rng::Purpose::DesignOrder, i), f.len()))
+        .collect();
+    let refs: Vec<&[f32]> = randns.iter().map(|r| r.as_slice()).collect();
+    let all = gm.sample(&model, &f, &lom, &options, &refs, (0..3).map(|_| Draw::Argmax).collect()).unwrap();
+    let one = gm.sample(&model, &f, &lom, &options, &refs[2..], vec![Draw::Argmax]).unwrap();
+    assert_eq!(all[2], one[0]);
+    // Argmax on the GPU equals argmax on the CPU.
+    let enc = model.encode(&Batch::new(&[&f], None));
+    let cpu = Sampler::new(&model, &enc, &f, lom.clone(), options.clone());
+    let want = cpu.sample(&randns[2], &mut Argmax);
+    assert_eq!(want.s, one[0].s);
+}
+
+/// `mpnn design` with the same seed on the GPU and on the CPU writes the same FASTA (two small
+/// parity structures, two temperatures, four sequences each).
+#[test]
+fn design_fasta_on_gpu_equals_cpu() {
+    let Some(dir) = parity_dir() else { return };
+    let Some(_gpu) = gpu() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let weights = dir.join("weights/small_h64_l2_k16.pt");
+    for device in ["cpu", "gpu"] {
+        let out = tmp.path().join(device);
+        let args = [
+            "design",
+            dir.join("structures/6MRR.pdb").to_str().unwrap(),
+            dir.join("structures/5L33.pdb").to_str().unwrap(),
+            "--weights",
+            weights.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--num_seq_per_target",
+            "4",
+            "--sampling_temp",
+            "0.1 0.3",
+            "--seed",
+            "3",
+            "--device",
+            device,
+        ]
+        .map(String::from);
+        let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        ok(&mpnn_env(&refs, &[("MPNN_ALLOW_SOFTWARE_GPU", "1")]));
+    }
+    for name in ["6MRR", "5L33"] {
+        let cpu = std::fs::read_to_string(tmp.path().join(format!("cpu/seqs/{name}.fa"))).unwrap();
+        let gpu = std::fs::read_to_string(tmp.path().join(format!("gpu/seqs/{name}.fa"))).unwrap();
+        assert_eq!(cpu.lines().count(), 2 + 2 * 8, "{name}: native + 8 designs");
+        assert_eq!(gpu, cpu, "{name}: GPU and CPU FASTA differ");
+    }
+}
+
+/// `--device gpu` without a usable (hardware, or allowed software) GPU is a clear error, never
+/// a panic; `--device auto` then runs on the CPU.
+#[test]
+fn device_gpu_without_a_usable_gpu_is_a_clear_error() {
+    let Some(dir) = parity_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |device: &str| {
+        let out = tmp.path().join(device);
+        std::process::Command::new(env!("CARGO_BIN_EXE_mpnn"))
+            .args(["probs", "--unconditional", "--device", device, "--out"])
+            .arg(&out)
+            .arg("--weights")
+            .arg(dir.join("weights/small_h64_l2_k16.pt"))
+            .arg(dir.join("structures/6MRR.pdb"))
+            .env_remove("MPNN_ALLOW_SOFTWARE_GPU")
+            .env("MPNN_OFFLINE", "1")
+            .output()
+            .unwrap()
+    };
+    let o = run("gpu");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    if o.status.success() {
+        eprintln!("skipped: this machine has a hardware GPU ({err})");
+    } else {
+        assert!(err.contains("--device gpu:"), "{err}");
+        assert!(err.contains("MPNN_ALLOW_SOFTWARE_GPU") || err.contains("no usable GPU"), "{err}");
+        // auto falls back to the CPU without complaint
+        let o = run("auto");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(!String::from_utf8_lossy(&o.stderr).contains("device: GPU"));
+    }
+}
+
+/// The WGSL kernels against the CPU kernels on random data: GEMM + bias (and accumulate), the
+/// erf-GELU, LayerNorm (eps 1e-5), the gather of neighbour rows, the masked neighbour sum and
+/// log_softmax.
+#[test]
+fn gpu_kernels_match_cpu_kernels() {
+    use mpnn::gpu::{Kernel, Plan, NONE};
+    use mpnn::kernels::{gelu, log_softmax_inplace, LayerNorm, Linear};
+    use rand::{Rng, SeedableRng};
+    let Some(gpu) = gpu() else { return };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    let mut random = |n: usize, scale: f32| -> Vec<f32> { (0..n).map(|_| rng.gen_range(-scale..scale)).collect() };
+    let (m, k, n) = (70, 96, 130);
+    let w = random(n * k, 0.3);
+    let b = random(n, 1.0);
+    let x = random(m * k, 2.0);
+    let y0 = random(m * n, 1.0);
+    let (gamma, beta) = (random(n, 1.0), random(n, 0.5));
+    // weights: W transposed [k, n], then the bias, gamma, beta
+    let mut wt = vec![0f32; k * n];
+    for o in 0..n {
+        for i in 0..k {
+            wt[i * n + o] = w[o * k + i];
+        }
+    }
+    let (w_off, b_off) = (0u32, (k * n) as u32);
+    let g_off = b_off + n as u32;
+    let be_off = g_off + n as u32;
+    let weights = gpu.weights_buffer(&[wt, b.clone(), gamma.clone(), beta.clone()].concat());
+    let mut plan = Plan::new();
+    let xo = plan.upload(x.clone());
+    let y = plan.alloc(m * n);
+    plan.gemm(m, n, k, xo, w_off, b_off, y, false);
+    let ya = plan.upload(y0.clone());
+    plan.gemm(m, n, k, xo, w_off, NONE, ya, true);
+    let gl = plan.upload(x.iter().map(|v| v * 3.0).collect());
+    plan.gelu(m * k, gl);
+    let ln = plan.alloc(m * n);
+    plan.copy(m * n, y, ln, m * n);
+    plan.run1(Kernel::AddNorm, m, &[m as u32, n as u32, ln, NONE, g_off, be_off, NONE, NONE, 1]);
+    let ls = plan.alloc(m * n);
+    plan.log_softmax(m, n, y, ls);
+    // neighbours: 2 items of L = 35 rows, K = 4, rows of width n (the GEMM output)
+    let (l, kk) = (35usize, 4usize);
+    let e_idx: Vec<u32> = (0..m * kk).map(|i| ((i * 7 + 3) % l) as u32).collect();
+    let mask: Vec<f32> = (0..m).map(|i| if i % 9 == 4 { 0.0 } else { 1.0 }).collect();
+    let eo = plan.upload_int(e_idx.clone());
+    let mo = plan.upload(mask.clone());
+    let msg = random(m * kk * n, 1.0);
+    let msgo = plan.upload(msg.clone());
+    let sums = plan.alloc(m * n);
+    let counts = plan.alloc(m);
+    plan.run1(Kernel::EncSum, m * n, &[m as u32, n as u32, kk as u32, msgo, mo, eo, l as u32, sums, counts]);
+    let rows: Vec<u32> = (0..m as u32).rev().collect();
+    let ro = plan.upload_int(rows.clone());
+    let gathered = plan.alloc(m * n);
+    plan.run1(Kernel::Gather, m * n, &[m as u32, n as u32, ro, y, gathered, m as u32, 0]);
+    let slots = [
+        plan.read(y, m * n),
+        plan.read(ya, m * n),
+        plan.read(gl, m * k),
+        plan.read(ln, m * n),
+        plan.read(ls, m * n),
+        plan.read(sums, m * n),
+        plan.read(counts, m),
+        plan.read(gathered, m * n),
+    ];
+    let res = gpu.run(&weights, &plan).unwrap();
+    let got: Vec<Vec<f32>> = slots.iter().map(|&s| res.floats(s)).collect();
+    let lin = Linear::new(w.clone(), Some(b.clone()), n, k);
+    let mut want = vec![0f32; m * n];
+    lin.forward(&x, m, &mut want);
+    let rel = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs() / (1.0 + y.abs())).fold(0f32, f32::max);
+    assert!(rel(&got[0], &want) < 1e-5, "gemm + bias: {}", rel(&got[0], &want));
+    let mut acc = y0.clone();
+    Linear::new(w.clone(), None, n, k).forward_add(&x, m, &mut acc);
+    assert!(rel(&got[1], &acc) < 1e-5, "gemm accumulate: {}", rel(&got[1], &acc));
+    let g: Vec<f32> = x.iter().map(|v| gelu(v * 3.0)).collect();
+    assert!(rel(&got[2], &g) < 2e-6, "gelu: {}", rel(&got[2], &g));
+    let mut ln_want = got[0].clone();
+    LayerNorm { gamma, beta }.forward_inplace(&mut ln_want);
+    assert!(max_abs_diff(&got[3], &ln_want) < 2e-5, "layer norm: {}", max_abs_diff(&got[3], &ln_want));
+    let mut ls_want = got[0].clone();
+    ls_want.chunks_exact_mut(n).for_each(log_softmax_inplace);
+    assert!(max_abs_diff(&got[4], &ls_want) < 2e-5, "log_softmax: {}", max_abs_diff(&got[4], &ls_want));
+    for i in 0..m {
+        let mut c = 0f32;
+        let mut s = vec![0f32; n];
+        for nb in 0..kk {
+            let j = (i / l) * l + e_idx[i * kk + nb] as usize;
+            let att = mask[i] * mask[j];
+            c += att;
+            for t in 0..n {
+                s[t] += att * msg[(i * kk + nb) * n + t];
+            }
+        }
+        assert_eq!(got[6][i], c, "count of row {i}");
+        assert!(max_abs_diff(&got[5][i * n..(i + 1) * n], &s) < 1e-5, "masked sum of row {i}");
+    }
+    for (r, &src) in rows.iter().enumerate() {
+        let src = src as usize;
+        assert_eq!(&got[7][r * n..(r + 1) * n], &got[0][src * n..(src + 1) * n], "gather row {r}");
+    }
+}
