@@ -457,6 +457,10 @@ fn ligand_weights_dir() -> Option<PathBuf> {
     w.join("ligand_k32_a25.pt").is_file().then_some(w)
 }
 
+fn o_text(o: &std::process::Output) -> Vec<u8> {
+    [o.stdout.clone(), o.stderr.clone()].concat()
+}
+
 fn ligand_env(cache: &Path, base: &str, offline: bool) -> LigandLocateEnv {
     LigandLocateEnv { cache_dir: Some(cache.to_path_buf()), base_url: base.to_string(), offline }
 }
@@ -584,9 +588,9 @@ fn ligandmpnn_run_fetches_the_default_checkpoint() {
     let (base, h) = serve([("/ligandmpnn_v_32_010_25.pt".to_string(), lig.clone())].into(), 1);
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
-    let run = |base: &str, extra: &[&str]| {
+    let run = |base: &str, model_type: &str, extra: &[&str]| {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mpnn"));
-        c.args(["ligandmpnn", "run", "--model_type", "ligand_mpnn", "--seed", "1", "--pdb_path"])
+        c.args(["ligandmpnn", "run", "--model_type", model_type, "--seed", "1", "--pdb_path"])
             .arg(&pdb)
             .args(["--out_folder", "out"])
             .args(extra)
@@ -599,7 +603,7 @@ fn ligandmpnn_run_fetches_the_default_checkpoint() {
         let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
         (o.status.success(), text)
     };
-    let (ok, text) = run(&base, &[]);
+    let (ok, text) = run(&base, "ligand_mpnn", &[]);
     assert!(ok, "{text}");
     let stored = cache.join("ligandmpnn").join("ligandmpnn_v_32_010_25.pt");
     assert!(text.contains("downloaded and verified") && text.contains(&stored.display().to_string()), "{text}");
@@ -612,11 +616,35 @@ fn ligandmpnn_run_fetches_the_default_checkpoint() {
     );
 
     // Again: the cache, no network.
-    let (ok, text) = run("http://127.0.0.1:9", &[]);
+    let (ok, text) = run("http://127.0.0.1:9", "ligand_mpnn", &[]);
     assert!(ok && text.contains("using the cached, verified"), "{text}");
 
+    // `score` goes the same way.
+    let c = std::process::Command::new(env!("CARGO_BIN_EXE_mpnn"))
+        .args(["ligandmpnn", "score", "--model_type", "ligand_mpnn", "--autoregressive_score", "1", "--pdb_path"])
+        .arg(&pdb)
+        .args(["--out_folder", "scored"])
+        .current_dir(tmp.path())
+        .env_remove("MPNN_WEIGHTS")
+        .env_remove("MPNN_OFFLINE")
+        .env("MPNN_CACHE_DIR", &cache)
+        .env("MPNN_LIGAND_WEIGHTS_BASE_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o_text(&c)).into_owned();
+    assert!(c.status.success() && text.contains(&stored.display().to_string()), "{text}");
+    assert!(tmp.path().join("scored").join("1BC8.pt").is_file(), "{:?}", dir_entries(&tmp.path().join("scored")));
+
+    // A 404 from the mirror: a clear error naming the URL and the flag, nothing kept.
+    let (base, h) = serve(HashMap::new(), 1);
+    let (ok, text) = run(&base, "soluble_mpnn", &[]);
+    assert!(!ok && text.contains("404") && text.contains("solublempnn_v_48_020.pt"), "{text}");
+    assert!(text.contains("--checkpoint_soluble_mpnn"), "{text}");
+    h.join().unwrap();
+    assert_eq!(dir_entries(&cache.join("ligandmpnn")).len(), 2);
+
     // An explicit path that does not exist is an error, never a fetch.
-    let (ok, text) = run("http://127.0.0.1:9", &["--checkpoint_ligand_mpnn", "mine.pt"]);
+    let (ok, text) = run("http://127.0.0.1:9", "ligand_mpnn", &["--checkpoint_ligand_mpnn", "mine.pt"]);
     assert!(!ok && text.contains("--checkpoint_ligand_mpnn mine.pt: no such file"), "{text}");
 }
 

@@ -202,6 +202,15 @@ pub fn fetch_ligand_weights_with(
         })?;
         digest = hex(&Sha256::digest(&bytes));
         Ok(())
+    })
+    .map_err(|e| match e {
+        // The shared download error names ProteinMPNN's flag and variable; say ours.
+        CheckpointError::Download { url, dest, reason } => CheckpointError::Invalid(format!(
+            "downloading {url} failed: {}. You can fetch it yourself and save it as {dest}, or pass \
+             --checkpoint_{model_type} FILE",
+            reason.replace("MPNN_WEIGHTS_BASE_URL", LIGAND_BASE_URL_VAR)
+        )),
+        e => e,
     })?;
     write_record(&record, &digest, file)?;
     Ok(LigandWeights { path: cached, sha256: digest, downloaded: true })
