@@ -6,10 +6,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
+use mpnn::checkpoint::ligand_weights::sha256_hex;
 use mpnn::checkpoint::{
-    self, download_verified, git_blob_id, resolve_with, Architecture, Checkpoint, CheckpointError, LocateEnv, Tensor,
-    WeightsQuery,
+    self, download_verified, fetch_ligand_weights_with, git_blob_id, resolve_with, Architecture, Checkpoint,
+    CheckpointError, LigandLocateEnv, LigandWeights, LocateEnv, Tensor, WeightsQuery,
 };
+use mpnn::ligand::checkpoint::ModelType;
 
 /// The parity weights folder, or `None` (test skipped) when absent outside CI.
 fn weights_dir() -> Option<PathBuf> {
@@ -447,6 +449,203 @@ fn resolve_with_env() {
     let mut buf = [0u8; 2];
     std::fs::File::open(ca_dir.join("v_48_010.pt")).unwrap().read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"PK");
+}
+
+/// The LigandMPNN fixture weights (`../shared/parity/ligand/weights`), or `None` (skip).
+fn ligand_weights_dir() -> Option<PathBuf> {
+    let w = weights_dir()?.parent()?.join("ligand").join("weights");
+    w.join("ligand_k32_a25.pt").is_file().then_some(w)
+}
+
+fn o_text(o: &std::process::Output) -> Vec<u8> {
+    [o.stdout.clone(), o.stderr.clone()].concat()
+}
+
+fn ligand_env(cache: &Path, base: &str, offline: bool) -> LigandLocateEnv {
+    LigandLocateEnv { cache_dir: Some(cache.to_path_buf()), base_url: base.to_string(), offline }
+}
+
+#[test]
+fn ligand_fetch_loopback() {
+    let Some(w) = ligand_weights_dir() else { return };
+    let lig = std::fs::read(w.join("ligand_k32_a25.pt")).unwrap();
+    let protein = std::fs::read(w.join("protein_k48.pt")).unwrap();
+    let routes: HashMap<String, Vec<u8>> = [
+        ("/lig/ligandmpnn_v_32_010_25.pt".to_string(), lig.clone()),
+        ("/lig/ligandmpnn_v_32_005_25.pt".to_string(), protein.clone()),
+        ("/lig/ligandmpnn_v_32_010_16.pt".to_string(), lig.clone()),
+        ("/lig/proteinmpnn_v_32_020.pt".to_string(), protein.clone()),
+        ("/lig/solublempnn_v_48_020.pt".to_string(), b"not a checkpoint".to_vec()),
+    ]
+    .into();
+    let (base, h) = serve(routes, 5);
+    let base = format!("{base}/lig/");
+    let cache = tempfile::tempdir().unwrap();
+    let sub = cache.path().join("ligandmpnn");
+    let no_network = "http://127.0.0.1:9";
+
+    // Downloaded, verified, stored with its SHA-256 recorded beside it.
+    let got = fetch_ligand_weights_with(
+        ModelType::LigandMpnn,
+        "ligandmpnn_v_32_010_25.pt",
+        &ligand_env(cache.path(), &base, false),
+    )
+    .unwrap();
+    let stored = sub.join("ligandmpnn_v_32_010_25.pt");
+    assert_eq!(got.path, stored);
+    assert!(got.downloaded);
+    assert_eq!(got.sha256, sha256_hex(&lig));
+    assert_eq!(std::fs::read(&stored).unwrap(), lig);
+    let record = std::fs::read_to_string(sub.join("ligandmpnn_v_32_010_25.pt.sha256")).unwrap();
+    assert_eq!(record, format!("{}  ligandmpnn_v_32_010_25.pt\n", sha256_hex(&lig)));
+    assert_eq!(dir_entries(&sub), vec!["ligandmpnn_v_32_010_25.pt", "ligandmpnn_v_32_010_25.pt.sha256"]);
+
+    // The second call uses the cache: no network (the base URL points nowhere), even offline.
+    for offline in [false, true] {
+        let again = fetch_ligand_weights_with(
+            ModelType::LigandMpnn,
+            "ligandmpnn_v_32_010_25.pt",
+            &ligand_env(cache.path(), no_network, offline),
+        )
+        .unwrap();
+        assert_eq!(again, LigandWeights { downloaded: false, ..got.clone() });
+    }
+
+    // Files that do not fit what their name promises: refused, nothing kept.
+    let cases: [(ModelType, &str, &[&str]); 4] = [
+        (ModelType::LigandMpnn, "ligandmpnn_v_32_005_25.pt", &["this is not a ligand_mpnn checkpoint", "protein_mpnn"]),
+        (ModelType::LigandMpnn, "ligandmpnn_v_32_010_16.pt", &["atom_context_num is 25", "promises 16"]),
+        (ModelType::ProteinMpnn, "proteinmpnn_v_32_020.pt", &["num_edges is 48", "promises 32"]),
+        (ModelType::SolubleMpnn, "solublempnn_v_48_020.pt", &["does not load", "unrecognized checkpoint format"]),
+    ];
+    for (t, name, needles) in cases {
+        let e = fetch_ligand_weights_with(t, name, &ligand_env(cache.path(), &base, false)).unwrap_err();
+        let s = e.to_string();
+        assert!(matches!(e, CheckpointError::WrongWeights { .. }), "{s}");
+        assert!(s.contains(&format!("{base}{name}")), "{s}");
+        assert!(s.contains("Nothing was kept"), "{s}");
+        for n in needles {
+            assert!(s.contains(n), "{name}: message lacks {n:?}: {s}");
+        }
+        assert_eq!(dir_entries(&sub), vec!["ligandmpnn_v_32_010_25.pt", "ligandmpnn_v_32_010_25.pt.sha256"], "{name}");
+    }
+    let seen = h.join().unwrap();
+    assert_eq!(seen.len(), 5, "{seen:?}");
+
+    // A cached file that changed since it was recorded is refused, naming the file and the fix.
+    let mut changed = lig.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 1;
+    std::fs::write(&stored, &changed).unwrap();
+    let e = fetch_ligand_weights_with(
+        ModelType::LigandMpnn,
+        "ligandmpnn_v_32_010_25.pt",
+        &ligand_env(cache.path(), no_network, false),
+    )
+    .unwrap_err();
+    let s = e.to_string();
+    assert!(matches!(e, CheckpointError::Tampered { .. }), "{s}");
+    assert!(s.contains(&stored.display().to_string()) && s.contains("Delete") && s.contains(&sha256_hex(&lig)), "{s}");
+    assert!(s.contains(&sha256_hex(&changed)), "{s}");
+
+    // Offline with an empty cache: what to fetch and where to put it.
+    let empty = tempfile::tempdir().unwrap();
+    let e = fetch_ligand_weights_with(
+        ModelType::LigandMpnn,
+        "ligandmpnn_v_32_010_25.pt",
+        &ligand_env(empty.path(), no_network, true),
+    )
+    .unwrap_err();
+    let s = e.to_string();
+    assert!(matches!(e, CheckpointError::OfflineLigand { .. }), "{s}");
+    assert!(s.contains("http://127.0.0.1:9/ligandmpnn_v_32_010_25.pt"), "{s}");
+    assert!(
+        s.contains(&empty.path().join("ligandmpnn").join("ligandmpnn_v_32_010_25.pt").display().to_string()),
+        "{s}"
+    );
+    assert!(s.contains("--checkpoint_ligand_mpnn"), "{s}");
+    assert!(dir_entries(empty.path()).is_empty());
+
+    // A name that is not published, or of another model type: refused before any network.
+    let s = fetch_ligand_weights_with(
+        ModelType::LigandMpnn,
+        "proteinmpnn_v_48_020.pt",
+        &ligand_env(empty.path(), no_network, false),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(s.contains("protein_mpnn model, not a ligand_mpnn model"), "{s}");
+}
+
+/// `mpnn ligandmpnn run` with the default `--checkpoint_ligand_mpnn` (absent in the working
+/// folder) fetches the published file through the locator and designs with it; an explicit
+/// path that does not exist stays an error.
+#[test]
+fn ligandmpnn_run_fetches_the_default_checkpoint() {
+    let Some(w) = ligand_weights_dir() else { return };
+    let pdb = w.parent().unwrap().join("structures").join("1BC8.pdb");
+    let lig = std::fs::read(w.join("ligand_k32_a25.pt")).unwrap();
+    let (base, h) = serve([("/ligandmpnn_v_32_010_25.pt".to_string(), lig.clone())].into(), 1);
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let run = |base: &str, model_type: &str, extra: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mpnn"));
+        c.args(["ligandmpnn", "run", "--model_type", model_type, "--seed", "1", "--pdb_path"])
+            .arg(&pdb)
+            .args(["--out_folder", "out"])
+            .args(extra)
+            .current_dir(tmp.path())
+            .env_remove("MPNN_WEIGHTS")
+            .env_remove("MPNN_OFFLINE")
+            .env("MPNN_CACHE_DIR", &cache)
+            .env("MPNN_LIGAND_WEIGHTS_BASE_URL", base);
+        let o = c.output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        (o.status.success(), text)
+    };
+    let (ok, text) = run(&base, "ligand_mpnn", &[]);
+    assert!(ok, "{text}");
+    let stored = cache.join("ligandmpnn").join("ligandmpnn_v_32_010_25.pt");
+    assert!(text.contains("downloaded and verified") && text.contains(&stored.display().to_string()), "{text}");
+    assert_eq!(h.join().unwrap(), vec!["/ligandmpnn_v_32_010_25.pt"]);
+    assert_eq!(std::fs::read(&stored).unwrap(), lig);
+    assert!(
+        tmp.path().join("out").join("seqs").join("1BC8.fa").is_file(),
+        "{:?}",
+        dir_entries(&tmp.path().join("out"))
+    );
+
+    // Again: the cache, no network.
+    let (ok, text) = run("http://127.0.0.1:9", "ligand_mpnn", &[]);
+    assert!(ok && text.contains("using the cached, verified"), "{text}");
+
+    // `score` goes the same way.
+    let c = std::process::Command::new(env!("CARGO_BIN_EXE_mpnn"))
+        .args(["ligandmpnn", "score", "--model_type", "ligand_mpnn", "--autoregressive_score", "1", "--pdb_path"])
+        .arg(&pdb)
+        .args(["--out_folder", "scored"])
+        .current_dir(tmp.path())
+        .env_remove("MPNN_WEIGHTS")
+        .env_remove("MPNN_OFFLINE")
+        .env("MPNN_CACHE_DIR", &cache)
+        .env("MPNN_LIGAND_WEIGHTS_BASE_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o_text(&c)).into_owned();
+    assert!(c.status.success() && text.contains(&stored.display().to_string()), "{text}");
+    assert!(tmp.path().join("scored").join("1BC8.pt").is_file(), "{:?}", dir_entries(&tmp.path().join("scored")));
+
+    // A 404 from the mirror: a clear error naming the URL and the flag, nothing kept.
+    let (base, h) = serve(HashMap::new(), 1);
+    let (ok, text) = run(&base, "soluble_mpnn", &[]);
+    assert!(!ok && text.contains("404") && text.contains("solublempnn_v_48_020.pt"), "{text}");
+    assert!(text.contains("--checkpoint_soluble_mpnn"), "{text}");
+    h.join().unwrap();
+    assert_eq!(dir_entries(&cache.join("ligandmpnn")).len(), 2);
+
+    // An explicit path that does not exist is an error, never a fetch.
+    let (ok, text) = run("http://127.0.0.1:9", "ligand_mpnn", &["--checkpoint_ligand_mpnn", "mine.pt"]);
+    assert!(!ok && text.contains("--checkpoint_ligand_mpnn mine.pt: no such file"), "{text}");
 }
 
 /// Mutated and truncated `data.pkl` (re-zipped, so the CRC is valid): errors, never panics.

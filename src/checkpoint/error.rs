@@ -93,6 +93,26 @@ pub enum CheckpointError {
          to {dest}"
     )]
     BlobMismatch { url: String, dest: String, expected: String, got: String },
+    /// A cached LigandMPNN-family file whose bytes no longer hash to the SHA-256 recorded when it
+    /// was downloaded.
+    #[error(
+        "{path}: this cached weights file changed since it was downloaded and verified: its SHA-256 \
+         is {got}, but {record} recorded {expected}. Delete {path} (and {record}) to download and \
+         verify it again"
+    )]
+    Tampered { path: String, record: String, expected: String, got: String },
+
+    /// A downloaded (or cached, unrecorded) LigandMPNN-family file that does not fit the model
+    /// type and the `num_edges` / `atom_context_num` its name promises.
+    #[error("{source_desc}: the file does not fit `{file}` as a {model_type} model: {problem}. {fate}")]
+    WrongWeights { source_desc: String, file: String, model_type: String, problem: String, fate: String },
+
+    /// A LigandMPNN-family file that is not cached, with downloads disabled.
+    #[error(
+        "the {file} weights are not available locally and downloads are disabled (MPNN_OFFLINE). \
+         Fetch {url} and save it as {cache_path}, or pass --checkpoint_{model_type} FILE"
+    )]
+    OfflineLigand { file: String, url: String, cache_path: String, model_type: String },
 }
 
 impl CheckpointError {

@@ -281,18 +281,44 @@ fn git_blob_id_of_file(path: &Path) -> std::io::Result<String> {
 /// checks the blob id, then renames atomically into place. On any failure the temp file is
 /// removed and `dest` is left untouched.
 pub fn download_verified(url: &str, expected_blob_id: &str, dest: &Path) -> Result<(), CheckpointError> {
+    download_checked(url, dest, |tmp| {
+        let id = git_blob_id_of_file(tmp).map_err(|e| CheckpointError::io(tmp, "reading the download", e))?;
+        if !id.eq_ignore_ascii_case(expected_blob_id.trim()) {
+            return Err(CheckpointError::BlobMismatch {
+                url: url.to_string(),
+                dest: dest.display().to_string(),
+                expected: expected_blob_id.to_string(),
+                got: id,
+            });
+        }
+        Ok(())
+    })
+}
+
+/// Download `url` to `dest`, running `check` on the complete download before it appears.
+///
+/// Streams into a temp file next to `dest` (progress bar on stderr when it is a terminal), calls
+/// `check(temp file)`, then renames atomically into place. On any failure (the transfer or the
+/// check) the temp file is removed and `dest` is left untouched.
+pub fn download_checked(
+    url: &str,
+    dest: &Path,
+    check: impl FnOnce(&Path) -> Result<(), CheckpointError>,
+) -> Result<(), CheckpointError> {
     let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| CheckpointError::io(dir, "creating the folder", e))?;
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "weights".into());
     let tmp = dir.join(format!(".{name}.download-{}", std::process::id()));
-    let result = download_to(url, expected_blob_id, dest, &tmp);
+    let result = download_to(url, dest, &tmp).and_then(|()| check(&tmp)).and_then(|()| {
+        std::fs::rename(&tmp, dest).map_err(|e| CheckpointError::io(dest, "moving the download into place", e))
+    });
     if result.is_err() {
         std::fs::remove_file(&tmp).ok();
     }
     result
 }
 
-fn download_to(url: &str, expected: &str, dest: &Path, tmp: &Path) -> Result<(), CheckpointError> {
+fn download_to(url: &str, dest: &Path, tmp: &Path) -> Result<(), CheckpointError> {
     let derr =
         |reason: String| CheckpointError::Download { url: url.to_string(), dest: dest.display().to_string(), reason };
     let agent = ureq::AgentBuilder::new()
@@ -358,16 +384,7 @@ fn download_to(url: &str, expected: &str, dest: &Path, tmp: &Path) -> Result<(),
     file.sync_all().ok();
     drop(file);
 
-    let id = git_blob_id_of_file(tmp).map_err(|e| CheckpointError::io(tmp, "reading the download", e))?;
-    if !id.eq_ignore_ascii_case(expected.trim()) {
-        return Err(CheckpointError::BlobMismatch {
-            url: url.to_string(),
-            dest: dest.display().to_string(),
-            expected: expected.to_string(),
-            got: id,
-        });
-    }
-    std::fs::rename(tmp, dest).map_err(|e| CheckpointError::io(dest, "moving the download into place", e))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,13 +9,15 @@
 //! * [`save_safetensors`] writes F32 tensors under the official names, with `num_edges` and
 //!   `noise_level` as strings in `__metadata__`, atomically.
 //! * [`locate::resolve`] finds (or downloads and verifies against pinned git blob ids) the
-//!   official weights.
+//!   official weights; [`ligand_weights::fetch_ligand_weights`] fetches the LigandMPNN family's
+//!   published files, checks that they fit the model type, and records their SHA-256.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 mod arch;
 mod error;
+pub mod ligand_weights;
 pub mod locate;
 pub mod pickle;
 pub mod safetensors;
@@ -24,7 +26,10 @@ pub mod torch;
 pub use self::safetensors::{save_safetensors, to_safetensors_bytes};
 pub use arch::{expected_tensors, EDGE_IN_CA};
 pub use error::CheckpointError;
-pub use locate::{download_verified, git_blob_id, resolve, resolve_with, LocateEnv, WeightsQuery};
+pub use ligand_weights::{
+    fetch_ligand_weights, fetch_ligand_weights_with, official_ligand_file, LigandLocateEnv, LigandWeights,
+};
+pub use locate::{download_checked, download_verified, git_blob_id, resolve, resolve_with, LocateEnv, WeightsQuery};
 
 /// A float32 tensor from a checkpoint, row-major.
 #[derive(Debug, Clone, PartialEq)]

@@ -42,6 +42,24 @@ fn float(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// The official default `--checkpoint_<model_type>` paths.
+pub const DEFAULT_CHECKPOINT_PROTEIN: &str = "./model_params/proteinmpnn_v_48_020.pt";
+pub const DEFAULT_CHECKPOINT_LIGAND: &str = "./model_params/ligandmpnn_v_32_010_25.pt";
+pub const DEFAULT_CHECKPOINT_PER_RESIDUE_MEMBRANE: &str = "./model_params/per_residue_label_membrane_mpnn_v_48_020.pt";
+pub const DEFAULT_CHECKPOINT_GLOBAL_MEMBRANE: &str = "./model_params/global_label_membrane_mpnn_v_48_020.pt";
+pub const DEFAULT_CHECKPOINT_SOLUBLE: &str = "./model_params/solublempnn_v_48_020.pt";
+
+/// The official default checkpoint path of `model_type` (`./model_params/<file>`).
+pub fn default_checkpoint(model_type: ModelType) -> &'static str {
+    match model_type {
+        ModelType::ProteinMpnn => DEFAULT_CHECKPOINT_PROTEIN,
+        ModelType::LigandMpnn => DEFAULT_CHECKPOINT_LIGAND,
+        ModelType::PerResidueLabelMembraneMpnn => DEFAULT_CHECKPOINT_PER_RESIDUE_MEMBRANE,
+        ModelType::GlobalLabelMembraneMpnn => DEFAULT_CHECKPOINT_GLOBAL_MEMBRANE,
+        ModelType::SolubleMpnn => DEFAULT_CHECKPOINT_SOLUBLE,
+    }
+}
+
 /// The model and checkpoint flags both scripts share.
 #[derive(Debug, Args, Clone)]
 pub struct ModelArgs {
@@ -50,25 +68,25 @@ pub struct ModelArgs {
     #[arg(long = "model_type", value_parser = model_type, default_value = "protein_mpnn")]
     pub model_type: ModelType,
     /// Path to model weights (protein_mpnn).
-    #[arg(long = "checkpoint_protein_mpnn", default_value = "./model_params/proteinmpnn_v_48_020.pt")]
+    #[arg(long = "checkpoint_protein_mpnn", default_value = DEFAULT_CHECKPOINT_PROTEIN)]
     pub checkpoint_protein_mpnn: String,
     /// Path to model weights (ligand_mpnn).
-    #[arg(long = "checkpoint_ligand_mpnn", default_value = "./model_params/ligandmpnn_v_32_010_25.pt")]
+    #[arg(long = "checkpoint_ligand_mpnn", default_value = DEFAULT_CHECKPOINT_LIGAND)]
     pub checkpoint_ligand_mpnn: String,
     /// Path to model weights (per_residue_label_membrane_mpnn).
     #[arg(
         long = "checkpoint_per_residue_label_membrane_mpnn",
-        default_value = "./model_params/per_residue_label_membrane_mpnn_v_48_020.pt"
+        default_value = DEFAULT_CHECKPOINT_PER_RESIDUE_MEMBRANE
     )]
     pub checkpoint_per_residue_label_membrane_mpnn: String,
     /// Path to model weights (global_label_membrane_mpnn).
     #[arg(
         long = "checkpoint_global_label_membrane_mpnn",
-        default_value = "./model_params/global_label_membrane_mpnn_v_48_020.pt"
+        default_value = DEFAULT_CHECKPOINT_GLOBAL_MEMBRANE
     )]
     pub checkpoint_global_label_membrane_mpnn: String,
     /// Path to model weights (soluble_mpnn).
-    #[arg(long = "checkpoint_soluble_mpnn", default_value = "./model_params/solublempnn_v_48_020.pt")]
+    #[arg(long = "checkpoint_soluble_mpnn", default_value = DEFAULT_CHECKPOINT_SOLUBLE)]
     pub checkpoint_soluble_mpnn: String,
 }
 

@@ -62,17 +62,35 @@ pub fn check_common(input: &super::args::InputArgs) -> Result<()> {
 }
 
 /// The checkpoint flag's name and path, checked to exist.
+///
+/// The official default path (`./model_params/<file>.pt`) that does not exist is fetched: the
+/// published file of that name is downloaded to the cache and verified
+/// ([`mpnn::checkpoint::fetch_ligand_weights`]), and its cached path is used. An explicit path
+/// that does not exist is an error.
 pub fn checkpoint_path(model: &super::args::ModelArgs) -> Result<String> {
     let path = model.checkpoint().to_string();
-    if !Path::new(&path).is_file() {
-        bail!(
-            "--checkpoint_{} {path}: no such file; give the path of the {} weights (see README \
-             \"LigandMPNN\" for where to get them)",
-            model.model_type.as_str(),
-            model.model_type.as_str()
-        );
+    if Path::new(&path).is_file() {
+        return Ok(path);
     }
-    Ok(path)
+    let t = model.model_type;
+    if path == super::args::default_checkpoint(t) {
+        let file = path.rsplit('/').next().unwrap_or(&path);
+        let w = mpnn::checkpoint::fetch_ligand_weights(t, file).with_context(|| {
+            format!(
+                "--checkpoint_{t} {path}: no such file, and fetching the published {file} failed \
+                 (or give the path of the {t} weights with --checkpoint_{t})"
+            )
+        })?;
+        let how = if w.downloaded { "downloaded and verified the published" } else { "using the cached, verified" };
+        eprintln!("{path} not found; {how} {file} at {} (sha256 {})", w.path.display(), w.sha256);
+        return Ok(w.path.display().to_string());
+    }
+    bail!(
+        "--checkpoint_{} {path}: no such file; give the path of the {} weights (see README \
+         \"LigandMPNN\" for where to get them)",
+        t.as_str(),
+        t.as_str()
+    );
 }
 
 /// Parse options from the flags, as `run.py` / `score.py` pass them on.
