@@ -68,21 +68,21 @@ protein() {
         local cmd=("$py" "$off")
         [ $who = mpnn ] && cmd=("$mpnn")
         time_cmd "$who.d8" "${cmd[@]}" "${common[@]}" --pdb_path "$s/5L33.pdb" --num_seq_per_target 8 --batch_size 8 --sampling_temp 0.1
-        time_cmd "$who.d16" "${cmd[@]}" "${common[@]}" --pdb_path "$s/5L33.pdb" --num_seq_per_target 16 --batch_size 8 --sampling_temp 0.1
+        time_cmd "$who.d40" "${cmd[@]}" "${common[@]}" --pdb_path "$s/5L33.pdb" --num_seq_per_target 40 --batch_size 8 --sampling_temp 0.1
         time_cmd "$who.s1" "${cmd[@]}" "${common[@]}" --pdb_path "$s/5L33.pdb" --score_only 1 --num_seq_per_target 1 --batch_size 1
-        time_cmd "$who.s9" "${cmd[@]}" "${common[@]}" --pdb_path "$s/5L33.pdb" --score_only 1 --num_seq_per_target 9 --batch_size 1
+        time_cmd "$who.s33" "${cmd[@]}" "${common[@]}" --pdb_path "$s/5L33.pdb" --score_only 1 --num_seq_per_target 33 --batch_size 1
         time_cmd "$who.u" "${cmd[@]}" "${common[@]}" --pdb_path "$s/6EHB.pdb" --unconditional_probs_only 1
     done
     echo "| work (ProteinMPNN) | official | mpnn | wall ratio | CPU ratio |"
     echo "| --- | --- | --- | --- | --- |"
     row "design, per additional sequence (5L33, batch 8, T = 0.1)" \
-        "$(per "${median[official.d16]}" "${median[official.d8]}" 8)" "$(per "${median[mpnn.d16]}" "${median[mpnn.d8]}" 8)" ms \
-        "$(per "${cpu[official.d16]}" "${cpu[official.d8]}" 8)" "$(per "${cpu[mpnn.d16]}" "${cpu[mpnn.d8]}" 8)"
+        "$(per "${median[official.d40]}" "${median[official.d8]}" 32)" "$(per "${median[mpnn.d40]}" "${median[mpnn.d8]}" 32)" ms \
+        "$(per "${cpu[official.d40]}" "${cpu[official.d8]}" 32)" "$(per "${cpu[mpnn.d40]}" "${cpu[mpnn.d8]}" 32)"
     row "design 8 sequences, whole process (5L33)" "${median[official.d8]}" "${median[mpnn.d8]}" s \
         "${cpu[official.d8]}" "${cpu[mpnn.d8]}"
     row "scoring, per additional pass (5L33, --score_only 1, batch 1)" \
-        "$(per "${median[official.s9]}" "${median[official.s1]}" 8)" "$(per "${median[mpnn.s9]}" "${median[mpnn.s1]}" 8)" ms \
-        "$(per "${cpu[official.s9]}" "${cpu[official.s1]}" 8)" "$(per "${cpu[mpnn.s9]}" "${cpu[mpnn.s1]}" 8)"
+        "$(per "${median[official.s33]}" "${median[official.s1]}" 32)" "$(per "${median[mpnn.s33]}" "${median[mpnn.s1]}" 32)" ms \
+        "$(per "${cpu[official.s33]}" "${cpu[official.s1]}" 32)" "$(per "${cpu[mpnn.s33]}" "${cpu[mpnn.s1]}" 32)"
     row "unconditional probabilities, whole process (6EHB, 960 residues)" "${median[official.u]}" "${median[mpnn.u]}" s \
         "${cpu[official.u]}" "${cpu[mpnn.u]}"
 }
