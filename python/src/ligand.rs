@@ -142,7 +142,12 @@ impl LigandModel {
     }
 
     fn __repr__(&self) -> String {
-        format!("LigandModel({}, model_type={}, k={})", self.inner.name(), self.inner.model_type(), self.inner.num_edges())
+        format!(
+            "LigandModel({}, model_type={}, k={})",
+            self.inner.name(),
+            self.inner.model_type(),
+            self.inner.num_edges()
+        )
     }
 
     /// Designs `num_seqs` sequences per temperature for each structure file; the numbers of
