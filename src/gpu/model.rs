@@ -177,6 +177,13 @@ struct LayerIo {
     nbr_out: Option<u32>,
 }
 
+/// The decoder's per-layer outputs for `rows` virtual rows (every layer but the last): node
+/// states and their projection through the next layer's `W1` neighbour block.
+struct DecoderStates {
+    states: Vec<u32>,
+    nbrs: Vec<u32>,
+}
+
 impl GpuModel {
     /// Uploads `model`'s weights (float32, whatever precision the CPU model uses).
     pub fn new(gpu: Arc<Gpu>, model: &ProteinMpnn) -> GpuModel {
@@ -408,6 +415,47 @@ impl GpuModel {
         }
     }
 
+    /// Arrays for the decoder's intermediate layer outputs of `rows` virtual rows.
+    fn decoder_states(&self, plan: &mut Plan, rows: usize) -> DecoderStates {
+        let inner = self.dec.len().saturating_sub(1);
+        let h = self.h;
+        DecoderStates {
+            states: (0..inner).map(|_| plan.alloc(rows * h)).collect(),
+            nbrs: (0..inner).map(|_| plan.alloc(rows * h)).collect(),
+        }
+    }
+
+    /// Every decoder layer in turn over the virtual rows `rows(plan, layer)` returns (their
+    /// index array and count), reading and writing `ds`; the last layer's states stay in `sc.x`.
+    #[allow(clippy::too_many_arguments)]
+    fn record_decoder_stack(
+        &self,
+        plan: &mut Plan,
+        e: &Enc,
+        sc: &Scratch,
+        ds: &DecoderStates,
+        pos: u32,
+        seq: u32,
+        mut rows: impl FnMut(&mut Plan, usize) -> (u32, usize),
+    ) {
+        let layers = self.dec.len();
+        for l in 0..layers {
+            let (rows, n) = rows(plan, l);
+            let io = LayerIo {
+                rows,
+                n,
+                h_prev: if l == 0 { e.h_v } else { ds.states[l - 1] },
+                nbr_prev: if l == 0 { e.enc_nbr[0] } else { ds.nbrs[l - 1] },
+                shared: l == 0,
+                pos,
+                seq,
+                h_out: (l + 1 < layers).then(|| ds.states[l]),
+                nbr_out: (l + 1 < layers).then(|| ds.nbrs[l]),
+            };
+            self.record_layer(plan, e, sc, l, &io);
+        }
+    }
+
     /// `W_out` and `log_softmax` of `n` states at `x` into a new array `[n, 21]`.
     fn record_log_probs(&self, plan: &mut Plan, n: usize, x: u32) -> u32 {
         let out = plan.alloc(n * VOCAB);
@@ -436,8 +484,7 @@ impl GpuModel {
         let outputs = 4 * (r * VOCAB + 64) as u64 * t as u64;
         let per = (self.budget(plan.float_bytes() + outputs) / per_copy.max(1)).clamp(1, t as u64) as usize;
         let sc = self.scratch(&mut plan, e.k, per * r);
-        let states: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(per * r * h)).collect();
-        let nbrs: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(per * r * h)).collect();
+        let ds = self.decoder_states(&mut plan, per * r);
         let rows = plan.upload_int((0..(per * r) as u32).collect());
         let mut slots = Vec::new();
         for chunk in passes.chunks(per) {
@@ -453,20 +500,7 @@ impl GpuModel {
             }
             let pos = plan.upload_int(pos);
             let seq = plan.upload_int(seq);
-            for l in 0..layers {
-                let io = LayerIo {
-                    rows,
-                    n: c * r,
-                    h_prev: if l == 0 { e.h_v } else { states[l - 1] },
-                    nbr_prev: if l == 0 { e.enc_nbr[0] } else { nbrs[l - 1] },
-                    shared: l == 0,
-                    pos,
-                    seq,
-                    h_out: (l + 1 < layers).then(|| states[l]),
-                    nbr_out: (l + 1 < layers).then(|| nbrs[l]),
-                };
-                self.record_layer(&mut plan, &e, &sc, l, &io);
-            }
+            self.record_decoder_stack(&mut plan, &e, &sc, &ds, pos, seq, |_, _| (rows, c * r));
             let lp = self.record_log_probs(&mut plan, c * r, sc.x);
             slots.push((c, plan.read(lp, c * r * VOCAB)));
         }
@@ -600,8 +634,7 @@ impl GpuModel {
         let max_rows =
             chunks.iter().map(|c| cones[c.clone()].iter().map(per_layer).sum::<usize>()).max().unwrap_or(0).max(1);
         let sc = self.scratch(&mut plan, e.k, max_rows);
-        let states: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(max_copies * r * h)).collect();
-        let nbrs: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(max_copies * r * h)).collect();
+        let ds = self.decoder_states(&mut plan, max_copies * r);
         let seq_all: Vec<u32> = seq.iter().map(|&a| a as u32).collect();
         let seq_rep = plan.upload_int(seq_all.repeat(max_copies.max(1)));
         let mut slots = Vec::new();
@@ -611,26 +644,15 @@ impl GpuModel {
                 pos.extend(cones[c].0.iter().map(|&p| p as u32));
             }
             let pos = plan.upload_int(pos);
-            for lay in 0..layers {
+            // Per layer, the rows each target's final state depends on.
+            self.record_decoder_stack(&mut plan, &e, &sc, &ds, pos, seq_rep, |plan, lay| {
                 let mut rows = Vec::new();
                 for (ci, c) in ch.clone().enumerate() {
                     rows.extend(cones[c].1[lay + 1].iter().map(|&row| (ci * r + row) as u32));
                 }
                 let n = rows.len();
-                let rows = plan.upload_int(rows);
-                let io = LayerIo {
-                    rows,
-                    n,
-                    h_prev: if lay == 0 { e.h_v } else { states[lay - 1] },
-                    nbr_prev: if lay == 0 { e.enc_nbr[0] } else { nbrs[lay - 1] },
-                    shared: lay == 0,
-                    pos,
-                    seq: seq_rep,
-                    h_out: (lay + 1 < layers).then(|| states[lay]),
-                    nbr_out: (lay + 1 < layers).then(|| nbrs[lay]),
-                };
-                self.record_layer(&mut plan, &e, &sc, lay, &io);
-            }
+                (plan.upload_int(rows), n)
+            });
             let lp = self.record_log_probs(&mut plan, ch.len(), sc.x);
             slots.push((ch.clone(), plan.read(lp, ch.len() * VOCAB)));
         }
@@ -689,7 +711,6 @@ impl GpuModel {
         }
         let design = f.design_mask();
         let tied = !f.tied_positions.is_empty();
-        let layers = self.dec.len();
         let h = self.h;
         // The schedule, per sequence: sub-steps of one decoded row each; a step's letter is
         // chosen at its last sub-step.
@@ -751,9 +772,8 @@ impl GpuModel {
         let (e, _) = self.record_encoder(&mut plan, model, &batch);
         let k = e.k;
         let sc = self.scratch(&mut plan, k, n_seq);
-        let states: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(n_seq * l * h)).collect();
-        let nbrs: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(n_seq * l * h)).collect();
-        for (&s, &nb) in states.iter().zip(&nbrs) {
+        let ds = self.decoder_states(&mut plan, n_seq * l);
+        for (&s, &nb) in ds.states.iter().zip(&ds.nbrs) {
             plan.fill(n_seq * l * h, s, 0.0);
             plan.fill(n_seq * l * h, nb, 0.0);
         }
@@ -799,20 +819,7 @@ impl GpuModel {
             if n > 0 {
                 let rows_off = plan.upload_int(rows);
                 let meta_off = plan.upload_int(meta);
-                for lay in 0..layers {
-                    let io = LayerIo {
-                        rows: rows_off,
-                        n,
-                        h_prev: if lay == 0 { e.h_v } else { states[lay - 1] },
-                        nbr_prev: if lay == 0 { e.enc_nbr[0] } else { nbrs[lay - 1] },
-                        shared: lay == 0,
-                        pos,
-                        seq,
-                        h_out: (lay + 1 < layers).then(|| states[lay]),
-                        nbr_out: (lay + 1 < layers).then(|| nbrs[lay]),
-                    };
-                    self.record_layer(&mut plan, &e, &sc, lay, &io);
-                }
+                self.record_decoder_stack(&mut plan, &e, &sc, &ds, pos, seq, |_, _| (rows_off, n));
                 plan.gemm(n, VOCAB, h, sc.x, self.w_out.w, self.w_out.b, raw, false);
                 plan.run1(
                     Kernel::SampAccum,
