@@ -15,6 +15,8 @@ use super::encoder::{Encoded, CHUNK};
 use super::layers::DecLayer;
 use super::{ProteinMpnn, MESSAGE_SCALE};
 use crate::alphabet::VOCAB;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::isa::{self, Isa};
 use crate::kernels::{gelu_inplace, layer_norm_row, log_softmax_inplace};
 
 /// Sequence-independent decoder inputs of an encoded batch, computed once and reused for every
@@ -140,9 +142,75 @@ impl ProteinMpnn {
         self.decoder_rows_impl(ctx, l, rows, h_prev, nbr_prev, seq, relation, scratch, out)
     }
 
+    /// [`Self::decoder_rows_body`] compiled for the active instruction-set path
+    /// ([`isa::active`]): its gathers, sums and scaling loops are plain element-wise float
+    /// arithmetic (no reassociation, no contraction into FMA), so every path gives the same
+    /// bits; the wider paths only run more lanes at once.
+    #[allow(clippy::too_many_arguments)]
+    fn decoder_rows_impl<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
+        &self,
+        ctx: &DecoderContext,
+        l: usize,
+        rows: &[usize],
+        h_prev: &[f32],
+        nbr_prev: &[f32],
+        seq: &[u8],
+        relation: &F,
+        scratch: &mut DecoderScratch,
+        out: &mut [f32],
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        match isa::active() {
+            // SAFETY: `isa::active()` only names paths whose features this CPU has.
+            Isa::Avx512 => return unsafe { self.decoder_rows_avx512(ctx, l, rows, h_prev, nbr_prev, seq, relation, scratch, out) },
+            Isa::Avx2 => return unsafe { self.decoder_rows_avx2(ctx, l, rows, h_prev, nbr_prev, seq, relation, scratch, out) },
+            Isa::Portable => {}
+        }
+        self.decoder_rows_body(ctx, l, rows, h_prev, nbr_prev, seq, relation, scratch, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn decoder_rows_avx512<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
+        &self,
+        ctx: &DecoderContext,
+        l: usize,
+        rows: &[usize],
+        h_prev: &[f32],
+        nbr_prev: &[f32],
+        seq: &[u8],
+        relation: &F,
+        scratch: &mut DecoderScratch,
+        out: &mut [f32],
+    ) {
+        self.decoder_rows_body(ctx, l, rows, h_prev, nbr_prev, seq, relation, scratch, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn decoder_rows_avx2<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
+        &self,
+        ctx: &DecoderContext,
+        l: usize,
+        rows: &[usize],
+        h_prev: &[f32],
+        nbr_prev: &[f32],
+        seq: &[u8],
+        relation: &F,
+        scratch: &mut DecoderScratch,
+        out: &mut [f32],
+    ) {
+        self.decoder_rows_body(ctx, l, rows, h_prev, nbr_prev, seq, relation, scratch, out)
+    }
+
+    /// One decoder layer over `rows` (see [`Self::decoder_rows`]). Per row, its `K` messages are
+    /// built, passed through GELU while still in cache, multiplied by `W2` for all rows at once,
+    /// and summed (with the second GELU) row by row.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn decoder_rows_impl<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
+    fn decoder_rows_body<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
         &self,
         ctx: &DecoderContext,
         l: usize,
@@ -162,24 +230,17 @@ impl ProteinMpnn {
         let m = n * k;
         let mask = &ctx.enc.mask;
         let total = mask.len();
-        // Edge block W1e·e_ij for the rows' edges.
+        // Edge block W1e·e_ij for the rows' edges: read in place from the precomputed
+        // projection, or computed here into `mid` (free until W2 writes it).
         scratch.pre.resize(m * h, 0.0);
-        match &ctx.edge_proj {
-            Some(proj) => {
-                for (r, &row) in rows.iter().enumerate() {
-                    let row = row % total;
-                    scratch.pre[r * k * h..(r + 1) * k * h].copy_from_slice(&proj[l][row * k * h..(row + 1) * k * h]);
-                }
+        scratch.mid.resize(m * h, 0.0);
+        if ctx.edge_proj.is_none() {
+            scratch.edges.resize(m * h, 0.0);
+            for (r, &row) in rows.iter().enumerate() {
+                let row = row % total;
+                scratch.edges[r * k * h..(r + 1) * k * h].copy_from_slice(&ctx.enc.h_e[row * k * h..(row + 1) * k * h]);
             }
-            None => {
-                scratch.edges.resize(m * h, 0.0);
-                for (r, &row) in rows.iter().enumerate() {
-                    let row = row % total;
-                    scratch.edges[r * k * h..(r + 1) * k * h]
-                        .copy_from_slice(&ctx.enc.h_e[row * k * h..(row + 1) * k * h]);
-                }
-                layer.w1_edge.forward(&scratch.edges, m, &mut scratch.pre);
-            }
+            layer.w1_edge.forward(&scratch.edges, m, &mut scratch.mid);
         }
         scratch.edges.resize(n * h, 0.0);
         // Own-state block (with bias), then gathered neighbour blocks.
@@ -194,10 +255,16 @@ impl ProteinMpnn {
             let (base, local) = (row - row % total, row % total);
             let mi = mask[local];
             let own = &scratch.dh[r * h..(r + 1) * h];
+            let edge_rows = match &ctx.edge_proj {
+                Some(proj) => &proj[l][local * k * h..(local + 1) * k * h],
+                None => &scratch.mid[r * k * h..(r + 1) * k * h],
+            };
+            let block = &mut scratch.pre[r * k * h..(r + 1) * k * h];
             for nb in 0..k {
                 let j_local = g.neighbor_row(local, nb);
                 let j = base + j_local;
-                let p = &mut scratch.pre[(r * k + nb) * h..][..h];
+                let p = &mut block[nb * h..][..h];
+                let e = &edge_rows[nb * h..][..h];
                 if mi == 0.0 {
                     p.copy_from_slice(own);
                     continue;
@@ -207,31 +274,31 @@ impl ProteinMpnn {
                         let st = &seq_table[seq[j] as usize * h..][..h];
                         let hv = &nbr_prev[j * h..][..h];
                         for t in 0..h {
-                            p[t] = own[t] + (mi * p[t] + (mi * st[t] + mi * hv[t]));
+                            p[t] = own[t] + (mi * e[t] + (mi * st[t] + mi * hv[t]));
                         }
                     }
                     NeighbourInput::Encoder => {
                         let ev = &enc_nbr[j_local * h..][..h];
                         for t in 0..h {
-                            p[t] = own[t] + (mi * p[t] + mi * ev[t]);
+                            p[t] = own[t] + (mi * e[t] + mi * ev[t]);
                         }
                     }
                     NeighbourInput::Hidden => p.copy_from_slice(own),
                 }
             }
+            gelu_inplace(block);
         }
-        gelu_inplace(&mut scratch.pre);
-        scratch.mid.resize(m * h, 0.0);
         layer.w2.forward(&scratch.pre, m, &mut scratch.mid);
-        gelu_inplace(&mut scratch.mid);
-        // Sum of the hidden messages over the K neighbours, then W3 once per row (W3 is linear:
-        // `Σ_j (W3·g_j + b3) = W3·Σ_j g_j + K·b3`), residual, norms, feed-forward.
+        // GELU and the sum of the hidden messages over the K neighbours, row by row; then W3
+        // once per row (W3 is linear: `Σ_j (W3·g_j + b3) = W3·Σ_j g_j + K·b3`), residual, norms,
+        // feed-forward.
         let sums = &mut scratch.pre[..n * h];
         sums.fill(0.0);
         for r in 0..n {
+            let msgs = &mut scratch.mid[r * k * h..(r + 1) * k * h];
+            gelu_inplace(msgs);
             let acc = &mut sums[r * h..(r + 1) * h];
-            for nb in 0..k {
-                let msg = &scratch.mid[(r * k + nb) * h..][..h];
+            for msg in msgs.chunks_exact(h) {
                 for t in 0..h {
                     acc[t] += msg[t];
                 }
