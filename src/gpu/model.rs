@@ -184,6 +184,36 @@ struct DecoderStates {
     nbrs: Vec<u32>,
 }
 
+impl DecoderStates {
+    /// Layer `l`'s inputs and outputs (of `layers`) for the `n` virtual rows listed at `rows`:
+    /// layer 0 reads the encoder's states (`h_v`, `enc_nbr0`), each later layer the previous
+    /// one's; every layer but the last writes its own.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_io(
+        &self,
+        h_v: u32,
+        enc_nbr0: u32,
+        l: usize,
+        layers: usize,
+        rows: u32,
+        n: usize,
+        pos: u32,
+        seq: u32,
+    ) -> LayerIo {
+        LayerIo {
+            rows,
+            n,
+            h_prev: if l == 0 { h_v } else { self.states[l - 1] },
+            nbr_prev: if l == 0 { enc_nbr0 } else { self.nbrs[l - 1] },
+            shared: l == 0,
+            pos,
+            seq,
+            h_out: (l + 1 < layers).then(|| self.states[l]),
+            nbr_out: (l + 1 < layers).then(|| self.nbrs[l]),
+        }
+    }
+}
+
 impl GpuModel {
     /// Uploads `model`'s weights (float32, whatever precision the CPU model uses).
     pub fn new(gpu: Arc<Gpu>, model: &ProteinMpnn) -> GpuModel {
@@ -441,17 +471,7 @@ impl GpuModel {
         let layers = self.dec.len();
         for l in 0..layers {
             let (rows, n) = rows(plan, l);
-            let io = LayerIo {
-                rows,
-                n,
-                h_prev: if l == 0 { e.h_v } else { ds.states[l - 1] },
-                nbr_prev: if l == 0 { e.enc_nbr[0] } else { ds.nbrs[l - 1] },
-                shared: l == 0,
-                pos,
-                seq,
-                h_out: (l + 1 < layers).then(|| ds.states[l]),
-                nbr_out: (l + 1 < layers).then(|| ds.nbrs[l]),
-            };
+            let io = ds.layer_io(e.h_v, e.enc_nbr[0], l, layers, rows, n, pos, seq);
             self.record_layer(plan, e, sc, l, &io);
         }
     }
@@ -479,11 +499,23 @@ impl GpuModel {
         let h = self.h;
         let layers = self.dec.len();
         let t = passes.len().max(1);
-        // Copies decoded together: as many as the device's buffer limit allows.
-        let per_copy = 4 * r as u64 * (h as u64 * (2 * e.k as u64 + 12 + 4 * layers as u64) + VOCAB as u64 + 2);
+        // Copies decoded together: as many as the device's buffer limit allows. When not even
+        // one copy's scratch fits (long structures on a device with small buffers, such as
+        // lavapipe's 128 MiB), each layer runs over slices of the rows instead, layer by layer
+        // so that every slice reads the previous layer's states of all rows.
+        let row_bytes = 4 * (h as u64 * (2 * e.k as u64 + 12) + VOCAB as u64 + 2);
+        let state_bytes = 4 * r as u64 * h as u64 * 4 * layers as u64;
+        let per_copy = r as u64 * row_bytes + state_bytes;
         let outputs = 4 * (r * VOCAB + 64) as u64 * t as u64;
-        let per = (self.budget(plan.float_bytes() + outputs) / per_copy.max(1)).clamp(1, t as u64) as usize;
-        let sc = self.scratch(&mut plan, e.k, per * r);
+        let avail = self.budget(plan.float_bytes() + outputs);
+        let per = (avail / per_copy.max(1)).clamp(1, t as u64) as usize;
+        let step = if per_copy <= avail {
+            per * r
+        } else {
+            let fit = (avail.saturating_sub(state_bytes) / row_bytes) as usize;
+            (fit / 64 * 64).clamp(64, r.max(64))
+        };
+        let sc = self.scratch(&mut plan, e.k, step.min(per * r));
         let ds = self.decoder_states(&mut plan, per * r);
         let rows = plan.upload_int((0..(per * r) as u32).collect());
         let mut slots = Vec::new();
@@ -500,14 +532,26 @@ impl GpuModel {
             }
             let pos = plan.upload_int(pos);
             let seq = plan.upload_int(seq);
-            self.record_decoder_stack(&mut plan, &e, &sc, &ds, pos, seq, |_, _| (rows, c * r));
-            let lp = self.record_log_probs(&mut plan, c * r, sc.x);
-            slots.push((c, plan.read(lp, c * r * VOCAB)));
+            let total = c * r;
+            let mut reads = Vec::new();
+            for l in 0..layers {
+                for start in (0..total).step_by(step) {
+                    let n = step.min(total - start);
+                    // `rows` is the identity: its slice from `start` names rows start.. .
+                    let io = ds.layer_io(e.h_v, e.enc_nbr[0], l, layers, rows + start as u32, n, pos, seq);
+                    self.record_layer(&mut plan, &e, &sc, l, &io);
+                    if l + 1 == layers {
+                        let lp = self.record_log_probs(&mut plan, n, sc.x);
+                        reads.push(plan.read(lp, n * VOCAB));
+                    }
+                }
+            }
+            slots.push((c, reads));
         }
         let res = self.run(&plan)?;
         let mut out = Vec::new();
-        for (c, s) in slots {
-            let v = res.floats(s);
+        for (c, reads) in slots {
+            let v: Vec<f32> = reads.into_iter().flat_map(|s| res.floats(s)).collect();
             out.extend(v.chunks(r * VOCAB).take(c).map(|x| x.to_vec()));
         }
         Ok(out)
