@@ -11,6 +11,7 @@
 
 use rayon::prelude::*;
 
+use super::cone::{Cone, ConeMarks};
 use super::encoder::{Encoded, CHUNK};
 use super::layers::DecLayer;
 use super::{ProteinMpnn, MESSAGE_SCALE};
@@ -440,54 +441,14 @@ impl ProteinMpnn {
         let h = self.hidden();
         let g = &ctx.enc.graph;
         let layers = self.decoder_layers.len();
-        work.ensure(base, g.b * g.l);
+        work.ensure(base);
         let backward = |i: usize, j: usize| pos[j] < pos[i];
-        // The target's own relation to a neighbour changed if the two orders disagree on it.
-        let relation_changed = |j: usize| {
-            (0..g.k).any(|nb| {
-                let n = g.neighbor_row(j, nb);
-                n == target && (base.pos[target] < base.pos[j]) != (pos[target] < pos[j])
-            })
-        };
-        // needed[l]: rows whose layer-l state is needed (l = 1..=layers).
-        let mut needed: Vec<Vec<usize>> = vec![Vec::new(); layers + 1];
-        needed[layers].push(target);
-        for l in (1..layers).rev() {
-            work.stamp += 1;
-            let stamp = work.stamp;
-            let mut set = Vec::new();
-            for &i in &needed[l + 1] {
-                for j in std::iter::once(i).chain((0..g.k).map(|nb| g.neighbor_row(i, nb)).filter(|&j| backward(i, j)))
-                {
-                    if work.seen[j] != stamp {
-                        work.seen[j] = stamp;
-                        set.push(j);
-                    }
-                }
-            }
-            needed[l] = set;
-        }
+        let cone = Cone::of(g, layers, &base.pos, pos, target, &mut work.marks);
         let mut out = Vec::new();
         let mut proj = Vec::new();
         let mut touched: Vec<Vec<usize>> = vec![Vec::new(); layers];
-        for l in 0..layers {
+        for (l, rows) in cone.compute.into_iter().enumerate() {
             // rows of layer l+1 to recompute: the needed ones whose inputs changed
-            let rows: Vec<usize> = if l + 1 == layers {
-                needed[layers].clone()
-            } else {
-                needed[l + 1]
-                    .iter()
-                    .copied()
-                    .filter(|&j| {
-                        j == target
-                            || relation_changed(j)
-                            || (l > 0
-                                && (0..g.k)
-                                    .map(|nb| g.neighbor_row(j, nb))
-                                    .any(|n| (n == j || backward(j, n)) && work.dirty[l][n] == work.stamp))
-                    })
-                    .collect()
-            };
             out.resize(rows.len() * h, 0.0);
             let (h_prev, nbr_prev): (&[f32], &[f32]) =
                 if l == 0 { (&ctx.enc.h_v, &ctx.enc_nbr[0]) } else { (&work.h[l - 1], &work.nbr[l - 1]) };
@@ -498,7 +459,6 @@ impl ProteinMpnn {
                 for (r, &row) in rows.iter().enumerate() {
                     work.h[l][row * h..(row + 1) * h].copy_from_slice(&out[r * h..(r + 1) * h]);
                     work.nbr[l][row * h..(row + 1) * h].copy_from_slice(&proj[r * h..(r + 1) * h]);
-                    work.dirty[l + 1][row] = work.stamp;
                 }
                 touched[l] = rows;
             }
@@ -596,23 +556,16 @@ struct ConeWork {
     /// Layer `l + 1` states (a copy of the base pass, patched per target and restored).
     h: Vec<Vec<f32>>,
     nbr: Vec<Vec<f32>>,
-    /// `dirty[l][row] == stamp`: the row's layer-`l` state differs from the base pass.
-    dirty: Vec<Vec<u64>>,
-    seen: Vec<u64>,
-    stamp: u64,
+    marks: ConeMarks,
     scratch: DecoderScratch,
 }
 
 impl ConeWork {
-    fn ensure(&mut self, base: &BasePass, rows: usize) {
-        if self.seen.len() != rows {
+    fn ensure(&mut self, base: &BasePass) {
+        if self.h.len() != base.layers.len() || self.h.first().map(Vec::len) != base.layers.first().map(|x| x.0.len()) {
             self.h = base.layers.iter().map(|(h, _)| h.clone()).collect();
             self.nbr = base.layers.iter().map(|(_, n)| n.clone()).collect();
-            self.dirty = vec![vec![0; rows]; base.layers.len() + 2];
-            self.seen = vec![0; rows];
-            self.stamp = 0;
         }
-        self.stamp += 1;
     }
 }
 
