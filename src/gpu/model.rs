@@ -724,7 +724,9 @@ impl GpuModel {
                     if n > 0 {
                         let (from, to) = (plan.upload_int(from), plan.upload_int(to));
                         let nu = n as u32;
-                        for (src, dst) in [(bs.states[lay - 1], ds.states[lay - 1]), (bs.nbrs[lay - 1], ds.nbrs[lay - 1])] {
+                        for (src, dst) in
+                            [(bs.states[lay - 1], ds.states[lay - 1]), (bs.nbrs[lay - 1], ds.nbrs[lay - 1])]
+                        {
                             plan.run1(Kernel::Gather, n * h, &[nu, hu, from, src, moved, ru, 0]);
                             plan.run1(Kernel::Scatter, n * h, &[nu, hu, to, moved, dst]);
                         }

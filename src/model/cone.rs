@@ -34,7 +34,14 @@ impl Cone {
     /// The rows for `target` decoded in the order whose positions are `pos` (by global row),
     /// against a base pass with positions `base_pos` that differs at most in where the target
     /// stands, through `layers` decoder layers of graph `g`.
-    pub fn of(g: &Graph, layers: usize, base_pos: &[usize], pos: &[usize], target: usize, marks: &mut ConeMarks) -> Cone {
+    pub fn of(
+        g: &Graph,
+        layers: usize,
+        base_pos: &[usize],
+        pos: &[usize],
+        target: usize,
+        marks: &mut ConeMarks,
+    ) -> Cone {
         let rows = g.b * g.l;
         if marks.seen.len() != rows || marks.dirty.len() != layers + 1 {
             *marks = ConeMarks { seen: vec![0; rows], dirty: vec![vec![0; rows]; layers + 1], stamp: 0 };
@@ -73,7 +80,8 @@ impl Cone {
                     .filter(|&j| {
                         j == target
                             || relation_changed(j)
-                            || (l > 0 && neighbours(j).any(|n| (n == j || backward(j, n)) && marks.dirty[l][n] == stamp))
+                            || (l > 0
+                                && neighbours(j).any(|n| (n == j || backward(j, n)) && marks.dirty[l][n] == stamp))
                     })
                     .collect()
             };

@@ -47,6 +47,24 @@ pub enum NeighbourInput {
     Hidden,
 }
 
+/// The inputs of one [`ProteinMpnn::decoder_rows`] call (see there).
+struct RowsInput<'a, F: ?Sized> {
+    ctx: &'a DecoderContext<'a>,
+    l: usize,
+    rows: &'a [usize],
+    h_prev: &'a [f32],
+    nbr_prev: &'a [f32],
+    seq: &'a [u8],
+    relation: &'a F,
+}
+
+impl<F: ?Sized> Clone for RowsInput<'_, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<F: ?Sized> Copy for RowsInput<'_, F> {}
+
 /// Scratch buffers for [`ProteinMpnn::decoder_rows`].
 #[derive(Debug, Default, Clone)]
 pub struct DecoderScratch {
@@ -121,7 +139,7 @@ impl ProteinMpnn {
     ) {
         let relation =
             |i: usize, j: usize| if backward(i, j) { NeighbourInput::Decoded } else { NeighbourInput::Encoder };
-        self.decoder_rows_impl(ctx, l, rows, h_prev, nbr_prev, seq, &relation, scratch, out)
+        self.decoder_rows_impl(&RowsInput { ctx, l, rows, h_prev, nbr_prev, seq, relation: &relation }, scratch, out)
     }
 
     /// [`Self::decoder_rows`] with a three-way relation: what each neighbour `j` of row `i`
@@ -140,89 +158,62 @@ impl ProteinMpnn {
         scratch: &mut DecoderScratch,
         out: &mut [f32],
     ) {
-        self.decoder_rows_impl(ctx, l, rows, h_prev, nbr_prev, seq, relation, scratch, out)
+        self.decoder_rows_impl(&RowsInput { ctx, l, rows, h_prev, nbr_prev, seq, relation }, scratch, out)
     }
 
     /// [`Self::decoder_rows_body`] compiled for the active instruction-set path
     /// ([`isa::active`]): its gathers, sums and scaling loops are plain element-wise float
     /// arithmetic (no reassociation, no contraction into FMA), so every path gives the same
     /// bits; the wider paths only run more lanes at once.
-    #[allow(clippy::too_many_arguments)]
     fn decoder_rows_impl<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
         &self,
-        ctx: &DecoderContext,
-        l: usize,
-        rows: &[usize],
-        h_prev: &[f32],
-        nbr_prev: &[f32],
-        seq: &[u8],
-        relation: &F,
+        x: &RowsInput<'_, F>,
         scratch: &mut DecoderScratch,
         out: &mut [f32],
     ) {
         #[cfg(target_arch = "x86_64")]
         match isa::active() {
             // SAFETY: `isa::active()` only names paths whose features this CPU has.
-            Isa::Avx512 => return unsafe { self.decoder_rows_avx512(ctx, l, rows, h_prev, nbr_prev, seq, relation, scratch, out) },
-            Isa::Avx2 => return unsafe { self.decoder_rows_avx2(ctx, l, rows, h_prev, nbr_prev, seq, relation, scratch, out) },
+            Isa::Avx512 => return unsafe { self.decoder_rows_avx512(x, scratch, out) },
+            Isa::Avx2 => return unsafe { self.decoder_rows_avx2(x, scratch, out) },
             Isa::Portable => {}
         }
-        self.decoder_rows_body(ctx, l, rows, h_prev, nbr_prev, seq, relation, scratch, out)
+        self.decoder_rows_body(x, scratch, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn decoder_rows_avx512<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
         &self,
-        ctx: &DecoderContext,
-        l: usize,
-        rows: &[usize],
-        h_prev: &[f32],
-        nbr_prev: &[f32],
-        seq: &[u8],
-        relation: &F,
+        x: &RowsInput<'_, F>,
         scratch: &mut DecoderScratch,
         out: &mut [f32],
     ) {
-        self.decoder_rows_body(ctx, l, rows, h_prev, nbr_prev, seq, relation, scratch, out)
+        self.decoder_rows_body(x, scratch, out)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn decoder_rows_avx2<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
         &self,
-        ctx: &DecoderContext,
-        l: usize,
-        rows: &[usize],
-        h_prev: &[f32],
-        nbr_prev: &[f32],
-        seq: &[u8],
-        relation: &F,
+        x: &RowsInput<'_, F>,
         scratch: &mut DecoderScratch,
         out: &mut [f32],
     ) {
-        self.decoder_rows_body(ctx, l, rows, h_prev, nbr_prev, seq, relation, scratch, out)
+        self.decoder_rows_body(x, scratch, out)
     }
 
     /// One decoder layer over `rows` (see [`Self::decoder_rows`]). Per row, its `K` messages are
     /// built, passed through GELU while still in cache, multiplied by `W2` for all rows at once,
     /// and summed (with the second GELU) row by row.
-    #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn decoder_rows_body<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
         &self,
-        ctx: &DecoderContext,
-        l: usize,
-        rows: &[usize],
-        h_prev: &[f32],
-        nbr_prev: &[f32],
-        seq: &[u8],
-        relation: &F,
+        x: &RowsInput<'_, F>,
         scratch: &mut DecoderScratch,
         out: &mut [f32],
     ) {
+        let RowsInput { ctx, l, rows, h_prev, nbr_prev, seq, relation } = *x;
         let layer: &DecLayer = &self.decoder_layers[l];
         let h = self.hidden();
         let g = &ctx.enc.graph;
@@ -386,11 +377,16 @@ impl ProteinMpnn {
                 nbr
             };
             let mut next = vec![0f32; rows * h];
-            next.par_chunks_mut(CHUNK * h)
-                .zip(all.par_chunks(CHUNK))
-                .for_each_init(DecoderScratch::default, |sc, (o, chunk)| {
-                    self.decoder_rows_impl(ctx, l, chunk, &h_cur, &nbr, seq, relation, sc, o)
-                });
+            next.par_chunks_mut(CHUNK * h).zip(all.par_chunks(CHUNK)).for_each_init(
+                DecoderScratch::default,
+                |sc, (o, chunk)| {
+                    self.decoder_rows_impl(
+                        &RowsInput { ctx, l, rows: chunk, h_prev: &h_cur, nbr_prev: &nbr, seq, relation },
+                        sc,
+                        o,
+                    )
+                },
+            );
             if keep && l > 0 {
                 kept.push((std::mem::take(&mut h_cur), nbr));
             }
