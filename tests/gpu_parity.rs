@@ -34,11 +34,12 @@ fn gpu() -> Option<Arc<Gpu>> {
 
 /// The parity cases the GPU sampler tests run (the log-probability test runs every case).
 /// Lavapipe (CI) is slow (~0.5 GFLOP/s and ~ms per dispatch on 2 cores), so by default they
-/// cover every code path on the cases that are quick there: the
-/// pruned model (small_5L33, small_6EHB), the full model with bias and omissions (6MRR), missing
-/// residues and chain breaks (quirks_edge), the CA-only model (ca_5L33), plus tied sampling
-/// (complex_3HTN_tied_beta) for the sampler. `MPNN_GPU_PARITY=all` runs every case (on a real GPU
-/// that takes seconds), `MPNN_GPU_PARITY=case,case` the named ones.
+/// cover every code path on the cases that are quick there: the pruned model (small_5L33,
+/// small_6EHB), the full model with bias and omissions (6MRR), missing residues and chain breaks
+/// (quirks_edge), the CA-only model (ca_5L33); the official sampling paths (`tied`) also on the
+/// full model (monomer_5L33), a tied homo-oligomer (homooligomer_4GYT_tied) and tied sampling
+/// with beta (complex_3HTN_tied_beta). `MPNN_GPU_PARITY=all` runs every case (on a real GPU that
+/// takes seconds; on lavapipe about 20 minutes), `MPNN_GPU_PARITY=case,case` the named ones.
 fn gpu_cases(dir: &std::path::Path, tied: bool) -> Vec<String> {
     match std::env::var("MPNN_GPU_PARITY").as_deref() {
         Ok("all") => return cases(dir),
@@ -47,7 +48,7 @@ fn gpu_cases(dir: &std::path::Path, tied: bool) -> Vec<String> {
     }
     let mut v = vec!["small_5L33", "small_6EHB", "monomer_6MRR_bias_omit", "quirks_edge", "ca_5L33"];
     if tied {
-        v.push("complex_3HTN_tied_beta");
+        v.extend(["monomer_5L33", "homooligomer_4GYT_tied", "complex_3HTN_tied_beta"]);
     }
     let all = cases(dir);
     v.into_iter().filter(|c| all.iter().any(|a| a == c)).map(String::from).collect()
