@@ -257,6 +257,34 @@ fn encode_matches_official_intermediates() {
     r.finish("encode");
 }
 
+/// The atom-context stage shares the atom-pair work of residues that see the same atoms; how it
+/// groups residues (all at once, one by one, small groups, or no sharing at all) changes no bit.
+#[test]
+fn shared_atom_pair_work_changes_no_bit() {
+    let Some(dir) = ligand_dir() else { return };
+    let mut checked = 0;
+    for name in cases(&dir) {
+        let c = load(&dir, &name);
+        if c.model.atom_context_num() == 0 {
+            continue;
+        }
+        let outputs = |max_pairs: Option<usize>| {
+            let enc = c.model.encode_with_pair_groups(&c.features, max_pairs).unwrap();
+            let ctx = enc.context.unwrap();
+            let mut all = vec![bits(&enc.enc.h_v), bits(&ctx.added), bits(&ctx.atom_mask)];
+            all.extend(ctx.layers.iter().map(|l| bits(l)));
+            all
+        };
+        let plain = outputs(None);
+        assert_eq!(bits(&encode(&c).enc.h_v), plain[0], "{name}: encode differs from the plain form");
+        for groups in [Some(1), Some(700), Some(usize::MAX)] {
+            assert!(outputs(groups) == plain, "{name}: pair groups {groups:?} differ from the plain form");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} ligand_mpnn cases");
+}
+
 #[test]
 fn score_and_single_aa_score_match_official() {
     let Some(dir) = ligand_dir() else { return };

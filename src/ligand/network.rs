@@ -291,6 +291,19 @@ impl LigandMpnn {
     /// embedding for the membrane models) and, for ligand_mpnn, the atom context added to the
     /// node states.
     pub fn encode(&self, f: &LigandFeatures) -> Result<LigandEncoded, LigandModelError> {
+        self.encode_with_pair_groups(f, Some(crate::ligand::context::DEFAULT_PAIR_GROUP))
+    }
+
+    /// [`Self::encode`] with the atom-context stage's sharing of atom-pair work set by hand
+    /// (tests: every setting gives the same bits). `None`: every residue computes its own atom
+    /// pairs (the plain form); `Some(n)`: residues are grouped so that a group holds about `n`
+    /// distinct atom pairs at most (always at least one residue), the pair work done once per
+    /// group.
+    pub fn encode_with_pair_groups(
+        &self,
+        f: &LigandFeatures,
+        max_pairs: Option<usize>,
+    ) -> Result<LigandEncoded, LigandModelError> {
         self.check_features(f)?;
         let _span = tracing::debug_span!("ligand_encode", l = f.len()).entered();
         let batch = Self::batch(f);
@@ -310,7 +323,8 @@ impl LigandMpnn {
         let context = match &self.stage {
             NodeStage::Ligand(ctx) => {
                 let bb = backbone_atoms(&batch.x, l);
-                let (layers, added, atom_mask) = ctx.run(f, &enc.graph, &bb, &h_v_encoder, self.side_chain_context);
+                let (layers, added, atom_mask) =
+                    ctx.run(f, &enc.graph, &bb, &h_v_encoder, self.side_chain_context, max_pairs);
                 for (v, a) in enc.h_v.iter_mut().zip(&added) {
                     *v += a;
                 }
