@@ -285,6 +285,28 @@ fn shared_atom_pair_work_changes_no_bit() {
     assert!(checked >= 5, "only {checked} ligand_mpnn cases");
 }
 
+/// `single_aa_score(use_sequence)` with positions that are not first in their own order (a few
+/// tiny `|randn|` values sort below `1e-4·|randn_i|` of most others): each position's logits
+/// are, bit for bit, those of the general conditional pass, which decodes every position in
+/// its exact order.
+#[test]
+fn single_aa_score_recomputes_positions_that_are_not_first() {
+    let Some(dir) = ligand_dir() else { return };
+    for name in ["ligand_1BC8", "ligand_4oz7_symmetry", "protein_1BC8"] {
+        let c = load(&dir, name);
+        let enc = encode(&c);
+        let l = c.features.len();
+        let mut randn = c.randn.clone();
+        randn[1] = 3e-6;
+        randn[l / 2] = -1e-6;
+        let got = c.model.single_aa_score(&enc, &c.features, &randn, true);
+        let want = c.model.protein.conditional_logits(&enc.enc, &c.features.s, &vec![1.0; l], &randn, true);
+        let irregular = (0..l).filter(|&i| single_aa_order(i, &randn, true)[0] != i).count();
+        assert!(irregular > l / 2, "{name}: only {irregular} of {l} positions are not first");
+        assert!(bits(&got.logits) == bits(&want), "{name}: logits differ from the conditional pass");
+    }
+}
+
 #[test]
 fn score_and_single_aa_score_match_official() {
     let Some(dir) = ligand_dir() else { return };
