@@ -5,6 +5,7 @@ mod cli;
 use clap::Parser;
 
 fn main() {
+    keep_freed_memory();
     let filter = tracing_subscriber::EnvFilter::try_from_env("MPNN_LOG").unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = cli::args::Cli::parse();
@@ -16,3 +17,25 @@ fn main() {
         std::process::exit(1);
     }
 }
+
+/// glibc's malloc hands freed blocks above 128 KiB back to the kernel (they are mmapped, or
+/// trimmed off the heap), so every large buffer the model allocates (per layer, per residue
+/// group) is page-faulted in and zeroed again: about 30% of the page faults of a LigandMPNN
+/// score of 7v11. Serving blocks up to 32 MiB from the heap and keeping freed heap memory lets
+/// them be reused (the process ends soon anyway).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    extern "C" {
+        fn mallopt(param: i32, value: i32) -> i32;
+    }
+    const M_TRIM_THRESHOLD: i32 = -1;
+    const M_MMAP_THRESHOLD: i32 = -3;
+    // SAFETY: mallopt only changes allocator settings; called before any other thread exists.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 32 << 20);
+        mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}

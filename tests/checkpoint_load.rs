@@ -231,6 +231,15 @@ fn corrupted_inputs_give_clear_errors() {
         assert!(s.contains("trunc.pt"), "{s}");
         assert!(matches!(e, CheckpointError::Torch { .. }), "{s}");
     }
+    // A flipped byte inside a (stored) storage entry: its CRC-32 no longer matches.
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(&full[..])).unwrap();
+    let name = zip.file_names().find(|n| n.contains("/data/")).unwrap().to_string();
+    let start = zip.by_name(&name).unwrap().data_start() as usize;
+    let mut flipped = full.clone();
+    flipped[start + 5] ^= 0x40;
+    let e = msg(checkpoint::load(&put("flipped.pt", &flipped)).unwrap_err());
+    assert!(e.contains("flipped.pt") && e.contains("CRC-32") && e.contains("corrupted"), "{e}");
+
     // Corrupt the pickle: overwrite data.pkl's body bytes inside the (stored) zip.
     let pos = full.windows(9).position(|w| w == b"num_edges").unwrap();
     let mut bad = full.clone();

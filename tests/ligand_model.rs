@@ -257,6 +257,56 @@ fn encode_matches_official_intermediates() {
     r.finish("encode");
 }
 
+/// The atom-context stage shares the atom-pair work of residues that see the same atoms; how it
+/// groups residues (all at once, one by one, small groups, or no sharing at all) changes no bit.
+#[test]
+fn shared_atom_pair_work_changes_no_bit() {
+    let Some(dir) = ligand_dir() else { return };
+    let mut checked = 0;
+    for name in cases(&dir) {
+        let c = load(&dir, &name);
+        if c.model.atom_context_num() == 0 {
+            continue;
+        }
+        let outputs = |max_pairs: Option<usize>| {
+            let enc = c.model.encode_with_pair_groups(&c.features, max_pairs).unwrap();
+            let ctx = enc.context.unwrap();
+            let mut all = vec![bits(&enc.enc.h_v), bits(&ctx.added), bits(&ctx.atom_mask)];
+            all.extend(ctx.layers.iter().map(|l| bits(l)));
+            all
+        };
+        let plain = outputs(None);
+        assert_eq!(bits(&encode(&c).enc.h_v), plain[0], "{name}: encode differs from the plain form");
+        for groups in [Some(1), Some(700), Some(usize::MAX)] {
+            assert!(outputs(groups) == plain, "{name}: pair groups {groups:?} differ from the plain form");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} ligand_mpnn cases");
+}
+
+/// `single_aa_score(use_sequence)` with positions that are not first in their own order (a few
+/// tiny `|randn|` values sort below `1e-4·|randn_i|` of most others): each position's logits
+/// are, bit for bit, those of the general conditional pass, which decodes every position in
+/// its exact order.
+#[test]
+fn single_aa_score_recomputes_positions_that_are_not_first() {
+    let Some(dir) = ligand_dir() else { return };
+    for name in ["ligand_1BC8", "ligand_4oz7_symmetry", "protein_1BC8"] {
+        let c = load(&dir, name);
+        let enc = encode(&c);
+        let l = c.features.len();
+        let mut randn = c.randn.clone();
+        randn[1] = 3e-6;
+        randn[l / 2] = -1e-6;
+        let got = c.model.single_aa_score(&enc, &c.features, &randn, true);
+        let want = c.model.protein.conditional_logits(&enc.enc, &c.features.s, &vec![1.0; l], &randn, true);
+        let irregular = (0..l).filter(|&i| single_aa_order(i, &randn, true)[0] != i).count();
+        assert!(irregular > l / 2, "{name}: only {irregular} of {l} positions are not first");
+        assert!(bits(&got.logits) == bits(&want), "{name}: logits differ from the conditional pass");
+    }
+}
+
 #[test]
 fn score_and_single_aa_score_match_official() {
     let Some(dir) = ligand_dir() else { return };

@@ -7,8 +7,11 @@
 //! tensors of the model state dict, and every tensor is materialized as contiguous f32, honouring
 //! its storage offset and strides.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Cursor, Read};
+
+use rayon::prelude::*;
 
 use super::pickle::{self, StorageDtype, TensorRef, Value};
 use super::{Checkpoint, CheckpointError, Tensor};
@@ -127,8 +130,11 @@ pub fn load_torch_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, Checkp
         None => return Err(terr(format!("the checkpoint dict has no `model_state_dict` entry (keys: {})", keys()))),
     };
 
-    let mut storages: HashMap<String, Vec<u8>> = HashMap::new();
-    let mut tensors = BTreeMap::new();
+    // Storages: stored (uncompressed) entries, as torch.save writes them, are used in place once
+    // their CRC-32 is checked (no copy of the 10 MB of a LigandMPNN checkpoint); others are read
+    // (inflated) into memory.
+    let mut storages: HashMap<String, Cow<[u8]>> = HashMap::new();
+    let mut views: Vec<(String, TensorRef)> = Vec::new();
     for (k, v) in state.borrow().iter() {
         let Value::Str(name) = k else {
             return Err(terr(format!("model_state_dict has a non-string key ({})", k.describe())));
@@ -139,18 +145,58 @@ pub fn load_torch_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint, Checkp
         let key = &t.storage.key;
         if !storages.contains_key(key) {
             let entry = format!("{prefix}data/{key}");
-            let Some(b) = read_entry(&mut zip, &entry)? else {
-                return Err(terr(format!(
-                    "tensor `{name}` refers to storage {entry}, which is missing from the archive"
-                )));
+            let b = match stored_entry(&mut zip, bytes, &entry).map_err(terr)? {
+                Some(b) => Cow::Borrowed(b),
+                None => match read_entry(&mut zip, &entry)? {
+                    Some(b) => Cow::Owned(b),
+                    None => {
+                        return Err(terr(format!(
+                            "tensor `{name}` refers to storage {entry}, which is missing from the archive"
+                        )))
+                    }
+                },
             };
             storages.insert(key.clone(), b);
         }
-        let data = materialize(t, &storages[key]).map_err(|m| terr(format!("tensor `{name}`: {m}")))?;
-        tensors.insert(name.clone(), Tensor { shape: t.size.clone(), data });
+        views.push((name.clone(), (**t).clone()));
+    }
+    // Materializing copies every tensor: in parallel (errors reported in the dict's order).
+    let data: Vec<Result<Vec<f32>, String>> =
+        views.par_iter().map(|(_, t)| materialize(t, &storages[&t.storage.key])).collect();
+    let mut tensors = BTreeMap::new();
+    for ((name, t), data) in views.into_iter().zip(data) {
+        let data = data.map_err(|m| terr(format!("tensor `{name}`: {m}")))?;
+        tensors.insert(name, Tensor { shape: t.size, data });
     }
 
     Ok(Checkpoint { source: source.to_string(), num_edges, noise_level, atom_context_num, tensors })
+}
+
+/// The bytes of zip entry `name` when it is stored uncompressed inside `bytes` (the archive
+/// itself) and its CRC-32 matches; `None` when it is missing or compressed (read it instead).
+fn stored_entry<'a>(
+    zip: &mut zip::ZipArchive<Cursor<&'a [u8]>>,
+    bytes: &'a [u8],
+    name: &str,
+) -> Result<Option<&'a [u8]>, String> {
+    let f = match zip.by_name(name) {
+        Ok(f) => f,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(format!("cannot read zip entry {name}: {e}")),
+    };
+    if f.compression() != zip::CompressionMethod::Stored || f.size() != f.compressed_size() {
+        return Ok(None);
+    }
+    let start = f.data_start() as usize;
+    let Some(data) = start.checked_add(f.size() as usize).and_then(|end| bytes.get(start..end)) else {
+        return Err(format!(
+            "zip entry {name} runs past the end of the file; the file is truncated or corrupted, download it again"
+        ));
+    };
+    if crc32fast::hash(data) != f.crc32() {
+        return Err(format!("zip entry {name} fails its CRC-32 check; the file is corrupted, download it again"));
+    }
+    Ok(Some(data))
 }
 
 /// Views with more elements than their storage (stride-0 broadcasts) are materialized only up

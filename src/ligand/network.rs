@@ -291,6 +291,19 @@ impl LigandMpnn {
     /// embedding for the membrane models) and, for ligand_mpnn, the atom context added to the
     /// node states.
     pub fn encode(&self, f: &LigandFeatures) -> Result<LigandEncoded, LigandModelError> {
+        self.encode_with_pair_groups(f, Some(crate::ligand::context::DEFAULT_PAIR_GROUP))
+    }
+
+    /// [`Self::encode`] with the atom-context stage's sharing of atom-pair work set by hand
+    /// (tests: every setting gives the same bits). `None`: every residue computes its own atom
+    /// pairs (the plain form); `Some(n)`: residues are grouped so that a group holds about `n`
+    /// distinct atom pairs at most (always at least one residue), the pair work done once per
+    /// group.
+    pub fn encode_with_pair_groups(
+        &self,
+        f: &LigandFeatures,
+        max_pairs: Option<usize>,
+    ) -> Result<LigandEncoded, LigandModelError> {
         self.check_features(f)?;
         let _span = tracing::debug_span!("ligand_encode", l = f.len()).entered();
         let batch = Self::batch(f);
@@ -310,7 +323,8 @@ impl LigandMpnn {
         let context = match &self.stage {
             NodeStage::Ligand(ctx) => {
                 let bb = backbone_atoms(&batch.x, l);
-                let (layers, added, atom_mask) = ctx.run(f, &enc.graph, &bb, &h_v_encoder, self.side_chain_context);
+                let (layers, added, atom_mask) =
+                    ctx.run(f, &enc.graph, &bb, &h_v_encoder, self.side_chain_context, max_pairs);
                 for (v, a) in enc.h_v.iter_mut().zip(&added) {
                     *v += a;
                 }
@@ -333,6 +347,49 @@ impl LigandMpnn {
         let x: Vec<f32> = f.x.iter().flat_map(|r| r.iter().flatten().copied()).collect();
         let bb = backbone_atoms(&x, f.len());
         Some(ctx.trace(f, &encoded.enc.graph, &bb, &encoded.h_v_encoder, self.side_chain_context, rows))
+    }
+
+    /// `single_aa_score(use_sequence)` for a position `i` that is not first in its order
+    /// ([`single_aa_order`]): the final decoder state of `i` when only the positions before it
+    /// (those whose `|randn|` is so small that their key still sorts below `1e-4·|randn_i|`,
+    /// usually a single one) are decoded. Only `i` and those positions are computed, layer by
+    /// layer: every other position comes after them, so it enters their inputs through its
+    /// encoder state alone. The same arithmetic, row for row, as the general conditional pass
+    /// ([`ProteinMpnn::conditional_logits`]) without its extra full decoder pass (7v11 with
+    /// seed 111 has 43 such positions).
+    fn decode_after_predecessors(
+        &self,
+        enc: &Encoded,
+        ctx: &crate::model::decoder::DecoderContext,
+        seq: &[u8],
+        randn: &[f32],
+        i: usize,
+    ) -> Vec<f32> {
+        let l = randn.len();
+        let h = self.hidden();
+        let order = single_aa_order(i, randn, true);
+        let at = order.iter().position(|&o| o == i).expect("the order holds every position");
+        let rows: Vec<usize> = order[..=at].to_vec();
+        let pos = order_positions(&order, l);
+        let backward = |a: usize, b: usize| pos[b] < pos[a];
+        let mut scratch = crate::model::decoder::DecoderScratch::default();
+        let n_layers = self.protein.decoder_layers.len();
+        // Full-size buffers of which only `rows` are written and read.
+        let mut h_prev = enc.h_v.clone();
+        let mut nbr_prev = ctx.enc_nbr[0].clone();
+        let mut out = vec![0f32; rows.len() * h];
+        for layer in 0..n_layers {
+            self.protein.decoder_rows(ctx, layer, &rows, &h_prev, &nbr_prev, seq, &backward, &mut scratch, &mut out);
+            if layer + 1 < n_layers {
+                let mut proj = vec![0f32; rows.len() * h];
+                self.protein.decoder_layers[layer + 1].w1_nbr.forward(&out, rows.len(), &mut proj);
+                for (r, &row) in rows.iter().enumerate() {
+                    h_prev[row * h..(row + 1) * h].copy_from_slice(&out[r * h..(r + 1) * h]);
+                    nbr_prev[row * h..(row + 1) * h].copy_from_slice(&proj[r * h..(r + 1) * h]);
+                }
+            }
+        }
+        out[at * h..(at + 1) * h].to_vec()
     }
 
     fn outputs(&self, states: &[f32], rows: usize) -> (Vec<f32>, Vec<f32>) {
@@ -404,26 +461,18 @@ impl LigandMpnn {
             // those positions are recomputed in their own order.
             let mut sorted: Vec<f32> = randn.iter().map(|r| (1.0f32 + 1e-4) * r.abs()).collect();
             sorted.sort_by(f32::total_cmp);
-            let irregular: Vec<f32> = (0..l)
-                .map(|i| {
+            let irregular: Vec<usize> = (0..l)
+                .filter(|&i| {
                     let own = (1.0f32 + 1e-4) * randn[i].abs();
                     // smallest key among the others
                     let other = if sorted[0] == own && l > 1 { sorted[1] } else { sorted[0] };
                     let first = l == 1 || 1e-4f32 * randn[i].abs() < other;
-                    if first {
-                        0.0
-                    } else {
-                        1.0
-                    }
+                    !first
                 })
                 .collect();
-            if irregular.contains(&1.0) {
-                let exact = self.protein.conditional_logits(enc, &f.s, &irregular, randn, true);
-                for (i, &r) in irregular.iter().enumerate() {
-                    if r == 1.0 {
-                        logits[i * VOCAB..(i + 1) * VOCAB].copy_from_slice(&exact[i * VOCAB..(i + 1) * VOCAB]);
-                    }
-                }
+            for i in irregular {
+                let row = self.decode_after_predecessors(enc, &ctx, &f.s, randn, i);
+                self.protein.w_out.forward(&row, 1, &mut logits[i * VOCAB..(i + 1) * VOCAB]);
             }
             logits
         } else {

@@ -174,25 +174,116 @@ impl EdgeSetLayer {
         s: &mut EdgeSetScratch,
     ) {
         let hd = self.w2.n_out;
-        let n = node_mask.len();
         let m = edge_node.len();
-        assert_eq!(h.len(), n * hd);
         assert_eq!(edges.len(), m * self.edge_inputs());
-        assert_eq!(att.len(), m);
-        s.own.resize(n * hd, 0.0);
-        self.w1_self.forward(h, n, &mut s.own);
-        s.pre.resize(m * hd, 0.0);
-        self.w1_edge.forward(edges, m, &mut s.pre);
+        let mut pre = std::mem::take(&mut s.pre);
+        pre.resize(m * hd, 0.0);
+        self.edge_pre(edges, m, &mut pre);
+        self.node_own(h, node_mask.len(), &mut s.own);
+        s.mid.resize(m * hd, 0.0);
+        self.hidden_messages(&s.own, &mut pre, edge_node, &mut s.mid);
+        s.pre = pre;
+        let mid = std::mem::take(&mut s.mid);
+        self.finish(h, node_mask, &mid, None, edge_node, att, s);
+        s.mid = mid;
+    }
+
+    /// The edge block of the first layer, `W1e·x` for `m` edge inputs `x` (no bias: W1's bias
+    /// sits in the node block). A row depends on its own edge input only (the kernels'
+    /// guarantee), so edges met by several node sets can be computed once and shared.
+    pub fn edge_pre(&self, edges: &[f32], m: usize, out: &mut [f32]) {
+        self.w1_edge.forward(edges, m, out);
+    }
+
+    /// The node block of the first layer (with W1's bias) for `n` node states `h`.
+    pub fn node_own(&self, h: &[f32], n: usize, out: &mut Vec<f32>) {
+        assert_eq!(h.len(), n * self.w2.n_out);
+        out.resize(n * self.w2.n_out, 0.0);
+        self.w1_self.forward(h, n, out);
+    }
+
+    /// The hidden messages `gelu(W2·gelu(W1e·x + own))` of the edges whose edge block `pre`
+    /// holds (overwritten), edge `e` taking its node block from row `edge_node[e]` of `own`.
+    pub fn hidden_messages(&self, own: &[f32], pre: &mut [f32], edge_node: &[u32], mid: &mut [f32]) {
+        let hd = self.w2.n_out;
+        let m = edge_node.len();
         for (e, &node) in edge_node.iter().enumerate() {
-            let own = &s.own[node as usize * hd..][..hd];
-            for (p, &o) in s.pre[e * hd..][..hd].iter_mut().zip(own) {
+            let own = &own[node as usize * hd..][..hd];
+            for (p, &o) in pre[e * hd..][..hd].iter_mut().zip(own) {
                 *p += o;
             }
         }
-        gelu_inplace(&mut s.pre);
+        gelu_inplace(&mut pre[..m * hd]);
+        self.w2.forward(pre, m, &mut mid[..m * hd]);
+        gelu_inplace(&mut mid[..m * hd]);
+    }
+
+    /// [`Self::forward`] with the edge blocks given once per distinct edge: edge `e` takes row
+    /// `rows[e]` of `edge_pre` (what [`Self::edge_pre`] gave for its input). The same bits as
+    /// `forward` on the gathered inputs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_shared_pre(
+        &self,
+        h: &mut [f32],
+        node_mask: &[f32],
+        edge_pre: &[f32],
+        rows: &[u32],
+        edge_node: &[u32],
+        att: &[f32],
+        s: &mut EdgeSetScratch,
+    ) {
+        let hd = self.w2.n_out;
+        let m = edge_node.len();
+        assert_eq!(rows.len(), m);
+        let mut pre = std::mem::take(&mut s.pre);
+        pre.resize(m * hd, 0.0);
+        for (dst, &r) in pre.chunks_exact_mut(hd).zip(rows) {
+            dst.copy_from_slice(&edge_pre[r as usize * hd..][..hd]);
+        }
+        self.node_own(h, node_mask.len(), &mut s.own);
         s.mid.resize(m * hd, 0.0);
-        self.w2.forward(&s.pre, m, &mut s.mid);
-        gelu_inplace(&mut s.mid);
+        self.hidden_messages(&s.own, &mut pre, edge_node, &mut s.mid);
+        s.pre = pre;
+        let mid = std::mem::take(&mut s.mid);
+        self.finish(h, node_mask, &mid, None, edge_node, att, s);
+        s.mid = mid;
+    }
+
+    /// [`Self::forward`] with the hidden messages given once per distinct (edge input, node
+    /// state) pair: edge `e`'s message is row `rows[e]` of `messages` (what
+    /// [`Self::hidden_messages`] gave for it). Only the weighted sums and the node update remain.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_shared_messages(
+        &self,
+        h: &mut [f32],
+        node_mask: &[f32],
+        messages: &[f32],
+        rows: &[u32],
+        edge_node: &[u32],
+        att: &[f32],
+        s: &mut EdgeSetScratch,
+    ) {
+        assert_eq!(rows.len(), edge_node.len());
+        self.finish(h, node_mask, messages, Some(rows), edge_node, att, s);
+    }
+
+    /// The node update from the hidden messages: edge `e`'s message is row `rows[e]` of `mid`
+    /// (row `e` without `rows`). `h ← mask · norm2(h' + FFN(h'))`, `h' = norm1(h + W3·Σ/30)`.
+    #[allow(clippy::too_many_arguments)]
+    fn finish(
+        &self,
+        h: &mut [f32],
+        node_mask: &[f32],
+        mid: &[f32],
+        rows: Option<&[u32]>,
+        edge_node: &[u32],
+        att: &[f32],
+        s: &mut EdgeSetScratch,
+    ) {
+        let hd = self.w2.n_out;
+        let n = node_mask.len();
+        assert_eq!(h.len(), n * hd);
+        assert_eq!(att.len(), edge_node.len());
         s.sums.clear();
         s.sums.resize(n * hd, 0.0);
         s.counts.clear();
@@ -200,8 +291,9 @@ impl EdgeSetLayer {
         for (e, (&node, &a)) in edge_node.iter().zip(att).enumerate() {
             let node = node as usize;
             s.counts[node] += a;
+            let r = rows.map_or(e, |rows| rows[e] as usize);
             let acc = &mut s.sums[node * hd..][..hd];
-            for (v, &g) in acc.iter_mut().zip(&s.mid[e * hd..][..hd]) {
+            for (v, &g) in acc.iter_mut().zip(&mid[r * hd..][..hd]) {
                 *v += a * g;
             }
         }

@@ -144,15 +144,40 @@ pub fn note_replaced(paths: &[PathBuf]) {
 }
 
 /// Prepares every structure once, so a bad one stops the run before anything is written; says
-/// each structure's notes (dropped context atoms, ...) on stderr.
-pub fn prepare_all(model: &Model, requests: &[Request], opts: &ParseOptions) -> Result<()> {
+/// each structure's notes (dropped context atoms, ...) on stderr. Keeps the prepared structures
+/// of short lists for the main loop ([`PreparedAll::take`]).
+pub fn prepare_all(model: &Model, requests: &[Request], opts: &ParseOptions) -> Result<PreparedAll> {
+    let mut kept = Vec::new();
     for r in requests {
         let p = engine::prepare(model, r, opts)?;
         for n in &p.notes {
             eprintln!("note: {n}");
         }
+        if requests.len() <= KEEP_PREPARED {
+            kept.push(Some(p));
+        }
     }
-    Ok(())
+    Ok(PreparedAll { kept })
+}
+
+/// Up to this many structures, the ones [`prepare_all`] parsed and featurized are kept for the
+/// main loop (parsing 7v11 again costs about as much as writing its outputs); longer lists are
+/// prepared again one at a time so that memory does not grow with the list.
+const KEEP_PREPARED: usize = 16;
+
+/// What [`prepare_all`] kept.
+pub struct PreparedAll {
+    kept: Vec<Option<Prepared>>,
+}
+
+impl PreparedAll {
+    /// Request `i`'s prepared structure: the kept one (once), or prepared again.
+    pub fn take(&mut self, i: usize, model: &Model, r: &Request, opts: &ParseOptions) -> Result<Prepared> {
+        match self.kept.get_mut(i).and_then(Option::take) {
+            Some(p) => Ok(p),
+            None => engine::prepare(model, r, opts),
+        }
+    }
 }
 
 pub fn run(a: &RunArgs) -> Result<()> {
@@ -164,7 +189,7 @@ pub fn run(a: &RunArgs) -> Result<()> {
     let ckpt = checkpoint_path(&a.model)?;
     let model = Model::load(a.model.model_type, &ckpt, a.input.ligand_mpnn_use_side_chain_context.on())?;
     let opts = parse_options(&a.input, a.model.model_type);
-    prepare_all(&model, &requests, &opts)?;
+    let mut prepared = prepare_all(&model, &requests, &opts)?;
 
     let verbose = a.input.verbose.on();
     let seed = resolve_seed(a.input.seed);
@@ -176,11 +201,11 @@ pub fn run(a: &RunArgs) -> Result<()> {
         std::fs::create_dir_all(base.join("stats")).with_context(|| format!("creating {}/stats", base.display()))?;
     }
     let rng = RunRng { seed: seed as u64 };
-    for r in &requests {
+    for (i, r) in requests.iter().enumerate() {
         if verbose {
             println!("Designing protein from this path: {}", r.pdb);
         }
-        let p = engine::prepare(&model, r, &opts)?;
+        let p = prepared.take(i, &model, r, &opts)?;
         if verbose {
             report_selection(&p);
         }

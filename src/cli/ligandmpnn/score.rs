@@ -32,17 +32,17 @@ pub fn run(a: &ScoreArgs) -> Result<()> {
     let ckpt = checkpoint_path(&a.model)?;
     let model = Model::load(a.model.model_type, &ckpt, a.input.ligand_mpnn_use_side_chain_context.on())?;
     let opts = parse_options(&a.input, a.model.model_type);
-    prepare_all(&model, &requests, &opts)?;
+    let mut prepared = prepare_all(&model, &requests, &opts)?;
 
     let seed = resolve_seed(a.input.seed);
     let base = PathBuf::from(&a.input.out_folder);
     std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
     let rng = RunRng { seed: seed as u64 };
-    for r in &requests {
+    for (i, r) in requests.iter().enumerate() {
         if a.input.verbose.on() {
             println!("Designing protein from this path: {}", r.pdb);
         }
-        let p = engine::prepare(&model, r, &opts)?;
+        let p = prepared.take(i, &model, r, &opts)?;
         let enc = engine::encode(&model, &p).with_context(|| format!("encoding {}", r.pdb))?;
         let n = (a.input.number_of_batches * a.input.batch_size) as usize;
         let passes = (0..n)
