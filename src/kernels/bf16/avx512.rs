@@ -48,6 +48,38 @@ pub unsafe fn gemm(x: &[u16], rows: usize, packed: &[u16], kp: usize, n_out: usi
     }
 }
 
+/// Converts `rows` rows of `x` (`[rows, n_in]`) to bfloat16 bits `[rows][2·kp]` with
+/// `vcvtne2ps2bf16` (32 values per instruction; [`super::to_bf16`]'s result, tested), the odd
+/// tail padded with +0 by the masked loads.
+///
+/// # Safety
+/// The CPU must have AVX-512F, AVX-512BW and AVX-512 BF16.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16,avx2,fma")]
+pub unsafe fn convert(x: &[f32], rows: usize, n_in: usize, out: &mut [u16]) {
+    let width = n_in.div_ceil(2) * 2;
+    assert!(x.len() >= rows * n_in && out.len() >= rows * width);
+    for r in 0..rows {
+        let src = x.as_ptr().add(r * n_in);
+        let dst = out.as_mut_ptr().add(r * width);
+        let mut c = 0;
+        while c < width {
+            let left = n_in - c;
+            let lo_mask: u16 = if left >= 16 { u16::MAX } else { (1u16 << left) - 1 };
+            let hi_left = left.saturating_sub(16);
+            let hi_mask: u16 = if hi_left >= 16 { u16::MAX } else { (1u16 << hi_left) - 1 };
+            // Masked-off lanes are not read; `wrapping_add` keeps the pointer arithmetic defined past
+            // the row's end.
+            let lo = _mm512_maskz_loadu_ps(lo_mask, src.wrapping_add(c));
+            let hi = _mm512_maskz_loadu_ps(hi_mask, src.wrapping_add(c + 16));
+            let h: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+            let n = (width - c).min(32);
+            let store_mask: u32 = if n == 32 { u32::MAX } else { (1u32 << n) - 1 };
+            _mm512_mask_storeu_epi16(dst.add(c) as *mut i16, store_mask, h);
+            c += 32;
+        }
+    }
+}
+
 /// Where a block reads and writes: rows `m..m + R` of `x` and `out`, panels `p..p + P`.
 struct Args<'a> {
     x: *const u16,

@@ -63,15 +63,18 @@ pub const MIN_EXP_SUM: u32 = 142;
 
 /// Rounds `x` to bfloat16 bits: to nearest, ties to even; a subnormal gives a zero of the same
 /// sign; NaN stays NaN (quieted). Equal to `vcvtne2ps2bf16` (checked on random bits, tested).
+/// Branch-free, so loops over it vectorize.
 #[inline(always)]
 pub fn to_bf16(x: f32) -> u16 {
     let b = x.to_bits();
-    if b & 0x7f80_0000 == 0 {
-        (b >> 16) as u16 & 0x8000
-    } else if b & 0x7fff_ffff > 0x7f80_0000 {
-        (b >> 16) as u16 | 0x0040
+    let abs = b & 0x7fff_ffff;
+    let hi = (b >> 16) as u16;
+    let rounded = (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16;
+    let r = if abs > 0x7f80_0000 { hi | 0x0040 } else { rounded };
+    if abs < 0x0080_0000 {
+        hi & 0x8000
     } else {
-        (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16
+        r
     }
 }
 
@@ -174,10 +177,11 @@ impl Bf16Weights {
     }
 }
 
-/// Layer inputs converted to bfloat16 once per call (every row, every path).
+/// Layer inputs converted to bfloat16 once per call: every row once, before any panel.
 #[derive(Debug, Default)]
 pub struct Inputs {
-    /// `[rows][2·kp]` bfloat16 bits in natural order (the `vdpbf16ps` kernel and the twin).
+    /// `[rows][2·kp]` bfloat16 bits in natural order (the `vdpbf16ps` kernel and the twin; filled
+    /// when converted for the native kernel).
     pub bits: Vec<u16>,
     /// `[rows][2·kp]` the same values as float32 with each pair swapped (emulated paths).
     pub swapped: Vec<f32>,
@@ -186,30 +190,100 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// Converts `rows` rows of `x` (`[rows, n_in]`) for the kernel `native` says.
+    /// Converts `rows` rows of `x` (`[rows, n_in]`) for the kernel `native` says, on the
+    /// process's path (every path gives the same bits).
     pub fn convert(&mut self, x: &[f32], rows: usize, n_in: usize, native: bool) {
+        self.convert_with(isa::active(), x, rows, n_in, native);
+    }
+
+    /// [`Inputs::convert`] on path `p`.
+    pub fn convert_with(&mut self, p: Isa, x: &[f32], rows: usize, n_in: usize, native: bool) {
+        assert!(x.len() >= rows * n_in);
         let width = n_in.div_ceil(2) * 2;
-        self.bits.clear();
-        self.bits.resize(rows * width, 0);
-        for (d, s) in self.bits.chunks_exact_mut(width).zip(x.chunks_exact(n_in.max(1))).take(rows) {
-            for (d, &v) in d.iter_mut().zip(s) {
-                *d = to_bf16(v);
-            }
-        }
         if native {
+            // Grown, never shrunk (a call with fewer rows leaves the tail alone), and not
+            // cleared: every element of the first `rows` rows, padding included, is written below.
+            if self.bits.len() < rows * width {
+                self.bits.resize(rows * width, 0);
+            }
+            #[cfg(target_arch = "x86_64")]
+            if isa::cpu_has("avx512_bf16") {
+                // SAFETY: the CPU has AVX-512F/BW/BF16 (checked); the sizes match (asserted).
+                unsafe { avx512::convert(x, rows, n_in, &mut self.bits) };
+                return;
+            }
+            for r in 0..rows {
+                let d = &mut self.bits[r * width..(r + 1) * width];
+                for (d, &v) in d.iter_mut().zip(&x[r * n_in..(r + 1) * n_in]) {
+                    *d = to_bf16(v);
+                }
+                d[n_in..].fill(0);
+            }
             return;
         }
-        self.swapped.clear();
-        self.swapped.resize(rows * width, 0.0);
-        for (d, s) in self.swapped.chunks_exact_mut(2).zip(self.bits.chunks_exact(2)) {
-            d[0] = from_bf16(s[1]);
-            d[1] = from_bf16(s[0]);
+        if self.swapped.len() < rows * width {
+            self.swapped.resize(rows * width, 0.0);
         }
-        self.min_exp.clear();
-        self.min_exp
-            .extend(self.bits.chunks(width.max(1)).take(rows).map(|r| r.iter().fold(255, |m, &h| m.min(check_exp(h)))));
-        self.min_exp.resize(rows, 255);
+        if self.min_exp.len() < rows {
+            self.min_exp.resize(rows, 255);
+        }
+        #[cfg(target_arch = "x86_64")]
+        match p {
+            // SAFETY (both): the CPU has the path's features (checked); the body is safe code.
+            Isa::Avx512 if p.supported() => return unsafe { swap_rows_avx512(x, rows, n_in, self) },
+            Isa::Avx2 if p.supported() => return unsafe { swap_rows_avx2(x, rows, n_in, self) },
+            _ => {}
+        }
+        let _ = p;
+        swap_rows(x, rows, n_in, self);
     }
+}
+
+/// The emulated paths' conversion: rounded inputs with each pair swapped, and each row's
+/// smallest exponent. Plain Rust that vectorizes (compiled per path below).
+#[inline(always)]
+fn swap_rows(x: &[f32], rows: usize, n_in: usize, s: &mut Inputs) {
+    let width = n_in.div_ceil(2) * 2;
+    for r in 0..rows {
+        let src = &x[r * n_in..(r + 1) * n_in];
+        let dst = &mut s.swapped[r * width..(r + 1) * width];
+        let mut min = 255u32;
+        for (d, p) in dst.chunks_exact_mut(2).zip(src.chunks_exact(2)) {
+            let (h0, h1) = (to_bf16(p[0]), to_bf16(p[1]));
+            d[0] = from_bf16(h1);
+            d[1] = from_bf16(h0);
+            min = min.min(check_exp(h0)).min(check_exp(h1));
+        }
+        if n_in % 2 == 1 {
+            let h = to_bf16(src[n_in - 1]);
+            dst[width - 2] = 0.0;
+            dst[width - 1] = from_bf16(h);
+            min = min.min(check_exp(h));
+        }
+        s.min_exp[r] = min;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+unsafe fn swap_rows_avx512(x: &[f32], rows: usize, n_in: usize, s: &mut Inputs) {
+    swap_rows(x, rows, n_in, s);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn swap_rows_avx2(x: &[f32], rows: usize, n_in: usize, s: &mut Inputs) {
+    swap_rows(x, rows, n_in, s);
+}
+
+/// Natural-order bfloat16 bits of rows converted by [`swap_rows`] (for the twin's fallback).
+fn unswap(swapped: &[f32]) -> Vec<u16> {
+    let mut bits = Vec::with_capacity(swapped.len());
+    for p in swapped.chunks_exact(2) {
+        bits.push((p[1].to_bits() >> 16) as u16);
+        bits.push((p[0].to_bits() >> 16) as u16);
+    }
+    bits
 }
 
 static EMULATE: AtomicBool = AtomicBool::new(false);
@@ -251,7 +325,7 @@ pub fn forward(x: &[f32], rows: usize, w: &Bf16Weights, init: Init, out: &mut [f
     let p = isa::active();
     let native = native_on(p);
     STAGING.with_borrow_mut(|s| {
-        s.convert(x, rows, w.n_in, native);
+        s.convert_with(p, x, rows, w.n_in, native);
         gemm_with(p, native, s, rows, w, init, out);
     });
 }
@@ -260,7 +334,7 @@ pub fn forward(x: &[f32], rows: usize, w: &Bf16Weights, init: Init, out: &mut [f
 /// `x` must have been converted for the same `native`. Panics when the CPU lacks the kernel.
 pub fn gemm_with(isa: Isa, native: bool, x: &Inputs, rows: usize, w: &Bf16Weights, init: Init, out: &mut [f32]) {
     let (kp, n_out) = (w.k_pairs(), w.n_out);
-    assert!(x.bits.len() >= rows * kp * 2 && out.len() >= rows * n_out);
+    assert!(out.len() >= rows * n_out);
     if let Init::Bias(b) | Init::Accumulate(Some(b)) = init {
         assert!(b.len() >= n_out);
     }
@@ -268,6 +342,7 @@ pub fn gemm_with(isa: Isa, native: bool, x: &Inputs, rows: usize, w: &Bf16Weight
         return;
     }
     if native {
+        assert!(x.bits.len() >= rows * kp * 2);
         assert!(isa == Isa::Avx512 && isa::cpu_has("avx512_bf16"), "bf16 vdpbf16ps kernel: this CPU lacks avx512_bf16");
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU has AVX-512F/BW/BF16 (checked: the AVX-512 path implies F, BF16
@@ -300,7 +375,7 @@ pub fn gemm_with(isa: Isa, native: bool, x: &Inputs, rows: usize, w: &Bf16Weight
         if fast {
             gemm::gemm_with(isa, &x.swapped[m * width..end * width], end - m, width, packed, n_out, init, o);
         } else {
-            reference(&x.bits[m * width..end * width], end - m, w, init, o);
+            reference(&unswap(&x.swapped[m * width..end * width]), end - m, w, init, o);
         }
         m = end;
     }

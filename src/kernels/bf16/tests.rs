@@ -38,7 +38,7 @@ fn first_diff(a: &[f32], b: &[f32]) -> String {
 /// Runs kernel `(p, native)` on `x` and returns the outputs (starting from `start`).
 fn run(p: Isa, native: bool, x: &[f32], rows: usize, w: &Bf16Weights, init: Init, start: &[f32]) -> Vec<f32> {
     let mut inputs = Inputs::default();
-    inputs.convert(x, rows, w.n_in, native);
+    inputs.convert_with(p, x, rows, w.n_in, native);
     let mut out = start.to_vec();
     gemm_with(p, native, &inputs, rows, w, init, &mut out);
     out
