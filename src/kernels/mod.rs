@@ -3,9 +3,9 @@
 //! Every kernel here has a plain twin in [`naive`] that computes the same thing the obvious
 //! way; tests compare the two on random shapes.
 //!
-//! The dense layers ([`gemm`], [`int8`]) have one implementation per instruction set (AVX-512,
-//! AVX2, portable), chosen once per process by [`isa`] (`MPNN_ISA` forces one); every path
-//! gives the same bits. GELU, LayerNorm and the softmaxes are plain Rust compiled for the
+//! The dense layers ([`gemm`], [`int8`], [`bf16`]) have one implementation per instruction set
+//! (AVX-512, AVX2, portable; bf16 adds AVX-512 BF16's `vdpbf16ps` and emulates it elsewhere),
+//! chosen once per process by [`isa`] (`MPNN_ISA` forces one); every path gives the same bits. GELU, LayerNorm and the softmaxes are plain Rust compiled for the
 //! baseline target, with no instruction-set-specific code and sequential sums, so they are the
 //! same on every path too.
 
