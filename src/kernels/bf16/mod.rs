@@ -63,18 +63,34 @@ pub const MIN_EXP_SUM: u32 = 142;
 
 /// Rounds `x` to bfloat16 bits: to nearest, ties to even; a subnormal gives a zero of the same
 /// sign; NaN stays NaN (quieted). Equal to `vcvtne2ps2bf16` (checked on random bits, tested).
-/// Branch-free, so loops over it vectorize.
 #[inline(always)]
 pub fn to_bf16(x: f32) -> u16 {
-    let b = x.to_bits();
+    (round_bits(x.to_bits()) >> 16) as u16
+}
+
+/// [`to_bf16`] as the float32 bits of the rounded value (low half zero). Branch-free 32-bit
+/// integer operations, so loops over it vectorize.
+#[inline(always)]
+fn round_bits(b: u32) -> u32 {
     let abs = b & 0x7fff_ffff;
-    let hi = (b >> 16) as u16;
-    let rounded = (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16;
-    let r = if abs > 0x7f80_0000 { hi | 0x0040 } else { rounded };
+    let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) & 0xffff_0000;
+    let nan = (b | 0x0040_0000) & 0xffff_0000;
+    let r = if abs > 0x7f80_0000 { nan } else { rounded };
     if abs < 0x0080_0000 {
-        hi & 0x8000
+        b & 0x8000_0000
     } else {
         r
+    }
+}
+
+/// [`check_exp`] of float32 bits with a zero low half.
+#[inline(always)]
+fn check_exp32(r: u32) -> u32 {
+    let e = (r >> 23) & 0xff;
+    if e == 0 {
+        255
+    } else {
+        e
     }
 }
 
@@ -247,8 +263,27 @@ fn swap_rows(x: &[f32], rows: usize, n_in: usize, s: &mut Inputs) {
     for r in 0..rows {
         let src = &x[r * n_in..(r + 1) * n_in];
         let dst = &mut s.swapped[r * width..(r + 1) * width];
-        let mut min = 255u32;
-        for (d, p) in dst.chunks_exact_mut(2).zip(src.chunks_exact(2)) {
+        // 16 values at a time, in fixed-size arrays that LLVM keeps in vector registers (lane-wise
+        // minimum, pairs swapped by a shuffle), then the pairs left over.
+        let mut mins = [255u32; 16];
+        let full = n_in / 16 * 16;
+        for (d, s) in dst[..full].chunks_exact_mut(16).zip(src[..full].chunks_exact(16)) {
+            let s: &[f32; 16] = s.try_into().unwrap();
+            let mut r = [0u32; 16];
+            for (r, &v) in r.iter_mut().zip(s) {
+                *r = round_bits(v.to_bits());
+            }
+            let mut o = [0f32; 16];
+            for (i, o) in o.iter_mut().enumerate() {
+                *o = f32::from_bits(r[i ^ 1]);
+            }
+            d.copy_from_slice(&o);
+            for (m, &r) in mins.iter_mut().zip(&r) {
+                *m = (*m).min(check_exp32(r));
+            }
+        }
+        let mut min = mins.iter().fold(255, |a, &b| a.min(b));
+        for (d, p) in dst[full..].chunks_exact_mut(2).zip(src[full..].chunks_exact(2)) {
             let (h0, h1) = (to_bf16(p[0]), to_bf16(p[1]));
             d[0] = from_bf16(h1);
             d[1] = from_bf16(h0);
