@@ -246,8 +246,8 @@ impl Inputs {
         #[cfg(target_arch = "x86_64")]
         match p {
             // SAFETY (both): the CPU has the path's features (checked); the body is safe code.
-            Isa::Avx512 if p.supported() => return unsafe { swap_rows_avx512(x, rows, n_in, self) },
-            Isa::Avx2 if p.supported() => return unsafe { swap_rows_avx2(x, rows, n_in, self) },
+            Isa::Avx512 if p.supported() => return unsafe { swap_x86::swap_rows_avx512(x, rows, n_in, self) },
+            Isa::Avx2 if p.supported() => return unsafe { swap_x86::swap_rows_avx2(x, rows, n_in, self) },
             _ => {}
         }
         let _ = p;
@@ -256,59 +256,120 @@ impl Inputs {
 }
 
 /// The emulated paths' conversion: rounded inputs with each pair swapped, and each row's
-/// smallest exponent. Plain Rust that vectorizes (compiled per path below).
+/// smallest exponent. `head` converts a row's first values with vector instructions and returns
+/// how many (a multiple of 2) and their smallest exponent; the rest is done here one pair at a time.
 #[inline(always)]
-fn swap_rows(x: &[f32], rows: usize, n_in: usize, s: &mut Inputs) {
+fn swap_rows_with(
+    x: &[f32],
+    rows: usize,
+    n_in: usize,
+    s: &mut Inputs,
+    head: impl Fn(&[f32], &mut [f32]) -> (usize, u32),
+) {
     let width = n_in.div_ceil(2) * 2;
     for r in 0..rows {
         let src = &x[r * n_in..(r + 1) * n_in];
         let dst = &mut s.swapped[r * width..(r + 1) * width];
-        // 16 values at a time, in fixed-size arrays that LLVM keeps in vector registers (lane-wise
-        // minimum, pairs swapped by a shuffle), then the pairs left over.
-        let mut mins = [255u32; 16];
-        let full = n_in / 16 * 16;
-        for (d, s) in dst[..full].chunks_exact_mut(16).zip(src[..full].chunks_exact(16)) {
-            let s: &[f32; 16] = s.try_into().unwrap();
-            let mut r = [0u32; 16];
-            for (r, &v) in r.iter_mut().zip(s) {
-                *r = round_bits(v.to_bits());
-            }
-            let mut o = [0f32; 16];
-            for (i, o) in o.iter_mut().enumerate() {
-                *o = f32::from_bits(r[i ^ 1]);
-            }
-            d.copy_from_slice(&o);
-            for (m, &r) in mins.iter_mut().zip(&r) {
-                *m = (*m).min(check_exp32(r));
-            }
-        }
-        let mut min = mins.iter().fold(255, |a, &b| a.min(b));
-        for (d, p) in dst[full..].chunks_exact_mut(2).zip(src[full..].chunks_exact(2)) {
-            let (h0, h1) = (to_bf16(p[0]), to_bf16(p[1]));
-            d[0] = from_bf16(h1);
-            d[1] = from_bf16(h0);
-            min = min.min(check_exp(h0)).min(check_exp(h1));
+        let (done, mut min) = head(src, dst);
+        for (d, p) in dst[done..].chunks_exact_mut(2).zip(src[done..].chunks_exact(2)) {
+            let (h0, h1) = (round_bits(p[0].to_bits()), round_bits(p[1].to_bits()));
+            d[0] = f32::from_bits(h1);
+            d[1] = f32::from_bits(h0);
+            min = min.min(check_exp32(h0)).min(check_exp32(h1));
         }
         if n_in % 2 == 1 {
-            let h = to_bf16(src[n_in - 1]);
+            let h = round_bits(src[n_in - 1].to_bits());
             dst[width - 2] = 0.0;
-            dst[width - 1] = from_bf16(h);
-            min = min.min(check_exp(h));
+            dst[width - 1] = f32::from_bits(h);
+            min = min.min(check_exp32(h));
         }
         s.min_exp[r] = min;
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-unsafe fn swap_rows_avx512(x: &[f32], rows: usize, n_in: usize, s: &mut Inputs) {
-    swap_rows(x, rows, n_in, s);
+fn swap_rows(x: &[f32], rows: usize, n_in: usize, s: &mut Inputs) {
+    swap_rows_with(x, rows, n_in, s, |_, _| (0, 255));
 }
 
+/// [`round_bits`], [`check_exp32`] and the pair swap on 16 (AVX-512F) or 8 (AVX2) lanes: the
+/// same integer operations, so the same bits.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn swap_rows_avx2(x: &[f32], rows: usize, n_in: usize, s: &mut Inputs) {
-    swap_rows(x, rows, n_in, s);
+mod swap_x86 {
+    use std::arch::x86_64::*;
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn swap_rows_avx512(x: &[f32], rows: usize, n_in: usize, s: &mut super::Inputs) {
+        super::swap_rows_with(x, rows, n_in, s, |src, dst| {
+            let n = src.len() / 16 * 16;
+            let (abs_mask, inf, min_normal) =
+                (_mm512_set1_epi32(0x7fff_ffff), _mm512_set1_epi32(0x7f80_0000), _mm512_set1_epi32(0x0080_0000));
+            let (one, bias, hi_mask, quiet, sign) = (
+                _mm512_set1_epi32(1),
+                _mm512_set1_epi32(0x7fff),
+                _mm512_set1_epi32(0xffff_0000u32 as i32),
+                _mm512_set1_epi32(0x0040_0000),
+                _mm512_set1_epi32(0x8000_0000u32 as i32),
+            );
+            let (e255, emask) = (_mm512_set1_epi32(255), _mm512_set1_epi32(0xff));
+            let mut mins = e255;
+            let mut i = 0;
+            while i < n {
+                let b = _mm512_loadu_si512(src.as_ptr().add(i) as *const _);
+                let abs = _mm512_and_si512(b, abs_mask);
+                let lsb = _mm512_and_si512(_mm512_srli_epi32::<16>(b), one);
+                let rounded = _mm512_and_si512(_mm512_add_epi32(b, _mm512_add_epi32(bias, lsb)), hi_mask);
+                let nan = _mm512_and_si512(_mm512_or_si512(b, quiet), hi_mask);
+                let r = _mm512_mask_blend_epi32(_mm512_cmpgt_epu32_mask(abs, inf), rounded, nan);
+                let r = _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(abs, min_normal), r, _mm512_and_si512(b, sign));
+                let e = _mm512_and_si512(_mm512_srli_epi32::<23>(r), emask);
+                let e = _mm512_mask_blend_epi32(_mm512_cmpeq_epi32_mask(e, _mm512_setzero_si512()), e, e255);
+                mins = _mm512_min_epu32(mins, e);
+                let swapped = _mm512_permute_ps::<0b1011_0001>(_mm512_castsi512_ps(r));
+                _mm512_storeu_ps(dst.as_mut_ptr().add(i), swapped);
+                i += 16;
+            }
+            (n, _mm512_reduce_min_epu32(mins))
+        });
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn swap_rows_avx2(x: &[f32], rows: usize, n_in: usize, s: &mut super::Inputs) {
+        super::swap_rows_with(x, rows, n_in, s, |src, dst| {
+            let n = src.len() / 8 * 8;
+            // Unsigned comparisons through the sign flip: a >u b  <=>  (a ^ 2^31) >s (b ^ 2^31);
+            // `abs` has a clear sign bit, so the signed comparison is the unsigned one.
+            let (abs_mask, inf, min_normal) =
+                (_mm256_set1_epi32(0x7fff_ffff), _mm256_set1_epi32(0x7f80_0000), _mm256_set1_epi32(0x0080_0000));
+            let (one, bias, hi_mask, quiet, sign) = (
+                _mm256_set1_epi32(1),
+                _mm256_set1_epi32(0x7fff),
+                _mm256_set1_epi32(0xffff_0000u32 as i32),
+                _mm256_set1_epi32(0x0040_0000),
+                _mm256_set1_epi32(0x8000_0000u32 as i32),
+            );
+            let (e255, emask) = (_mm256_set1_epi32(255), _mm256_set1_epi32(0xff));
+            let mut mins = e255;
+            let mut i = 0;
+            while i < n {
+                let b = _mm256_loadu_si256(src.as_ptr().add(i) as *const _);
+                let abs = _mm256_and_si256(b, abs_mask);
+                let lsb = _mm256_and_si256(_mm256_srli_epi32::<16>(b), one);
+                let rounded = _mm256_and_si256(_mm256_add_epi32(b, _mm256_add_epi32(bias, lsb)), hi_mask);
+                let nan = _mm256_and_si256(_mm256_or_si256(b, quiet), hi_mask);
+                let r = _mm256_blendv_epi8(rounded, nan, _mm256_cmpgt_epi32(abs, inf));
+                let r = _mm256_blendv_epi8(r, _mm256_and_si256(b, sign), _mm256_cmpgt_epi32(min_normal, abs));
+                let e = _mm256_and_si256(_mm256_srli_epi32::<23>(r), emask);
+                let e = _mm256_blendv_epi8(e, e255, _mm256_cmpeq_epi32(e, _mm256_setzero_si256()));
+                mins = _mm256_min_epu32(mins, e);
+                let swapped = _mm256_permute_ps::<0b1011_0001>(_mm256_castsi256_ps(r));
+                _mm256_storeu_ps(dst.as_mut_ptr().add(i), swapped);
+                i += 8;
+            }
+            let mut lanes = [0u32; 8];
+            _mm256_storeu_si256(lanes.as_mut_ptr() as *mut _, mins);
+            (n, lanes.iter().fold(255, |a, &b| a.min(b)))
+        });
+    }
 }
 
 /// Natural-order bfloat16 bits of rows converted by [`swap_rows`] (for the twin's fallback).
