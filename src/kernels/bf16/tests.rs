@@ -219,9 +219,8 @@ fn emulated_conversion_is_the_same_on_every_path() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
     for &(rows, n_in) in &[(3usize, 1usize), (5, 15), (4, 16), (7, 33), (9, 128), (2, 417)] {
         let x: Vec<f32> = (0..rows * n_in).map(|_| f32::from_bits(rng.gen())).collect();
-        let mut want = Inputs::default();
-        want.swapped = vec![0.0; rows * n_in.div_ceil(2) * 2];
-        want.min_exp = vec![0; rows];
+        let mut want =
+            Inputs { swapped: vec![0.0; rows * n_in.div_ceil(2) * 2], min_exp: vec![0; rows], ..Default::default() };
         swap_rows(&x, rows, n_in, &mut want);
         for (p, native) in kernels() {
             if native {
