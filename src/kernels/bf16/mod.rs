@@ -42,7 +42,7 @@
 //!   ≥ 2⁻¹⁰³ in magnitude, which [`gemm_with`] checks per row. A row that fails the check (inputs
 //!   below ~1e-25 against tiny weights; none on the parity cases, see [`fallback_rows`]) runs the
 //!   plain twin instead, so the bits are the same either way.
-//! - [`reference`]: the plain twin, the chain above one output at a time with explicit flushes.
+//! - [`reference()`]: the plain twin, the chain above one output at a time with explicit flushes.
 //!
 //! # Agreement
 //!
@@ -209,7 +209,7 @@ pub struct Inputs {
     pub bits: Vec<u16>,
     /// `[rows][2·kp]` the same values as float32 with each pair swapped (emulated paths).
     pub swapped: Vec<f32>,
-    /// Per row, the smallest [`check_exp`] (emulated paths).
+    /// Per row, the smallest exponent (zeros and non-finite values count as 255) (emulated paths).
     pub min_exp: Vec<u32>,
 }
 
