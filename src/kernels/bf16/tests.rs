@@ -82,6 +82,7 @@ fn every_kernel_equals_the_twin_bit_for_bit() {
     for _ in 0..30 {
         shapes.push((rng.gen_range(1..=40), rng.gen_range(1..=300), rng.gen_range(1..=70)));
     }
+    let fallbacks = fallback_rows();
     for edge in [false, true] {
         for &(rows, n_in, n_out) in &shapes {
             let x: Vec<f32> = (0..rows * n_in).map(|_| edge_value(&mut rng, edge)).collect();
@@ -102,6 +103,8 @@ fn every_kernel_equals_the_twin_bit_for_bit() {
             }
         }
     }
+    // The edge values send some rows of the emulated paths through the twin fallback.
+    assert!(fallback_rows() > fallbacks, "the edge values never reached the fallback");
 }
 
 /// The emulated paths take their fast form on ordinary data (and the fallback on tiny rows
