@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::bucket::{Buckets, Router};
 use crate::featurize::{featurize, Batch, ChainSelection, Constraints, Features};
 use crate::kernels::isa::{self, Isa};
+use crate::kernels::precision::Precision;
 use crate::model::decoder::decoding_order;
 use crate::model::ProteinMpnn;
 use crate::pipeline::{Engine, Pass, Workspace};
@@ -98,6 +99,8 @@ pub struct Row {
     pub speedup_over_reference: Option<f64>,
     /// The kernels' instruction-set path ([`crate::kernels::isa`]).
     pub isa: String,
+    /// The dense layers' number format ([`BenchPrecision`]: `f32`, `bf16`, `bf16-emulated`, ...).
+    pub precision: String,
     /// Dense-layer arithmetic per protein (counted by [`crate::kernels::count_flops`]), in GFLOP.
     pub gflop_per_protein: f64,
     /// `gflop_per_protein / time`: the dense layers' achieved rate over the whole task.
@@ -129,6 +132,39 @@ pub struct Plan {
     /// row's repeats are interleaved across the paths (A B C A B C ...), so slow phases of a
     /// noisy machine hit every path alike.
     pub isas: Vec<Isa>,
+    /// Number formats to compare (empty = f32 only), interleaved with the paths like them.
+    pub precisions: Vec<BenchPrecision>,
+}
+
+/// A number format to benchmark: a [`Precision`], and for bf16 whether `vdpbf16ps` is emulated
+/// even where the CPU has it (`bf16-emulated`, [`crate::kernels::bf16::force_emulation`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BenchPrecision {
+    pub precision: Precision,
+    pub bf16_emulated: bool,
+}
+
+impl std::str::FromStr for BenchPrecision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        if t == "bf16-emulated" || t == "bf16-emu" {
+            return Ok(BenchPrecision { precision: Precision::Bf16, bf16_emulated: true });
+        }
+        t.parse::<Precision>()
+            .map(|precision| BenchPrecision { precision, bf16_emulated: false })
+            .map_err(|_| format!("`{s}` is not a precision; use f32, bf16, bf16-emulated, f16 or int8"))
+    }
+}
+
+impl std::fmt::Display for BenchPrecision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.bf16_emulated {
+            f.write_str("bf16-emulated")
+        } else {
+            write!(f, "{}", self.precision)
+        }
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -144,17 +180,20 @@ fn count_gflop<F: FnMut()>(mut f: F) -> f64 {
     crate::kernels::counted_flops() as f64 / 1e9
 }
 
-/// Median milliseconds of `repeats` calls of `f` on each path of `isas`, interleaved.
-fn time_paths<F: FnMut()>(isas: &[Isa], repeats: usize, mut f: F) -> Vec<f64> {
-    let mut ms = vec![Vec::new(); isas.len()];
+/// Median milliseconds of `repeats` calls of `f(j)` on each `(path, j)` of `variants`,
+/// interleaved (`j` picks the precision's model; bf16 emulation is set as the variant says).
+fn time_paths<F: FnMut(usize)>(variants: &[(Isa, usize, bool)], repeats: usize, mut f: F) -> Vec<f64> {
+    let mut ms = vec![Vec::new(); variants.len()];
     for _ in 0..repeats.max(1) {
-        for (i, &p) in isas.iter().enumerate() {
+        for (i, &(p, j, emulate)) in variants.iter().enumerate() {
             isa::force(p).expect("benchmark paths are checked by the caller");
+            crate::kernels::bf16::force_emulation(emulate);
             let t = Instant::now();
-            f();
+            f(j);
             ms[i].push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
+    crate::kernels::bf16::force_emulation(false);
     ms.into_iter().map(median).collect()
 }
 
@@ -206,9 +245,20 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&Row)) -> Vec<Row> {
     let mut rows = Vec::new();
     let home = isa::active();
     let isas = if plan.isas.is_empty() { vec![home] } else { plan.isas.clone() };
+    let precisions = if plan.precisions.is_empty() {
+        vec![BenchPrecision { precision: Precision::F32, bf16_emulated: false }]
+    } else {
+        plan.precisions.clone()
+    };
+    let variants: Vec<(Isa, usize, bool)> =
+        isas.iter().flat_map(|&p| precisions.iter().enumerate().map(move |(j, v)| (p, j, v.bf16_emulated))).collect();
     for (label, base) in &plan.models {
         for &k in &plan.ks {
             let model = if k == 0 || k == base.arch.k { base.clone() } else { base.with_k(k) };
+            let models: Vec<ProteinMpnn> = precisions
+                .iter()
+                .map(|v| if v.precision == Precision::F32 { model.clone() } else { model.with_precision(v.precision) })
+                .collect();
             let k_used = model.arch.k;
             for p in &plan.structures {
                 let f = featurize(p, &ChainSelection::all(p), &Constraints::default(), model.arch.ca_only)
@@ -227,19 +277,19 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&Row)) -> Vec<Row> {
                     }
                     for task in tasks {
                         reset_peak_rss();
-                        let mut once = || match task {
+                        let mut once = |j: usize| match task {
                             "score" => {
-                                std::hint::black_box(score_once(&model, &f, &randns));
+                                std::hint::black_box(score_once(&models[j], &f, &randns));
                             }
                             _ => {
-                                std::hint::black_box(design_once(&model, &f, &randns, plan.temperature));
+                                std::hint::black_box(design_once(&models[j], &f, &randns, plan.temperature));
                             }
                         };
-                        let gflop = count_gflop(&mut once);
-                        let times = time_paths(&isas, plan.repeats, &mut once);
+                        let gflop = count_gflop(|| once(0));
+                        let times = time_paths(&variants, plan.repeats, &mut once);
                         isa::force(home).expect("the process's own path runs");
                         let peak = peak_rss_mib();
-                        for (i, (&path, &ms)) in isas.iter().zip(&times).enumerate() {
+                        for (i, (&(path, j, _), &ms)) in variants.iter().zip(&times).enumerate() {
                             let (reference_ms, speedup) =
                                 if i == 0 && task == "score" && l <= plan.reference_max_len && b == 1 {
                                     let r = time(1, || {
@@ -268,6 +318,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&Row)) -> Vec<Row> {
                                 reference_ms_per_protein: reference_ms,
                                 speedup_over_reference: speedup,
                                 isa: path.to_string(),
+                                precision: precisions[j].to_string(),
                                 gflop_per_protein: gflop,
                                 gflops: gflop / (ms / 1e3),
                             };
@@ -350,6 +401,7 @@ fn score_set(plan: &Plan, label: &str, model: &ProteinMpnn) -> Vec<Row> {
                 reference_ms_per_protein: None,
                 speedup_over_reference: None,
                 isa: isa::active().to_string(),
+                precision: model.precision.to_string(),
                 gflop_per_protein: gflop / n as f64,
                 gflops: gflop / (ms / 1e3),
             });
@@ -361,12 +413,12 @@ fn score_set(plan: &Plan, label: &str, model: &ProteinMpnn) -> Vec<Row> {
 /// A markdown table of the rows.
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| task | structure | L | bucket | checkpoint | k | batch | structures/batch | isa | ms/protein | ms/sequence | residues/s | dense GFLOP/protein | dense GFLOP/s | peak RSS (MiB) | reference ms | speed-up |\n\
-         | --- | --- | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| task | structure | L | bucket | checkpoint | k | batch | structures/batch | isa | precision | ms/protein | ms/sequence | residues/s | dense GFLOP/protein | dense GFLOP/s | peak RSS (MiB) | reference ms | speed-up |\n\
+         | --- | --- | ---: | --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {} | {} |\n",
             r.task,
             r.structure,
             r.length,
@@ -376,6 +428,7 @@ pub fn markdown(rows: &[Row]) -> String {
             r.batch,
             r.structure_batch,
             r.isa,
+            r.precision,
             r.ms_per_protein,
             r.ms_per_sequence,
             r.residues_per_s,

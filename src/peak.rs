@@ -9,7 +9,9 @@
 //! - `avx512 fma`: `vfmadd` on 16 float32 lanes;
 //! - `avx512 vnni u8×s8`: `vpdpbusd`, 64 byte products added into 16 int32 lanes (2 OP each);
 //! - `avx512 vnni s16×s16`: `vpdpwssd`, 32 int16 products (the instruction of mpnn's W8A16 int8
-//!   kernel on VNNI CPUs).
+//!   kernel on VNNI CPUs);
+//! - `avx512 bf16`: `vdpbf16ps`, 32 bfloat16 products added pairwise into 16 float32 lanes
+//!   (2 FLOP each; the instruction of mpnn's bf16 kernel on AVX-512 BF16 CPUs).
 //!
 //! Units the CPU lacks are listed as skipped, naming the missing feature.
 
@@ -89,7 +91,20 @@ mod x86 {
         |x: __m512i| _mm512_reduce_add_epi32(x) as f32
     );
 
-    // SAFETY (all four): only called after the unit's features were detected (`super::measure`).
+    chains!(
+        bf16_dp_raw,
+        "avx512f,avx512bw,avx512bf16",
+        __m512,
+        |i: usize| _mm512_set1_ps(1.0 + i as f32 * 1e-2),
+        |x, a: __m512, b: __m512| _mm512_dpbf16_ps(
+            x,
+            std::mem::transmute::<__m512, __m512bh>(a),
+            std::mem::transmute::<__m512, __m512bh>(b)
+        ),
+        |x: __m512| _mm512_reduce_add_ps(x)
+    );
+
+    // SAFETY (all five): only called after the unit's features were detected (`super::measure`).
     pub fn avx2_fma(n: u64) -> f32 {
         unsafe { avx2_fma_raw(n) }
     }
@@ -102,6 +117,9 @@ mod x86 {
     pub fn vnni_s16(n: u64) -> f32 {
         unsafe { vnni_s16_raw(n) }
     }
+    pub fn bf16_dp(n: u64) -> f32 {
+        unsafe { bf16_dp_raw(n) }
+    }
 }
 
 fn units() -> Vec<Unit> {
@@ -112,6 +130,7 @@ fn units() -> Vec<Unit> {
             ("avx512 fma", &["avx512f", "avx2", "fma"], 12.0 * 16.0 * 2.0, "GFLOP/s", x86::avx512_fma),
             ("avx512 vnni u8×s8 (vpdpbusd)", &["avx512bw", "avx512_vnni"], 12.0 * 64.0 * 2.0, "GOP/s", x86::vnni_u8),
             ("avx512 vnni s16×s16 (vpdpwssd)", &["avx512bw", "avx512_vnni"], 12.0 * 32.0 * 2.0, "GOP/s", x86::vnni_s16),
+            ("avx512 bf16 (vdpbf16ps)", &["avx512f", "avx512_bf16"], 12.0 * 32.0 * 2.0, "GFLOP/s", x86::bf16_dp),
         ]
     }
     #[cfg(not(target_arch = "x86_64"))]

@@ -10,6 +10,7 @@ mod common;
 
 use common::*;
 use mpnn::featurize::Batch;
+use mpnn::kernels::bf16;
 use mpnn::kernels::isa::{self, Isa};
 use mpnn::kernels::precision::Precision;
 use mpnn::model::decoder::decoding_order;
@@ -48,9 +49,26 @@ fn parity_cases_are_identical_on_every_path() {
             if name == "monomer_5L33" || name == "small_6EHB" { &Precision::ALL } else { &[Precision::F32] };
         for &precision in precisions {
             let model = if precision == Precision::F32 { base.clone() } else { base.with_precision(precision) };
-            let mut first: Option<(Isa, Vec<Vec<u32>>)> = None;
-            for &p in &paths {
+            let mut first: Option<(String, Vec<Vec<u32>>)> = None;
+            // bf16 also runs AVX-512 with `vdpbf16ps` emulated, where the CPU has the instruction.
+            let mut labels = Vec::new();
+            let mut variants: Vec<(Isa, bool)> = paths.iter().map(|&p| (p, false)).collect();
+            if precision == Precision::Bf16 {
+                if bf16::native_on(Isa::Avx512) {
+                    variants.push((Isa::Avx512, true));
+                } else {
+                    eprintln!("skipped: CPU lacks avx512_bf16 (bf16 vdpbf16ps kernel; AVX-512 bf16 is emulated)");
+                }
+            }
+            for &(p, emulate) in &variants {
                 isa::force(p).unwrap();
+                bf16::force_emulation(emulate);
+                let label = match (precision, emulate, bf16::native_on(p)) {
+                    (Precision::Bf16, _, true) => format!("{p} (vdpbf16ps)"),
+                    (Precision::Bf16, true, false) => format!("{p} (vdpbf16ps emulated)"),
+                    _ => p.to_string(),
+                };
+                labels.push(label.clone());
                 let enc = model.encode(&batch);
                 let lp = model.forward(&enc, &f.s, &order);
                 let un = model.unconditional(&enc);
@@ -63,20 +81,24 @@ fn parity_cases_are_identical_on_every_path() {
                     assert!(d < 1e-4, "{name} on {p}: unconditional differs from the official by {d}");
                 }
                 let got = vec![bits(&enc.h_v), bits(&enc.h_e), bits(&lp), bits(&un), bits(&cb), bits(&cs)];
+                bf16::force_emulation(false);
                 match &first {
-                    None => first = Some((p, got)),
+                    None => first = Some((label, got)),
                     Some((q, want)) => {
                         for (i, what) in
                             ["h_V", "h_E", "log_probs", "unconditional", "conditional backbone", "conditional"]
                                 .iter()
                                 .enumerate()
                         {
-                            assert!(got[i] == want[i], "{name} {precision}: {what} on {p} differs from {q}");
+                            assert!(got[i] == want[i], "{name} {precision}: {what} on {label} differs from {q}");
                         }
                     }
                 }
             }
-            eprintln!("{name} {precision}: identical on {:?}", paths.iter().map(|p| p.name()).collect::<Vec<_>>());
+            eprintln!("{name} {precision}: identical on {labels:?}");
+            if precision == Precision::Bf16 {
+                eprintln!("bf16 rows computed by the twin fallback so far: {}", bf16::fallback_rows());
+            }
         }
     }
     isa::force(home).unwrap();
@@ -125,6 +147,10 @@ fn output_files_are_identical_across_mpnn_isa() {
                 .map(String::from)
                 .collect(),
             ["score", &a, "--weights", &w, "--out", &o("score_int8"), "--precision", "int8", "--seed", "5"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            ["score", &a, "--weights", &w, "--out", &o("score_bf16"), "--precision", "bf16", "--seed", "5"]
                 .into_iter()
                 .map(String::from)
                 .collect(),

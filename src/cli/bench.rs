@@ -70,8 +70,13 @@ pub struct BenchArgs {
     /// Default: the process's path (the best one, or MPNN_ISA's).
     #[arg(long = "isa", value_delimiter = ',', value_name = "PATH,...")]
     pub isas: Vec<String>,
+    /// Number formats of the dense layers to compare in this run, interleaved with the paths
+    /// (comma-separated: f32, bf16, f16, int8, and bf16-emulated: bf16 with `vdpbf16ps`
+    /// emulated even where the CPU has it). Default: f32.
+    #[arg(long = "precision", value_delimiter = ',', value_name = "FORMAT,...")]
+    pub precisions: Vec<String>,
     /// Measure this machine's arithmetic limit per unit instead (AVX2 FMA, AVX-512 FMA, AVX-512
-    /// VNNI; 1 thread and --threads/all cores), then stop.
+    /// VNNI, AVX-512 BF16; 1 thread and --threads/all cores), then stop.
     #[arg(long)]
     pub peak: bool,
     /// Where to run: cpu (default: the CPU table above), or gpu (`mpnn bench --device gpu`:
@@ -152,6 +157,13 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global().ok();
     }
     let isas = isa_list(&a.isas)?;
+    let mut precisions: Vec<bench::BenchPrecision> = Vec::new();
+    for p in &a.precisions {
+        let v: bench::BenchPrecision = p.parse().map_err(|e| anyhow::anyhow!("--precision {e}"))?;
+        if !precisions.contains(&v) {
+            precisions.push(v);
+        }
+    }
     if a.structure_batches.contains(&0) {
         bail!("--structure-batch: a batch of 0 structures runs nothing; give sizes of at least 1");
     }
@@ -201,19 +213,32 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         structure_batches: a.structure_batches.clone(),
         buckets: a.buckets.clone(),
         isas: isas.clone(),
+        precisions: precisions.clone(),
     };
     let paths = if isas.is_empty() { vec![isa::active()] } else { isas };
     eprintln!(
-        "mpnn bench: {} threads, CPU {}, kernel path{} {} (available: {})",
+        "mpnn bench: {} threads, CPU {}, kernel path{} {} (available: {}){}",
         rayon::current_num_threads(),
         cpu_model(),
         if paths.len() > 1 { "s" } else { "" },
         paths.iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
-        Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+        Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
+        if precisions.iter().any(|v| v.precision == mpnn::kernels::precision::Precision::Bf16) {
+            format!(
+                "; bf16 kernel on {}",
+                paths
+                    .iter()
+                    .map(|&p| format!("{p}: {}", mpnn::kernels::bf16::kernel_name(p)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            String::new()
+        }
     );
     let rows = bench::run(&plan, |r| {
         eprintln!(
-            "{:>6} {:<14} L={:<5} {:<16} k={:<2} batch={:<2}{} {:<8} {:>9.1} ms/protein {:>9.0} res/s {:>6.1} GFLOP/s  peak {:.0} MiB{}",
+            "{:>6} {:<14} L={:<5} {:<16} k={:<2} batch={:<2}{} {:<8} {:<13} {:>9.1} ms/protein {:>9.0} res/s {:>6.1} GFLOP/s  peak {:.0} MiB{}",
             r.task,
             r.structure,
             r.length,
@@ -222,6 +247,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             r.batch,
             if r.task == "score-set" { format!(" structures/batch={}", r.structure_batch) } else { String::new() },
             r.isa,
+            r.precision,
             r.ms_per_protein,
             r.residues_per_s,
             r.gflops,

@@ -20,7 +20,11 @@ use mpnn::checkpoint;
 pub fn run(cli: Cli) -> Result<()> {
     // The kernels' instruction-set path, decided once (a bad MPNN_ISA stops here, before any work).
     let isa = mpnn::kernels::isa::init()?;
-    tracing::info!("kernels: {isa} path (available: {:?})", mpnn::kernels::isa::Isa::available());
+    tracing::info!(
+        "kernels: {isa} path (available: {:?}); bf16 kernel: {}",
+        mpnn::kernels::isa::Isa::available(),
+        mpnn::kernels::bf16::kernel_name(isa)
+    );
     match cli.command {
         Some(Command::Score(a)) => match native_ligand::model_for(&a.common)? {
             Some(m) => {

@@ -98,6 +98,9 @@ pub fn cpu_has(feature: &str) -> bool {
             "avx512f" => is_x86_feature_detected!("avx512f"),
             "avx512bw" => is_x86_feature_detected!("avx512bw"),
             "avx512_vnni" | "avx512vnni" => is_x86_feature_detected!("avx512vnni"),
+            "avx512_bf16" | "avx512bf16" => {
+                is_x86_feature_detected!("avx512bf16") && is_x86_feature_detected!("avx512bw")
+            }
             "avx2" => is_x86_feature_detected!("avx2"),
             "fma" => is_x86_feature_detected!("fma"),
             "avx" => is_x86_feature_detected!("avx"),

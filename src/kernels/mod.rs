@@ -3,12 +3,13 @@
 //! Every kernel here has a plain twin in [`naive`] that computes the same thing the obvious
 //! way; tests compare the two on random shapes.
 //!
-//! The dense layers ([`gemm`], [`int8`]) have one implementation per instruction set (AVX-512,
-//! AVX2, portable), chosen once per process by [`isa`] (`MPNN_ISA` forces one); every path
-//! gives the same bits. GELU, LayerNorm and the softmaxes are plain Rust compiled for the
+//! The dense layers ([`gemm`], [`int8`], [`bf16`]) have one implementation per instruction set
+//! (AVX-512, AVX2, portable; bf16 adds AVX-512 BF16's `vdpbf16ps` and emulates it elsewhere),
+//! chosen once per process by [`isa`] (`MPNN_ISA` forces one); every path gives the same bits. GELU, LayerNorm and the softmaxes are plain Rust compiled for the
 //! baseline target, with no instruction-set-specific code and sequential sums, so they are the
 //! same on every path too.
 
+pub mod bf16;
 pub mod gemm;
 pub mod int8;
 pub mod isa;
@@ -47,10 +48,12 @@ pub struct Linear {
     pub n_out: usize,
     /// Number format of the products (f32 unless [`Linear::with_precision`] said otherwise).
     precision: Precision,
-    /// The weights packed for [`gemm::gemm`] (rounded to the format for bf16/f16; empty for int8).
+    /// The weights packed for [`gemm::gemm`] (rounded to the format for f16; empty for bf16, int8).
     packed: Vec<f32>,
     /// The int8 weights, for [`Precision::Int8`].
     quant: Option<int8::QuantWeights>,
+    /// The bfloat16 weights, for [`Precision::Bf16`].
+    bf16: Option<bf16::Bf16Weights>,
 }
 
 thread_local! {
@@ -65,7 +68,7 @@ impl Linear {
             assert_eq!(b.len(), n_out);
         }
         let packed = gemm::pack(&weight, n_out, n_in);
-        Linear { weight, bias, n_in, n_out, precision: Precision::F32, packed, quant: None }
+        Linear { weight, bias, n_in, n_out, precision: Precision::F32, packed, quant: None, bf16: None }
     }
 
     /// The same layer computed in `precision` (see [`precision`]); `weight` keeps the original
@@ -73,12 +76,14 @@ impl Linear {
     pub fn with_precision(&self, precision: Precision) -> Linear {
         let (packed, quant) = match precision {
             Precision::F32 => (gemm::pack(&self.weight, self.n_out, self.n_in), None),
-            Precision::Bf16 | Precision::F16 => {
+            Precision::F16 => {
                 let rounded: Vec<f32> = self.weight.iter().map(|&w| precision.round(w)).collect();
                 (gemm::pack(&rounded, self.n_out, self.n_in), None)
             }
+            Precision::Bf16 => (Vec::new(), None),
             Precision::Int8 => (Vec::new(), Some(int8::QuantWeights::new(&self.weight, self.n_out, self.n_in))),
         };
+        let bf16 = (precision == Precision::Bf16).then(|| bf16::Bf16Weights::new(&self.weight, self.n_out, self.n_in));
         Linear {
             weight: self.weight.clone(),
             bias: self.bias.clone(),
@@ -87,6 +92,7 @@ impl Linear {
             precision,
             packed,
             quant,
+            bf16,
         }
     }
 
@@ -132,6 +138,9 @@ impl Linear {
             (false, None) => gemm::Init::Zero,
             (true, b) => gemm::Init::Accumulate(b.as_deref()),
         };
+        if let Some(w) = &self.bf16 {
+            return bf16::forward(x, rows, w, init, out);
+        }
         match (self.precision, &self.quant) {
             (Precision::Int8, Some(q)) => STAGING.with_borrow_mut(|(_, xq, xs)| {
                 int8::quantize_rows(x, rows, self.n_in, xq, xs);

@@ -7,10 +7,15 @@
 //! stay float32.
 //!
 //! - `f32`: the default, exact (the official model's numbers).
-//! - `bf16` / `f16`: weights and layer inputs rounded to bfloat16 / IEEE half (round to nearest
-//!   even), products accumulated in float32 — what mixed-precision autocast computes. This CPU kind
-//!   has no bf16/f16 arithmetic (no AVX-512 BF16/FP16), so the rounding is emulated on the float32
-//!   kernel: the accuracy is that of a real bf16/f16 deployment, the speed is float32's.
+//! - `bf16`: weights and layer inputs rounded to bfloat16 (round to nearest even, subnormals to
+//!   zero), products summed pairwise in float32 with the semantics of AVX-512 BF16's `vdpbf16ps`
+//!   ([`super::bf16`]): that instruction where the CPU has it (2 products per float32 lane per
+//!   instruction, half the weight bytes), an exact emulation on the float32 kernel elsewhere;
+//!   the same bits on every path.
+//! - `f16`: weights and layer inputs rounded to IEEE half (round to nearest even), products
+//!   accumulated in float32 — what mixed-precision autocast computes. No CPU here has f16
+//!   arithmetic (AVX512-FP16), so the rounding is emulated on the float32 kernel: the accuracy is
+//!   that of a real f16 deployment, the speed is float32's.
 //! - `int8`: weights quantized to int8 per output channel (symmetric, scale = max|w|/127), each
 //!   layer input quantized per row to int16 at run time, integer dot products accumulated
 //!   exactly in int32 and rescaled to float32 (W8A16; [`super::int8`] says why 16-bit inputs).

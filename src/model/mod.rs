@@ -206,7 +206,9 @@ impl ProteinMpnn {
                 .iter()
                 .map(|l| DecLayer::new(p(&l.w1), p(&l.w2), p(&l.w3), l.norm1.clone(), l.norm2.clone(), ffn(&l.dense)))
                 .collect(),
-            w_out: p(&self.w_out),
+            // bf16 keeps the output layer (h → 21 logits, < 0.1 % of the arithmetic) in float32:
+            // its rounding lands on the logits undamped (see kernels::bf16, "Agreement").
+            w_out: if precision == Precision::Bf16 { self.w_out.clone() } else { p(&self.w_out) },
             precision,
         }
     }

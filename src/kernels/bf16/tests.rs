@@ -1,0 +1,248 @@
+use super::*;
+use rand::{Rng, SeedableRng};
+
+/// The kernels this CPU can run: `(path, native)`, with a `skipped:` line for each one it lacks.
+fn kernels() -> Vec<(Isa, bool)> {
+    let mut out = Vec::new();
+    if isa::Isa::Avx512.supported() && isa::cpu_has("avx512_bf16") {
+        out.push((Isa::Avx512, true));
+    } else {
+        eprintln!("skipped: CPU lacks avx512_bf16 (bf16 vdpbf16ps kernel)");
+    }
+    for p in Isa::ALL {
+        match isa::skip_message(p) {
+            Some(msg) => eprintln!("{msg}"),
+            None => out.push((p, false)),
+        }
+    }
+    out
+}
+
+fn same(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+}
+
+fn first_diff(a: &[f32], b: &[f32]) -> String {
+    match a.iter().zip(b).position(|(x, y)| !(x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))) {
+        Some(i) => format!(
+            "first difference at {i}: {:e} ({:08x}) vs {:e} ({:08x})",
+            a[i],
+            a[i].to_bits(),
+            b[i],
+            b[i].to_bits()
+        ),
+        None => "lengths differ".into(),
+    }
+}
+
+/// Runs kernel `(p, native)` on `x` and returns the outputs (starting from `start`).
+fn run(p: Isa, native: bool, x: &[f32], rows: usize, w: &Bf16Weights, init: Init, start: &[f32]) -> Vec<f32> {
+    let mut inputs = Inputs::default();
+    inputs.convert_with(p, x, rows, w.n_in, native);
+    let mut out = start.to_vec();
+    gemm_with(p, native, &inputs, rows, w, init, &mut out);
+    out
+}
+
+fn twin(x: &[f32], rows: usize, w: &Bf16Weights, init: Init, start: &[f32]) -> Vec<f32> {
+    let mut inputs = Inputs::default();
+    inputs.convert(x, rows, w.n_in, true);
+    let mut out = start.to_vec();
+    reference(&inputs.bits, rows, w, init, &mut out);
+    out
+}
+
+/// A value of one of several kinds: ordinary, wide-range, tiny (products below the float32
+/// range), subnormal, huge (products above it), zeros, infinities.
+fn edge_value(rng: &mut impl Rng, edge: bool) -> f32 {
+    let v: f32 = rng.gen_range(-1.0..1.0);
+    if !edge {
+        return v;
+    }
+    match rng.gen_range(0..20) {
+        0..=7 => v,
+        8..=10 => v * 10f32.powi(rng.gen_range(-8..8)),
+        11 | 12 => v * 2f32.powi(rng.gen_range(-126..-50)),
+        13 => f32::from_bits(rng.gen_range(1..0x0080_0000)) * if rng.gen() { 1.0 } else { -1.0 },
+        14 | 15 => v * 2f32.powi(rng.gen_range(50..127)),
+        16 => [0.0, -0.0][rng.gen_range(0..2)],
+        17 => [f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN][rng.gen_range(0..4)],
+        _ => 2f32.powi(-126) * (1.0 + v),
+    }
+}
+
+/// Every kernel equals the plain twin bit for bit (NaN for NaN), on random shapes (odd `n_in`,
+/// `n_out` not a multiple of 16 or 32, 1 to 40 rows) and every way an output can start, with
+/// ordinary data and with edge values (subnormals, tiny and huge products, infinities).
+#[test]
+fn every_kernel_equals_the_twin_bit_for_bit() {
+    let kernels = kernels();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+    let mut shapes = vec![(1, 1, 1), (5, 7, 3), (12, 128, 128), (13, 128, 21), (48, 512, 128), (7, 417, 130)];
+    for _ in 0..30 {
+        shapes.push((rng.gen_range(1..=40), rng.gen_range(1..=300), rng.gen_range(1..=70)));
+    }
+    let fallbacks = fallback_rows();
+    for edge in [false, true] {
+        for &(rows, n_in, n_out) in &shapes {
+            let x: Vec<f32> = (0..rows * n_in).map(|_| edge_value(&mut rng, edge)).collect();
+            let wv: Vec<f32> = (0..n_out * n_in).map(|_| edge_value(&mut rng, edge)).collect();
+            let b: Vec<f32> = (0..n_out).map(|_| edge_value(&mut rng, edge)).collect();
+            let start: Vec<f32> = (0..rows * n_out).map(|_| edge_value(&mut rng, edge)).collect();
+            let w = Bf16Weights::new(&wv, n_out, n_in);
+            for init in [Init::Zero, Init::Bias(&b), Init::Accumulate(Some(&b)), Init::Accumulate(None)] {
+                let want = twin(&x, rows, &w, init, &start);
+                for &(p, native) in &kernels {
+                    let got = run(p, native, &x, rows, &w, init, &start);
+                    assert!(
+                        same(&got, &want),
+                        "{p} native={native} edge={edge}: {rows}x{n_in}x{n_out} {init:?}: {}",
+                        first_diff(&got, &want)
+                    );
+                }
+            }
+        }
+    }
+    // The edge values send some rows of the emulated paths through the twin fallback.
+    assert!(fallback_rows() > fallbacks, "the edge values never reached the fallback");
+}
+
+/// The emulated paths take their fast form on ordinary data (and the fallback on tiny rows
+/// only): a row of 1e-30 against weights of 1e-10 needs the twin, 1e-3 against 1e-3 does not.
+#[test]
+fn the_fast_form_check() {
+    let w = Bf16Weights::new(&[1e-10, 1e-3], 2, 1);
+    let mut inputs = Inputs::default();
+    inputs.convert(&[1e-30, 1e-3, 0.0], 3, 1, false);
+    assert!(inputs.min_exp[0] + w.min_exp < MIN_EXP_SUM);
+    assert!(inputs.min_exp[1] + w.min_exp >= MIN_EXP_SUM);
+    assert_eq!(inputs.min_exp[2], 255);
+    assert!(start_ok(0.0) && start_ok(-0.0) && start_ok(f32::INFINITY) && start_ok(1e-30));
+    assert!(!start_ok(1e-38) && !start_ok(1e-40));
+}
+
+/// The twin reproduces what `vdpbf16ps` gave on a Zen 4 CPU in targeted cases (so the definition
+/// is checked even where the instruction is absent), and the instruction agrees where present.
+#[test]
+fn twin_matches_measured_instruction_cases() {
+    let p = |e: i32| 2f32.powi(e);
+    let m126 = f32::MIN_POSITIVE;
+    // (start, x[odd], w[odd], x[even], w[even], result measured on Zen 4)
+    let cases: &[(f32, f32, f32, f32, f32, f32)] = &[
+        // the odd product is added first: (1 - 1) + 2^-30, not (1 + 2^-30) - 1 = 0
+        (1.0, -1.0, 1.0, p(-30), 1.0, p(-30)),
+        // ties to even at each step
+        (1.0, p(-24), 1.0, p(-24), 1.0, 1.0),
+        // a subnormal start reads as zero
+        (p(-127), p(-125), 1.0, 0.0, 0.0, p(-125)),
+        // a product below the float32 range is added exactly (as in an FMA)
+        (m126, p(-70), p(-70), 0.0, 0.0, m126 + p(-140)),
+        // ... and a subnormal sum is flushed to zero before the next product
+        (0.0, 1.5 * p(-63), p(-64), p(-63), p(-63), m126),
+        (1.5 * m126, -1.0, m126, 1.0, m126, m126),
+        // an exact product above the float32 range can be cancelled back into range
+        (f32::MIN, p(64), p(64), 0.0, 0.0, p(104)),
+        // -0 + 0·0 = +0, -0 + (-0)·0 = -0
+        (-0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+        (-0.0, -0.0, 0.0, -0.0, 0.0, -0.0),
+    ];
+    let kernels = kernels();
+    for &(s, x1, w1, x0, w0, want) in cases {
+        let w = Bf16Weights::new(&[w0, w1], 1, 2);
+        let x = [x0, x1];
+        let got = twin(&x, 1, &w, Init::Accumulate(None), &[s]);
+        assert_eq!(got[0].to_bits(), want.to_bits(), "twin: start {s:e}, odd {x1:e}·{w1:e}, even {x0:e}·{w0:e}");
+        for &(p, native) in &kernels {
+            let got = run(p, native, &x, 1, &w, Init::Accumulate(None), &[s]);
+            assert_eq!(got[0].to_bits(), want.to_bits(), "{p} native={native}: start {s:e}, odd {x1:e}·{w1:e}");
+        }
+    }
+}
+
+/// [`to_bf16`] rounds to nearest even like the `half` crate on normal values, flushes
+/// subnormals, keeps NaN, and equals `vcvtne2ps2bf16` on random bits where the CPU has it.
+#[test]
+fn conversion_equals_the_instruction() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let xs: Vec<f32> = (0..1 << 16).map(|_| f32::from_bits(rng.gen())).collect();
+    for &x in &xs {
+        let h = to_bf16(x);
+        if x.is_nan() {
+            assert!(from_bf16(h).is_nan());
+        } else if x.is_subnormal() {
+            assert_eq!(from_bf16(h).to_bits(), 0f32.copysign(x).to_bits());
+        } else {
+            assert_eq!(h, half::bf16::from_f32(x).to_bits(), "{x:e}");
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !isa::cpu_has("avx512_bf16") {
+            eprintln!("skipped: CPU lacks avx512_bf16 (vcvtne2ps2bf16 comparison)");
+            return;
+        }
+        #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+        unsafe fn hw(x: &[f32; 32]) -> [u16; 32] {
+            use std::arch::x86_64::*;
+            let lo = _mm512_loadu_ps(x.as_ptr());
+            let hi = _mm512_loadu_ps(x.as_ptr().add(16));
+            std::mem::transmute::<__m512bh, [u16; 32]>(_mm512_cvtne2ps_pbh(hi, lo))
+        }
+        for chunk in xs.chunks_exact(32) {
+            let c: &[f32; 32] = chunk.try_into().unwrap();
+            // SAFETY: the CPU has AVX-512 BF16 (checked; it implies F and BW here).
+            let h = unsafe { hw(c) };
+            for (x, h) in c.iter().zip(h) {
+                assert_eq!(to_bf16(*x), h, "{x:e} ({:08x})", x.to_bits());
+            }
+        }
+    }
+}
+
+/// A row's result does not depend on how many rows are computed with it.
+#[test]
+fn rows_do_not_depend_on_the_batch() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+    let (n_in, n_out) = (129, 40);
+    let x: Vec<f32> = (0..30 * n_in).map(|_| rng.gen_range(-1.0..1.0)).collect();
+    let w = Bf16Weights::new(&(0..n_in * n_out).map(|_| rng.gen_range(-1.0..1.0)).collect::<Vec<f32>>(), n_out, n_in);
+    for (p, native) in kernels() {
+        let all = run(p, native, &x, 30, &w, Init::Zero, &vec![0.0; 30 * n_out]);
+        for r in [0, 11, 12, 29] {
+            let one = run(p, native, &x[r * n_in..(r + 1) * n_in], 1, &w, Init::Zero, &vec![0.0; n_out]);
+            assert!(same(&one, &all[r * n_out..(r + 1) * n_out]), "{p} native={native} row {r}");
+        }
+    }
+}
+
+/// The emulated paths' conversion (vector code per path) equals the scalar one on random bits
+/// (NaN, infinities and subnormals included) and odd widths, exponents included.
+#[test]
+fn emulated_conversion_is_the_same_on_every_path() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+    for &(rows, n_in) in &[(3usize, 1usize), (5, 15), (4, 16), (7, 33), (9, 128), (2, 417)] {
+        let x: Vec<f32> = (0..rows * n_in).map(|_| f32::from_bits(rng.gen())).collect();
+        let mut want =
+            Inputs { swapped: vec![0.0; rows * n_in.div_ceil(2) * 2], min_exp: vec![0; rows], ..Default::default() };
+        swap_rows(&x, rows, n_in, &mut want);
+        for (p, native) in kernels() {
+            if native {
+                continue;
+            }
+            let mut got = Inputs::default();
+            got.convert_with(p, &x, rows, n_in, false);
+            assert_eq!(got.min_exp, want.min_exp, "{p} {rows}x{n_in}");
+            let (g, w): (Vec<u32>, Vec<u32>) =
+                (got.swapped.iter().map(|v| v.to_bits()).collect(), want.swapped.iter().map(|v| v.to_bits()).collect());
+            assert_eq!(g, w, "{p} {rows}x{n_in}");
+            for (i, v) in want.swapped.iter().enumerate() {
+                let src = if n_in % 2 == 1 && i % (n_in + 1) == n_in - 1 {
+                    0.0
+                } else {
+                    x[(i / (n_in.div_ceil(2) * 2)) * n_in + ((i % (n_in.div_ceil(2) * 2)) ^ 1)]
+                };
+                assert_eq!(v.to_bits(), from_bf16(to_bf16(src)).to_bits(), "scalar swap at {i}");
+            }
+        }
+    }
+}
