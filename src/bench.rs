@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::bucket::{Buckets, Router};
 use crate::featurize::{featurize, Batch, ChainSelection, Constraints, Features};
 use crate::kernels::isa::{self, Isa};
+use crate::kernels::precision::Precision;
 use crate::model::decoder::decoding_order;
 use crate::model::ProteinMpnn;
 use crate::pipeline::{Engine, Pass, Workspace};
@@ -98,6 +99,8 @@ pub struct Row {
     pub speedup_over_reference: Option<f64>,
     /// The kernels' instruction-set path ([`crate::kernels::isa`]).
     pub isa: String,
+    /// The dense layers' number format ([`crate::kernels::precision`]).
+    pub precision: String,
     /// Dense-layer arithmetic per protein (counted by [`crate::kernels::count_flops`]), in GFLOP.
     pub gflop_per_protein: f64,
     /// `gflop_per_protein / time`: the dense layers' achieved rate over the whole task.
@@ -129,6 +132,9 @@ pub struct Plan {
     /// row's repeats are interleaved across the paths (A B C A B C ...), so slow phases of a
     /// noisy machine hit every path alike.
     pub isas: Vec<Isa>,
+    /// Number formats to compare (empty = each model's own), interleaved with the paths
+    /// the same way: every (precision, path) pair per round of repeats.
+    pub precisions: Vec<Precision>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -144,15 +150,18 @@ fn count_gflop<F: FnMut()>(mut f: F) -> f64 {
     crate::kernels::counted_flops() as f64 / 1e9
 }
 
-/// Median milliseconds of `repeats` calls of `f` on each path of `isas`, interleaved.
-fn time_paths<F: FnMut()>(isas: &[Isa], repeats: usize, mut f: F) -> Vec<f64> {
-    let mut ms = vec![Vec::new(); isas.len()];
+/// Median milliseconds of `repeats` calls of `f(variant)` for each of `variants` variants on
+/// each path of `isas`, interleaved (`[variant][path]`, flattened).
+fn time_paths<F: FnMut(usize)>(variants: usize, isas: &[Isa], repeats: usize, mut f: F) -> Vec<f64> {
+    let mut ms = vec![Vec::new(); variants * isas.len()];
     for _ in 0..repeats.max(1) {
-        for (i, &p) in isas.iter().enumerate() {
-            isa::force(p).expect("benchmark paths are checked by the caller");
-            let t = Instant::now();
-            f();
-            ms[i].push(t.elapsed().as_secs_f64() * 1e3);
+        for v in 0..variants {
+            for (i, &p) in isas.iter().enumerate() {
+                isa::force(p).expect("benchmark paths are checked by the caller");
+                let t = Instant::now();
+                f(v);
+                ms[v * isas.len() + i].push(t.elapsed().as_secs_f64() * 1e3);
+            }
         }
     }
     ms.into_iter().map(median).collect()
@@ -210,6 +219,11 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&Row)) -> Vec<Row> {
         for &k in &plan.ks {
             let model = if k == 0 || k == base.arch.k { base.clone() } else { base.with_k(k) };
             let k_used = model.arch.k;
+            let variants: Vec<ProteinMpnn> = if plan.precisions.is_empty() {
+                vec![model.clone()]
+            } else {
+                plan.precisions.iter().map(|&p| model.with_precision(p)).collect()
+            };
             for p in &plan.structures {
                 let f = featurize(p, &ChainSelection::all(p), &Constraints::default(), model.arch.ca_only)
                     .expect("benchmark structures featurize");
@@ -227,19 +241,21 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&Row)) -> Vec<Row> {
                     }
                     for task in tasks {
                         reset_peak_rss();
-                        let mut once = || match task {
+                        let mut once = |v: usize| match task {
                             "score" => {
-                                std::hint::black_box(score_once(&model, &f, &randns));
+                                std::hint::black_box(score_once(&variants[v], &f, &randns));
                             }
                             _ => {
-                                std::hint::black_box(design_once(&model, &f, &randns, plan.temperature));
+                                std::hint::black_box(design_once(&variants[v], &f, &randns, plan.temperature));
                             }
                         };
-                        let gflop = count_gflop(&mut once);
-                        let times = time_paths(&isas, plan.repeats, &mut once);
+                        let gflop = count_gflop(|| once(0));
+                        (1..variants.len()).for_each(&mut once);
+                        let times = time_paths(variants.len(), &isas, plan.repeats, &mut once);
                         isa::force(home).expect("the process's own path runs");
                         let peak = peak_rss_mib();
-                        for (i, (&path, &ms)) in isas.iter().zip(&times).enumerate() {
+                        let pairs = variants.iter().flat_map(|m| isas.iter().map(move |&path| (m.precision, path)));
+                        for (i, ((precision, path), &ms)) in pairs.zip(&times).enumerate() {
                             let (reference_ms, speedup) =
                                 if i == 0 && task == "score" && l <= plan.reference_max_len && b == 1 {
                                     let r = time(1, || {
@@ -268,6 +284,7 @@ pub fn run(plan: &Plan, mut progress: impl FnMut(&Row)) -> Vec<Row> {
                                 reference_ms_per_protein: reference_ms,
                                 speedup_over_reference: speedup,
                                 isa: path.to_string(),
+                                precision: precision.to_string(),
                                 gflop_per_protein: gflop,
                                 gflops: gflop / (ms / 1e3),
                             };
@@ -350,6 +367,7 @@ fn score_set(plan: &Plan, label: &str, model: &ProteinMpnn) -> Vec<Row> {
                 reference_ms_per_protein: None,
                 speedup_over_reference: None,
                 isa: isa::active().to_string(),
+                precision: model.precision.to_string(),
                 gflop_per_protein: gflop / n as f64,
                 gflops: gflop / (ms / 1e3),
             });
@@ -361,12 +379,12 @@ fn score_set(plan: &Plan, label: &str, model: &ProteinMpnn) -> Vec<Row> {
 /// A markdown table of the rows.
 pub fn markdown(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| task | structure | L | bucket | checkpoint | k | batch | structures/batch | isa | ms/protein | ms/sequence | residues/s | dense GFLOP/protein | dense GFLOP/s | peak RSS (MiB) | reference ms | speed-up |\n\
-         | --- | --- | ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "| task | structure | L | bucket | checkpoint | k | batch | structures/batch | isa | precision | ms/protein | ms/sequence | residues/s | dense GFLOP/protein | dense GFLOP/s | peak RSS (MiB) | reference ms | speed-up |\n\
+         | --- | --- | ---: | --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for r in rows {
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.2} | {:.1} | {:.0} | {} | {} |\n",
             r.task,
             r.structure,
             r.length,
@@ -376,6 +394,7 @@ pub fn markdown(rows: &[Row]) -> String {
             r.batch,
             r.structure_batch,
             r.isa,
+            r.precision,
             r.ms_per_protein,
             r.ms_per_sequence,
             r.residues_per_s,

@@ -70,6 +70,10 @@ pub struct BenchArgs {
     /// Default: the process's path (the best one, or MPNN_ISA's).
     #[arg(long = "isa", value_delimiter = ',', value_name = "PATH,...")]
     pub isas: Vec<String>,
+    /// Number formats of the dense layers to compare in this run, interleaving the repeats with
+    /// the paths' (comma-separated: f32, bf16, f16, int8). Default: f32 only.
+    #[arg(long = "precision", value_delimiter = ',', value_name = "FORMAT,...")]
+    pub precisions: Vec<mpnn::kernels::precision::Precision>,
     /// Measure this machine's arithmetic limit per unit instead (AVX2 FMA, AVX-512 FMA, AVX-512
     /// VNNI; 1 thread and --threads/all cores), then stop.
     #[arg(long)]
@@ -201,6 +205,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         structure_batches: a.structure_batches.clone(),
         buckets: a.buckets.clone(),
         isas: isas.clone(),
+        precisions: a.precisions.clone(),
     };
     let paths = if isas.is_empty() { vec![isa::active()] } else { isas };
     eprintln!(
@@ -213,7 +218,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     );
     let rows = bench::run(&plan, |r| {
         eprintln!(
-            "{:>6} {:<14} L={:<5} {:<16} k={:<2} batch={:<2}{} {:<8} {:>9.1} ms/protein {:>9.0} res/s {:>6.1} GFLOP/s  peak {:.0} MiB{}",
+            "{:>6} {:<14} L={:<5} {:<16} k={:<2} batch={:<2}{} {:<8} {:<4} {:>9.1} ms/protein {:>9.0} res/s {:>6.1} GFLOP/s  peak {:.0} MiB{}",
             r.task,
             r.structure,
             r.length,
@@ -222,6 +227,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             r.batch,
             if r.task == "score-set" { format!(" structures/batch={}", r.structure_batch) } else { String::new() },
             r.isa,
+            r.precision,
             r.ms_per_protein,
             r.residues_per_s,
             r.gflops,

@@ -49,13 +49,23 @@ pub struct Linear {
     precision: Precision,
     /// The weights packed for [`gemm::gemm`] (rounded to the format for bf16/f16; empty for int8).
     packed: Vec<f32>,
-    /// The int8 weights, for [`Precision::Int8`].
+    /// The int8 weights, for [`Precision::Int8`] with the W8A16 algorithm.
     quant: Option<int8::QuantWeights>,
+    /// The int8 weights, for [`Precision::Int8`] with the W8A8 algorithm ([`int8::algorithm`]).
+    quant8: Option<int8::w8a8::Weights>,
+}
+
+/// Per-thread staging of rounded or quantized layer inputs (no allocation after warm-up).
+#[derive(Default)]
+struct Staging {
+    rounded: Vec<f32>,
+    q16: Vec<i16>,
+    scales: Vec<f32>,
+    q8: int8::w8a8::Rows,
 }
 
 thread_local! {
-    /// Per-thread staging of rounded or quantized layer inputs (no allocation after warm-up).
-    static STAGING: RefCell<(Vec<f32>, Vec<i16>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+    static STAGING: RefCell<Staging> = RefCell::new(Staging::default());
 }
 
 impl Linear {
@@ -65,19 +75,26 @@ impl Linear {
             assert_eq!(b.len(), n_out);
         }
         let packed = gemm::pack(&weight, n_out, n_in);
-        Linear { weight, bias, n_in, n_out, precision: Precision::F32, packed, quant: None }
+        Linear { weight, bias, n_in, n_out, precision: Precision::F32, packed, quant: None, quant8: None }
     }
 
     /// The same layer computed in `precision` (see [`precision`]); `weight` keeps the original
     /// float32 values, so converting back to f32 is exact.
     pub fn with_precision(&self, precision: Precision) -> Linear {
-        let (packed, quant) = match precision {
-            Precision::F32 => (gemm::pack(&self.weight, self.n_out, self.n_in), None),
+        let (packed, quant, quant8) = match precision {
+            Precision::F32 => (gemm::pack(&self.weight, self.n_out, self.n_in), None, None),
             Precision::Bf16 | Precision::F16 => {
                 let rounded: Vec<f32> = self.weight.iter().map(|&w| precision.round(w)).collect();
-                (gemm::pack(&rounded, self.n_out, self.n_in), None)
+                (gemm::pack(&rounded, self.n_out, self.n_in), None, None)
             }
-            Precision::Int8 => (Vec::new(), Some(int8::QuantWeights::new(&self.weight, self.n_out, self.n_in))),
+            Precision::Int8 => match int8::algorithm() {
+                int8::Algorithm::W8A16 => {
+                    (Vec::new(), Some(int8::QuantWeights::new(&self.weight, self.n_out, self.n_in)), None)
+                }
+                int8::Algorithm::W8A8 => {
+                    (Vec::new(), None, Some(int8::w8a8::Weights::new(&self.weight, self.n_out, self.n_in)))
+                }
+            },
         };
         Linear {
             weight: self.weight.clone(),
@@ -87,6 +104,34 @@ impl Linear {
             precision,
             packed,
             quant,
+            quant8,
+        }
+    }
+
+    /// Whether the layer runs the W8A8 algorithm (takes [`int8::w8a8::Rows`] inputs, see
+    /// [`Linear::forward_quantized`]).
+    pub fn is_w8a8(&self) -> bool {
+        self.quant8.is_some()
+    }
+
+    /// [`Linear::forward`] (or, with `accumulate`, [`Linear::forward_add`]) from inputs already
+    /// quantized to W8A8's uint8 rows (producers that quantize as they write); a W8A8 layer only.
+    pub fn forward_quantized(&self, x: &int8::w8a8::Rows, rows: usize, out: &mut [f32], accumulate: bool) {
+        let q = self.quant8.as_ref().expect("forward_quantized needs a W8A8 layer");
+        if rows == 0 {
+            return;
+        }
+        if COUNTING.load(Ordering::Relaxed) {
+            FLOPS.fetch_add(2 * (rows * self.n_in * self.n_out) as u64, Ordering::Relaxed);
+        }
+        int8::w8a8::gemm(x, rows, q, self.init(accumulate), out);
+    }
+
+    fn init(&self, accumulate: bool) -> gemm::Init<'_> {
+        match (accumulate, &self.bias) {
+            (false, Some(b)) => gemm::Init::Bias(b),
+            (false, None) => gemm::Init::Zero,
+            (true, b) => gemm::Init::Accumulate(b.as_deref()),
         }
     }
 
@@ -127,19 +172,21 @@ impl Linear {
         if COUNTING.load(Ordering::Relaxed) {
             FLOPS.fetch_add(2 * (rows * self.n_in * self.n_out) as u64, Ordering::Relaxed);
         }
-        let init = match (accumulate, &self.bias) {
-            (false, Some(b)) => gemm::Init::Bias(b),
-            (false, None) => gemm::Init::Zero,
-            (true, b) => gemm::Init::Accumulate(b.as_deref()),
-        };
+        let init = self.init(accumulate);
+        if let Some(q) = &self.quant8 {
+            return STAGING.with_borrow_mut(|st| {
+                st.q8.quantize(x, rows, self.n_in);
+                int8::w8a8::gemm(&st.q8, rows, q, init, out);
+            });
+        }
         match (self.precision, &self.quant) {
-            (Precision::Int8, Some(q)) => STAGING.with_borrow_mut(|(_, xq, xs)| {
-                int8::quantize_rows(x, rows, self.n_in, xq, xs);
-                int8::gemm(xq, xs, rows, q, init, out);
+            (Precision::Int8, Some(q)) => STAGING.with_borrow_mut(|st| {
+                int8::quantize_rows(x, rows, self.n_in, &mut st.q16, &mut st.scales);
+                int8::gemm(&st.q16, &st.scales, rows, q, init, out);
             }),
-            (p, _) if p.is_half() => STAGING.with_borrow_mut(|(xr, _, _)| {
-                p.round_into(&x[..rows * self.n_in], xr);
-                gemm::gemm(xr, rows, self.n_in, &self.packed, self.n_out, init, out);
+            (p, _) if p.is_half() => STAGING.with_borrow_mut(|st| {
+                p.round_into(&x[..rows * self.n_in], &mut st.rounded);
+                gemm::gemm(&st.rounded, rows, self.n_in, &self.packed, self.n_out, init, out);
             }),
             _ => gemm::gemm(x, rows, self.n_in, &self.packed, self.n_out, init, out),
         }

@@ -17,6 +17,7 @@ pub mod topk;
 pub mod torch_order;
 
 use crate::checkpoint::{Architecture, Checkpoint, Tensor};
+use crate::kernels::int8;
 use crate::kernels::precision::Precision;
 use crate::kernels::{LayerNorm, Linear};
 use layers::{DecLayer, EncLayer, FeedForward};
@@ -174,39 +175,81 @@ impl ProteinMpnn {
     /// gives back the exact model.
     pub fn with_precision(&self, precision: Precision) -> ProteinMpnn {
         let p = |l: &Linear| l.with_precision(precision);
-        let ffn = |f: &FeedForward| FeedForward { w_in: p(&f.w_in), w_out: p(&f.w_out) };
+        // W8A8 quantizes the per-edge layers (the [L·K, H] products, ~95 % of the arithmetic);
+        // the per-node layers stay float32 (see `crate::kernels::int8::w8a8`).
+        let w8a8 = precision == Precision::Int8 && int8::algorithm() == int8::Algorithm::W8A8;
+        let node_precision = if w8a8 && !int8_nodes() { Precision::F32 } else { precision };
+        let n = |l: &Linear| l.with_precision(node_precision);
+        let keep = int8_keep_f32();
+        let g = |group: &str, l: &Linear| {
+            if w8a8 && keep.iter().any(|k| k == group) {
+                l.with_precision(Precision::F32)
+            } else {
+                p(l)
+            }
+        };
+        let ffn = |f: &FeedForward| FeedForward { w_in: n(&f.w_in), w_out: n(&f.w_out) };
         ProteinMpnn {
             arch: self.arch,
             pos_embedding: self.pos_embedding.clone(),
             edge_embedding: self.edge_embedding.clone(),
             norm_edges: self.norm_edges.clone(),
-            w_e: p(&self.w_e),
+            w_e: g("w_e", &self.w_e),
             w_s: self.w_s.iter().map(|&v| precision.round(v)).collect(),
             encoder_layers: self
                 .encoder_layers
                 .iter()
                 .map(|l| {
-                    EncLayer::new(
-                        p(&l.w1),
-                        p(&l.w2),
-                        p(&l.w3),
-                        p(&l.w11),
-                        p(&l.w12),
-                        p(&l.w13),
+                    let mut e = EncLayer::new(
+                        g("enc_node", &l.w1),
+                        g("enc_node", &l.w2),
+                        n(&l.w3),
+                        g("enc_edge", &l.w11),
+                        g("enc_edge", &l.w12),
+                        g("enc_edge", &l.w13),
                         l.norm1.clone(),
                         l.norm2.clone(),
                         l.norm3.clone(),
                         ffn(&l.dense),
-                    )
+                    );
+                    for i in [0, 2] {
+                        e.w1_blocks[i] = n(&e.w1_blocks[i]);
+                        e.w11_blocks[i] = n(&e.w11_blocks[i]);
+                    }
+                    e
                 })
                 .collect(),
             decoder_layers: self
                 .decoder_layers
                 .iter()
-                .map(|l| DecLayer::new(p(&l.w1), p(&l.w2), p(&l.w3), l.norm1.clone(), l.norm2.clone(), ffn(&l.dense)))
+                .map(|l| {
+                    let mut d = DecLayer::new(
+                        g("dec", &l.w1),
+                        g("dec", &l.w2),
+                        n(&l.w3),
+                        l.norm1.clone(),
+                        l.norm2.clone(),
+                        ffn(&l.dense),
+                    );
+                    d.w1_self = n(&d.w1_self);
+                    d.w1_nbr = n(&d.w1_nbr);
+                    d.w1_seq = n(&d.w1_seq);
+                    d
+                })
                 .collect(),
-            w_out: p(&self.w_out),
+            w_out: n(&self.w_out),
             precision,
         }
     }
+}
+
+/// `MPNN_INT8_F32=w_e,enc_node,enc_edge,dec`: per-edge layer groups W8A8 leaves in float32
+/// (an accuracy experiment).
+fn int8_keep_f32() -> Vec<String> {
+    std::env::var("MPNN_INT8_F32").map_or(Vec::new(), |v| v.split(',').map(|s| s.trim().to_string()).collect())
+}
+
+/// `MPNN_INT8_NODES=1`: quantize the per-node layers under W8A8 too (an accuracy experiment).
+fn int8_nodes() -> bool {
+    std::env::var("MPNN_INT8_NODES").is_ok_and(|v| v == "1")
 }

@@ -195,11 +195,45 @@ pub fn reference(xq: &[i16], xs: &[f32], rows: usize, w: &QuantWeights, init: In
     }
 }
 
+/// Which int8 algorithm `--precision int8` runs in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// int8 weights × int16 activations ([`QuantWeights`], [`gemm`]): CPUs without VNNI.
+    W8A16,
+    /// int8 weights × uint8 activations ([`w8a8`]): the default where the CPU has AVX-512 VNNI.
+    W8A8,
+}
+
+/// The variable that forces the int8 algorithm: `MPNN_INT8=w8a8|w8a16`.
+pub const ALGORITHM_ENV: &str = "MPNN_INT8";
+
+/// The int8 algorithm of this process, decided once: `MPNN_INT8` when set, else W8A8 where the
+/// CPU has AVX-512 VNNI and W8A16 elsewhere. It depends on the CPU, not on `MPNN_ISA`: on one
+/// machine every forced path runs the same algorithm and gives the same bits (W8A8's portable
+/// twin stands in for the VNNI kernel), but a VNNI and a non-VNNI machine differ unless
+/// `MPNN_INT8` pins the algorithm.
+pub fn algorithm() -> Algorithm {
+    static ALGO: std::sync::OnceLock<Algorithm> = std::sync::OnceLock::new();
+    *ALGO.get_or_init(|| match std::env::var(ALGORITHM_ENV).ok().as_deref().map(str::trim) {
+        None | Some("") => {
+            if w8a8::has_vnni() {
+                Algorithm::W8A8
+            } else {
+                Algorithm::W8A16
+            }
+        }
+        Some(v) if v.eq_ignore_ascii_case("w8a8") => Algorithm::W8A8,
+        Some(v) if v.eq_ignore_ascii_case("w8a16") => Algorithm::W8A16,
+        Some(v) => panic!("{ALGORITHM_ENV}={v}: not an int8 algorithm; use w8a8 or w8a16"),
+    })
+}
+
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
 pub mod portable;
+pub mod w8a8;
 
 #[cfg(test)]
 mod tests {
