@@ -116,7 +116,7 @@ impl Linear {
 
     /// [`Linear::forward`] (or, with `accumulate`, [`Linear::forward_add`]) from inputs already
     /// quantized to W8A8's uint8 rows (producers that quantize as they write); a W8A8 layer only.
-    pub fn forward_quantized(&self, x: &int8::w8a8::Rows, rows: usize, out: &mut [f32], accumulate: bool) {
+    pub fn forward_quantized(&self, x: int8::w8a8::RowsRef, rows: usize, out: &mut [f32], accumulate: bool) {
         let q = self.quant8.as_ref().expect("forward_quantized needs a W8A8 layer");
         if rows == 0 {
             return;
@@ -176,7 +176,7 @@ impl Linear {
         if let Some(q) = &self.quant8 {
             return STAGING.with_borrow_mut(|st| {
                 st.q8.quantize(x, rows, self.n_in);
-                int8::w8a8::gemm(&st.q8, rows, q, init, out);
+                int8::w8a8::gemm(st.q8.view(), rows, q, init, out);
             });
         }
         match (self.precision, &self.quant) {
@@ -213,6 +213,44 @@ impl LayerNorm {
         for row in x.chunks_exact_mut(d) {
             layer_norm_row(row, &self.gamma, &self.beta);
         }
+    }
+
+    /// [`LayerNorm::forward_inplace`] with the sums split over 16 lanes (vectorized, another
+    /// rounding order: not bit-identical to it, the same on every path). For the int8 models'
+    /// per-edge norms, whose inputs carry far larger quantization errors.
+    pub fn forward_inplace_lanes(&self, x: &mut [f32]) {
+        let d = self.dim();
+        for row in x.chunks_exact_mut(d) {
+            layer_norm_row_lanes(row, &self.gamma, &self.beta);
+        }
+    }
+}
+
+/// `Σ row` in 16 lanes, then the lanes in order.
+#[inline(always)]
+fn sum_lanes(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 16];
+    let mut chunks = row.chunks_exact(16);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += f(v);
+    }
+    acc.iter().sum()
+}
+
+/// One row of LayerNorm with lane-split sums ([`LayerNorm::forward_inplace_lanes`]).
+#[inline]
+pub fn layer_norm_row_lanes(row: &mut [f32], gamma: &[f32], beta: &[f32]) {
+    let n = row.len() as f32;
+    let mean = sum_lanes(row, |v| v) / n;
+    let var = sum_lanes(row, |v| (v - mean) * (v - mean)) / n;
+    let inv = 1.0 / (var + LAYER_NORM_EPS).sqrt();
+    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+        *v = (*v - mean) * inv * g + b;
     }
 }
 
@@ -264,6 +302,16 @@ pub fn gelu(x: f32) -> f32 {
 /// multiply and an add on its own), so every path gives the same bits (tested).
 pub fn gelu_inplace(x: &mut [f32]) {
     gelu_inplace_with(isa::active(), x);
+}
+
+/// `x ← gelu(x)` row by row (rows of `n`), each row then quantized into `q` for a W8A8 layer
+/// while it is in cache.
+pub fn gelu_quantize(x: &mut [f32], n: usize, q: &mut int8::w8a8::Rows) {
+    q.reset(x.len() / n, n);
+    for (r, row) in x.chunks_exact_mut(n).enumerate() {
+        gelu_inplace(row);
+        q.set(r, row);
+    }
 }
 
 /// [`gelu_inplace`] on the path `p` (which the CPU must support: panics otherwise).
@@ -415,6 +463,15 @@ mod tests {
         let slow = naive::layer_norm(&ln, &x);
         for (a, b) in fast.iter().zip(&slow) {
             assert!((a - b).abs() < 1e-5);
+        }
+        for d in [64, 70, 128] {
+            let x: Vec<f32> = random(3 * d, &mut rng).iter().map(|v| v * 10.0 + 3.0).collect();
+            let ln = LayerNorm { gamma: random(d, &mut rng), beta: random(d, &mut rng) };
+            let mut lanes = x.clone();
+            ln.forward_inplace_lanes(&mut lanes);
+            for (a, b) in lanes.iter().zip(&naive::layer_norm(&ln, &x)) {
+                assert!((a - b).abs() < 1e-5, "lanes {a} vs {b}");
+            }
         }
         let mut worst = 0f32;
         for i in -200_000..=200_000 {

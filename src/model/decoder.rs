@@ -15,7 +15,8 @@ use super::encoder::{Encoded, CHUNK};
 use super::layers::DecLayer;
 use super::{ProteinMpnn, MESSAGE_SCALE};
 use crate::alphabet::VOCAB;
-use crate::kernels::{gelu_inplace, layer_norm_row, log_softmax_inplace};
+use crate::kernels::int8::w8a8::Rows;
+use crate::kernels::{gelu_inplace, gelu_quantize, layer_norm_row, log_softmax_inplace};
 
 /// Sequence-independent decoder inputs of an encoded batch, computed once and reused for every
 /// sequence and step.
@@ -52,6 +53,9 @@ pub struct DecoderScratch {
     dh: Vec<f32>,
     ffn: Vec<f32>,
     edges: Vec<f32>,
+    /// W8A8: the rows' quantized edges, and the quantized input of `W2`.
+    edges_q: Rows,
+    q: Rows,
 }
 
 impl ProteinMpnn {
@@ -171,6 +175,17 @@ impl ProteinMpnn {
                     scratch.pre[r * k * h..(r + 1) * k * h].copy_from_slice(&proj[l][row * k * h..(row + 1) * k * h]);
                 }
             }
+            None if layer.w1_edge.is_w8a8() && ctx.enc.h_e_q.is_some() => {
+                let hq = ctx.enc.h_e_q.as_ref().map(Rows::view).unwrap();
+                scratch.edges_q.reset(m, h);
+                for (r, &row) in rows.iter().enumerate() {
+                    let row = row % total;
+                    for nb in 0..k {
+                        scratch.edges_q.copy_row(r * k + nb, hq, row * k + nb);
+                    }
+                }
+                layer.w1_edge.forward_quantized(scratch.edges_q.view(), m, &mut scratch.pre, false);
+            }
             None => {
                 scratch.edges.resize(m * h, 0.0);
                 for (r, &row) in rows.iter().enumerate() {
@@ -220,9 +235,14 @@ impl ProteinMpnn {
                 }
             }
         }
-        gelu_inplace(&mut scratch.pre);
         scratch.mid.resize(m * h, 0.0);
-        layer.w2.forward(&scratch.pre, m, &mut scratch.mid);
+        if layer.w2.is_w8a8() {
+            gelu_quantize(&mut scratch.pre, h, &mut scratch.q);
+            layer.w2.forward_quantized(scratch.q.view(), m, &mut scratch.mid, false);
+        } else {
+            gelu_inplace(&mut scratch.pre);
+            layer.w2.forward(&scratch.pre, m, &mut scratch.mid);
+        }
         gelu_inplace(&mut scratch.mid);
         // Sum of the hidden messages over the K neighbours, then W3 once per row (W3 is linear:
         // `Σ_j (W3·g_j + b3) = W3·Σ_j g_j + K·b3`), residual, norms, feed-forward.

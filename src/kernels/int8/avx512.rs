@@ -125,7 +125,7 @@ kernel!(gemm_vnni, block_vnni, "avx512f,avx512bw,avx512vnni,avx2,fma", dpwssd);
 
 /// Where a W8A8 block reads and writes.
 struct Args8<'a> {
-    x: &'a super::w8a8::Rows,
+    x: super::w8a8::RowsRef<'a>,
     m: usize,
     w: &'a super::w8a8::Weights,
     p: usize,
@@ -143,7 +143,7 @@ struct Args8<'a> {
 /// The CPU must have AVX-512F/BW/VNNI, AVX2 and FMA, and the arguments must pass
 /// [`super::w8a8::gemm`]'s checks (it is the safe entry point).
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
-pub unsafe fn gemm_w8a8(x: &super::w8a8::Rows, rows: usize, w: &super::w8a8::Weights, init: Init, out: &mut [f32]) {
+pub unsafe fn gemm_w8a8(x: super::w8a8::RowsRef, rows: usize, w: &super::w8a8::Weights, init: Init, out: &mut [f32]) {
     super::w8a8::check(x, rows, w, init, out);
     let panels = w.n_out.div_ceil(NR);
     let mut m = 0;

@@ -103,28 +103,82 @@ pub struct Rows {
     pub width: usize,
 }
 
+/// A borrowed run of quantized rows (what the kernels read).
+#[derive(Debug, Clone, Copy)]
+pub struct RowsRef<'a> {
+    pub q: &'a [i8],
+    pub scale: &'a [f32],
+    pub zero: &'a [i32],
+    pub sum: &'a [i32],
+    pub width: usize,
+}
+
 impl Rows {
-    /// Room for `rows` rows of `n_in` values (the padding bytes are 0).
+    /// Room for `rows` rows of `n_in` values (their contents are left to [`Rows::set`]).
     pub fn reset(&mut self, rows: usize, n_in: usize) {
         self.width = row_width(n_in);
-        self.q.clear();
         self.q.resize(rows * self.width, 0);
-        self.scale.clear();
         self.scale.resize(rows, 0.0);
-        self.zero.clear();
         self.zero.resize(rows, 0);
-        self.sum.clear();
         self.sum.resize(rows, 0);
     }
 
-    /// Quantizes row `r` from `x` (`n_in` values).
+    /// All rows.
+    pub fn view(&self) -> RowsRef<'_> {
+        self.rows(0, self.scale.len())
+    }
+
+    /// Rows `start..start + n`.
+    pub fn rows(&self, start: usize, n: usize) -> RowsRef<'_> {
+        let w = self.width;
+        RowsRef {
+            q: &self.q[start * w..(start + n) * w],
+            scale: &self.scale[start..start + n],
+            zero: &self.zero[start..start + n],
+            sum: &self.sum[start..start + n],
+            width: w,
+        }
+    }
+
+    /// Copies row `from` of `src` (of the same width) to row `r`.
+    #[inline]
+    pub fn copy_row(&mut self, r: usize, src: RowsRef, from: usize) {
+        let w = self.width;
+        self.q[r * w..(r + 1) * w].copy_from_slice(&src.q[from * w..(from + 1) * w]);
+        self.scale[r] = src.scale[from];
+        self.zero[r] = src.zero[from];
+        self.sum[r] = src.sum[from];
+    }
+
+    /// Quantizes row `r` from `x` (`n_in` values; padding bytes set to 0).
     #[inline]
     pub fn set(&mut self, r: usize, x: &[f32]) {
         let w = self.width;
+        self.q[r * w + x.len()..(r + 1) * w].fill(0);
         let (s, z, sum) = quantize_row(x, &mut self.q[r * w..r * w + x.len()]);
         self.scale[r] = s;
         self.zero[r] = z;
         self.sum[r] = sum;
+    }
+
+    /// [`Rows::quantize`] in parallel, `chunk` rows per task.
+    pub fn quantize_par(&mut self, x: &[f32], rows: usize, n_in: usize, chunk: usize) {
+        use rayon::prelude::*;
+        self.reset(rows, n_in);
+        let (w, chunk) = (self.width, chunk.max(1));
+        self.q
+            .par_chunks_mut(chunk * w)
+            .zip(self.scale.par_chunks_mut(chunk))
+            .zip(self.zero.par_chunks_mut(chunk))
+            .zip(self.sum.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each(|(c, (((q, scale), zero), sum))| {
+                for r in 0..scale.len() {
+                    let row = &x[(c * chunk + r) * n_in..][..n_in];
+                    q[r * w + n_in..(r + 1) * w].fill(0);
+                    (scale[r], zero[r], sum[r]) = quantize_row(row, &mut q[r * w..r * w + n_in]);
+                }
+            });
     }
 
     /// Quantizes `rows` rows of `x` (`[rows, n_in]`).
@@ -199,7 +253,7 @@ pub(super) fn code(v: f32, inv: f32, zero: f32) -> i32 {
 
 /// `out[m, o] = init + (Σ_k (c[m,k] − z[m])·q_w[o,k]) · (s_x[m]·s_w[o])` for
 /// `m < rows`, on the fastest kernel this CPU has for it (VNNI, else the portable twin).
-pub fn gemm(x: &Rows, rows: usize, w: &Weights, init: Init, out: &mut [f32]) {
+pub fn gemm(x: RowsRef, rows: usize, w: &Weights, init: Init, out: &mut [f32]) {
     check(x, rows, w, init, out);
     #[cfg(target_arch = "x86_64")]
     if vnni() {
@@ -226,7 +280,7 @@ pub fn has_vnni() -> bool {
     })
 }
 
-pub(super) fn check(x: &Rows, rows: usize, w: &Weights, init: Init, out: &mut [f32]) {
+pub(super) fn check(x: RowsRef, rows: usize, w: &Weights, init: Init, out: &mut [f32]) {
     assert_eq!(x.width, w.k_quads() * KQ, "quantized rows of the wrong width");
     assert!(x.q.len() >= rows * x.width && x.scale.len() >= rows);
     assert!(x.zero.len() >= rows && x.sum.len() >= rows);
@@ -238,7 +292,7 @@ pub(super) fn check(x: &Rows, rows: usize, w: &Weights, init: Init, out: &mut [f
 
 /// The portable twin: `R ≤ 4` rows × one 16-column panel of int32 lanes, exact sums, then the
 /// shared rescale.
-pub fn gemm_portable(x: &Rows, rows: usize, w: &Weights, init: Init, out: &mut [f32]) {
+pub fn gemm_portable(x: RowsRef, rows: usize, w: &Weights, init: Init, out: &mut [f32]) {
     check(x, rows, w, init, out);
     let panels = w.n_out.div_ceil(NR);
     let mut m = 0;
@@ -257,7 +311,7 @@ pub fn gemm_portable(x: &Rows, rows: usize, w: &Weights, init: Init, out: &mut [
 }
 
 #[inline(always)]
-fn block<const R: usize>(x: &Rows, m: usize, w: &Weights, p: usize, init: Init, out: &mut [f32]) {
+fn block<const R: usize>(x: RowsRef, m: usize, w: &Weights, p: usize, init: Init, out: &mut [f32]) {
     let (kq, n_out, width) = (w.k_quads(), w.n_out, x.width);
     let panel = &w.packed[p * kq * NR * KQ..(p + 1) * kq * NR * KQ];
     let xr: [&[i8]; R] = std::array::from_fn(|r| &x.q[(m + r) * width..(m + r + 1) * width]);
@@ -290,12 +344,12 @@ fn block<const R: usize>(x: &Rows, m: usize, w: &Weights, p: usize, init: Init, 
 
 /// `−128·Σ x_s` of row `m` (the weights' offset, undone).
 #[inline(always)]
-pub(super) fn row_term(x: &Rows, m: usize) -> i32 {
+pub(super) fn row_term(x: RowsRef, m: usize) -> i32 {
     x.sum[m].wrapping_mul(-128)
 }
 
 /// The plain definition: one exact integer dot product per output.
-pub fn reference(x: &Rows, rows: usize, w: &Weights, init: Init, out: &mut [f32]) {
+pub fn reference(x: RowsRef, rows: usize, w: &Weights, init: Init, out: &mut [f32]) {
     let kq = w.k_quads();
     for m in 0..rows {
         for o in 0..w.n_out {
@@ -343,15 +397,15 @@ mod tests {
             for init in [Init::Zero, Init::Bias(&b), Init::Accumulate(Some(&b)), Init::Accumulate(None)] {
                 let begin: Vec<f32> = (0..rows * n_out).map(|i| i as f32 * 0.01).collect();
                 let mut slow = begin.clone();
-                reference(&q, rows, &w, init, &mut slow);
+                reference(q.view(), rows, &w, init, &mut slow);
                 let mut twin = begin.clone();
-                gemm_portable(&q, rows, &w, init, &mut twin);
+                gemm_portable(q.view(), rows, &w, init, &mut twin);
                 assert_eq!(twin, slow, "portable {rows}x{n_in}x{n_out} {init:?}");
                 #[cfg(target_arch = "x86_64")]
                 if have {
                     let mut fast = begin.clone();
                     // SAFETY: the CPU has the kernel's features (checked above).
-                    unsafe { crate::kernels::int8::avx512::gemm_w8a8(&q, rows, &w, init, &mut fast) };
+                    unsafe { crate::kernels::int8::avx512::gemm_w8a8(q.view(), rows, &w, init, &mut fast) };
                     assert_eq!(fast, slow, "avx512 vnni {rows}x{n_in}x{n_out} {init:?}");
                 }
             }
@@ -423,7 +477,7 @@ mod tests {
         let mut q = Rows::default();
         q.quantize(&x, rows, n_in);
         let mut y = vec![0f32; rows * n_out];
-        gemm(&q, rows, &w, Init::Zero, &mut y);
+        gemm(q.view(), rows, &w, Init::Zero, &mut y);
         let mut worst = 0f32;
         for m in 0..rows {
             for o in 0..n_out {
