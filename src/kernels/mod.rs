@@ -9,6 +9,7 @@
 //! baseline target, with no instruction-set-specific code and sequential sums, so they are the
 //! same on every path too.
 
+pub mod gelu_fast;
 pub mod gemm;
 pub mod int8;
 pub mod isa;
@@ -306,10 +307,11 @@ pub fn gelu_inplace(x: &mut [f32]) {
 
 /// `x ← gelu(x)` row by row (rows of `n`), each row then quantized into `q` for a W8A8 layer
 /// while it is in cache.
+/// (The int8 models' GELU, [`gelu_fast::gelu_fast_inplace`].)
 pub fn gelu_quantize(x: &mut [f32], n: usize, q: &mut int8::w8a8::Rows) {
     q.reset(x.len() / n, n);
     for (r, row) in x.chunks_exact_mut(n).enumerate() {
-        gelu_inplace(row);
+        gelu_fast::gelu_fast_inplace(row);
         q.set(r, row);
     }
 }

@@ -239,11 +239,12 @@ impl ProteinMpnn {
         if layer.w2.is_w8a8() {
             gelu_quantize(&mut scratch.pre, h, &mut scratch.q);
             layer.w2.forward_quantized(scratch.q.view(), m, &mut scratch.mid, false);
+            crate::kernels::gelu_fast::gelu_fast_inplace(&mut scratch.mid);
         } else {
             gelu_inplace(&mut scratch.pre);
             layer.w2.forward(&scratch.pre, m, &mut scratch.mid);
+            gelu_inplace(&mut scratch.mid);
         }
-        gelu_inplace(&mut scratch.mid);
         // Sum of the hidden messages over the K neighbours, then W3 once per row (W3 is linear:
         // `Σ_j (W3·g_j + b3) = W3·Σ_j g_j + K·b3`), residual, norms, feed-forward.
         let sums = &mut scratch.pre[..n * h];

@@ -11,6 +11,7 @@ use super::graph::Graph;
 use super::layers::EncLayer;
 use super::{ProteinMpnn, MESSAGE_SCALE};
 use crate::featurize::Batch;
+use crate::kernels::gelu_fast::gelu_fast_inplace;
 use crate::kernels::int8::w8a8::{Rows, RowsRef};
 use crate::kernels::{gelu_inplace, gelu_quantize, Linear};
 
@@ -92,6 +93,7 @@ pub(crate) fn edge_messages(
             pre.copy_from_slice(&out[..m * h]);
             w3.forward(pre, m, out);
         }
+        None if w2.is_w8a8() => gelu_fast_inplace(&mut out[..m * h]),
         None => gelu_inplace(&mut out[..m * h]),
     }
 }

@@ -35,15 +35,34 @@ pub fn push_rbf(out: &mut [f32], d: f32, mu: &[f32; NUM_RBF]) {
     }
 }
 
-/// [`push_rbf`] with a vectorizable `exp` ([`exp_fast`], within 2 ulp of `f32::exp` here): the
-/// int8 models' featurization (`--precision int8`, whose products carry far larger errors); the
-/// float32 model keeps the libm `exp` and its exact bits.
-#[inline]
-pub fn push_rbf_fast(out: &mut [f32], d: f32, mu: &[f32; NUM_RBF]) {
+/// The RBFs of several distances (`out` holds 16 per distance) with a vectorizable `exp`
+/// ([`exp_fast`], within a few ulp of `f32::exp`): the int8 models' featurization
+/// (`--precision int8`, whose products carry far larger errors); the float32 model keeps
+/// [`push_rbf`] with the libm `exp` and its exact bits. Compiled for AVX-512 where the kernels
+/// run it (the same float32 operations, so the same bits on every path).
+pub fn rbf_fill_fast(out: &mut [f32], ds: &[f32], mu: &[f32; NUM_RBF]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::isa::active() == crate::kernels::isa::Isa::Avx512 {
+        // SAFETY: the AVX-512 path runs only where the CPU has AVX-512F (checked by `isa`).
+        return unsafe { rbf_fill_avx512(out, ds, mu) };
+    }
+    rbf_fill_body(out, ds, mu);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn rbf_fill_avx512(out: &mut [f32], ds: &[f32], mu: &[f32; NUM_RBF]) {
+    rbf_fill_body(out, ds, mu);
+}
+
+#[inline(always)]
+fn rbf_fill_body(out: &mut [f32], ds: &[f32], mu: &[f32; NUM_RBF]) {
     const SIGMA: f32 = (22.0 - 2.0) / NUM_RBF as f32;
-    for (o, m) in out.iter_mut().zip(mu) {
-        let z = (d - m) / SIGMA;
-        *o = exp_fast(-(z * z));
+    for (o, &d) in out.chunks_exact_mut(NUM_RBF).zip(ds) {
+        for (v, m) in o.iter_mut().zip(mu) {
+            let z = (d - m) / SIGMA;
+            *v = exp_fast(-(z * z));
+        }
     }
 }
 
@@ -227,7 +246,20 @@ impl ProteinMpnn {
         let n_in = self.edge_inputs();
         let k = graph.k;
         let pos_w = &self.pos_embedding;
-        let rbf = if self.precision == crate::kernels::precision::Precision::Int8 { push_rbf_fast } else { push_rbf };
+        // int8 models: distances collected per edge, their RBFs computed in one vectorized call.
+        let fast = self.precision == crate::kernels::precision::Precision::Int8;
+        let mut ds = [0f32; 1 + PAIRS.len()];
+        let mut nd;
+        macro_rules! rbf {
+            ($f:expr, $d:expr) => {
+                if fast {
+                    ds[nd] = $d;
+                    nd += 1;
+                } else {
+                    push_rbf($f, $d, &mu);
+                }
+            };
+        }
         for (ri, row) in rows.enumerate() {
             let base = (row / graph.l) * graph.l;
             for n in 0..k {
@@ -243,13 +275,14 @@ impl ProteinMpnn {
                     f[p] = pos_w.weight[p * pos_w.n_in + class] + pos_w.bias.as_ref().map_or(0.0, |b| b[p]);
                 }
                 let mut off = NUM_POSITIONAL;
-                rbf(&mut f[off..off + NUM_RBF], graph.d_neighbors[row * k + n], &mu);
+                nd = 0;
+                rbf!(&mut f[off..off + NUM_RBF], graph.d_neighbors[row * k + n]);
                 off += NUM_RBF;
                 match atoms {
                     NodeAtoms::Backbone(bb) => {
                         for &(a, b) in PAIRS.iter() {
                             let d = dist_eps(&bb[j][b], &bb[row][a]);
-                            rbf(&mut f[off..off + NUM_RBF], d, &mu);
+                            rbf!(&mut f[off..off + NUM_RBF], d);
                             off += NUM_RBF;
                         }
                     }
@@ -259,13 +292,16 @@ impl ProteinMpnn {
                             [(0, 0), (2, 2), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)];
                         for &(a, b) in CA_PAIRS.iter() {
                             let d = dist_eps(&prev_own_next[j][b], &prev_own_next[row][a]);
-                            rbf(&mut f[off..off + NUM_RBF], d, &mu);
+                            rbf!(&mut f[off..off + NUM_RBF], d);
                             off += NUM_RBF;
                         }
                         let (du, q) = orientation(&frames[row], &frames[j], prev_own_next[row][1], prev_own_next[j][1]);
                         f[off..off + 3].copy_from_slice(&du);
                         f[off + 3..off + 7].copy_from_slice(&q);
                     }
+                }
+                if fast {
+                    rbf_fill_fast(&mut f[NUM_POSITIONAL..NUM_POSITIONAL + nd * NUM_RBF], &ds[..nd], &mu);
                 }
             }
         }

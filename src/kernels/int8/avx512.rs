@@ -133,11 +133,11 @@ struct Args8<'a> {
     out: *mut f32,
 }
 
-/// The W8A8 product with AVX-512 VNNI `vpdpbusd` (see [`super::w8a8`]): `R ≤ 12` rows × two
-/// 16-column panels per register block, one zmm of int32 lanes per row and panel. Per quad of
-/// `k` a block loads one zmm of weights per panel (16 columns × 4 offset uint8, the unsigned
-/// operand) and, per row, feeds the row's 4 signed codes to one `vpdpbusd` per panel as an
-/// embedded memory broadcast (`{1to16}`), so no register holds activations.
+/// The W8A8 product with AVX-512 VNNI `vpdpbusd` (see [`super::w8a8`]): `R ≤ 6` rows × up to
+/// four 16-column panels per register block, one zmm of int32 lanes per row and panel. Per
+/// quad of `k` a block loads one zmm of weights per panel (16 columns × 4 offset uint8, the
+/// unsigned operand) and, per row, broadcasts the row's 4 signed codes (one int32) into one
+/// `vpdpbusd` per panel.
 ///
 /// # Safety
 /// The CPU must have AVX-512F/BW/VNNI, AVX2 and FMA, and the arguments must pass
@@ -148,17 +148,34 @@ pub unsafe fn gemm_w8a8(x: super::w8a8::RowsRef, rows: usize, w: &super::w8a8::W
     let panels = w.n_out.div_ceil(NR);
     let mut m = 0;
     while m < rows {
-        let mr = (rows - m).min(MR);
+        let mr = (rows - m).min(MR8);
         let mut p = 0;
         while p < panels {
-            let two = panels - p >= 2;
+            let np = match panels - p {
+                1 => 1,
+                2 | 3 => 2,
+                _ => 4,
+            };
             let g = Args8 { x, m, w, p, init, out: out.as_mut_ptr() };
-            dispatch!(block_w8a8, mr, two, &g; 1 2 3 4 5 6 7 8 9 10 11 12);
-            p += if two { 2 } else { 1 };
+            macro_rules! go {
+                ($($r:literal)*) => {
+                    match (mr, np) {
+                        $(($r, 4) => block_w8a8::<$r, 4>(&g), ($r, 2) => block_w8a8::<$r, 2>(&g),
+                          ($r, _) => block_w8a8::<$r, 1>(&g),)*
+                        _ => unreachable!(),
+                    }
+                };
+            }
+            go!(1 2 3 4 5 6);
+            p += np;
         }
         m += mr;
     }
 }
+
+/// Rows per W8A8 register block (× up to 4 panels: 24 accumulators, each row's broadcast
+/// feeding 4 `vpdpbusd`).
+const MR8: usize = 6;
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
@@ -235,11 +252,8 @@ pub unsafe fn quantize_row(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
         nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
         i += 16;
     }
-    let (mut l, mut h) = ([0f32; 16], [0f32; 16]);
-    _mm512_storeu_ps(l.as_mut_ptr(), lo);
-    _mm512_storeu_ps(h.as_mut_ptr(), hi);
-    let lo = l.iter().fold(0f32, |a, &b| a.min(b));
-    let hi = h.iter().fold(0f32, |a, &b| a.max(b));
+    // Exact in any order (a ±0 difference changes neither the range nor the zero point).
+    let (lo, hi) = (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi));
     let Some((inv, zero)) = row_params(lo, hi, nan != 0) else {
         dst.fill(0);
         return (0.0, 128, 0);
@@ -258,7 +272,5 @@ pub unsafe fn quantize_row(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
         _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().add(i) as *mut _, m, c);
         i += 16;
     }
-    let mut s = [0i32; 16];
-    _mm512_storeu_si512(s.as_mut_ptr() as *mut _, sum);
-    ((hi - lo) / 255.0, zero as i32, s.iter().sum())
+    ((hi - lo) / 255.0, zero as i32, _mm512_reduce_add_epi32(sum))
 }

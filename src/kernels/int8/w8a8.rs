@@ -154,7 +154,9 @@ impl Rows {
     #[inline]
     pub fn set(&mut self, r: usize, x: &[f32]) {
         let w = self.width;
-        self.q[r * w + x.len()..(r + 1) * w].fill(0);
+        if x.len() < w {
+            self.q[r * w + x.len()..(r + 1) * w].fill(0);
+        }
         let (s, z, sum) = quantize_row(x, &mut self.q[r * w..r * w + x.len()]);
         self.scale[r] = s;
         self.zero[r] = z;
@@ -175,7 +177,9 @@ impl Rows {
             .for_each(|(c, (((q, scale), zero), sum))| {
                 for r in 0..scale.len() {
                     let row = &x[(c * chunk + r) * n_in..][..n_in];
-                    q[r * w + n_in..(r + 1) * w].fill(0);
+                    if n_in < w {
+                        q[r * w + n_in..(r + 1) * w].fill(0);
+                    }
                     (scale[r], zero[r], sum[r]) = quantize_row(row, &mut q[r * w..r * w + n_in]);
                 }
             });
