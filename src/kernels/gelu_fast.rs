@@ -19,6 +19,7 @@ fn tables() -> &'static [[f32; 16]; 4] {
         let pdf = |x: f64| (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
         let h = 1.0 / PER_UNIT as f64;
         let mut c = [[0f32; 16]; 4];
+        #[allow(clippy::needless_range_loop)]
         for i in 0..16 {
             let a = -4.0 + i as f64 * h;
             let (f0, f1, d0, d1) = (cdf(a), cdf(a + h), h * pdf(a), h * pdf(a + h));
@@ -37,7 +38,7 @@ fn one(x: f32, c: &[[f32; 16]; 4]) -> f32 {
     if x.is_nan() {
         return x;
     }
-    let u = (x.max(-4.0).min(4.0) + 4.0) * PER_UNIT;
+    let u = (x.clamp(-4.0, 4.0) + 4.0) * PER_UNIT;
     // SAFETY: u is in [0, 16].
     let i = unsafe { u.to_int_unchecked::<i32>() }.min(15);
     let t = u - i as f32;
