@@ -53,3 +53,11 @@ pub(crate) fn strings(value: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<Stri
     }
     Ok(out)
 }
+
+/// `passes=` must be at least 1.
+pub(crate) fn check_passes(passes: usize) -> PyResult<()> {
+    if passes == 0 {
+        return Err(err("passes=0: run at least one pass"));
+    }
+    Ok(())
+}

@@ -12,9 +12,9 @@ use mpnn::ligand::ModelType;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use crate::convert::strings;
+use crate::convert::{check_passes, strings};
 use crate::err;
-use crate::results::{array_f32, array_i64};
+use crate::results::{array_f32, array_i64, one_or_list};
 
 /// A LigandMPNN-family checkpoint (ligand_mpnn, protein_mpnn, soluble_mpnn, the membrane models)
 /// loaded once, for any number of jobs on structure files.
@@ -39,16 +39,13 @@ fn paths(value: &Bound<'_, PyAny>) -> PyResult<(Vec<PathBuf>, bool)> {
     Ok((out, true))
 }
 
-fn opt_text(value: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<String>> {
-    value.map(|v| strings(v, what).map(|s| s.join(" "))).transpose()
+/// `chains=`: chain ids to read (none: every chain).
+fn chain_names(chains: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
+    Ok(chains.map(|c| strings(c, "chains=")).transpose()?.unwrap_or_default())
 }
 
-fn one_or_list(py: Python<'_>, mut items: Vec<PyObject>, list: bool) -> PyResult<PyObject> {
-    if list {
-        Ok(PyList::new(py, items)?.into_any().unbind())
-    } else {
-        Ok(items.remove(0))
-    }
+fn opt_text(value: Option<&Bound<'_, PyAny>>, what: &str) -> PyResult<Option<String>> {
+    value.map(|v| strings(v, what).map(|s| s.join(" "))).transpose()
 }
 
 /// The dict entries every result has: name, residue ids, warnings, notes.
@@ -92,17 +89,25 @@ fn context(
 }
 
 impl LigandModel {
+    /// Reads and prepares every structure of `structures` (a path or a list of paths: the
+    /// `bool` says which) with the GIL released; the first bad file stops before any job runs.
     fn prepare_all(
         &self,
         py: Python<'_>,
-        files: &[PathBuf],
+        structures: &Bound<'_, PyAny>,
         sel: &LigandSelection,
         ctx: &Context,
-    ) -> PyResult<Vec<LigandPrepared>> {
-        py.allow_threads(|| {
-            files.iter().map(|f| ligand::prepare(&self.inner, f, sel, &ctx.opts)).collect::<Result<Vec<_>, JobError>>()
-        })
-        .map_err(err)
+    ) -> PyResult<(Vec<LigandPrepared>, bool)> {
+        let (files, list) = paths(structures)?;
+        let prepared = py
+            .allow_threads(|| {
+                files
+                    .iter()
+                    .map(|f| ligand::prepare(&self.inner, f, sel, &ctx.opts))
+                    .collect::<Result<Vec<_>, JobError>>()
+            })
+            .map_err(err)?;
+        Ok((prepared, list))
     }
 }
 
@@ -182,7 +187,6 @@ impl LigandModel {
         transmembrane_interface: Option<&Bound<'_, PyAny>>,
         global_transmembrane_label: i32,
     ) -> PyResult<PyObject> {
-        let (files, list) = paths(structures)?;
         let temperatures: Vec<f64> = match temperature {
             None => vec![0.1],
             Some(t) => match t.extract::<f64>() {
@@ -191,7 +195,7 @@ impl LigandModel {
             },
         };
         let sel = LigandSelection {
-            chains: chains.map(|c| strings(c, "chains=")).transpose()?.unwrap_or_default(),
+            chains: chain_names(chains)?,
             fixed: opt_text(fixed, "fixed=")?,
             redesign: opt_text(redesign, "redesign=")?,
             tied: opt_text(tied, "tied=")?.map(|t| t.replace(' ', "|")),
@@ -209,17 +213,12 @@ impl LigandModel {
             transmembrane_interface,
             global_transmembrane_label,
         )?;
-        let prepared = self.prepare_all(py, &files, &sel, &ctx)?;
+        let (prepared, list) = self.prepare_all(py, structures, &sel, &ctx)?;
         let reads = self.inner.reads_context(&ctx.opts);
         let mut out = Vec::new();
         for p in &prepared {
             let (designs, native) = py
-                .allow_threads(|| {
-                    Ok::<_, JobError>((
-                        ligand::design(&self.inner, p, &temperatures, num_seqs, seed)?,
-                        ligand::native_scores(&self.inner, p, seed)?,
-                    ))
-                })
+                .allow_threads(|| ligand::design_with_native(&self.inner, p, &temperatures, num_seqs, seed))
                 .map_err(err)?;
             let d = base_dict(py, p)?;
             d.set_item("native", p.designed_sequence(&p.features.s))?;
@@ -274,14 +273,8 @@ impl LigandModel {
         transmembrane_interface: Option<&Bound<'_, PyAny>>,
         global_transmembrane_label: i32,
     ) -> PyResult<PyObject> {
-        if passes == 0 {
-            return Err(err("passes=0: run at least one pass"));
-        }
-        let (files, list) = paths(structures)?;
-        let sel = LigandSelection {
-            chains: chains.map(|c| strings(c, "chains=")).transpose()?.unwrap_or_default(),
-            ..Default::default()
-        };
+        check_passes(passes)?;
+        let sel = LigandSelection { chains: chain_names(chains)?, ..Default::default() };
         let ctx = context(
             use_atom_context,
             cutoff_for_score,
@@ -291,7 +284,7 @@ impl LigandModel {
             transmembrane_interface,
             global_transmembrane_label,
         )?;
-        let prepared = self.prepare_all(py, &files, &sel, &ctx)?;
+        let (prepared, list) = self.prepare_all(py, structures, &sel, &ctx)?;
         let mut out = Vec::new();
         for p in &prepared {
             let res = py
@@ -345,14 +338,8 @@ impl LigandModel {
                 )))
             }
         };
-        if passes == 0 {
-            return Err(err("passes=0: run at least one pass"));
-        }
-        let (files, list) = paths(structures)?;
-        let sel = LigandSelection {
-            chains: chains.map(|c| strings(c, "chains=")).transpose()?.unwrap_or_default(),
-            ..Default::default()
-        };
+        check_passes(passes)?;
+        let sel = LigandSelection { chains: chain_names(chains)?, ..Default::default() };
         let ctx = context(
             use_atom_context,
             cutoff_for_score,
@@ -362,7 +349,7 @@ impl LigandModel {
             transmembrane_interface,
             global_transmembrane_label,
         )?;
-        let prepared = self.prepare_all(py, &files, &sel, &ctx)?;
+        let (prepared, list) = self.prepare_all(py, structures, &sel, &ctx)?;
         let mut out = Vec::new();
         for p in &prepared {
             let lp = py.allow_threads(|| ligand::probs(&self.inner, p, passes, seed, which)).map_err(err)?;

@@ -13,11 +13,11 @@ use mpnn::output::designed_sequence;
 use mpnn::spec::{ResidueItem, ResidueSpec, TiedSpec};
 use mpnn::structure::Protein;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
 
-use crate::convert::strings;
+use crate::convert::{check_passes, strings};
 use crate::err;
-use crate::results::{array_f32, array_i64, Designs, Scores};
+use crate::results::{array_f32, array_i64, one_or_list, Designs, Scores};
 use crate::structure::structures as structure_list;
 
 /// How the library's messages name this package's options (`fixed=`, `chains=` ...).
@@ -40,14 +40,6 @@ fn is_path(weights: &str) -> bool {
 }
 
 /// `value` as a list of results when a list was given, else the single result.
-fn one_or_list(py: Python<'_>, mut items: Vec<PyObject>, list: bool) -> PyResult<PyObject> {
-    if list {
-        Ok(PyList::new(py, items)?.into_any().unbind())
-    } else {
-        Ok(items.remove(0))
-    }
-}
-
 fn chain_list(chains: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<String>>> {
     chains.map(|c| strings(c, "chains=")).transpose()
 }
@@ -431,11 +423,4 @@ fn each_released<T: Send>(
     job: impl Fn(&Protein) -> Result<T, JobError> + Send + Sync,
 ) -> PyResult<Vec<T>> {
     py.allow_threads(|| proteins.iter().map(|p| job(p)).collect::<Result<Vec<_>, JobError>>()).map_err(err)
-}
-
-fn check_passes(passes: usize) -> PyResult<()> {
-    if passes == 0 {
-        return Err(err("passes=0: run at least one pass"));
-    }
-    Ok(())
 }

@@ -2,6 +2,7 @@
 
 use numpy::{IntoPyArray, PyArrayMethods};
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 
 /// A float32 array of `shape` from flat data.
 pub(crate) fn array_f32(py: Python<'_>, data: Vec<f32>, shape: &[usize]) -> PyResult<PyObject> {
@@ -82,5 +83,14 @@ impl Designs {
     }
     fn __len__(&self) -> usize {
         self.sequences.len()
+    }
+}
+
+/// One result for one input (`list` false), else the list of results.
+pub(crate) fn one_or_list(py: Python<'_>, mut items: Vec<PyObject>, list: bool) -> PyResult<PyObject> {
+    if list {
+        Ok(PyList::new(py, items)?.into_any().unbind())
+    } else {
+        Ok(items.remove(0))
     }
 }

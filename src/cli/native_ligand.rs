@@ -352,8 +352,7 @@ pub fn design(c: &Common, d: &DesignOpts, skip: &Skip, model: LigandModel) -> Re
         if !quiet {
             println!("Generating sequences for: {}", p.name);
         }
-        let designs = ligand::design(&model, p, &temperatures, per_temp, seed)?;
-        let native = ligand::native_scores(&model, p, seed)?;
+        let (designs, native) = ligand::design_with_native(&model, p, &temperatures, per_temp, seed)?;
         let l = p.len();
         let n = designs.len();
         if d.save_score.on() {

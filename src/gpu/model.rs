@@ -14,6 +14,7 @@ use super::{fbits, Gpu, GpuError, Kernel, Plan, NONE};
 use crate::alphabet::VOCAB;
 use crate::featurize::{Batch, Features};
 use crate::kernels::{LayerNorm, Linear};
+use crate::model::cone::{Cone, ConeMarks};
 use crate::model::decoder::{decoding_order, order_positions};
 use crate::model::graph::Graph;
 use crate::model::ProteinMpnn;
@@ -175,6 +176,43 @@ struct LayerIo {
     seq: u32,
     h_out: Option<u32>,
     nbr_out: Option<u32>,
+}
+
+/// The decoder's per-layer outputs for `rows` virtual rows (every layer but the last): node
+/// states and their projection through the next layer's `W1` neighbour block.
+struct DecoderStates {
+    states: Vec<u32>,
+    nbrs: Vec<u32>,
+}
+
+impl DecoderStates {
+    /// Layer `l`'s inputs and outputs (of `layers`) for the `n` virtual rows listed at `rows`:
+    /// layer 0 reads the encoder's states (`h_v`, `enc_nbr0`), each later layer the previous
+    /// one's; every layer but the last writes its own.
+    #[allow(clippy::too_many_arguments)]
+    fn layer_io(
+        &self,
+        h_v: u32,
+        enc_nbr0: u32,
+        l: usize,
+        layers: usize,
+        rows: u32,
+        n: usize,
+        pos: u32,
+        seq: u32,
+    ) -> LayerIo {
+        LayerIo {
+            rows,
+            n,
+            h_prev: if l == 0 { h_v } else { self.states[l - 1] },
+            nbr_prev: if l == 0 { enc_nbr0 } else { self.nbrs[l - 1] },
+            shared: l == 0,
+            pos,
+            seq,
+            h_out: (l + 1 < layers).then(|| self.states[l]),
+            nbr_out: (l + 1 < layers).then(|| self.nbrs[l]),
+        }
+    }
 }
 
 impl GpuModel {
@@ -408,6 +446,37 @@ impl GpuModel {
         }
     }
 
+    /// Arrays for the decoder's intermediate layer outputs of `rows` virtual rows.
+    fn decoder_states(&self, plan: &mut Plan, rows: usize) -> DecoderStates {
+        let inner = self.dec.len().saturating_sub(1);
+        let h = self.h;
+        DecoderStates {
+            states: (0..inner).map(|_| plan.alloc(rows * h)).collect(),
+            nbrs: (0..inner).map(|_| plan.alloc(rows * h)).collect(),
+        }
+    }
+
+    /// Every decoder layer in turn over the virtual rows `rows(plan, layer)` returns (their
+    /// index array and count), reading and writing `ds`; the last layer's states stay in `sc.x`.
+    #[allow(clippy::too_many_arguments)]
+    fn record_decoder_stack(
+        &self,
+        plan: &mut Plan,
+        e: &Enc,
+        sc: &Scratch,
+        ds: &DecoderStates,
+        pos: u32,
+        seq: u32,
+        mut rows: impl FnMut(&mut Plan, usize) -> (u32, usize),
+    ) {
+        let layers = self.dec.len();
+        for l in 0..layers {
+            let (rows, n) = rows(plan, l);
+            let io = ds.layer_io(e.h_v, e.enc_nbr[0], l, layers, rows, n, pos, seq);
+            self.record_layer(plan, e, sc, l, &io);
+        }
+    }
+
     /// `W_out` and `log_softmax` of `n` states at `x` into a new array `[n, 21]`.
     fn record_log_probs(&self, plan: &mut Plan, n: usize, x: u32) -> u32 {
         let out = plan.alloc(n * VOCAB);
@@ -431,13 +500,24 @@ impl GpuModel {
         let h = self.h;
         let layers = self.dec.len();
         let t = passes.len().max(1);
-        // Copies decoded together: as many as the device's buffer limit allows.
-        let per_copy = 4 * r as u64 * (h as u64 * (2 * e.k as u64 + 12 + 4 * layers as u64) + VOCAB as u64 + 2);
+        // Copies decoded together: as many as the device's buffer limit allows. When not even
+        // one copy's scratch fits (long structures on a device with small buffers, such as
+        // lavapipe's 128 MiB), each layer runs over slices of the rows instead, layer by layer
+        // so that every slice reads the previous layer's states of all rows.
+        let row_bytes = 4 * (h as u64 * (2 * e.k as u64 + 12) + VOCAB as u64 + 2);
+        let state_bytes = 4 * r as u64 * h as u64 * 4 * layers as u64;
+        let per_copy = r as u64 * row_bytes + state_bytes;
         let outputs = 4 * (r * VOCAB + 64) as u64 * t as u64;
-        let per = (self.budget(plan.float_bytes() + outputs) / per_copy.max(1)).clamp(1, t as u64) as usize;
-        let sc = self.scratch(&mut plan, e.k, per * r);
-        let states: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(per * r * h)).collect();
-        let nbrs: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(per * r * h)).collect();
+        let avail = self.budget(plan.float_bytes() + outputs);
+        let per = (avail / per_copy.max(1)).clamp(1, t as u64) as usize;
+        let step = if per_copy <= avail {
+            per * r
+        } else {
+            let fit = (avail.saturating_sub(state_bytes) / row_bytes) as usize;
+            (fit / 64 * 64).clamp(64, r.max(64))
+        };
+        let sc = self.scratch(&mut plan, e.k, step.min(per * r));
+        let ds = self.decoder_states(&mut plan, per * r);
         let rows = plan.upload_int((0..(per * r) as u32).collect());
         let mut slots = Vec::new();
         for chunk in passes.chunks(per) {
@@ -453,27 +533,26 @@ impl GpuModel {
             }
             let pos = plan.upload_int(pos);
             let seq = plan.upload_int(seq);
+            let total = c * r;
+            let mut reads = Vec::new();
             for l in 0..layers {
-                let io = LayerIo {
-                    rows,
-                    n: c * r,
-                    h_prev: if l == 0 { e.h_v } else { states[l - 1] },
-                    nbr_prev: if l == 0 { e.enc_nbr[0] } else { nbrs[l - 1] },
-                    shared: l == 0,
-                    pos,
-                    seq,
-                    h_out: (l + 1 < layers).then(|| states[l]),
-                    nbr_out: (l + 1 < layers).then(|| nbrs[l]),
-                };
-                self.record_layer(&mut plan, &e, &sc, l, &io);
+                for start in (0..total).step_by(step) {
+                    let n = step.min(total - start);
+                    // `rows` is the identity: its slice from `start` names rows start.. .
+                    let io = ds.layer_io(e.h_v, e.enc_nbr[0], l, layers, rows + start as u32, n, pos, seq);
+                    self.record_layer(&mut plan, &e, &sc, l, &io);
+                    if l + 1 == layers {
+                        let lp = self.record_log_probs(&mut plan, n, sc.x);
+                        reads.push(plan.read(lp, n * VOCAB));
+                    }
+                }
             }
-            let lp = self.record_log_probs(&mut plan, c * r, sc.x);
-            slots.push((c, plan.read(lp, c * r * VOCAB)));
+            slots.push((c, reads));
         }
         let res = self.run(&plan)?;
         let mut out = Vec::new();
-        for (c, s) in slots {
-            let v = res.floats(s);
+        for (c, reads) in slots {
+            let v: Vec<f32> = reads.into_iter().flat_map(|s| res.floats(s)).collect();
             out.extend(v.chunks(r * VOCAB).take(c).map(|x| x.to_vec()));
         }
         Ok(out)
@@ -512,6 +591,10 @@ impl GpuModel {
     }
 
     /// [`Self::conditional`] for each `backbone_only` value of `variants`, with one encoder run.
+    ///
+    /// As on the CPU: one full base pass per variant keeps every layer's states; each target
+    /// then recomputes only the rows of its [`Cone`] whose inputs differ from the base pass,
+    /// reading every other state from a copy of the base pass's.
     pub fn conditional_variants(
         &self,
         model: &ProteinMpnn,
@@ -525,6 +608,7 @@ impl GpuModel {
         let (e, graph) = self.record_encoder(&mut plan, model, batch);
         let (r, l, h) = (e.r, e.l, self.h);
         let layers = self.dec.len();
+        let nv = variants.len();
         let base_pos = |others: f32| {
             let mut base_order = Vec::with_capacity(r);
             for bi in 0..batch.b {
@@ -535,9 +619,15 @@ impl GpuModel {
         let bases: Vec<Vec<usize>> = variants.iter().map(|&bo| base_pos(if bo { 1.0 } else { 0.0 })).collect();
         // (variant, target) pairs; every copy has its own positions, so variants share chunks.
         let targets: Vec<(usize, usize)> =
-            (0..variants.len()).flat_map(|v| (0..r).filter(|&i| design[i] == 1.0).map(move |i| (v, i))).collect();
-        // Per target: its positions and, per layer, the rows to compute.
-        let cone = |(variant, target): (usize, usize)| -> (Vec<usize>, Vec<Vec<usize>>) {
+            (0..nv).flat_map(|v| (0..r).filter(|&i| design[i] == 1.0).map(move |i| (v, i))).collect();
+        // Per target: its positions, its cone, and per layer `l >= 1` the needed rows that keep
+        // the base pass's layer-`l` state (copied in before layer `l` runs).
+        struct Target {
+            pos: Vec<usize>,
+            cone: Cone,
+            copy: Vec<Vec<usize>>,
+        }
+        let cone = |marks: &mut ConeMarks, &(variant, target): &(usize, usize)| -> Target {
             let others = if variants[variant] { 1.0f32 } else { 0.0 };
             let bi = target / l;
             let base_row = bi * l;
@@ -548,94 +638,112 @@ impl GpuModel {
             for (t, &i) in order.iter().enumerate() {
                 pos[base_row + i] = t;
             }
-            let mut needed: Vec<Vec<usize>> = vec![Vec::new(); layers + 1];
-            needed[layers].push(target);
-            let mut seen = vec![usize::MAX; r];
-            for lay in (1..layers).rev() {
-                let mut set = Vec::new();
-                for &i in &needed[lay + 1] {
-                    let nbrs = (0..graph.k).map(|nb| graph.neighbor_row(i, nb)).filter(|&j| pos[j] < pos[i]);
-                    for j in std::iter::once(i).chain(nbrs) {
-                        if seen[j] != lay {
-                            seen[j] = lay;
-                            set.push(j);
-                        }
+            let cone = Cone::of(&graph, layers, &bases[variant], &pos, target, marks);
+            let copy = (0..layers)
+                .map(|lay| {
+                    if lay == 0 {
+                        return Vec::new();
                     }
-                }
-                needed[lay] = set;
-            }
-            (pos, needed)
+                    let fresh = &cone.compute[lay - 1];
+                    cone.needed[lay].iter().copied().filter(|row| !fresh.contains(row)).collect()
+                })
+                .collect();
+            Target { pos, cone, copy }
         };
-        let cones: Vec<(Vec<usize>, Vec<Vec<usize>>)> = {
+        let cones: Vec<Target> = {
             use rayon::prelude::*;
-            targets.par_iter().map(|&t| cone(t)).collect()
+            targets.par_iter().map_init(ConeMarks::default, cone).collect()
         };
-        // Chunks of targets whose rows (scratch) and copies (states) fit the device's buffer.
+        // The base passes' states (virtual rows `v·R + row`), then the budget left.
+        let bs = self.decoder_states(&mut plan, nv * r);
         let row_bytes = 4 * h as u64 * (2 * e.k as u64 + 12);
         let copy_bytes = 4 * r as u64 * (2 * h as u64 * layers as u64 + 4) + 4 * VOCAB as u64;
-        let budget = self.budget(plan.float_bytes());
-        let per_layer = |c: &(Vec<usize>, Vec<Vec<usize>>)| c.1.iter().map(|v| v.len()).max().unwrap_or(1);
-        // Half the budget for the rows' scratch, half for the copies' states and outputs (the
-        // largest of each is allocated once and reused by every chunk).
+        let outputs = 4 * (VOCAB as u64 + 64) * cones.len() as u64;
+        let half = self.budget(plan.float_bytes()).saturating_sub(outputs) / 2;
+        let rows_of = |t: &Target| t.cone.compute.iter().map(Vec::len).max().unwrap_or(1);
+        let copies_of = |t: &Target| t.copy.iter().map(Vec::len).max().unwrap_or(0);
+        // Scratch rows: half the budget (at most the base passes' rows, at least the largest
+        // target's); chunks of targets fill it, and their copies' states the other half.
+        let largest = cones.iter().map(rows_of).max().unwrap_or(1);
+        let scratch_rows = ((half / row_bytes) as usize).min(nv * r).max(largest).max(1);
         let mut chunks: Vec<std::ops::Range<usize>> = Vec::new();
         let mut start = 0;
-        let (mut rows_used, mut copies_used) = (0u64, 0u64);
-        let outputs = 4 * (VOCAB as u64 + 64) * cones.len() as u64;
-        let half = budget.saturating_sub(outputs) / 2;
-        for (i, c) in cones.iter().enumerate() {
-            let n = per_layer(c) as u64 * row_bytes;
-            if i > start && (rows_used + n > half || copies_used + copy_bytes > half) {
+        let (mut rows_used, mut copies_used) = (0usize, 0u64);
+        for (i, t) in cones.iter().enumerate() {
+            let copy = copy_bytes + 4 * h as u64 * copies_of(t) as u64;
+            if i > start && (rows_used + rows_of(t) > scratch_rows || copies_used + copy > half) {
                 chunks.push(start..i);
                 start = i;
                 rows_used = 0;
                 copies_used = 0;
             }
-            rows_used += n;
-            copies_used += copy_bytes;
+            rows_used += rows_of(t);
+            copies_used += copy;
         }
         if start < cones.len() {
             chunks.push(start..cones.len());
         }
         let max_copies = chunks.iter().map(|c| c.len()).max().unwrap_or(0);
-        let max_rows =
-            chunks.iter().map(|c| cones[c.clone()].iter().map(per_layer).sum::<usize>()).max().unwrap_or(0).max(1);
-        let sc = self.scratch(&mut plan, e.k, max_rows);
-        let states: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(max_copies * r * h)).collect();
-        let nbrs: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(max_copies * r * h)).collect();
+        let max_moved =
+            chunks.iter().map(|c| cones[c.clone()].iter().map(copies_of).sum::<usize>()).max().unwrap_or(0).max(1);
+        let sc = self.scratch(&mut plan, e.k, scratch_rows);
+        let moved = plan.alloc(max_moved * h);
+        let ds = self.decoder_states(&mut plan, max_copies * r);
         let seq_all: Vec<u32> = seq.iter().map(|&a| a as u32).collect();
-        let seq_rep = plan.upload_int(seq_all.repeat(max_copies.max(1)));
+        let seq_rep = plan.upload_int(seq_all.repeat(max_copies.max(nv).max(1)));
+        // The base passes, every layer but the last, over slices of `scratch_rows` rows.
+        let ident = plan.upload_int((0..(nv * r) as u32).collect());
+        let pos_all = plan.upload_int(bases.iter().flatten().map(|&p| p as u32).collect());
+        for lay in 0..layers.saturating_sub(1) {
+            for first in (0..nv * r).step_by(scratch_rows) {
+                let n = scratch_rows.min(nv * r - first);
+                let io = bs.layer_io(e.h_v, e.enc_nbr[0], lay, layers, ident + first as u32, n, pos_all, seq_rep);
+                self.record_layer(&mut plan, &e, &sc, lay, &io);
+            }
+        }
+        let (hu, ru) = (h as u32, r as u32);
         let mut slots = Vec::new();
         for ch in &chunks {
             let mut pos = Vec::with_capacity(ch.len() * r);
             for c in ch.clone() {
-                pos.extend(cones[c].0.iter().map(|&p| p as u32));
+                pos.extend(cones[c].pos.iter().map(|&p| p as u32));
             }
             let pos = plan.upload_int(pos);
-            for lay in 0..layers {
+            self.record_decoder_stack(&mut plan, &e, &sc, &ds, pos, seq_rep, |plan, lay| {
+                if lay > 0 {
+                    // The base pass's layer-`lay` states of the rows read but not recomputed.
+                    let (mut from, mut to) = (Vec::new(), Vec::new());
+                    for (ci, c) in ch.clone().enumerate() {
+                        let v = targets[c].0;
+                        for &row in &cones[c].copy[lay] {
+                            from.push((v * r + row) as u32);
+                            to.push((ci * r + row) as u32);
+                        }
+                    }
+                    let n = from.len();
+                    if n > 0 {
+                        let (from, to) = (plan.upload_int(from), plan.upload_int(to));
+                        let nu = n as u32;
+                        for (src, dst) in
+                            [(bs.states[lay - 1], ds.states[lay - 1]), (bs.nbrs[lay - 1], ds.nbrs[lay - 1])]
+                        {
+                            plan.run1(Kernel::Gather, n * h, &[nu, hu, from, src, moved, ru, 0]);
+                            plan.run1(Kernel::Scatter, n * h, &[nu, hu, to, moved, dst]);
+                        }
+                    }
+                }
                 let mut rows = Vec::new();
                 for (ci, c) in ch.clone().enumerate() {
-                    rows.extend(cones[c].1[lay + 1].iter().map(|&row| (ci * r + row) as u32));
+                    rows.extend(cones[c].cone.compute[lay].iter().map(|&row| (ci * r + row) as u32));
                 }
                 let n = rows.len();
-                let rows = plan.upload_int(rows);
-                let io = LayerIo {
-                    rows,
-                    n,
-                    h_prev: if lay == 0 { e.h_v } else { states[lay - 1] },
-                    nbr_prev: if lay == 0 { e.enc_nbr[0] } else { nbrs[lay - 1] },
-                    shared: lay == 0,
-                    pos,
-                    seq: seq_rep,
-                    h_out: (lay + 1 < layers).then(|| states[lay]),
-                    nbr_out: (lay + 1 < layers).then(|| nbrs[lay]),
-                };
-                self.record_layer(&mut plan, &e, &sc, lay, &io);
-            }
+                (plan.upload_int(rows), n)
+            });
             let lp = self.record_log_probs(&mut plan, ch.len(), sc.x);
             slots.push((ch.clone(), plan.read(lp, ch.len() * VOCAB)));
         }
         let res = self.run(&plan)?;
-        let mut out = vec![vec![0f32; r * VOCAB]; variants.len()];
+        let mut out = vec![vec![0f32; r * VOCAB]; nv];
         for (ch, s) in slots {
             let v = res.floats(s);
             for (ci, c) in ch.enumerate() {
@@ -689,7 +797,6 @@ impl GpuModel {
         }
         let design = f.design_mask();
         let tied = !f.tied_positions.is_empty();
-        let layers = self.dec.len();
         let h = self.h;
         // The schedule, per sequence: sub-steps of one decoded row each; a step's letter is
         // chosen at its last sub-step.
@@ -751,9 +858,8 @@ impl GpuModel {
         let (e, _) = self.record_encoder(&mut plan, model, &batch);
         let k = e.k;
         let sc = self.scratch(&mut plan, k, n_seq);
-        let states: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(n_seq * l * h)).collect();
-        let nbrs: Vec<u32> = (0..layers.saturating_sub(1)).map(|_| plan.alloc(n_seq * l * h)).collect();
-        for (&s, &nb) in states.iter().zip(&nbrs) {
+        let ds = self.decoder_states(&mut plan, n_seq * l);
+        for (&s, &nb) in ds.states.iter().zip(&ds.nbrs) {
             plan.fill(n_seq * l * h, s, 0.0);
             plan.fill(n_seq * l * h, nb, 0.0);
         }
@@ -799,20 +905,7 @@ impl GpuModel {
             if n > 0 {
                 let rows_off = plan.upload_int(rows);
                 let meta_off = plan.upload_int(meta);
-                for lay in 0..layers {
-                    let io = LayerIo {
-                        rows: rows_off,
-                        n,
-                        h_prev: if lay == 0 { e.h_v } else { states[lay - 1] },
-                        nbr_prev: if lay == 0 { e.enc_nbr[0] } else { nbrs[lay - 1] },
-                        shared: lay == 0,
-                        pos,
-                        seq,
-                        h_out: (lay + 1 < layers).then(|| states[lay]),
-                        nbr_out: (lay + 1 < layers).then(|| nbrs[lay]),
-                    };
-                    self.record_layer(&mut plan, &e, &sc, lay, &io);
-                }
+                self.record_decoder_stack(&mut plan, &e, &sc, &ds, pos, seq, |_, _| (rows_off, n));
                 plan.gemm(n, VOCAB, h, sc.x, self.w_out.w, self.w_out.b, raw, false);
                 plan.run1(
                     Kernel::SampAccum,

@@ -229,8 +229,11 @@ pub fn design(
         }
     }
     let net = &engine.model;
-    let designs = sample_all(net, f, opts, progress);
-    Ok(Designs { native: native_scores(net, f, opts.seed), designs })
+    // One encoding of the clean backbone serves the samples (without backbone noise) and the
+    // native sequence's score.
+    let enc = net.encode(&Batch::new(&[f], None));
+    let designs = sample_all(net, &enc, f, opts, progress);
+    Ok(Designs { native: native_scores(net, &enc, f, opts.seed), designs })
 }
 
 /// [`sample_all`] on the GPU: per temperature, every sample in one batch (split to fit the
@@ -287,7 +290,7 @@ fn native_scores_gpu(gm: &crate::gpu::GpuModel, model: &ProteinMpnn, f: &Feature
     let design = f.design_mask();
     match gm.forward(model, &Batch::new(&[f], None), &f.s, &decoding_order(&design, &randn)) {
         Ok(lp) => Scores { score: score(&lp, &f.s, &design), global_score: score(&lp, &f.s, &f.mask) },
-        Err(_) => native_scores(model, f, seed),
+        Err(_) => native_scores(model, &model.encode(&Batch::new(&[f], None)), f, seed),
     }
 }
 
@@ -308,7 +311,8 @@ pub fn design_screened(
     check_model(model, f)?;
     check_model(screen, f)?;
     let net = &model.engine().model;
-    let sampled = sample_all(&screen.engine().model, f, opts, progress);
+    let screen_net = &screen.engine().model;
+    let sampled = sample_all(screen_net, &screen_net.encode(&Batch::new(&[f], None)), f, opts, progress);
     let enc = net.encode(&Batch::new(&[f], None));
     let mut rescored: Vec<Design> = sampled
         .into_par_iter()
@@ -322,7 +326,7 @@ pub fn design_screened(
         .collect();
     rescored.sort_by(|a, b| a.score.total_cmp(&b.score).then(a.index.cmp(&b.index)));
     rescored.truncate(keep);
-    Ok(Designs { native: native_scores(net, f, opts.seed), designs: rescored })
+    Ok(Designs { native: native_scores(net, &enc, f, opts.seed), designs: rescored })
 }
 
 /// Checks screening options: `keep` within what is generated, no backbone noise.
@@ -420,9 +424,11 @@ fn finish_with(f: &Features, index: usize, temperature: f64, number: usize, samp
     }
 }
 
-/// Every sample of one structure, in output order.
+/// Every sample of one structure, in output order. `enc` is `model`'s encoding of `f` (each
+/// sample with backbone noise encodes its own noisy copy instead).
 fn sample_all(
     model: &ProteinMpnn,
+    enc: &Encoded,
     f: &Features,
     opts: &DesignOptions,
     progress: &(dyn Fn(usize) + Sync),
@@ -457,10 +463,9 @@ fn sample_all(
             })
             .collect();
     }
-    let enc = model.encode(&Batch::new(&[f], None));
     let mut out = Vec::with_capacity(all.len());
     for (ti, &t) in opts.temperatures.iter().enumerate() {
-        let sampler = Sampler::new(model, &enc, f, log_odds_mask.clone(), opts.sampling(t));
+        let sampler = Sampler::new(model, enc, f, log_odds_mask.clone(), opts.sampling(t));
         let mine = &all[ti * per..(ti + 1) * per];
         // Every sample of a temperature is decoded together, in groups that bound memory.
         let group = DECODE_GROUP.min(mine.len().max(1));
@@ -475,7 +480,7 @@ fn sample_all(
                 let r: Vec<Design> = samples
                     .into_iter()
                     .zip(ids)
-                    .map(|(s, &(i, t, number))| finish(model, &enc, f, i, t, number, s))
+                    .map(|(s, &(i, t, number))| finish(model, enc, f, i, t, number, s))
                     .collect();
                 progress(r.len());
                 r
@@ -486,11 +491,11 @@ fn sample_all(
     out
 }
 
-/// The native sequence's official score: one forward pass with its own decoding order.
-fn native_scores(model: &ProteinMpnn, f: &Features, seed: u64) -> Scores {
-    let enc = model.encode(&Batch::new(&[f], None));
+/// The native sequence's official score: one forward pass with its own decoding order (`enc`:
+/// `model`'s encoding of `f`).
+fn native_scores(model: &ProteinMpnn, enc: &Encoded, f: &Features, seed: u64) -> Scores {
     let randn = super::order_noise(seed, &f.name, 0, f.len());
     let design = f.design_mask();
-    let lp = model.forward(&enc, &f.s, &decoding_order(&design, &randn));
+    let lp = model.forward(enc, &f.s, &decoding_order(&design, &randn));
     Scores { score: score(&lp, &f.s, &design), global_score: score(&lp, &f.s, &f.mask) }
 }

@@ -39,6 +39,7 @@ use rayon::prelude::*;
 use super::JobError;
 use crate::checkpoint::{self, Checkpoint};
 use crate::ligand::featurize::{featurize, virtual_cb, ContextOptions};
+use crate::ligand::network::LigandEncoded;
 use crate::ligand::parse::{read_ligand_structure, ContextStatus, LigandStructure, ParseOptions};
 use crate::ligand::sample::{confidence, seeded_chooser, seeded_randn, Confidence};
 use crate::ligand::select::{self, InputError, MembraneLabels, ResidueNames, RunFlags};
@@ -593,9 +594,40 @@ pub fn design(
     seed: u64,
 ) -> Result<Vec<LigandDesign>, JobError> {
     temperatures_ok(temperatures, per_temperature)?;
+    design_encoded(model, p, &encode(model, p)?, temperatures, per_temperature, seed)
+}
+
+/// [`design`] and [`native_scores`] of one structure with one encoder run (what a design job
+/// reports: the designs and the native sequence's scores).
+pub fn design_with_native(
+    model: &LigandModel,
+    p: &LigandPrepared,
+    temperatures: &[f64],
+    per_temperature: usize,
+    seed: u64,
+) -> Result<(Vec<LigandDesign>, Scores), JobError> {
+    temperatures_ok(temperatures, per_temperature)?;
+    let enc = encode(model, p)?;
+    let designs = design_encoded(model, p, &enc, temperatures, per_temperature, seed)?;
+    let native = score_encoded(model, p, &enc, std::slice::from_ref(&p.features.s), 1, seed)?;
+    Ok((designs, native[0][0].0))
+}
+
+/// The encoder's output for `p` (its node, edge and context states).
+fn encode(model: &LigandModel, p: &LigandPrepared) -> Result<LigandEncoded, JobError> {
+    model.net.encode(&p.features).map_err(|e| JobError::Ligand(e.to_string()))
+}
+
+fn design_encoded(
+    model: &LigandModel,
+    p: &LigandPrepared,
+    enc: &LigandEncoded,
+    temperatures: &[f64],
+    per_temperature: usize,
+    seed: u64,
+) -> Result<Vec<LigandDesign>, JobError> {
     let f = &p.features;
-    let enc = model.net.encode(f).map_err(|e| JobError::Ligand(e.to_string()))?;
-    let sampler = model.net.sampler(&enc, f);
+    let sampler = model.net.sampler(enc, f);
     let all: Vec<(usize, f64, usize)> = temperatures
         .iter()
         .enumerate()
@@ -648,8 +680,18 @@ pub fn score(
     passes: usize,
     seed: u64,
 ) -> Result<Vec<Vec<ScoredPass>>, JobError> {
+    score_encoded(model, p, &encode(model, p)?, sequences, passes, seed)
+}
+
+fn score_encoded(
+    model: &LigandModel,
+    p: &LigandPrepared,
+    enc: &LigandEncoded,
+    sequences: &[Vec<u8>],
+    passes: usize,
+    seed: u64,
+) -> Result<Vec<Vec<ScoredPass>>, JobError> {
     let f = &p.features;
-    let enc = model.net.encode(f).map_err(|e| JobError::Ligand(e.to_string()))?;
     let design = p.design_mask();
     let noise: Vec<Vec<f32>> = (0..passes).map(|k| super::order_noise(seed, &p.name, k, f.len())).collect();
     sequences
@@ -662,7 +704,7 @@ pub fn score(
                 .map(|randn| {
                     let out = model
                         .net
-                        .score(&enc, &g, randn, &p.symmetry_residues, true)
+                        .score(enc, &g, randn, &p.symmetry_residues, true)
                         .map_err(|e| JobError::Ligand(e.to_string()))?;
                     let sc = Scores {
                         score: mean_nll(&out.log_probs, seq, &design),

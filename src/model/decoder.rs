@@ -11,12 +11,16 @@
 
 use rayon::prelude::*;
 
+use super::cone::{Cone, ConeMarks};
 use super::encoder::{Encoded, CHUNK};
 use super::layers::DecLayer;
 use super::{ProteinMpnn, MESSAGE_SCALE};
 use crate::alphabet::VOCAB;
+use crate::kernels::gelu_fast::gelu_fast_inplace;
 use crate::kernels::int8::w8a8::Rows;
-use crate::kernels::{gelu_inplace, gelu_quantize, layer_norm_row, log_softmax_inplace};
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::isa::{self, Isa};
+use crate::kernels::{gelu_inplace, layer_norm_row, log_softmax_inplace};
 
 /// Sequence-independent decoder inputs of an encoded batch, computed once and reused for every
 /// sequence and step.
@@ -44,6 +48,24 @@ pub enum NeighbourInput {
     /// before `i`).
     Hidden,
 }
+
+/// The inputs of one [`ProteinMpnn::decoder_rows`] call (see there).
+struct RowsInput<'a, F: ?Sized> {
+    ctx: &'a DecoderContext<'a>,
+    l: usize,
+    rows: &'a [usize],
+    h_prev: &'a [f32],
+    nbr_prev: &'a [f32],
+    seq: &'a [u8],
+    relation: &'a F,
+}
+
+impl<F: ?Sized> Clone for RowsInput<'_, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<F: ?Sized> Copy for RowsInput<'_, F> {}
 
 /// Scratch buffers for [`ProteinMpnn::decoder_rows`].
 #[derive(Debug, Default, Clone)]
@@ -122,7 +144,7 @@ impl ProteinMpnn {
     ) {
         let relation =
             |i: usize, j: usize| if backward(i, j) { NeighbourInput::Decoded } else { NeighbourInput::Encoder };
-        self.decoder_rows_impl(ctx, l, rows, h_prev, nbr_prev, seq, &relation, scratch, out)
+        self.decoder_rows_impl(&RowsInput { ctx, l, rows, h_prev, nbr_prev, seq, relation: &relation }, scratch, out)
     }
 
     /// [`Self::decoder_rows`] with a three-way relation: what each neighbour `j` of row `i`
@@ -141,23 +163,62 @@ impl ProteinMpnn {
         scratch: &mut DecoderScratch,
         out: &mut [f32],
     ) {
-        self.decoder_rows_impl(ctx, l, rows, h_prev, nbr_prev, seq, relation, scratch, out)
+        self.decoder_rows_impl(&RowsInput { ctx, l, rows, h_prev, nbr_prev, seq, relation }, scratch, out)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    #[inline(always)]
+    /// [`Self::decoder_rows_body`] compiled for the active instruction-set path
+    /// ([`isa::active`]): its gathers, sums and scaling loops are plain element-wise float
+    /// arithmetic (no reassociation, no contraction into FMA), so every path gives the same
+    /// bits; the wider paths only run more lanes at once.
     fn decoder_rows_impl<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
         &self,
-        ctx: &DecoderContext,
-        l: usize,
-        rows: &[usize],
-        h_prev: &[f32],
-        nbr_prev: &[f32],
-        seq: &[u8],
-        relation: &F,
+        x: &RowsInput<'_, F>,
         scratch: &mut DecoderScratch,
         out: &mut [f32],
     ) {
+        #[cfg(target_arch = "x86_64")]
+        match isa::active() {
+            // SAFETY: `isa::active()` only names paths whose features this CPU has.
+            Isa::Avx512 => return unsafe { self.decoder_rows_avx512(x, scratch, out) },
+            Isa::Avx2 => return unsafe { self.decoder_rows_avx2(x, scratch, out) },
+            Isa::Portable => {}
+        }
+        self.decoder_rows_body(x, scratch, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn decoder_rows_avx512<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
+        &self,
+        x: &RowsInput<'_, F>,
+        scratch: &mut DecoderScratch,
+        out: &mut [f32],
+    ) {
+        self.decoder_rows_body(x, scratch, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn decoder_rows_avx2<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
+        &self,
+        x: &RowsInput<'_, F>,
+        scratch: &mut DecoderScratch,
+        out: &mut [f32],
+    ) {
+        self.decoder_rows_body(x, scratch, out)
+    }
+
+    /// One decoder layer over `rows` (see [`Self::decoder_rows`]). Per row, its `K` messages are
+    /// built, passed through GELU while still in cache, multiplied by `W2` for all rows at once,
+    /// and summed (with the second GELU) row by row.
+    #[inline(always)]
+    fn decoder_rows_body<F: Fn(usize, usize) -> NeighbourInput + Sync + ?Sized>(
+        &self,
+        x: &RowsInput<'_, F>,
+        scratch: &mut DecoderScratch,
+        out: &mut [f32],
+    ) {
+        let RowsInput { ctx, l, rows, h_prev, nbr_prev, seq, relation } = *x;
         let layer: &DecLayer = &self.decoder_layers[l];
         let h = self.hidden();
         let g = &ctx.enc.graph;
@@ -166,35 +227,33 @@ impl ProteinMpnn {
         let m = n * k;
         let mask = &ctx.enc.mask;
         let total = mask.len();
-        // Edge block W1e·e_ij for the rows' edges.
+        // Edge block W1e·e_ij for the rows' edges: read in place from the precomputed
+        // projection, or computed here into `mid` (free until W2 writes it).
         scratch.pre.resize(m * h, 0.0);
-        match &ctx.edge_proj {
-            Some(proj) => {
-                for (r, &row) in rows.iter().enumerate() {
-                    let row = row % total;
-                    scratch.pre[r * k * h..(r + 1) * k * h].copy_from_slice(&proj[l][row * k * h..(row + 1) * k * h]);
+        scratch.mid.resize(m * h, 0.0);
+        // W8A8 (int8 models on VNNI CPUs): the edges come quantized from the encoder, GELU is the
+        // int8 table GELU and each message row is quantized for W2 while in cache.
+        let w8a8 = layer.w2.is_w8a8();
+        if w8a8 {
+            scratch.q.reset(m, h);
+        }
+        if ctx.edge_proj.is_none() && layer.w1_edge.is_w8a8() && ctx.enc.h_e_q.is_some() {
+            let hq = ctx.enc.h_e_q.as_ref().map(Rows::view).unwrap();
+            scratch.edges_q.reset(m, h);
+            for (r, &row) in rows.iter().enumerate() {
+                let row = row % total;
+                for nb in 0..k {
+                    scratch.edges_q.copy_row(r * k + nb, hq, row * k + nb);
                 }
             }
-            None if layer.w1_edge.is_w8a8() && ctx.enc.h_e_q.is_some() => {
-                let hq = ctx.enc.h_e_q.as_ref().map(Rows::view).unwrap();
-                scratch.edges_q.reset(m, h);
-                for (r, &row) in rows.iter().enumerate() {
-                    let row = row % total;
-                    for nb in 0..k {
-                        scratch.edges_q.copy_row(r * k + nb, hq, row * k + nb);
-                    }
-                }
-                layer.w1_edge.forward_quantized(scratch.edges_q.view(), m, &mut scratch.pre, false);
+            layer.w1_edge.forward_quantized(scratch.edges_q.view(), m, &mut scratch.mid, false);
+        } else if ctx.edge_proj.is_none() {
+            scratch.edges.resize(m * h, 0.0);
+            for (r, &row) in rows.iter().enumerate() {
+                let row = row % total;
+                scratch.edges[r * k * h..(r + 1) * k * h].copy_from_slice(&ctx.enc.h_e[row * k * h..(row + 1) * k * h]);
             }
-            None => {
-                scratch.edges.resize(m * h, 0.0);
-                for (r, &row) in rows.iter().enumerate() {
-                    let row = row % total;
-                    scratch.edges[r * k * h..(r + 1) * k * h]
-                        .copy_from_slice(&ctx.enc.h_e[row * k * h..(row + 1) * k * h]);
-                }
-                layer.w1_edge.forward(&scratch.edges, m, &mut scratch.pre);
-            }
+            layer.w1_edge.forward(&scratch.edges, m, &mut scratch.mid);
         }
         scratch.edges.resize(n * h, 0.0);
         // Own-state block (with bias), then gathered neighbour blocks.
@@ -209,10 +268,16 @@ impl ProteinMpnn {
             let (base, local) = (row - row % total, row % total);
             let mi = mask[local];
             let own = &scratch.dh[r * h..(r + 1) * h];
+            let edge_rows = match &ctx.edge_proj {
+                Some(proj) => &proj[l][local * k * h..(local + 1) * k * h],
+                None => &scratch.mid[r * k * h..(r + 1) * k * h],
+            };
+            let block = &mut scratch.pre[r * k * h..(r + 1) * k * h];
             for nb in 0..k {
                 let j_local = g.neighbor_row(local, nb);
                 let j = base + j_local;
-                let p = &mut scratch.pre[(r * k + nb) * h..][..h];
+                let p = &mut block[nb * h..][..h];
+                let e = &edge_rows[nb * h..][..h];
                 if mi == 0.0 {
                     p.copy_from_slice(own);
                     continue;
@@ -222,37 +287,46 @@ impl ProteinMpnn {
                         let st = &seq_table[seq[j] as usize * h..][..h];
                         let hv = &nbr_prev[j * h..][..h];
                         for t in 0..h {
-                            p[t] = own[t] + (mi * p[t] + (mi * st[t] + mi * hv[t]));
+                            p[t] = own[t] + (mi * e[t] + (mi * st[t] + mi * hv[t]));
                         }
                     }
                     NeighbourInput::Encoder => {
                         let ev = &enc_nbr[j_local * h..][..h];
                         for t in 0..h {
-                            p[t] = own[t] + (mi * p[t] + mi * ev[t]);
+                            p[t] = own[t] + (mi * e[t] + mi * ev[t]);
                         }
                     }
                     NeighbourInput::Hidden => p.copy_from_slice(own),
                 }
             }
+            if w8a8 {
+                for (nb, msg) in block.chunks_exact_mut(h).enumerate() {
+                    gelu_fast_inplace(msg);
+                    scratch.q.set(r * k + nb, msg);
+                }
+            } else {
+                gelu_inplace(block);
+            }
         }
-        scratch.mid.resize(m * h, 0.0);
-        if layer.w2.is_w8a8() {
-            gelu_quantize(&mut scratch.pre, h, &mut scratch.q);
+        if w8a8 {
             layer.w2.forward_quantized(scratch.q.view(), m, &mut scratch.mid, false);
-            crate::kernels::gelu_fast::gelu_fast_inplace(&mut scratch.mid);
         } else {
-            gelu_inplace(&mut scratch.pre);
             layer.w2.forward(&scratch.pre, m, &mut scratch.mid);
-            gelu_inplace(&mut scratch.mid);
         }
-        // Sum of the hidden messages over the K neighbours, then W3 once per row (W3 is linear:
-        // `Σ_j (W3·g_j + b3) = W3·Σ_j g_j + K·b3`), residual, norms, feed-forward.
+        // GELU and the sum of the hidden messages over the K neighbours, row by row; then W3
+        // once per row (W3 is linear: `Σ_j (W3·g_j + b3) = W3·Σ_j g_j + K·b3`), residual, norms,
+        // feed-forward.
         let sums = &mut scratch.pre[..n * h];
         sums.fill(0.0);
         for r in 0..n {
+            let msgs = &mut scratch.mid[r * k * h..(r + 1) * k * h];
+            if w8a8 {
+                gelu_fast_inplace(msgs);
+            } else {
+                gelu_inplace(msgs);
+            }
             let acc = &mut sums[r * h..(r + 1) * h];
-            for nb in 0..k {
-                let msg = &scratch.mid[(r * k + nb) * h..][..h];
+            for msg in msgs.chunks_exact(h) {
                 for t in 0..h {
                     acc[t] += msg[t];
                 }
@@ -339,11 +413,16 @@ impl ProteinMpnn {
                 nbr
             };
             let mut next = vec![0f32; rows * h];
-            next.par_chunks_mut(CHUNK * h)
-                .zip(all.par_chunks(CHUNK))
-                .for_each_init(DecoderScratch::default, |sc, (o, chunk)| {
-                    self.decoder_rows_impl(ctx, l, chunk, &h_cur, &nbr, seq, relation, sc, o)
-                });
+            next.par_chunks_mut(CHUNK * h).zip(all.par_chunks(CHUNK)).for_each_init(
+                DecoderScratch::default,
+                |sc, (o, chunk)| {
+                    self.decoder_rows_impl(
+                        &RowsInput { ctx, l, rows: chunk, h_prev: &h_cur, nbr_prev: &nbr, seq, relation },
+                        sc,
+                        o,
+                    )
+                },
+            );
             if keep && l > 0 {
                 kept.push((std::mem::take(&mut h_cur), nbr));
             }
@@ -394,54 +473,14 @@ impl ProteinMpnn {
         let h = self.hidden();
         let g = &ctx.enc.graph;
         let layers = self.decoder_layers.len();
-        work.ensure(base, g.b * g.l);
+        work.ensure(base);
         let backward = |i: usize, j: usize| pos[j] < pos[i];
-        // The target's own relation to a neighbour changed if the two orders disagree on it.
-        let relation_changed = |j: usize| {
-            (0..g.k).any(|nb| {
-                let n = g.neighbor_row(j, nb);
-                n == target && (base.pos[target] < base.pos[j]) != (pos[target] < pos[j])
-            })
-        };
-        // needed[l]: rows whose layer-l state is needed (l = 1..=layers).
-        let mut needed: Vec<Vec<usize>> = vec![Vec::new(); layers + 1];
-        needed[layers].push(target);
-        for l in (1..layers).rev() {
-            work.stamp += 1;
-            let stamp = work.stamp;
-            let mut set = Vec::new();
-            for &i in &needed[l + 1] {
-                for j in std::iter::once(i).chain((0..g.k).map(|nb| g.neighbor_row(i, nb)).filter(|&j| backward(i, j)))
-                {
-                    if work.seen[j] != stamp {
-                        work.seen[j] = stamp;
-                        set.push(j);
-                    }
-                }
-            }
-            needed[l] = set;
-        }
+        let cone = Cone::of(g, layers, &base.pos, pos, target, &mut work.marks);
         let mut out = Vec::new();
         let mut proj = Vec::new();
         let mut touched: Vec<Vec<usize>> = vec![Vec::new(); layers];
-        for l in 0..layers {
+        for (l, rows) in cone.compute.into_iter().enumerate() {
             // rows of layer l+1 to recompute: the needed ones whose inputs changed
-            let rows: Vec<usize> = if l + 1 == layers {
-                needed[layers].clone()
-            } else {
-                needed[l + 1]
-                    .iter()
-                    .copied()
-                    .filter(|&j| {
-                        j == target
-                            || relation_changed(j)
-                            || (l > 0
-                                && (0..g.k)
-                                    .map(|nb| g.neighbor_row(j, nb))
-                                    .any(|n| (n == j || backward(j, n)) && work.dirty[l][n] == work.stamp))
-                    })
-                    .collect()
-            };
             out.resize(rows.len() * h, 0.0);
             let (h_prev, nbr_prev): (&[f32], &[f32]) =
                 if l == 0 { (&ctx.enc.h_v, &ctx.enc_nbr[0]) } else { (&work.h[l - 1], &work.nbr[l - 1]) };
@@ -452,7 +491,6 @@ impl ProteinMpnn {
                 for (r, &row) in rows.iter().enumerate() {
                     work.h[l][row * h..(row + 1) * h].copy_from_slice(&out[r * h..(r + 1) * h]);
                     work.nbr[l][row * h..(row + 1) * h].copy_from_slice(&proj[r * h..(r + 1) * h]);
-                    work.dirty[l + 1][row] = work.stamp;
                 }
                 touched[l] = rows;
             }
@@ -550,23 +588,16 @@ struct ConeWork {
     /// Layer `l + 1` states (a copy of the base pass, patched per target and restored).
     h: Vec<Vec<f32>>,
     nbr: Vec<Vec<f32>>,
-    /// `dirty[l][row] == stamp`: the row's layer-`l` state differs from the base pass.
-    dirty: Vec<Vec<u64>>,
-    seen: Vec<u64>,
-    stamp: u64,
+    marks: ConeMarks,
     scratch: DecoderScratch,
 }
 
 impl ConeWork {
-    fn ensure(&mut self, base: &BasePass, rows: usize) {
-        if self.seen.len() != rows {
+    fn ensure(&mut self, base: &BasePass) {
+        if self.h.len() != base.layers.len() || self.h.first().map(Vec::len) != base.layers.first().map(|x| x.0.len()) {
             self.h = base.layers.iter().map(|(h, _)| h.clone()).collect();
             self.nbr = base.layers.iter().map(|(_, n)| n.clone()).collect();
-            self.dirty = vec![vec![0; rows]; base.layers.len() + 2];
-            self.seen = vec![0; rows];
-            self.stamp = 0;
         }
-        self.stamp += 1;
     }
 }
 

@@ -5,8 +5,9 @@
 //!   encodings, orientations) → edge features `E` and neighbour lists `E_idx`.
 //! - [`encoder`]: `EncLayer` stack → node and edge embeddings.
 //! - [`decoder`]: `DecLayer` stack with a decoding order → log-probabilities; incremental
-//!   decoding for the sampler.
+//!   decoding for the sampler; [`cone`]: the rows a per-target conditional pass recomputes.
 
+pub mod cone;
 pub mod decoder;
 pub mod encoder;
 pub mod features;
