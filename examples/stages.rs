@@ -12,10 +12,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let ckpt = checkpoint::load(std::path::Path::new(&args[1])).unwrap();
     let model = ProteinMpnn::new(&ckpt, ckpt.architecture().unwrap()).unwrap();
+    // `MPNN_PRECISION=int8` (etc.) times that precision instead of f32.
+    let precision = std::env::var("MPNN_PRECISION").map_or(Default::default(), |p| p.parse().unwrap());
+    let model = model.with_precision(precision);
     let p = mpnn::structure::read_structure(std::path::Path::new(&args[2])).unwrap();
     let f = featurize(&p, &ChainSelection::all(&p), &Constraints::default(), false).unwrap();
     let batch = Batch::new(&[&f], None);
-    let reps = 10;
+    let reps: usize = std::env::var("MPNN_REPS").map_or(10, |r| r.parse().unwrap());
     let t = Instant::now();
     for _ in 0..reps {
         std::hint::black_box(model.edge_features(&batch));

@@ -323,10 +323,11 @@ fn help_lists_every_subcommand_and_says_the_truth() {
     let flat = design.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(!flat.contains("Passes per structure for scoring"), "{design}");
     assert!(flat.contains("for design, the number of sequences designed per temperature"), "{design}");
-    // int8 is W8A16: int16 inputs, in --help and in the README alike.
+    // int8 is W8A8 on VNNI CPUs and W8A16 (int16 inputs) elsewhere, in --help and in the README.
     for text in [&top, &design] {
         let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(flat.contains("inputs quantized per row to int16"), "{flat}");
+        assert!(flat.contains("W8A8"), "{flat}");
         assert!(!flat.contains("per-row int8 inputs"), "{flat}");
     }
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();

@@ -147,7 +147,7 @@ fn precisions_are_close_to_f32_and_deterministic() {
         let mean = got.iter().zip(&exact).map(|(a, b)| (a - b).abs() as f64).sum::<f64>() / exact.len() as f64;
         assert!(mean > 0.0, "{p} should differ from f32");
         assert!(mean < max_mean, "{p}: mean |Δ log p| {mean}");
-        assert!(top1_agreement(&got, &exact) > 0.95, "{p}: top-1 agreement {}", top1_agreement(&got, &exact));
+        assert!(top1_agreement(&got, &exact) > 0.96, "{p}: top-1 agreement {}", top1_agreement(&got, &exact));
         // Same numbers for any thread count (every kernel's rows are batch-independent).
         assert_eq!(unconditional(&dir, &["--precision", p, "--threads", "2"]), got, "{p} depends on threads");
     }

@@ -161,9 +161,11 @@ pub struct Common {
     #[arg(long = "k", value_name = "N")]
     pub k: Option<usize>,
     /// Number format of the dense layers: f32 (default, the exact model), bf16, f16 (rounded
-    /// weights and layer inputs, float32 sums) or int8 (W8A16: per-channel int8 weights, layer
-    /// inputs quantized per row to int16, exact int32 sums). Coordinates, neighbours and RBFs
-    /// always stay float32. Anything but f32 is an approximation; `mpnn eval` measures it.
+    /// weights and layer inputs, float32 sums) or int8 (per-channel int8 weights, exact int32
+    /// sums; on CPUs with AVX-512 VNNI, W8A8: the per-edge layers take uint8 inputs quantized
+    /// per row with a zero point and the per-node layers stay float32; elsewhere W8A16: layer
+    /// inputs quantized per row to int16). Coordinates and neighbours always stay float32.
+    /// Anything but f32 is an approximation; `mpnn eval` measures it.
     #[arg(long, value_name = "f32|bf16|f16|int8")]
     pub precision: Option<Precision>,
     /// A named speed/accuracy variant (architecture + k + batch + precision): baseline, fast

@@ -10,6 +10,7 @@
 //! same on every path too.
 
 pub mod bf16;
+pub mod gelu_fast;
 pub mod gemm;
 pub mod int8;
 pub mod isa;
@@ -50,15 +51,25 @@ pub struct Linear {
     precision: Precision,
     /// The weights packed for [`gemm::gemm`] (rounded to the format for f16; empty for bf16, int8).
     packed: Vec<f32>,
-    /// The int8 weights, for [`Precision::Int8`].
+    /// The int8 weights, for [`Precision::Int8`] with the W8A16 algorithm.
     quant: Option<int8::QuantWeights>,
     /// The bfloat16 weights, for [`Precision::Bf16`].
     bf16: Option<bf16::Bf16Weights>,
+    /// The int8 weights, for [`Precision::Int8`] with the W8A8 algorithm ([`int8::algorithm`]).
+    quant8: Option<int8::w8a8::Weights>,
+}
+
+/// Per-thread staging of rounded or quantized layer inputs (no allocation after warm-up).
+#[derive(Default)]
+struct Staging {
+    rounded: Vec<f32>,
+    q16: Vec<i16>,
+    scales: Vec<f32>,
+    q8: int8::w8a8::Rows,
 }
 
 thread_local! {
-    /// Per-thread staging of rounded or quantized layer inputs (no allocation after warm-up).
-    static STAGING: RefCell<(Vec<f32>, Vec<i16>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+    static STAGING: RefCell<Staging> = RefCell::new(Staging::default());
 }
 
 impl Linear {
@@ -68,20 +79,27 @@ impl Linear {
             assert_eq!(b.len(), n_out);
         }
         let packed = gemm::pack(&weight, n_out, n_in);
-        Linear { weight, bias, n_in, n_out, precision: Precision::F32, packed, quant: None, bf16: None }
+        Linear { weight, bias, n_in, n_out, precision: Precision::F32, packed, quant: None, bf16: None, quant8: None }
     }
 
     /// The same layer computed in `precision` (see [`precision`]); `weight` keeps the original
     /// float32 values, so converting back to f32 is exact.
     pub fn with_precision(&self, precision: Precision) -> Linear {
-        let (packed, quant) = match precision {
-            Precision::F32 => (gemm::pack(&self.weight, self.n_out, self.n_in), None),
+        let (packed, quant, quant8) = match precision {
+            Precision::F32 => (gemm::pack(&self.weight, self.n_out, self.n_in), None, None),
             Precision::F16 => {
                 let rounded: Vec<f32> = self.weight.iter().map(|&w| precision.round(w)).collect();
-                (gemm::pack(&rounded, self.n_out, self.n_in), None)
+                (gemm::pack(&rounded, self.n_out, self.n_in), None, None)
             }
-            Precision::Bf16 => (Vec::new(), None),
-            Precision::Int8 => (Vec::new(), Some(int8::QuantWeights::new(&self.weight, self.n_out, self.n_in))),
+            Precision::Bf16 => (Vec::new(), None, None),
+            Precision::Int8 => match int8::algorithm() {
+                int8::Algorithm::W8A16 => {
+                    (Vec::new(), Some(int8::QuantWeights::new(&self.weight, self.n_out, self.n_in)), None)
+                }
+                int8::Algorithm::W8A8 => {
+                    (Vec::new(), None, Some(int8::w8a8::Weights::new(&self.weight, self.n_out, self.n_in)))
+                }
+            },
         };
         let bf16 = (precision == Precision::Bf16).then(|| bf16::Bf16Weights::new(&self.weight, self.n_out, self.n_in));
         Linear {
@@ -93,6 +111,34 @@ impl Linear {
             packed,
             quant,
             bf16,
+            quant8,
+        }
+    }
+
+    /// Whether the layer runs the W8A8 algorithm (takes [`int8::w8a8::Rows`] inputs, see
+    /// [`Linear::forward_quantized`]).
+    pub fn is_w8a8(&self) -> bool {
+        self.quant8.is_some()
+    }
+
+    /// [`Linear::forward`] (or, with `accumulate`, [`Linear::forward_add`]) from inputs already
+    /// quantized to W8A8's uint8 rows (producers that quantize as they write); a W8A8 layer only.
+    pub fn forward_quantized(&self, x: int8::w8a8::RowsRef, rows: usize, out: &mut [f32], accumulate: bool) {
+        let q = self.quant8.as_ref().expect("forward_quantized needs a W8A8 layer");
+        if rows == 0 {
+            return;
+        }
+        if COUNTING.load(Ordering::Relaxed) {
+            FLOPS.fetch_add(2 * (rows * self.n_in * self.n_out) as u64, Ordering::Relaxed);
+        }
+        int8::w8a8::gemm(x, rows, q, self.init(accumulate), out);
+    }
+
+    fn init(&self, accumulate: bool) -> gemm::Init<'_> {
+        match (accumulate, &self.bias) {
+            (false, Some(b)) => gemm::Init::Bias(b),
+            (false, None) => gemm::Init::Zero,
+            (true, b) => gemm::Init::Accumulate(b.as_deref()),
         }
     }
 
@@ -133,22 +179,24 @@ impl Linear {
         if COUNTING.load(Ordering::Relaxed) {
             FLOPS.fetch_add(2 * (rows * self.n_in * self.n_out) as u64, Ordering::Relaxed);
         }
-        let init = match (accumulate, &self.bias) {
-            (false, Some(b)) => gemm::Init::Bias(b),
-            (false, None) => gemm::Init::Zero,
-            (true, b) => gemm::Init::Accumulate(b.as_deref()),
-        };
+        let init = self.init(accumulate);
         if let Some(w) = &self.bf16 {
             return bf16::forward(x, rows, w, init, out);
         }
+        if let Some(q) = &self.quant8 {
+            return STAGING.with_borrow_mut(|st| {
+                st.q8.quantize(x, rows, self.n_in);
+                int8::w8a8::gemm(st.q8.view(), rows, q, init, out);
+            });
+        }
         match (self.precision, &self.quant) {
-            (Precision::Int8, Some(q)) => STAGING.with_borrow_mut(|(_, xq, xs)| {
-                int8::quantize_rows(x, rows, self.n_in, xq, xs);
-                int8::gemm(xq, xs, rows, q, init, out);
+            (Precision::Int8, Some(q)) => STAGING.with_borrow_mut(|st| {
+                int8::quantize_rows(x, rows, self.n_in, &mut st.q16, &mut st.scales);
+                int8::gemm(&st.q16, &st.scales, rows, q, init, out);
             }),
-            (p, _) if p.is_half() => STAGING.with_borrow_mut(|(xr, _, _)| {
-                p.round_into(&x[..rows * self.n_in], xr);
-                gemm::gemm(xr, rows, self.n_in, &self.packed, self.n_out, init, out);
+            (p, _) if p.is_half() => STAGING.with_borrow_mut(|st| {
+                p.round_into(&x[..rows * self.n_in], &mut st.rounded);
+                gemm::gemm(&st.rounded, rows, self.n_in, &self.packed, self.n_out, init, out);
             }),
             _ => gemm::gemm(x, rows, self.n_in, &self.packed, self.n_out, init, out),
         }
@@ -175,6 +223,44 @@ impl LayerNorm {
         for row in x.chunks_exact_mut(d) {
             layer_norm_row(row, &self.gamma, &self.beta);
         }
+    }
+
+    /// [`LayerNorm::forward_inplace`] with the sums split over 16 lanes (vectorized, another
+    /// rounding order: not bit-identical to it, the same on every path). For the int8 models'
+    /// per-edge norms, whose inputs carry far larger quantization errors.
+    pub fn forward_inplace_lanes(&self, x: &mut [f32]) {
+        let d = self.dim();
+        for row in x.chunks_exact_mut(d) {
+            layer_norm_row_lanes(row, &self.gamma, &self.beta);
+        }
+    }
+}
+
+/// `Σ row` in 16 lanes, then the lanes in order.
+#[inline(always)]
+fn sum_lanes(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0f32; 16];
+    let mut chunks = row.chunks_exact(16);
+    for c in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+        *a += f(v);
+    }
+    acc.iter().sum()
+}
+
+/// One row of LayerNorm with lane-split sums ([`LayerNorm::forward_inplace_lanes`]).
+#[inline]
+pub fn layer_norm_row_lanes(row: &mut [f32], gamma: &[f32], beta: &[f32]) {
+    let n = row.len() as f32;
+    let mean = sum_lanes(row, |v| v) / n;
+    let var = sum_lanes(row, |v| (v - mean) * (v - mean)) / n;
+    let inv = 1.0 / (var + LAYER_NORM_EPS).sqrt();
+    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+        *v = (*v - mean) * inv * g + b;
     }
 }
 
@@ -226,6 +312,17 @@ pub fn gelu(x: f32) -> f32 {
 /// multiply and an add on its own), so every path gives the same bits (tested).
 pub fn gelu_inplace(x: &mut [f32]) {
     gelu_inplace_with(isa::active(), x);
+}
+
+/// `x ← gelu(x)` row by row (rows of `n`), each row then quantized into `q` for a W8A8 layer
+/// while it is in cache.
+/// (The int8 models' GELU, [`gelu_fast::gelu_fast_inplace`].)
+pub fn gelu_quantize(x: &mut [f32], n: usize, q: &mut int8::w8a8::Rows) {
+    q.reset(x.len() / n, n);
+    for (r, row) in x.chunks_exact_mut(n).enumerate() {
+        gelu_fast::gelu_fast_inplace(row);
+        q.set(r, row);
+    }
 }
 
 /// [`gelu_inplace`] on the path `p` (which the CPU must support: panics otherwise).
@@ -377,6 +474,15 @@ mod tests {
         let slow = naive::layer_norm(&ln, &x);
         for (a, b) in fast.iter().zip(&slow) {
             assert!((a - b).abs() < 1e-5);
+        }
+        for d in [64, 70, 128] {
+            let x: Vec<f32> = random(3 * d, &mut rng).iter().map(|v| v * 10.0 + 3.0).collect();
+            let ln = LayerNorm { gamma: random(d, &mut rng), beta: random(d, &mut rng) };
+            let mut lanes = x.clone();
+            ln.forward_inplace_lanes(&mut lanes);
+            for (a, b) in lanes.iter().zip(&naive::layer_norm(&ln, &x)) {
+                assert!((a - b).abs() < 1e-5, "lanes {a} vs {b}");
+            }
         }
         let mut worst = 0f32;
         for i in -200_000..=200_000 {

@@ -16,9 +16,11 @@
 //!   accumulated in float32 — what mixed-precision autocast computes. No CPU here has f16
 //!   arithmetic (AVX512-FP16), so the rounding is emulated on the float32 kernel: the accuracy is
 //!   that of a real f16 deployment, the speed is float32's.
-//! - `int8`: weights quantized to int8 per output channel (symmetric, scale = max|w|/127), each
-//!   layer input quantized per row to int16 at run time, integer dot products accumulated
-//!   exactly in int32 and rescaled to float32 (W8A16; [`super::int8`] says why 16-bit inputs).
+//! - `int8`: weights quantized to int8 per output channel (symmetric, MSE-clipped scale), integer
+//!   dot products accumulated exactly in int32 and rescaled to float32. On CPUs with AVX-512
+//!   VNNI the per-edge layers take uint8 inputs quantized per row with a zero point (W8A8,
+//!   `vpdpbusd`) and the per-node layers stay float32; elsewhere every dense layer takes int16
+//!   inputs (W8A16). [`super::int8`] describes both and how the algorithm is chosen.
 //!
 //! ```
 //! use mpnn::kernels::precision::Precision;

@@ -16,6 +16,8 @@ use super::encoder::{Encoded, CHUNK};
 use super::layers::DecLayer;
 use super::{ProteinMpnn, MESSAGE_SCALE};
 use crate::alphabet::VOCAB;
+use crate::kernels::gelu_fast::gelu_fast_inplace;
+use crate::kernels::int8::w8a8::Rows;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::isa::{self, Isa};
 use crate::kernels::{gelu_inplace, layer_norm_row, log_softmax_inplace};
@@ -73,6 +75,9 @@ pub struct DecoderScratch {
     dh: Vec<f32>,
     ffn: Vec<f32>,
     edges: Vec<f32>,
+    /// W8A8: the rows' quantized edges, and the quantized input of `W2`.
+    edges_q: Rows,
+    q: Rows,
 }
 
 impl ProteinMpnn {
@@ -226,7 +231,23 @@ impl ProteinMpnn {
         // projection, or computed here into `mid` (free until W2 writes it).
         scratch.pre.resize(m * h, 0.0);
         scratch.mid.resize(m * h, 0.0);
-        if ctx.edge_proj.is_none() {
+        // W8A8 (int8 models on VNNI CPUs): the edges come quantized from the encoder, GELU is the
+        // int8 table GELU and each message row is quantized for W2 while in cache.
+        let w8a8 = layer.w2.is_w8a8();
+        if w8a8 {
+            scratch.q.reset(m, h);
+        }
+        if ctx.edge_proj.is_none() && layer.w1_edge.is_w8a8() && ctx.enc.h_e_q.is_some() {
+            let hq = ctx.enc.h_e_q.as_ref().map(Rows::view).unwrap();
+            scratch.edges_q.reset(m, h);
+            for (r, &row) in rows.iter().enumerate() {
+                let row = row % total;
+                for nb in 0..k {
+                    scratch.edges_q.copy_row(r * k + nb, hq, row * k + nb);
+                }
+            }
+            layer.w1_edge.forward_quantized(scratch.edges_q.view(), m, &mut scratch.mid, false);
+        } else if ctx.edge_proj.is_none() {
             scratch.edges.resize(m * h, 0.0);
             for (r, &row) in rows.iter().enumerate() {
                 let row = row % total;
@@ -278,9 +299,20 @@ impl ProteinMpnn {
                     NeighbourInput::Hidden => p.copy_from_slice(own),
                 }
             }
-            gelu_inplace(block);
+            if w8a8 {
+                for (nb, msg) in block.chunks_exact_mut(h).enumerate() {
+                    gelu_fast_inplace(msg);
+                    scratch.q.set(r * k + nb, msg);
+                }
+            } else {
+                gelu_inplace(block);
+            }
         }
-        layer.w2.forward(&scratch.pre, m, &mut scratch.mid);
+        if w8a8 {
+            layer.w2.forward_quantized(scratch.q.view(), m, &mut scratch.mid, false);
+        } else {
+            layer.w2.forward(&scratch.pre, m, &mut scratch.mid);
+        }
         // GELU and the sum of the hidden messages over the K neighbours, row by row; then W3
         // once per row (W3 is linear: `Σ_j (W3·g_j + b3) = W3·Σ_j g_j + K·b3`), residual, norms,
         // feed-forward.
@@ -288,7 +320,11 @@ impl ProteinMpnn {
         sums.fill(0.0);
         for r in 0..n {
             let msgs = &mut scratch.mid[r * k * h..(r + 1) * k * h];
-            gelu_inplace(msgs);
+            if w8a8 {
+                gelu_fast_inplace(msgs);
+            } else {
+                gelu_inplace(msgs);
+            }
             let acc = &mut sums[r * h..(r + 1) * h];
             for msg in msgs.chunks_exact(h) {
                 for t in 0..h {

@@ -11,7 +11,9 @@ use super::graph::Graph;
 use super::layers::EncLayer;
 use super::{ProteinMpnn, MESSAGE_SCALE};
 use crate::featurize::Batch;
-use crate::kernels::{gelu_inplace, Linear};
+use crate::kernels::gelu_fast::gelu_fast_inplace;
+use crate::kernels::int8::w8a8::{Rows, RowsRef};
+use crate::kernels::{gelu_inplace, gelu_quantize, Linear};
 
 /// Nodes per parallel work item.
 pub(crate) const CHUNK: usize = 8;
@@ -26,12 +28,16 @@ pub struct Encoded {
     pub h_v: Vec<f32>,
     /// Edge embeddings `[B·L·K, H]`.
     pub h_e: Vec<f32>,
+    /// `h_e` quantized for W8A8 decoder layers (int8 models on the W8A8 algorithm only).
+    pub h_e_q: Option<Rows>,
     pub hidden: usize,
 }
 
 /// Runs the message MLP for the edges of `n` nodes starting at global row `start`:
 /// `W3·gelu(W2·gelu(self_i + W1e·e_ij + nbr_j))`, writing `[n·K, H]` messages to `out`
-/// (without `W3` when `w3` is `None`: the hidden messages `g_ij`).
+/// (without `W3` when `w3` is `None`: the hidden messages `g_ij`). W8A8 layers take `edges_q`
+/// (the edges already quantized) when given, and their other inputs quantized as the GELU
+/// before them writes them (in `q`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn edge_messages(
     graph: &Graph,
@@ -40,10 +46,12 @@ pub(crate) fn edge_messages(
     self_proj: &[f32],
     nbr_proj: &[f32],
     edges: &[f32],
+    edges_q: Option<RowsRef>,
     w1_edge: &Linear,
     w2: &Linear,
     w3: Option<&Linear>,
     scratch: &mut Vec<f32>,
+    q: &mut Rows,
     out: &mut [f32],
 ) {
     let h = w2.n_out;
@@ -51,7 +59,10 @@ pub(crate) fn edge_messages(
     let m = n * k;
     scratch.resize(m * h, 0.0);
     let pre = &mut scratch[..m * h];
-    w1_edge.forward(edges, m, pre);
+    match edges_q {
+        Some(eq) if w1_edge.is_w8a8() => w1_edge.forward_quantized(eq, m, pre, false),
+        _ => w1_edge.forward(edges, m, pre),
+    }
     for r in 0..n {
         let row = start + r;
         let si = &self_proj[row * h..][..h];
@@ -64,13 +75,26 @@ pub(crate) fn edge_messages(
             }
         }
     }
-    gelu_inplace(pre);
-    w2.forward(pre, m, out);
-    gelu_inplace(&mut out[..m * h]);
-    if let Some(w3) = w3 {
-        // W3 needs a separate output buffer
-        pre.copy_from_slice(&out[..m * h]);
-        w3.forward(pre, m, out);
+    if w2.is_w8a8() {
+        gelu_quantize(pre, h, q);
+        w2.forward_quantized(q.view(), m, out, false);
+    } else {
+        gelu_inplace(pre);
+        w2.forward(pre, m, out);
+    }
+    match w3 {
+        Some(w3) if w3.is_w8a8() => {
+            gelu_quantize(&mut out[..m * h], h, q);
+            w3.forward_quantized(q.view(), m, out, false);
+        }
+        Some(w3) => {
+            gelu_inplace(&mut out[..m * h]);
+            // W3 needs a separate output buffer
+            pre.copy_from_slice(&out[..m * h]);
+            w3.forward(pre, m, out);
+        }
+        None if w2.is_w8a8() => gelu_fast_inplace(&mut out[..m * h]),
+        None => gelu_inplace(&mut out[..m * h]),
     }
 }
 
@@ -86,14 +110,35 @@ impl EncLayer {
         let mut nbr_proj = vec![0f32; rows * h];
         w1_self.forward(h_v, rows, &mut self_proj);
         w1_nbr.forward(h_v, rows, &mut nbr_proj);
+        // W8A8: the edges quantized once for both message MLPs that read them.
+        let h_e_q = (w1_edge.is_w8a8() || w11_edge_q(self)).then(|| {
+            let mut q = Rows::default();
+            q.quantize_par(h_e, rows * k, h, CHUNK * k);
+            q
+        });
+        let eq = |start: usize, n: usize| h_e_q.as_ref().map(|q| q.rows(start * k, n * k));
         let mut dh = vec![0f32; rows * h];
         dh.par_chunks_mut(CHUNK * h).enumerate().for_each_init(
-            || (Vec::new(), vec![0f32; CHUNK * k * h]),
-            |(scratch, msg), (c, dh_chunk)| {
+            || (Vec::new(), vec![0f32; CHUNK * k * h], Rows::default()),
+            |(scratch, msg, q), (c, dh_chunk)| {
                 let start = c * CHUNK;
                 let n = dh_chunk.len() / h;
                 let edges = &h_e[start * k * h..(start + n) * k * h];
-                edge_messages(graph, start, n, &self_proj, &nbr_proj, edges, w1_edge, &self.w2, None, scratch, msg);
+                edge_messages(
+                    graph,
+                    start,
+                    n,
+                    &self_proj,
+                    &nbr_proj,
+                    edges,
+                    eq(start, n),
+                    w1_edge,
+                    &self.w2,
+                    None,
+                    scratch,
+                    q,
+                    msg,
+                );
                 // Masked sums of the hidden messages (in `scratch`, free again), then W3 once
                 // per node and the bias once per attended neighbour.
                 let sums = &mut scratch[..n * h];
@@ -139,8 +184,8 @@ impl EncLayer {
         w11_self.forward(h_v, rows, &mut self_proj);
         w11_nbr.forward(h_v, rows, &mut nbr_proj);
         h_e.par_chunks_mut(CHUNK * k * h).enumerate().for_each_init(
-            || (Vec::new(), vec![0f32; CHUNK * k * h]),
-            |(scratch, msg), (c, e_chunk)| {
+            || (Vec::new(), vec![0f32; CHUNK * k * h], Rows::default()),
+            |(scratch, msg, q), (c, e_chunk)| {
                 let start = c * CHUNK;
                 let n = e_chunk.len() / (k * h);
                 edge_messages(
@@ -150,19 +195,30 @@ impl EncLayer {
                     &self_proj,
                     &nbr_proj,
                     e_chunk,
+                    eq(start, n),
                     w11_edge,
                     &self.w12,
                     Some(&self.w13),
                     scratch,
+                    q,
                     msg,
                 );
                 for (e, m) in e_chunk.iter_mut().zip(msg.iter()) {
                     *e += m;
                 }
-                self.norm3.forward_inplace(e_chunk);
+                if self.w12.precision() == crate::kernels::precision::Precision::Int8 {
+                    self.norm3.forward_inplace_lanes(e_chunk);
+                } else {
+                    self.norm3.forward_inplace(e_chunk);
+                }
             },
         );
     }
+}
+
+/// Whether the edge update's edge block is W8A8.
+fn w11_edge_q(layer: &EncLayer) -> bool {
+    layer.w11_blocks[1].is_w8a8()
 }
 
 impl ProteinMpnn {
@@ -191,6 +247,11 @@ impl ProteinMpnn {
         for layer in &self.encoder_layers {
             layer.forward(&graph, &batch.mask, &mut h_v, &mut h_e);
         }
-        Encoded { graph, mask: batch.mask.clone(), h_v, h_e, hidden: h }
+        let h_e_q = self.decoder_layers.first().filter(|d| d.w1_edge.is_w8a8()).map(|_| {
+            let mut q = Rows::default();
+            q.quantize_par(&h_e, h_e.len() / h.max(1), h, CHUNK * graph.k.max(1));
+            q
+        });
+        Encoded { graph, mask: batch.mask.clone(), h_v, h_e, h_e_q, hidden: h }
     }
 }

@@ -35,6 +35,66 @@ pub fn push_rbf(out: &mut [f32], d: f32, mu: &[f32; NUM_RBF]) {
     }
 }
 
+/// The RBFs of several distances (`out` holds 16 per distance) with a vectorizable `exp`
+/// ([`exp_fast`], within a few ulp of `f32::exp`): the int8 models' featurization
+/// (`--precision int8`, whose products carry far larger errors); the float32 model keeps
+/// [`push_rbf`] with the libm `exp` and its exact bits. Compiled for AVX-512 where the kernels
+/// run it (the same float32 operations, so the same bits on every path).
+pub fn rbf_fill_fast(out: &mut [f32], ds: &[f32], mu: &[f32; NUM_RBF]) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::kernels::isa::active() == crate::kernels::isa::Isa::Avx512 {
+        // SAFETY: the AVX-512 path runs only where the CPU has AVX-512F (checked by `isa`).
+        return unsafe { rbf_fill_avx512(out, ds, mu) };
+    }
+    rbf_fill_body(out, ds, mu);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn rbf_fill_avx512(out: &mut [f32], ds: &[f32], mu: &[f32; NUM_RBF]) {
+    rbf_fill_body(out, ds, mu);
+}
+
+#[inline(always)]
+fn rbf_fill_body(out: &mut [f32], ds: &[f32], mu: &[f32; NUM_RBF]) {
+    const SIGMA: f32 = (22.0 - 2.0) / NUM_RBF as f32;
+    for (o, &d) in out.chunks_exact_mut(NUM_RBF).zip(ds) {
+        for (v, m) in o.iter_mut().zip(mu) {
+            let z = (d - m) / SIGMA;
+            *v = exp_fast(-(z * z));
+        }
+    }
+}
+
+/// `exp(x)` for `x ≤ 0` in plain float32 arithmetic that LLVM vectorizes: `x = n·ln2 + r`
+/// (Cody-Waite, `|r| ≤ ln2/2`), a degree-6 Taylor polynomial for `e^r`, times `2ⁿ` built in
+/// the exponent bits; 0 below −87 (where `e^x` is below float32's normal range anyway).
+#[inline(always)]
+#[allow(clippy::excessive_precision)]
+pub fn exp_fast(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_145_751_953_125;
+    const LN2_LO: f32 = 1.428_606_765_330_187_045e-6;
+    let xc = x.clamp(-87.0, 0.0);
+    let n = (xc * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    let mut p = 1.0 / 720.0;
+    p = p * r + 1.0 / 120.0;
+    p = p * r + 1.0 / 24.0;
+    p = p * r + 1.0 / 6.0;
+    p = p * r + 0.5;
+    p = p * r + 1.0;
+    p = p * r + 1.0;
+    // SAFETY: n is an integer in [-126, 0].
+    let e = unsafe { n.to_int_unchecked::<i32>() };
+    let scale = f32::from_bits(((e + 127) << 23) as u32);
+    if x < -87.0 {
+        0.0
+    } else {
+        p * scale
+    }
+}
+
 /// Backbone atoms per residue used for the 25 RBF pairs: N, Cα, C, O, Cβ (the virtual Cβ with
 /// the official constants, written as the official code writes them).
 #[allow(clippy::excessive_precision)]
@@ -186,6 +246,20 @@ impl ProteinMpnn {
         let n_in = self.edge_inputs();
         let k = graph.k;
         let pos_w = &self.pos_embedding;
+        // int8 models: distances collected per edge, their RBFs computed in one vectorized call.
+        let fast = self.precision == crate::kernels::precision::Precision::Int8;
+        let mut ds = [0f32; 1 + PAIRS.len()];
+        let mut nd;
+        macro_rules! rbf {
+            ($f:expr, $d:expr) => {
+                if fast {
+                    ds[nd] = $d;
+                    nd += 1;
+                } else {
+                    push_rbf($f, $d, &mu);
+                }
+            };
+        }
         for (ri, row) in rows.enumerate() {
             let base = (row / graph.l) * graph.l;
             for n in 0..k {
@@ -201,13 +275,14 @@ impl ProteinMpnn {
                     f[p] = pos_w.weight[p * pos_w.n_in + class] + pos_w.bias.as_ref().map_or(0.0, |b| b[p]);
                 }
                 let mut off = NUM_POSITIONAL;
-                push_rbf(&mut f[off..off + NUM_RBF], graph.d_neighbors[row * k + n], &mu);
+                nd = 0;
+                rbf!(&mut f[off..off + NUM_RBF], graph.d_neighbors[row * k + n]);
                 off += NUM_RBF;
                 match atoms {
                     NodeAtoms::Backbone(bb) => {
                         for &(a, b) in PAIRS.iter() {
                             let d = dist_eps(&bb[j][b], &bb[row][a]);
-                            push_rbf(&mut f[off..off + NUM_RBF], d, &mu);
+                            rbf!(&mut f[off..off + NUM_RBF], d);
                             off += NUM_RBF;
                         }
                     }
@@ -217,13 +292,16 @@ impl ProteinMpnn {
                             [(0, 0), (2, 2), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)];
                         for &(a, b) in CA_PAIRS.iter() {
                             let d = dist_eps(&prev_own_next[j][b], &prev_own_next[row][a]);
-                            push_rbf(&mut f[off..off + NUM_RBF], d, &mu);
+                            rbf!(&mut f[off..off + NUM_RBF], d);
                             off += NUM_RBF;
                         }
                         let (du, q) = orientation(&frames[row], &frames[j], prev_own_next[row][1], prev_own_next[j][1]);
                         f[off..off + 3].copy_from_slice(&du);
                         f[off + 3..off + 7].copy_from_slice(&q);
                     }
+                }
+                if fast {
+                    rbf_fill_fast(&mut f[NUM_POSITIONAL..NUM_POSITIONAL + nd * NUM_RBF], &ds[..nd], &mu);
                 }
             }
         }
@@ -268,7 +346,11 @@ impl ProteinMpnn {
                 let n = out.len() / (k * h);
                 self.raw_edge_features(batch, &graph, &atoms, start..start + n, raw);
                 self.edge_embedding.forward(raw, n * k, out);
-                self.norm_edges.forward_inplace(out);
+                if self.precision == crate::kernels::precision::Precision::Int8 {
+                    self.norm_edges.forward_inplace_lanes(out);
+                } else {
+                    self.norm_edges.forward_inplace(out);
+                }
             },
         );
         (graph, e)
@@ -296,4 +378,22 @@ impl ProteinMpnn {
 enum NodeAtoms {
     Backbone(Vec<[[f32; 3]; 5]>),
     Coarse { prev_own_next: Vec<[[f32; 3]; 3]>, frames: Vec<[f32; 9]> },
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exp_fast_is_close_to_libm() {
+        let mut worst = 0f32;
+        // Down to −86.5 (exp_fast gives 0 below −87, where e^x leaves float32's normal range).
+        for i in 0..=173_000 {
+            let x = -(i as f32) * 5e-4;
+            let (a, b) = (super::exp_fast(x), x.exp());
+            worst = worst.max((a - b).abs() / b.max(f32::MIN_POSITIVE));
+        }
+        assert!(worst < 4e-7, "exp_fast relative error {worst}");
+        assert_eq!(super::exp_fast(0.0), 1.0);
+        assert_eq!(super::exp_fast(-100.0), 0.0);
+        assert!(super::exp_fast(-87.5) < 1e-37);
+    }
 }

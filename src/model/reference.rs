@@ -87,7 +87,7 @@ impl ProteinMpnn {
             let sum: Vec<f32> = h_e.iter().zip(&msg).map(|(a, b)| a + b).collect();
             h_e = norm(&layer.norm3, &sum);
         }
-        Encoded { graph, mask: batch.mask.clone(), h_v, h_e, hidden: h }
+        Encoded { graph, mask: batch.mask.clone(), h_v, h_e, h_e_q: None, hidden: h }
     }
 
     /// `forward()` on the reference path: log-probabilities `[B·L, 21]`.

@@ -122,3 +122,155 @@ unsafe fn dpwssd(acc: __m512i, x: __m512i, w: __m512i) -> __m512i {
 
 kernel!(gemm_bw, block_bw, "avx512f,avx512bw,avx2,fma", madd_add);
 kernel!(gemm_vnni, block_vnni, "avx512f,avx512bw,avx512vnni,avx2,fma", dpwssd);
+
+/// Where a W8A8 block reads and writes.
+struct Args8<'a> {
+    x: super::w8a8::RowsRef<'a>,
+    m: usize,
+    w: &'a super::w8a8::Weights,
+    p: usize,
+    init: Init<'a>,
+    out: *mut f32,
+}
+
+/// The W8A8 product with AVX-512 VNNI `vpdpbusd` (see [`super::w8a8`]): `R ≤ 6` rows × up to
+/// four 16-column panels per register block, one zmm of int32 lanes per row and panel. Per
+/// quad of `k` a block loads one zmm of weights per panel (16 columns × 4 offset uint8, the
+/// unsigned operand) and, per row, broadcasts the row's 4 signed codes (one int32) into one
+/// `vpdpbusd` per panel.
+///
+/// # Safety
+/// The CPU must have AVX-512F/BW/VNNI, AVX2 and FMA, and the arguments must pass
+/// [`super::w8a8::gemm`]'s checks (it is the safe entry point).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+pub unsafe fn gemm_w8a8(x: super::w8a8::RowsRef, rows: usize, w: &super::w8a8::Weights, init: Init, out: &mut [f32]) {
+    super::w8a8::check(x, rows, w, init, out);
+    let panels = w.n_out.div_ceil(NR);
+    let mut m = 0;
+    while m < rows {
+        let mr = (rows - m).min(MR8);
+        let mut p = 0;
+        while p < panels {
+            let np = match panels - p {
+                1 => 1,
+                2 | 3 => 2,
+                _ => 4,
+            };
+            let g = Args8 { x, m, w, p, init, out: out.as_mut_ptr() };
+            macro_rules! go {
+                ($($r:literal)*) => {
+                    match (mr, np) {
+                        $(($r, 4) => block_w8a8::<$r, 4>(&g), ($r, 2) => block_w8a8::<$r, 2>(&g),
+                          ($r, _) => block_w8a8::<$r, 1>(&g),)*
+                        _ => unreachable!(),
+                    }
+                };
+            }
+            go!(1 2 3 4 5 6);
+            p += np;
+        }
+        m += mr;
+    }
+}
+
+/// Rows per W8A8 register block (× up to 4 panels: 24 accumulators, each row's broadcast
+/// feeding 4 `vpdpbusd`).
+const MR8: usize = 6;
+
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+unsafe fn block_w8a8<const R: usize, const P: usize>(g: &Args8) {
+    use super::w8a8::{row_term, KQ};
+    let w = g.w;
+    let (kq, n_out, width) = (w.k_quads(), w.n_out, g.x.width);
+    let mut acc = [[_mm512_setzero_si512(); P]; R];
+    let wp = w.packed.as_ptr().add(g.p * kq * NR * KQ);
+    let xp = g.x.q.as_ptr().add(g.m * width);
+    for kk in 0..kq {
+        let mut wv = [_mm512_setzero_si512(); P];
+        for (j, v) in wv.iter_mut().enumerate() {
+            *v = _mm512_loadu_si512(wp.add((j * kq + kk) * NR * KQ) as *const _);
+        }
+        for (r, row) in acc.iter_mut().enumerate() {
+            let x = _mm512_set1_epi32(std::ptr::read_unaligned(xp.add(r * width + kk * KQ) as *const i32));
+            for (a, wj) in row.iter_mut().zip(&wv) {
+                *a = _mm512_dpbusd_epi32(*a, *wj, x);
+            }
+        }
+    }
+    for j in 0..P {
+        let c0 = (g.p + j) * NR;
+        let cols = (n_out - c0).min(NR);
+        let mask: u16 = if cols == NR { u16::MAX } else { (1u16 << cols) - 1 };
+        let ws = _mm512_maskz_loadu_ps(mask, w.scales.as_ptr().add(c0));
+        let sums = _mm512_maskz_loadu_epi32(mask, w.col_sums.as_ptr().add(c0));
+        for (r, row) in acc.iter().enumerate() {
+            let m = g.m + r;
+            let dst = g.out.add(m * n_out + c0);
+            let start = match g.init {
+                Init::Zero => _mm512_setzero_ps(),
+                Init::Bias(b) => _mm512_maskz_loadu_ps(mask, b.as_ptr().add(c0)),
+                Init::Accumulate(None) => _mm512_maskz_loadu_ps(mask, dst),
+                Init::Accumulate(Some(b)) => {
+                    _mm512_add_ps(_mm512_maskz_loadu_ps(mask, dst), _mm512_maskz_loadu_ps(mask, b.as_ptr().add(c0)))
+                }
+            };
+            let t = _mm512_add_epi32(row[j], _mm512_set1_epi32(row_term(g.x, m)));
+            let v = _mm512_add_epi32(t, _mm512_mullo_epi32(_mm512_set1_epi32(128 - g.x.zero[m]), sums));
+            let scale = _mm512_mul_ps(_mm512_set1_ps(g.x.scale[m]), ws);
+            let y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), scale, start);
+            _mm512_mask_storeu_ps(dst, mask, y);
+        }
+    }
+}
+
+/// [`super::w8a8::quantize_row`] on zmm: the same float32 operations per element as the plain
+/// twin, extremes by `vminps`/`vmaxps` (exact; NaN detected separately), codes narrowed with
+/// `vpmovdb`.
+///
+/// # Safety
+/// The CPU must have AVX-512F/BW; `x` and `dst` must have the same length.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn quantize_row(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
+    use super::w8a8::{row_params, ROUND};
+    let n = x.len();
+    let mask_at = |i: usize| -> u16 {
+        let left = n - i;
+        if left >= 16 {
+            u16::MAX
+        } else {
+            (1u16 << left) - 1
+        }
+    };
+    let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+    let mut nan: u16 = 0;
+    let mut i = 0;
+    while i < n {
+        let v = _mm512_maskz_loadu_ps(mask_at(i), x.as_ptr().add(i));
+        lo = _mm512_min_ps(lo, v);
+        hi = _mm512_max_ps(hi, v);
+        nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+        i += 16;
+    }
+    // Exact in any order (a ±0 difference changes neither the range nor the zero point).
+    let (lo, hi) = (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi));
+    let Some((inv, zero)) = row_params(lo, hi, nan != 0) else {
+        dst.fill(0);
+        return (0.0, 128, 0);
+    };
+    let (vinv, vround, vzero) = (_mm512_set1_ps(inv), _mm512_set1_ps(ROUND), _mm512_set1_ps(zero));
+    let (vmin, vmax, v128) = (_mm512_setzero_ps(), _mm512_set1_ps(255.0), _mm512_set1_epi32(128));
+    let mut sum = _mm512_setzero_si512();
+    let mut i = 0;
+    while i < n {
+        let m = mask_at(i);
+        let v = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
+        let r = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(v, vinv), vround), vround);
+        let q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, vzero), vmin), vmax);
+        let c = _mm512_sub_epi32(_mm512_cvttps_epi32(q), v128);
+        sum = _mm512_mask_add_epi32(sum, m, sum, c);
+        _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().add(i) as *mut _, m, c);
+        i += 16;
+    }
+    ((hi - lo) / 255.0, zero as i32, _mm512_reduce_add_epi32(sum))
+}

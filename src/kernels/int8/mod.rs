@@ -1,6 +1,21 @@
-//! int8 dense layers (`--precision int8`): weights quantized to int8 per output channel, each
-//! input row quantized at run time to int16, integer dot products accumulated exactly in int32
-//! (W8A16).
+//! int8 dense layers (`--precision int8`). Two algorithms, chosen once per process by the CPU
+//! ([`algorithm`]):
+//!
+//! - **W8A8** ([`w8a8`]) where the CPU has AVX-512 VNNI: int8 weights per output channel × uint8
+//!   activations per row (with a zero point), `vpdpbusd` (4 byte products per 32-bit lane, 4× a
+//!   float32 FMA's products per instruction), exact int32 sums. Only the per-edge layers (the
+//!   `[L·K, H]` products of the message MLPs and `W_e`) are quantized; the per-node layers, the
+//!   edge embedding and `W_out` stay float32 (see [`crate::model::ProteinMpnn::with_precision`]).
+//!   Its plain-Rust twin gives the same bits and runs wherever `MPNN_ISA` forces another path.
+//! - **W8A16** (this module's [`gemm`]) elsewhere: int8 weights × int16 activations, below.
+//!
+//! The algorithm depends on the CPU, not on `MPNN_ISA`: on one machine every forced path gives
+//! the same bits, but a VNNI and a non-VNNI machine give different int8 results (both far
+//! inside int8's error) unless `MPNN_INT8=w8a8|w8a16` pins the algorithm. W8A8 also uses the
+//! int8-only helpers [`crate::kernels::gelu_fast`] (a table GELU), lane-split LayerNorm on edges
+//! and a vectorized `exp` in the RBFs; all of them are identical on every path too.
+//!
+//! ## W8A16
 //!
 //! For an output `o` and an input row `x` (`Q = 32767` for layers up to 512 inputs):
 //!
@@ -195,11 +210,45 @@ pub fn reference(xq: &[i16], xs: &[f32], rows: usize, w: &QuantWeights, init: In
     }
 }
 
+/// Which int8 algorithm `--precision int8` runs in this process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// int8 weights × int16 activations ([`QuantWeights`], [`gemm`]): CPUs without VNNI.
+    W8A16,
+    /// int8 weights × uint8 activations ([`w8a8`]): the default where the CPU has AVX-512 VNNI.
+    W8A8,
+}
+
+/// The variable that forces the int8 algorithm: `MPNN_INT8=w8a8|w8a16`.
+pub const ALGORITHM_ENV: &str = "MPNN_INT8";
+
+/// The int8 algorithm of this process, decided once: `MPNN_INT8` when set, else W8A8 where the
+/// CPU has AVX-512 VNNI and W8A16 elsewhere. It depends on the CPU, not on `MPNN_ISA`: on one
+/// machine every forced path runs the same algorithm and gives the same bits (W8A8's portable
+/// twin stands in for the VNNI kernel), but a VNNI and a non-VNNI machine differ unless
+/// `MPNN_INT8` pins the algorithm.
+pub fn algorithm() -> Algorithm {
+    static ALGO: std::sync::OnceLock<Algorithm> = std::sync::OnceLock::new();
+    *ALGO.get_or_init(|| match std::env::var(ALGORITHM_ENV).ok().as_deref().map(str::trim) {
+        None | Some("") => {
+            if w8a8::has_vnni() {
+                Algorithm::W8A8
+            } else {
+                Algorithm::W8A16
+            }
+        }
+        Some(v) if v.eq_ignore_ascii_case("w8a8") => Algorithm::W8A8,
+        Some(v) if v.eq_ignore_ascii_case("w8a16") => Algorithm::W8A16,
+        Some(v) => panic!("{ALGORITHM_ENV}={v}: not an int8 algorithm; use w8a8 or w8a16"),
+    })
+}
+
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
 pub mod portable;
+pub mod w8a8;
 
 #[cfg(test)]
 mod tests {

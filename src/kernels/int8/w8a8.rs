@@ -1,0 +1,495 @@
+//! W8A8: int8 weights (per output channel, symmetric) × uint8 activations (per row, asymmetric
+//! with a zero point), exact int32 sums — the algorithm `--precision int8` runs on CPUs with
+//! AVX-512 VNNI, whose `vpdpbusd` multiplies 4 u8 × s8 pairs per 32-bit lane and accumulates
+//! them in one instruction (4× the products per instruction of a float32 FMA).
+//!
+//! For an output `o` and an input row `x`:
+//!
+//! ```text
+//! s_w[o] = clip[o] / 127             q_w[o,k] = round(W[o,k] / s_w[o])  ∈ [-127, 127]   (at load)
+//! lo = min(0, min x), hi = max(0, max x)
+//! s_x = (hi − lo) / 255, z = round(−lo / s_x)      q_x[k] = clamp(round(x[k] / s_x) + z, 0, 255)
+//! y[o] = init[o] + (Σ_k q_x[k]·q_w[o,k] − z·Σ_k q_w[o,k]) · (s_x · s_w[o])
+//! ```
+//!
+//! `vpdpbusd` takes its unsigned operand from a register and its signed one from a register or
+//! a memory broadcast, so the kernel keeps the weights as the unsigned operand, offset by 128
+//! (`q_w + 128 ∈ [1, 255]`), and streams the activation codes as signed bytes (`c − 128`), each
+//! row's 4 codes per `k` quad broadcast straight from memory into the instruction. The offsets
+//! are undone exactly in integers: with `x_s = c − 128`,
+//! `Σ q_w·(c − z) = Σ (q_w + 128)·x_s − 128·Σ x_s + (128 − z)·Σ q_w`, per row one sum of the
+//! codes (from the quantizer) and per channel one sum of the weights (at load).
+//!
+//! The zero point spends all 256 levels on the row's actual range (post-GELU inputs are
+//! ≥ −0.17, so a symmetric code would waste almost half of them). `Σ_k q_w[o,k]` is precomputed
+//! per channel; the correction is exact integer arithmetic, as is the sum (|Σ| ≤ 255·127·n_in,
+//! far from 2³¹ for any layer here). Rounding is to nearest even by the `1.5·2²³` trick in plain
+//! float32 arithmetic, so the row quantizer ([`quantize_row`]) is one piece of code that gives
+//! the same bytes however LLVM vectorizes it; the final rescale `fma(float(Σ − z·Σw), s_x·s_w,
+//! start)` is the same float32 expression in [`gemm_portable`] (plain Rust, the twin used
+//! wherever VNNI is absent or another path is forced) and in the AVX-512 VNNI kernel
+//! ([`super::avx512::gemm_w8a8`]), so the two give the same bits (tested).
+//!
+//! Weights are packed (as `q_w + 128`) in panels of 16 output columns holding quads of `k`:
+//! `packed[panel][k / 4][column][k % 4]` — one 64-byte zmm per panel and quad of `k`.
+
+use super::super::gemm::{Init, NR};
+use super::{start, weight_scale, QMAX};
+
+/// Products per 32-bit lane of `vpdpbusd`.
+pub const KQ: usize = 4;
+
+/// Rows per register block of the portable kernel.
+const MR: usize = 4;
+
+/// A layer's weights in W8A8 form.
+#[derive(Debug, Clone)]
+pub struct Weights {
+    /// `[panels][k_quads][NR][4]`, `q_w + 128` as uint8; padding (columns past `n_out`, `k`
+    /// past `n_in`) is 128 (a zero weight).
+    pub packed: Vec<u8>,
+    /// Per-output-channel scales `s_w`.
+    pub scales: Vec<f32>,
+    /// Per-output-channel `Σ_k q_w[o,k]` (the zero-point correction).
+    pub col_sums: Vec<i32>,
+    pub n_in: usize,
+    pub n_out: usize,
+}
+
+impl Weights {
+    /// Quantizes `weight` (`[n_out, n_in]`, row-major) per output channel (the clipped
+    /// MSE-optimal scale of [`super::QuantWeights`]).
+    pub fn new(weight: &[f32], n_out: usize, n_in: usize) -> Weights {
+        assert_eq!(weight.len(), n_out * n_in);
+        assert!(n_in <= 1 << 14, "W8A8 layers take at most 16384 inputs (int32 sums)");
+        let kq = n_in.div_ceil(KQ);
+        let panels = n_out.div_ceil(NR);
+        let mut packed = vec![128u8; panels * kq * NR * KQ];
+        let mut scales = vec![0f32; n_out];
+        let mut col_sums = vec![0i32; n_out];
+        for o in 0..n_out {
+            let row = &weight[o * n_in..(o + 1) * n_in];
+            let (scale, inv) = weight_scale(row);
+            scales[o] = scale;
+            let (p, c) = (o / NR, o % NR);
+            for (k, &w) in row.iter().enumerate() {
+                let q = (w * inv).round().clamp(-QMAX, QMAX) as i32;
+                packed[((p * kq + k / KQ) * NR + c) * KQ + k % KQ] = (q + 128) as u8;
+                col_sums[o] += q;
+            }
+        }
+        Weights { packed, scales, col_sums, n_in, n_out }
+    }
+
+    /// Number of quads of `k`.
+    pub fn k_quads(&self) -> usize {
+        self.n_in.div_ceil(KQ)
+    }
+}
+
+/// Width of a quantized row of `n_in` values (padded to a multiple of 4).
+pub fn row_width(n_in: usize) -> usize {
+    n_in.div_ceil(KQ) * KQ
+}
+
+/// Quantized rows: the codes as signed bytes `x_s = c − 128` (`[rows, row_width]`, padding 0),
+/// and per row the scale, the zero point and `Σ x_s`.
+#[derive(Debug, Clone, Default)]
+pub struct Rows {
+    pub q: Vec<i8>,
+    pub scale: Vec<f32>,
+    pub zero: Vec<i32>,
+    pub sum: Vec<i32>,
+    pub width: usize,
+}
+
+/// A borrowed run of quantized rows (what the kernels read).
+#[derive(Debug, Clone, Copy)]
+pub struct RowsRef<'a> {
+    pub q: &'a [i8],
+    pub scale: &'a [f32],
+    pub zero: &'a [i32],
+    pub sum: &'a [i32],
+    pub width: usize,
+}
+
+impl Rows {
+    /// Room for `rows` rows of `n_in` values (their contents are left to [`Rows::set`]).
+    pub fn reset(&mut self, rows: usize, n_in: usize) {
+        self.width = row_width(n_in);
+        self.q.resize(rows * self.width, 0);
+        self.scale.resize(rows, 0.0);
+        self.zero.resize(rows, 0);
+        self.sum.resize(rows, 0);
+    }
+
+    /// All rows.
+    pub fn view(&self) -> RowsRef<'_> {
+        self.rows(0, self.scale.len())
+    }
+
+    /// Rows `start..start + n`.
+    pub fn rows(&self, start: usize, n: usize) -> RowsRef<'_> {
+        let w = self.width;
+        RowsRef {
+            q: &self.q[start * w..(start + n) * w],
+            scale: &self.scale[start..start + n],
+            zero: &self.zero[start..start + n],
+            sum: &self.sum[start..start + n],
+            width: w,
+        }
+    }
+
+    /// Copies row `from` of `src` (of the same width) to row `r`.
+    #[inline]
+    pub fn copy_row(&mut self, r: usize, src: RowsRef, from: usize) {
+        let w = self.width;
+        self.q[r * w..(r + 1) * w].copy_from_slice(&src.q[from * w..(from + 1) * w]);
+        self.scale[r] = src.scale[from];
+        self.zero[r] = src.zero[from];
+        self.sum[r] = src.sum[from];
+    }
+
+    /// Quantizes row `r` from `x` (`n_in` values; padding bytes set to 0).
+    #[inline]
+    pub fn set(&mut self, r: usize, x: &[f32]) {
+        let w = self.width;
+        if x.len() < w {
+            self.q[r * w + x.len()..(r + 1) * w].fill(0);
+        }
+        let (s, z, sum) = quantize_row(x, &mut self.q[r * w..r * w + x.len()]);
+        self.scale[r] = s;
+        self.zero[r] = z;
+        self.sum[r] = sum;
+    }
+
+    /// [`Rows::quantize`] in parallel, `chunk` rows per task.
+    pub fn quantize_par(&mut self, x: &[f32], rows: usize, n_in: usize, chunk: usize) {
+        use rayon::prelude::*;
+        self.reset(rows, n_in);
+        let (w, chunk) = (self.width, chunk.max(1));
+        self.q
+            .par_chunks_mut(chunk * w)
+            .zip(self.scale.par_chunks_mut(chunk))
+            .zip(self.zero.par_chunks_mut(chunk))
+            .zip(self.sum.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each(|(c, (((q, scale), zero), sum))| {
+                for r in 0..scale.len() {
+                    let row = &x[(c * chunk + r) * n_in..][..n_in];
+                    if n_in < w {
+                        q[r * w + n_in..(r + 1) * w].fill(0);
+                    }
+                    (scale[r], zero[r], sum[r]) = quantize_row(row, &mut q[r * w..r * w + n_in]);
+                }
+            });
+    }
+
+    /// Quantizes `rows` rows of `x` (`[rows, n_in]`).
+    pub fn quantize(&mut self, x: &[f32], rows: usize, n_in: usize) {
+        self.reset(rows, n_in);
+        for r in 0..rows {
+            self.set(r, &x[r * n_in..(r + 1) * n_in]);
+        }
+    }
+}
+
+/// `1.5·2²³`: adding and subtracting it rounds a float32 of magnitude < 2²² to the nearest
+/// integer, ties to even (the default rounding of the addition), in plain arithmetic.
+pub(super) const ROUND: f32 = 12_582_912.0;
+
+/// Quantizes one row into `dst` (same length, codes as `c − 128`) and returns
+/// `(s_x, z, Σ (c − 128))`; a zero or non-finite range (or a NaN anywhere) gives scale 0, zero
+/// point 128 and all codes 128 (`x_s = 0`). Runs the AVX-512 form where the W8A8 VNNI kernel
+/// runs; both give the same bytes (the same float32 operations per element, and min/max are
+/// exact in any order).
+#[inline]
+pub fn quantize_row(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
+    assert_eq!(x.len(), dst.len());
+    #[cfg(target_arch = "x86_64")]
+    if vnni() {
+        // SAFETY: the CPU has AVX-512F/BW (checked by `vnni`); the lengths are equal.
+        return unsafe { super::avx512::quantize_row(x, dst) };
+    }
+    quantize_row_portable(x, dst)
+}
+
+/// The plain twin of [`quantize_row`].
+pub fn quantize_row_portable(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
+    let (mut lo, mut hi, mut nan) = (0f32, 0f32, false);
+    for &v in x {
+        lo = lo.min(v);
+        hi = hi.max(v);
+        nan |= v.is_nan();
+    }
+    let Some((inv, zero)) = row_params(lo, hi, nan) else {
+        dst.fill(0);
+        return (0.0, 128, 0);
+    };
+    let mut sum = 0i32;
+    for (d, &v) in dst.iter_mut().zip(x) {
+        let c = code(v, inv, zero);
+        *d = c as i8;
+        sum += c;
+    }
+    ((hi - lo) / 255.0, zero as i32, sum)
+}
+
+/// `(255 / range, zero point)` of a row with extremes `lo ≤ 0 ≤ hi`, or `None` for a zero or
+/// non-finite range.
+#[inline(always)]
+pub(super) fn row_params(lo: f32, hi: f32, nan: bool) -> Option<(f32, f32)> {
+    let range = hi - lo;
+    if nan || !(range > 0.0 && range.is_finite()) {
+        return None;
+    }
+    let inv = 255.0 / range;
+    Some((inv, (-lo * inv + ROUND) - ROUND))
+}
+
+/// One code, offset: `clamp(round(v·inv) + zero, 0, 255) − 128`.
+#[inline(always)]
+pub(super) fn code(v: f32, inv: f32, zero: f32) -> i32 {
+    let q = ((v * inv + ROUND) - ROUND + zero).clamp(0.0, 255.0);
+    // SAFETY: q is an integer in [0, 255].
+    unsafe { q.to_int_unchecked::<i32>() - 128 }
+}
+
+/// `out[m, o] = init + (Σ_k (c[m,k] − z[m])·q_w[o,k]) · (s_x[m]·s_w[o])` for
+/// `m < rows`, on the fastest kernel this CPU has for it (VNNI, else the portable twin).
+pub fn gemm(x: RowsRef, rows: usize, w: &Weights, init: Init, out: &mut [f32]) {
+    check(x, rows, w, init, out);
+    #[cfg(target_arch = "x86_64")]
+    if vnni() {
+        // SAFETY: the CPU has the kernel's features (checked), and `check` bounds every access.
+        unsafe { super::avx512::gemm_w8a8(x, rows, w, init, out) };
+        return;
+    }
+    gemm_portable(x, rows, w, init, out);
+}
+
+/// Whether the AVX-512 VNNI W8A8 kernel runs here (the CPU has it, and the process's path is
+/// AVX-512: `MPNN_ISA=avx2|portable` run the portable twin, which gives the same bits).
+pub fn vnni() -> bool {
+    use super::super::isa::{self, Isa};
+    isa::active() == Isa::Avx512 && has_vnni()
+}
+
+/// Whether the CPU has what the VNNI W8A8 kernel needs.
+pub fn has_vnni() -> bool {
+    use super::super::isa::cpu_has;
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        cpu_has("avx512f") && cpu_has("avx512bw") && cpu_has("avx512_vnni") && cpu_has("avx2") && cpu_has("fma")
+    })
+}
+
+pub(super) fn check(x: RowsRef, rows: usize, w: &Weights, init: Init, out: &mut [f32]) {
+    assert_eq!(x.width, w.k_quads() * KQ, "quantized rows of the wrong width");
+    assert!(x.q.len() >= rows * x.width && x.scale.len() >= rows);
+    assert!(x.zero.len() >= rows && x.sum.len() >= rows);
+    assert!(out.len() >= rows * w.n_out);
+    if let Init::Bias(b) | Init::Accumulate(Some(b)) = init {
+        assert!(b.len() >= w.n_out);
+    }
+}
+
+/// The portable twin: `R ≤ 4` rows × one 16-column panel of int32 lanes, exact sums, then the
+/// shared rescale.
+pub fn gemm_portable(x: RowsRef, rows: usize, w: &Weights, init: Init, out: &mut [f32]) {
+    check(x, rows, w, init, out);
+    let panels = w.n_out.div_ceil(NR);
+    let mut m = 0;
+    while m < rows {
+        let mr = (rows - m).min(MR);
+        for p in 0..panels {
+            match mr {
+                4 => block::<4>(x, m, w, p, init, out),
+                3 => block::<3>(x, m, w, p, init, out),
+                2 => block::<2>(x, m, w, p, init, out),
+                _ => block::<1>(x, m, w, p, init, out),
+            }
+        }
+        m += mr;
+    }
+}
+
+#[inline(always)]
+fn block<const R: usize>(x: RowsRef, m: usize, w: &Weights, p: usize, init: Init, out: &mut [f32]) {
+    let (kq, n_out, width) = (w.k_quads(), w.n_out, x.width);
+    let panel = &w.packed[p * kq * NR * KQ..(p + 1) * kq * NR * KQ];
+    let xr: [&[i8]; R] = std::array::from_fn(|r| &x.q[(m + r) * width..(m + r + 1) * width]);
+    let mut acc = [[0i32; NR]; R];
+    for kk in 0..kq {
+        let wk: &[u8; NR * KQ] = panel[kk * NR * KQ..(kk + 1) * NR * KQ].try_into().unwrap();
+        for (row, xq) in acc.iter_mut().zip(&xr) {
+            let xs: [i32; KQ] = std::array::from_fn(|j| xq[kk * KQ + j] as i32);
+            for (c, a) in row.iter_mut().enumerate() {
+                let mut s = 0i32;
+                for j in 0..KQ {
+                    s += xs[j] * wk[c * KQ + j] as i32;
+                }
+                *a = a.wrapping_add(s);
+            }
+        }
+    }
+    let c0 = p * NR;
+    let cols = (n_out - c0).min(NR);
+    for (r, row) in acc.iter().enumerate() {
+        let (xs, t, zc) = (x.scale[m + r], row_term(x, m + r), 128 - x.zero[m + r]);
+        for (c, &a) in row[..cols].iter().enumerate() {
+            let o = c0 + c;
+            let s = start(init, out, m + r, o, n_out);
+            let v = a.wrapping_add(t).wrapping_add(zc.wrapping_mul(w.col_sums[o]));
+            out[(m + r) * n_out + o] = (v as f32).mul_add(xs * w.scales[o], s);
+        }
+    }
+}
+
+/// `−128·Σ x_s` of row `m` (the weights' offset, undone).
+#[inline(always)]
+pub(super) fn row_term(x: RowsRef, m: usize) -> i32 {
+    x.sum[m].wrapping_mul(-128)
+}
+
+/// The plain definition: one exact integer dot product per output.
+pub fn reference(x: RowsRef, rows: usize, w: &Weights, init: Init, out: &mut [f32]) {
+    let kq = w.k_quads();
+    for m in 0..rows {
+        for o in 0..w.n_out {
+            let (p, c) = (o / NR, o % NR);
+            let mut acc = 0i64;
+            for k in 0..kq * KQ {
+                let wq = w.packed[((p * kq + k / KQ) * NR + c) * KQ + k % KQ] as i64 - 128;
+                if k < w.n_in {
+                    acc += (x.q[m * x.width + k] as i64 + 128 - x.zero[m] as i64) * wq;
+                }
+            }
+            let s = start(init, out, m, o, w.n_out);
+            out[m * w.n_out + o] = (acc as i32 as f32).mul_add(x.scale[m] * w.scales[o], s);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn vnni_kernel_equals_its_twin_bit_for_bit() {
+        #[cfg(target_arch = "x86_64")]
+        let have = has_vnni();
+        #[cfg(not(target_arch = "x86_64"))]
+        let have = false;
+        if !have {
+            eprintln!("skipped: CPU lacks avx512_vnni (W8A8 VNNI kernel; the portable twin is still checked)");
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(31);
+        let mut shapes = vec![(1, 1, 1), (5, 7, 3), (12, 128, 128), (13, 127, 21), (48, 512, 128), (7, 416, 130)];
+        for _ in 0..40 {
+            shapes.push((rng.gen_range(1..=40), rng.gen_range(1..=300), rng.gen_range(1..=70)));
+        }
+        for &(rows, n_in, n_out) in &shapes {
+            let shift: f32 = rng.gen_range(-1.0..1.0);
+            let x: Vec<f32> = (0..rows * n_in).map(|_| rng.gen_range(-3.0..3.0) + shift).collect();
+            let wt: Vec<f32> = (0..n_out * n_in).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let b: Vec<f32> = (0..n_out).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let w = Weights::new(&wt, n_out, n_in);
+            let mut q = Rows::default();
+            q.quantize(&x, rows, n_in);
+            for init in [Init::Zero, Init::Bias(&b), Init::Accumulate(Some(&b)), Init::Accumulate(None)] {
+                let begin: Vec<f32> = (0..rows * n_out).map(|i| i as f32 * 0.01).collect();
+                let mut slow = begin.clone();
+                reference(q.view(), rows, &w, init, &mut slow);
+                let mut twin = begin.clone();
+                gemm_portable(q.view(), rows, &w, init, &mut twin);
+                assert_eq!(twin, slow, "portable {rows}x{n_in}x{n_out} {init:?}");
+                #[cfg(target_arch = "x86_64")]
+                if have {
+                    let mut fast = begin.clone();
+                    // SAFETY: the CPU has the kernel's features (checked above).
+                    unsafe { crate::kernels::int8::avx512::gemm_w8a8(q.view(), rows, &w, init, &mut fast) };
+                    assert_eq!(fast, slow, "avx512 vnni {rows}x{n_in}x{n_out} {init:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn avx512_row_quantizer_equals_its_twin() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !has_vnni() {
+                eprintln!("skipped: CPU lacks avx512_vnni (W8A8 AVX-512 row quantizer)");
+                return;
+            }
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(34);
+            let mut rows: Vec<Vec<f32>> = (0..300)
+                .map(|i| {
+                    let (a, b) = (rng.gen_range(-3.0f32..0.5), rng.gen_range(0.6f32..4.0));
+                    (0..1 + i % 70).map(|_| rng.gen_range(a..b)).collect()
+                })
+                .collect();
+            rows.push(vec![0.0; 17]);
+            rows.push(vec![-0.0, 1.0, 2.5, -0.5]);
+            rows.push(vec![1.0, f32::NAN, 2.0]);
+            rows.push(vec![1.0, f32::INFINITY]);
+            rows.push(vec![3.0; 33]);
+            rows.push(vec![-1.5; 16]);
+            for x in &rows {
+                let (mut a, mut b) = (vec![1i8; x.len()], vec![2i8; x.len()]);
+                let slow = quantize_row_portable(x, &mut a);
+                // SAFETY: the CPU has AVX-512F/BW (checked above).
+                let fast = unsafe { crate::kernels::int8::avx512::quantize_row(x, &mut b) };
+                assert_eq!((fast.0.to_bits(), fast.1, fast.2), (slow.0.to_bits(), slow.1, slow.2), "{x:?}");
+                assert_eq!(a, b, "{x:?}");
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        eprintln!("skipped: CPU lacks avx512_vnni (W8A8 AVX-512 row quantizer)");
+    }
+
+    #[test]
+    fn quantized_rows_decode_close_to_the_input() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(32);
+        for (lo, hi) in [(-0.17f32, 3.0f32), (-2.0, 2.0), (0.5, 4.0), (-3.0, -1.0)] {
+            let x: Vec<f32> = (0..200).map(|_| rng.gen_range(lo..hi)).collect();
+            let mut q = vec![0i8; 200];
+            let (s, z, sum) = quantize_row(&x, &mut q);
+            assert_eq!(sum, q.iter().map(|&c| c as i32).sum::<i32>());
+            for (&v, &c) in x.iter().zip(&q) {
+                let back = (c as i32 + 128 - z) as f32 * s;
+                assert!((back - v).abs() <= 0.5001 * s, "{v} -> {c} -> {back} (s {s}, z {z})");
+            }
+            // The range (with 0 included) uses the whole code span.
+            assert!(q.iter().any(|&c| c >= 126) || q.iter().any(|&c| c <= -127));
+        }
+        let mut q = vec![7i8; 5];
+        assert_eq!(quantize_row(&[0.0; 5], &mut q), (0.0, 128, 0));
+        assert!(q.iter().all(|&c| c == 0));
+        assert_eq!(quantize_row(&[1.0, f32::INFINITY], &mut q[..2]), (0.0, 128, 0));
+    }
+
+    #[test]
+    fn product_is_close_to_float() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(33);
+        let (rows, n_in, n_out) = (9, 128, 40);
+        let x: Vec<f32> = (0..rows * n_in).map(|_| rng.gen_range(-0.17..2.0)).collect();
+        let wt: Vec<f32> = (0..n_out * n_in).map(|_| rng.gen_range(-0.2..0.2)).collect();
+        let w = Weights::new(&wt, n_out, n_in);
+        let mut q = Rows::default();
+        q.quantize(&x, rows, n_in);
+        let mut y = vec![0f32; rows * n_out];
+        gemm(q.view(), rows, &w, Init::Zero, &mut y);
+        let mut worst = 0f32;
+        for m in 0..rows {
+            for o in 0..n_out {
+                let exact: f32 = (0..n_in).map(|k| x[m * n_in + k] * wt[o * n_in + k]).sum();
+                worst = worst.max((y[m * n_out + o] - exact).abs());
+            }
+        }
+        assert!(worst < 0.03, "worst W8A8 error {worst}");
+        assert!(worst > 0.0);
+    }
+}
