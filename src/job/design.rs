@@ -467,8 +467,11 @@ fn sample_all(
     for (ti, &t) in opts.temperatures.iter().enumerate() {
         let sampler = Sampler::new(model, enc, f, log_odds_mask.clone(), opts.sampling(t));
         let mine = &all[ti * per..(ti + 1) * per];
-        // Every sample of a temperature is decoded together, in groups that bound memory.
-        let group = DECODE_GROUP.min(mine.len().max(1));
+        // Every sample of a temperature is decoded together, in groups that bound memory and
+        // give every worker thread an equal share (8 samples on 2 threads: 2 groups of 4, not
+        // one group of 8 and an idle core).
+        let share = mine.len().div_ceil(rayon::current_num_threads().max(1));
+        let group = DECODE_GROUP.min(share).max(1);
         let done: Vec<Vec<Design>> = mine
             .par_chunks(group)
             .map(|ids| {
