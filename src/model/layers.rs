@@ -173,12 +173,27 @@ impl EdgeSetLayer {
         att: &[f32],
         s: &mut EdgeSetScratch,
     ) {
-        let hd = self.w2.n_out;
         let m = edge_node.len();
         assert_eq!(edges.len(), m * self.edge_inputs());
+        self.forward_filled(h, node_mask, edge_node, att, s, |pre| self.edge_pre(edges, m, pre));
+    }
+
+    /// [`Self::forward`] once `fill` has written the edges' first-layer edge blocks into the
+    /// `[m, H]` array it is given: the node blocks, the hidden messages and the node update.
+    fn forward_filled(
+        &self,
+        h: &mut [f32],
+        node_mask: &[f32],
+        edge_node: &[u32],
+        att: &[f32],
+        s: &mut EdgeSetScratch,
+        fill: impl FnOnce(&mut [f32]),
+    ) {
+        let hd = self.w2.n_out;
+        let m = edge_node.len();
         let mut pre = std::mem::take(&mut s.pre);
         pre.resize(m * hd, 0.0);
-        self.edge_pre(edges, m, &mut pre);
+        fill(&mut pre);
         self.node_own(h, node_mask.len(), &mut s.own);
         s.mid.resize(m * hd, 0.0);
         self.hidden_messages(&s.own, &mut pre, edge_node, &mut s.mid);
@@ -233,20 +248,12 @@ impl EdgeSetLayer {
         s: &mut EdgeSetScratch,
     ) {
         let hd = self.w2.n_out;
-        let m = edge_node.len();
-        assert_eq!(rows.len(), m);
-        let mut pre = std::mem::take(&mut s.pre);
-        pre.resize(m * hd, 0.0);
-        for (dst, &r) in pre.chunks_exact_mut(hd).zip(rows) {
-            dst.copy_from_slice(&edge_pre[r as usize * hd..][..hd]);
-        }
-        self.node_own(h, node_mask.len(), &mut s.own);
-        s.mid.resize(m * hd, 0.0);
-        self.hidden_messages(&s.own, &mut pre, edge_node, &mut s.mid);
-        s.pre = pre;
-        let mid = std::mem::take(&mut s.mid);
-        self.finish(h, node_mask, &mid, None, edge_node, att, s);
-        s.mid = mid;
+        assert_eq!(rows.len(), edge_node.len());
+        self.forward_filled(h, node_mask, edge_node, att, s, |pre| {
+            for (dst, &r) in pre.chunks_exact_mut(hd).zip(rows) {
+                dst.copy_from_slice(&edge_pre[r as usize * hd..][..hd]);
+            }
+        });
     }
 
     /// [`Self::forward`] with the hidden messages given once per distinct (edge input, node
