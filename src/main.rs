@@ -6,6 +6,7 @@ use clap::Parser;
 
 fn main() {
     keep_freed_memory();
+    quiet_gpu_probe();
     let filter = tracing_subscriber::EnvFilter::try_from_env("MPNN_LOG").unwrap_or_else(|_| "warn".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let cli = cli::args::Cli::parse();
@@ -15,6 +16,21 @@ fn main() {
             eprintln!("  caused by: {cause}");
         }
         std::process::exit(1);
+    }
+}
+
+/// `--device auto` (the default) looks for a GPU through the Vulkan loader. On Linux machines
+/// with Mesa installed the loader also runs Mesa's implicit device-selection layer, which asks
+/// the Wayland and X servers for a default GPU and, with no `XDG_RUNTIME_DIR` (Slurm jobs,
+/// containers, cron), prints `error: XDG_RUNTIME_DIR is invalid or not set in the environment.`
+/// twice on a run that did nothing wrong. mpnn ranks the adapters itself (`gpu::Gpu::open`), so
+/// that layer is switched off through its own documented switch, `NODEVICE_SELECT=1`, unless the
+/// user set it. Done first, while this is the only thread (setting the environment is not
+/// thread-safe).
+fn quiet_gpu_probe() {
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: no other thread exists yet (first statements of `main`).
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
 }
 

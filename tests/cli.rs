@@ -145,6 +145,26 @@ fn score_only_with_fasta() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("Score for 5L33 from PDB, mean:"));
 }
 
+/// `--device auto` probes for a GPU; on a machine with Mesa's Vulkan drivers and no
+/// `XDG_RUNTIME_DIR` (Slurm, containers) Mesa's device-selection layer used to print
+/// "error: XDG_RUNTIME_DIR is invalid ..." twice on a successful run (CI installs Mesa, so this
+/// runs where the layer exists).
+#[test]
+fn cpu_run_prints_no_window_system_errors() {
+    let Some(p) = Paths::new() else { return };
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mpnn"))
+        .args(["score", &p.structure("5L33.pdb"), "--weights", &p.weights(), "--out", &p.out()])
+        .env("MPNN_OFFLINE", "1")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("NODEVICE_SELECT")
+        .env_remove("MPNN_ALLOW_SOFTWARE_GPU")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!err.contains("error"), "a successful run printed errors:\n{err}");
+}
+
 #[test]
 fn bad_inputs_fail_clearly_and_write_nothing() {
     let Some(p) = Paths::new() else { return };
