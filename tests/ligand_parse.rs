@@ -693,19 +693,29 @@ fn run_all(file: &str, bytes: &[u8]) {
 #[test]
 fn every_stress_structure_parses_or_fails_cleanly() {
     let Some(dir) = common::parity_dir() else { return };
-    let mut n = 0;
+    let (mut n, mut skipped) = (0, 0);
     for sub in ["stress", "structures", "ligand/structures"] {
         let Ok(entries) = std::fs::read_dir(dir.join(sub)) else { continue };
         for e in entries.flatten() {
             let path = e.path();
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             if name.ends_with(".pdb") || name.ends_with(".cif") {
-                run_all(&name, &std::fs::read(&path).unwrap());
+                let bytes = std::fs::read(&path).unwrap();
+                run_all(&name, &bytes);
                 n += 1;
+                // The native path's cheap pre-check never skips a file that has context atoms.
+                if !mpnn::ligand::parse::may_have_context(&name, &bytes) {
+                    skipped += 1;
+                    if let Ok(s) = parse_ligand_structure(&name, &bytes, &ParseOptions::default()) {
+                        assert!(s.other_atoms.is_empty(), "{name}: pre-check said no context, parse found some");
+                    }
+                }
             }
         }
     }
     assert!(n > 20, "only {n} structures found");
+    assert!(skipped > 0, "the pre-check skipped none of {n} structures");
+    eprintln!("{skipped} of {n} structures need no LigandMPNN parse for the context warning");
 }
 
 mod fuzz {

@@ -591,8 +591,15 @@ pub fn warn_ignored_context(c: &Common, path: &Path, designed_chains: &[String])
     if lower.ends_with(".jsonl") {
         return;
     }
+    let Ok(bytes) = std::fs::read(path) else { return };
+    let file = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let Ok(data) = structure::read::decompress_if_gzip(&file, &bytes) else { return };
+    // Most design inputs (backbones) hold protein only: skip the full parse (3-4x the native one).
+    if !mpnn::ligand::parse::may_have_context(&file, &data) {
+        return;
+    }
     let opts = mpnn::ligand::parse::ParseOptions { chains: Vec::new(), parse_atoms_with_zero_occupancy: false };
-    let Ok(st) = mpnn::ligand::parse::read_ligand_structure(path, &opts) else { return };
+    let Ok(st) = mpnn::ligand::parse::parse_ligand_structure(&file, &data, &opts) else { return };
     let designed: Vec<f32> =
         st.ids.iter().map(|id| if designed_chains.contains(&id.chain) { 1.0 } else { 0.0 }).collect();
     let (_, warnings) =

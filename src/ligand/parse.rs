@@ -415,6 +415,38 @@ pub fn parse_ligand_structure(
     build(file, atoms, options)
 }
 
+/// A cheap pre-check of a PDB or mmCIF file's bytes (already decompressed): `false` only when
+/// the file surely holds no context atoms (`not protein and not water`), so that the full
+/// [`parse_ligand_structure`] can be skipped, e.g. by the native ProteinMPNN path's warning about
+/// the ligand context it ignores. It reads each `ATOM`/`HETATM` line's residue name and atom
+/// name only: `false` when every residue is named as an amino acid (or water) and holds a `CA`.
+/// mmCIF files always say `true` (their columns are declared per file; the full parse decides).
+pub fn may_have_context(file: &str, data: &[u8]) -> bool {
+    if detect_format(file, data) != Format::Pdb {
+        return true;
+    }
+    // Residue (columns 18-27: name, chain, number, insertion code) -> holds a CA.
+    let mut residues: std::collections::HashMap<&[u8], bool> = std::collections::HashMap::new();
+    for line in data.split(|&b| b == b'\n') {
+        if line.starts_with(b"END") && !residues.is_empty() {
+            break; // the first model only, as the full parse
+        }
+        if !(line.starts_with(b"ATOM") || line.starts_with(b"HETATM")) || line.len() < 27 {
+            continue;
+        }
+        let resname = std::str::from_utf8(&line[17..20]).unwrap_or("?").trim();
+        if WATER_NAMES.contains(&resname) {
+            continue;
+        }
+        if !AMINO_ACIDS.contains(&resname) {
+            return true;
+        }
+        let is_ca = line[12..16].trim_ascii() == b"CA" && matches!(line[16], b' ' | b'A');
+        *residues.entry(&line[17..27]).or_insert(false) |= is_ca;
+    }
+    residues.values().any(|&has_ca| !has_ca)
+}
+
 /// Atoms read from a file, with ProDy's `TER` flags.
 struct RawAtoms {
     atoms: Vec<AtomRecord>,
@@ -921,6 +953,40 @@ fn build(file: &str, raw: RawAtoms, options: &ParseOptions) -> Result<LigandStru
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn atom(record: &str, name: &str, resname: &str, chain: &str, resnum: i32) -> String {
+        format!(
+            "{record:<6}{:>5} {name:<4} {resname:>3} {chain}{resnum:>4}    {:>8.3}{:>8.3}{:>8.3}  1.00  0.00           C\n",
+            1, 1.0, 2.0, 3.0
+        )
+    }
+
+    #[test]
+    fn context_pre_check_skips_only_files_without_context() {
+        let protein: String = ["N", "CA", "C", "O"].iter().map(|n| atom("ATOM", n, "GLY", "A", 1)).collect();
+        let water = atom("HETATM", "O", "HOH", "A", 101);
+        assert!(!may_have_context("x.pdb", protein.as_bytes()));
+        assert!(!may_have_context("x.pdb", (protein.clone() + &water).as_bytes()));
+        let ligand = atom("HETATM", "ZN", "ZN", "A", 201);
+        assert!(may_have_context("x.pdb", (protein.clone() + &ligand).as_bytes()));
+        let dna = atom("ATOM", "P", "DA", "B", 1);
+        assert!(may_have_context("x.pdb", (protein.clone() + &dna).as_bytes()));
+        let no_ca: String = ["N", "C", "O"].iter().map(|n| atom("ATOM", n, "ALA", "A", 2)).collect();
+        assert!(may_have_context("x.pdb", (protein.clone() + &no_ca).as_bytes()));
+        // What the full parse reads agrees on each of these.
+        for (text, expect) in
+            [(protein.clone() + &water, false), (protein.clone() + &ligand, true), (protein.clone() + &no_ca, true)]
+        {
+            let st = parse_ligand_structure(
+                "x.pdb",
+                text.as_bytes(),
+                &ParseOptions { chains: Vec::new(), parse_atoms_with_zero_occupancy: false },
+            )
+            .unwrap();
+            assert_eq!(!st.other_atoms.is_empty(), expect, "{text}");
+        }
+        assert!(may_have_context("x.cif", b"data_x\n"));
+    }
 
     #[test]
     fn residue_ids_round_trip() {
