@@ -423,6 +423,26 @@ pub fn weights_path(c: &Common) -> Result<PathBuf> {
     locate::resolve(&query).map_err(anyhow::Error::new)
 }
 
+/// A `--weights` checkpoint read once already (by `native_ligand::model_for`, which reads it to
+/// see whether it is a LigandMPNN model), handed to the first [`load_model`] of the same path.
+static PRELOADED: std::sync::Mutex<Option<(PathBuf, mpnn::checkpoint::Checkpoint)>> = std::sync::Mutex::new(None);
+
+/// Keeps `ckpt`, read from `path`, for the next [`load_model`] of that path.
+pub fn preload(path: &Path, ckpt: mpnn::checkpoint::Checkpoint) {
+    *PRELOADED.lock().unwrap_or_else(|e| e.into_inner()) = Some((path.to_path_buf(), ckpt));
+}
+
+fn take_preloaded(path: &Path) -> Option<mpnn::checkpoint::Checkpoint> {
+    let mut slot = PRELOADED.lock().unwrap_or_else(|e| e.into_inner());
+    match slot.take() {
+        Some((p, ckpt)) if p == path => Some(ckpt),
+        other => {
+            *slot = other;
+            None
+        }
+    }
+}
+
 /// Loads the checkpoint the weight flags of `c` name (or `explicit`, when given) as the exact
 /// model at its own k, printing its edges and noise level like the official script.
 pub fn load_model(c: &Common, explicit: Option<&Path>, quiet: bool) -> Result<Model> {
@@ -430,7 +450,10 @@ pub fn load_model(c: &Common, explicit: Option<&Path>, quiet: bool) -> Result<Mo
         Some(p) => p.to_path_buf(),
         None => weights_path(c)?,
     };
-    let model = Model::from_file(&path, Some(c.ca_only), &Labels::CLI)?;
+    let model = match take_preloaded(&path) {
+        Some(ckpt) => Model::from_checkpoint(&ckpt, &path, Some(c.ca_only), &Labels::CLI)?,
+        None => Model::from_file(&path, Some(c.ca_only), &Labels::CLI)?,
+    };
     if !quiet {
         println!("Number of edges: {}", model.num_edges());
         println!("Training noise level: {}A", model.noise_level());

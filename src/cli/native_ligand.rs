@@ -47,7 +47,11 @@ pub fn model_for(c: &Common) -> Result<Option<LigandModel>> {
         Some(t) => t,
         None => match ligand::detect_model_type(&ckpt)? {
             Some(t) => t,
-            None => return Ok(None),
+            None => {
+                // A ProteinMPNN checkpoint: the native path uses this copy instead of reading it again.
+                preload(&weights, ckpt);
+                return Ok(None);
+            }
         },
     };
     let model = LigandModel::from_checkpoint(&ckpt, &weights, Some(t), c.ligand.use_side_chain_context.on())?;

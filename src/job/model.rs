@@ -39,7 +39,16 @@ impl Model {
 
     /// Loads a `.pt` or `.safetensors` file as the exact float32 model at its own k.
     pub fn from_file(path: &Path, ca_only: Option<bool>, labels: &Labels) -> Result<Model, JobError> {
-        let ckpt = checkpoint::load(path)?;
+        Model::from_checkpoint(&checkpoint::load(path)?, path, ca_only, labels)
+    }
+
+    /// [`Model::from_file`] for a checkpoint already read from `path`.
+    pub fn from_checkpoint(
+        ckpt: &checkpoint::Checkpoint,
+        path: &Path,
+        ca_only: Option<bool>,
+        labels: &Labels,
+    ) -> Result<Model, JobError> {
         let arch = ckpt.architecture()?;
         match ca_only {
             Some(false) if arch.ca_only => {
@@ -51,7 +60,7 @@ impl Model {
             _ => {}
         }
         Ok(Model {
-            engine: Engine::new(&ckpt, arch)?,
+            engine: Engine::new(ckpt, arch)?,
             path: path.to_path_buf(),
             num_edges: ckpt.num_edges,
             warnings: Vec::new(),
