@@ -225,14 +225,9 @@ impl LayerNorm {
         }
     }
 
-    /// [`LayerNorm::forward_inplace`] with the sums split over 16 lanes (vectorized, another
-    /// rounding order: not bit-identical to it, the same on every path). For the int8 models'
-    /// per-edge norms, whose inputs carry far larger quantization errors.
+    /// The same as [`LayerNorm::forward_inplace`] (kept for the int8 models' callers).
     pub fn forward_inplace_lanes(&self, x: &mut [f32]) {
-        let d = self.dim();
-        for row in x.chunks_exact_mut(d) {
-            layer_norm_row_lanes(row, &self.gamma, &self.beta);
-        }
+        self.forward_inplace(x)
     }
 }
 
@@ -252,24 +247,21 @@ fn sum_lanes(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     acc.iter().sum()
 }
 
-/// One row of LayerNorm with lane-split sums ([`LayerNorm::forward_inplace_lanes`]).
+/// The same as [`layer_norm_row`] (kept for the int8 models' callers).
 #[inline]
 pub fn layer_norm_row_lanes(row: &mut [f32], gamma: &[f32], beta: &[f32]) {
-    let n = row.len() as f32;
-    let mean = sum_lanes(row, |v| v) / n;
-    let var = sum_lanes(row, |v| (v - mean) * (v - mean)) / n;
-    let inv = 1.0 / (var + LAYER_NORM_EPS).sqrt();
-    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
-        *v = (*v - mean) * inv * g + b;
-    }
+    layer_norm_row(row, gamma, beta)
 }
 
-/// One row of LayerNorm, computed in f32 with a two-pass mean/variance.
+/// One row of LayerNorm in float32: a two-pass mean and (biased) variance, each sum split over
+/// 16 lanes and the lanes then added in order. The lanes let LLVM vectorize the sums (a single
+/// running sum is a chain of dependent additions: a 128-wide row took ~4× longer); the order
+/// is fixed in plain Rust, so every CPU path gives the same bits.
 #[inline]
 pub fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32]) {
     let n = row.len() as f32;
-    let mean = row.iter().sum::<f32>() / n;
-    let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let mean = sum_lanes(row, |v| v) / n;
+    let var = sum_lanes(row, |v| (v - mean) * (v - mean)) / n;
     let inv = 1.0 / (var + LAYER_NORM_EPS).sqrt();
     for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
         *v = (*v - mean) * inv * g + b;
