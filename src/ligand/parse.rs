@@ -544,22 +544,9 @@ fn read_pdb_atoms(file: &str, data: &[u8]) -> Result<RawAtoms, StructureError> {
         if alt != ' ' && alt != 'A' {
             continue;
         }
-        let mut xyz = [0.0; 3];
-        for (k, (axis, start)) in [("x", 30), ("y", 38), ("z", 46)].into_iter().enumerate() {
-            let field = l.get(start, start + 8);
-            xyz[k] = py_float(field).map_err(|special| {
-                let why = if special {
-                    "is not a finite number (NaN/inf written in the file; fix or remove the atom)"
-                } else {
-                    "is not a number"
-                };
-                StructureError::syntax(
-                    file,
-                    line_no,
-                    format!("{axis} coordinate \"{}\" (columns {}-{}) {why}", field.trim(), start + 1, start + 8),
-                )
-            })?;
-            check_range(file, line_no, axis, xyz[k])?;
+        let xyz = l.pdb_coordinates(file, line_no)?;
+        for (axis, &v) in ["x", "y", "z"].iter().zip(&xyz) {
+            check_range(file, line_no, axis, v)?;
         }
         let serial_text = l.get(6, 11);
         let serial = py_int(serial_text)

@@ -1,7 +1,7 @@
 //! PDB reader with the semantics of the official `parse_PDB` / `parse_PDB_biounits`.
 
 use super::builder::ChainBuilder;
-use super::text::{chain_alphabet_position, decode_ignore, py_float, py_int, py_rstrip, py_strip, stem_of, PyLine};
+use super::text::{chain_alphabet_position, decode_ignore, py_int, py_rstrip, py_strip, stem_of, PyLine};
 use super::{Protein, StructureError};
 
 /// Parses PDB text. `file` is the file name used in messages (`5L33.pdb`); the protein is named
@@ -50,22 +50,7 @@ pub fn parse_pdb_bytes(file: &str, bytes: &[u8]) -> Result<Protein, StructureErr
         };
         let atom = py_strip(l.get(12, 16));
         let resname = l.get(17, 20);
-        let mut xyz = [0.0; 3];
-        for (k, (axis, start)) in [("x", 30), ("y", 38), ("z", 46)].into_iter().enumerate() {
-            let field = l.get(start, start + 8);
-            xyz[k] = py_float(field).map_err(|special| {
-                let why = if special {
-                    "is not a finite number (NaN/inf written in the file; fix or remove the atom)"
-                } else {
-                    "is not a number"
-                };
-                StructureError::syntax(
-                    file,
-                    line_no,
-                    format!("{axis} coordinate \"{}\" (columns {}-{}) {why}", py_strip(field), start + 1, start + 8),
-                )
-            })?;
-        }
+        let xyz = l.pdb_coordinates(file, line_no)?;
         let resn = py_strip(l.get(22, 27));
         let (icode, number_text) = match resn.chars().last() {
             None => return Err(StructureError::syntax(file, line_no, "residue number (columns 23-27) is empty")),

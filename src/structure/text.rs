@@ -1,5 +1,6 @@
 //! Small text helpers that reproduce Python's behaviour where the official parser relies on it.
 
+use super::StructureError;
 use std::borrow::Cow;
 
 /// Decodes UTF-8 like Python's `bytes.decode("utf-8", "ignore")`: invalid bytes are dropped.
@@ -127,6 +128,31 @@ impl<'a> PyLine<'a> {
             None => self.s.get(a..b).unwrap_or(""),
             Some(v) => self.s.get(v[a]..v[b]).unwrap_or(""),
         }
+    }
+}
+
+impl PyLine<'_> {
+    /// The x, y, z of a PDB `ATOM`/`HETATM` line (columns 31-38, 39-46, 47-54, read as Python's
+    /// `float`), or an error naming the file, line, axis and columns of text that is not a
+    /// finite number.
+    pub(crate) fn pdb_coordinates(&self, file: &str, line_no: usize) -> Result<[f64; 3], StructureError> {
+        let mut xyz = [0.0; 3];
+        for (k, (axis, start)) in [("x", 30), ("y", 38), ("z", 46)].into_iter().enumerate() {
+            let field = self.get(start, start + 8);
+            xyz[k] = py_float(field).map_err(|special| {
+                let why = if special {
+                    "is not a finite number (NaN/inf written in the file; fix or remove the atom)"
+                } else {
+                    "is not a number"
+                };
+                StructureError::syntax(
+                    file,
+                    line_no,
+                    format!("{axis} coordinate \"{}\" (columns {}-{}) {why}", py_strip(field), start + 1, start + 8),
+                )
+            })?;
+        }
+        Ok(xyz)
     }
 }
 
