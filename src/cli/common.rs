@@ -387,7 +387,48 @@ pub fn selection_for(p: &Protein, chains: Option<&str>, dicts: &Dictionaries) ->
 pub fn load_configured(c: &Common, quiet: bool) -> Result<Model> {
     let model = load_model(c, None, quiet)?;
     let model = configure(&model, c.preset, c.k, c.precision)?;
-    Ok(model.on_device(&device(c.device, quiet)?))
+    let precision = model.engine().model.precision;
+    Ok(model.on_device(&device_for(c.device, precision, quiet)?))
+}
+
+/// [`device`] for a model computed in `precision` ([`mpnn::device::Device::open_for`]: an
+/// error for `gpu` when the GPU cannot run it, the CPU with a note for `auto`).
+pub fn device_for(
+    choice: mpnn::device::DeviceChoice,
+    precision: Precision,
+    quiet: bool,
+) -> Result<mpnn::device::Device> {
+    use mpnn::device::{Device, DeviceChoice};
+    if precision == Precision::F32 {
+        return device(choice, quiet);
+    }
+    if choice == DeviceChoice::Cpu {
+        return Ok(Device::Cpu);
+    }
+    // Open (or reuse) the device, then check the precision against it.
+    let mut note = |s: &str| {
+        if !quiet {
+            eprintln!("{s}");
+        }
+    };
+    if choice == DeviceChoice::Auto && matches!(precision, Precision::Bf16 | Precision::Int8) {
+        return Ok(Device::open_for(choice, precision, &mut note)?);
+    }
+    let d = device(choice, quiet)?;
+    #[cfg(feature = "gpu")]
+    if let Device::Gpu(g) = &d {
+        if let Err(e) = g.supports(precision) {
+            if choice == DeviceChoice::Gpu {
+                return Err(e.into());
+            }
+            note(&format!(
+                "device: the GPU {} has no f16 shaders; --device auto runs --precision {precision} on the CPU",
+                g.adapter
+            ));
+            return Ok(Device::Cpu);
+        }
+    }
+    Ok(d)
 }
 
 /// The device `--device` names, opened once per process (`auto` says on stderr which it took
