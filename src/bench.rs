@@ -489,6 +489,8 @@ pub struct GpuRow {
     pub gpu_residues_per_s: f64,
     /// Device memory held: weights + arenas, MiB.
     pub gpu_mib: f64,
+    /// The model's weights on the device, MiB (f16: the dense matrices as halves).
+    pub weight_mib: f64,
     pub cpu_ms: Option<f64>,
     pub cpu_seq_per_s: Option<f64>,
     pub device: String,
@@ -503,6 +505,7 @@ pub fn run_gpu(
     gpu: &std::sync::Arc<crate::gpu::Gpu>,
     models: &[(String, ProteinMpnn)],
     precisions: &[Precision],
+    tasks: &[&'static str],
     structures: &[Protein],
     batches: &[usize],
     temperature: f32,
@@ -534,7 +537,7 @@ pub fn run_gpu(
                     .map(|i| rng::randn(&mut rng::stream(1, &f.name, Purpose::DesignOrder, i as u64), l))
                     .collect();
                 let refs: Vec<&[f32]> = randns.iter().map(|r| r.as_slice()).collect();
-                for task in ["design", "score"] {
+                for &task in tasks {
                     let mut err = None;
                     let mut gpu_once = || {
                         let r = match task {
@@ -591,6 +594,7 @@ pub fn run_gpu(
                         gpu_seq_per_s: b as f64 / (gpu_ms / 1e3),
                         gpu_residues_per_s: (b * l) as f64 / (gpu_ms / 1e3),
                         gpu_mib: (gm.weight_bytes + gpu.arena_bytes()) as f64 / (1 << 20) as f64,
+                        weight_mib: gm.weight_bytes as f64 / (1 << 20) as f64,
                         cpu_ms,
                         cpu_seq_per_s: cpu_ms.map(|ms| b as f64 / (ms / 1e3)),
                         device: gpu.adapter.to_string(),

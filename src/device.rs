@@ -78,26 +78,54 @@ impl Device {
         precision: crate::kernels::precision::Precision,
         note: &mut dyn FnMut(&str),
     ) -> Result<Device, DeviceError> {
-        use crate::kernels::precision::Precision;
-        if choice == DeviceChoice::Auto && matches!(precision, Precision::Bf16 | Precision::Int8) {
-            note(&format!("device: --precision {precision} runs on the CPU only; --device auto takes the CPU"));
-            return Ok(Device::Cpu);
+        if let Some(cpu) = Device::cpu_only_for(choice, precision, note) {
+            return Ok(cpu);
         }
-        let d = Device::open(choice)?;
+        Device::open(choice)?.for_precision(choice, precision, note)
+    }
+
+    /// `--device auto` with a CPU-only precision (bf16, int8): the CPU, with a note, and no GPU
+    /// opened; `None` otherwise.
+    pub fn cpu_only_for(
+        choice: DeviceChoice,
+        precision: crate::kernels::precision::Precision,
+        note: &mut dyn FnMut(&str),
+    ) -> Option<Device> {
+        use crate::kernels::precision::Precision;
+        (choice == DeviceChoice::Auto && matches!(precision, Precision::Bf16 | Precision::Int8)).then(|| {
+            note(&format!("device: --precision {precision} runs on the CPU only; --device auto takes the CPU"));
+            Device::Cpu
+        })
+    }
+
+    /// This device (opened for `choice`) for a model computed in `precision`: itself when it runs
+    /// that precision; otherwise an error for `gpu` and the CPU with a note for `auto`.
+    pub fn for_precision(
+        self,
+        choice: DeviceChoice,
+        precision: crate::kernels::precision::Precision,
+        note: &mut dyn FnMut(&str),
+    ) -> Result<Device, DeviceError> {
         #[cfg(feature = "gpu")]
-        if let Device::Gpu(g) = &d {
+        if let Device::Gpu(g) = &self {
             if let Err(e) = g.supports(precision) {
                 if choice == DeviceChoice::Gpu {
                     return Err(e.into());
                 }
                 note(&format!(
-                    "device: the GPU {} has no f16 shaders; --device auto runs --precision {precision} on the CPU",
-                    g.adapter
+                    "device: the GPU {} cannot run --precision {precision} ({}); --device auto takes the CPU",
+                    g.adapter,
+                    if precision == crate::kernels::precision::Precision::F16 {
+                        "no f16 shaders"
+                    } else {
+                        "CPU-only format"
+                    }
                 ));
                 return Ok(Device::Cpu);
             }
         }
-        Ok(d)
+        let _ = (choice, precision, note);
+        Ok(self)
     }
 
     pub fn is_gpu(&self) -> bool {

@@ -300,10 +300,15 @@ fn gpu_bench(
             rayon::current_num_threads()
         );
         let (batches, with_cpu) = (&a.batches, !a.no_cpu);
+        let tasks: Vec<&'static str> = ["design", "score"]
+            .into_iter()
+            .filter(|&t| if t == "design" { !a.score_only } else { !a.design_only })
+            .collect();
         let rows = bench::run_gpu(
             gpu,
             models,
             precisions,
+            &tasks,
             structures,
             batches,
             a.temperature,

@@ -398,37 +398,16 @@ pub fn device_for(
     precision: Precision,
     quiet: bool,
 ) -> Result<mpnn::device::Device> {
-    use mpnn::device::{Device, DeviceChoice};
-    if precision == Precision::F32 {
-        return device(choice, quiet);
-    }
-    if choice == DeviceChoice::Cpu {
-        return Ok(Device::Cpu);
-    }
-    // Open (or reuse) the device, then check the precision against it.
+    use mpnn::device::Device;
     let mut note = |s: &str| {
         if !quiet {
             eprintln!("{s}");
         }
     };
-    if choice == DeviceChoice::Auto && matches!(precision, Precision::Bf16 | Precision::Int8) {
-        return Ok(Device::open_for(choice, precision, &mut note)?);
+    if let Some(cpu) = Device::cpu_only_for(choice, precision, &mut note) {
+        return Ok(cpu);
     }
-    let d = device(choice, quiet)?;
-    #[cfg(feature = "gpu")]
-    if let Device::Gpu(g) = &d {
-        if let Err(e) = g.supports(precision) {
-            if choice == DeviceChoice::Gpu {
-                return Err(e.into());
-            }
-            note(&format!(
-                "device: the GPU {} has no f16 shaders; --device auto runs --precision {precision} on the CPU",
-                g.adapter
-            ));
-            return Ok(Device::Cpu);
-        }
-    }
-    Ok(d)
+    Ok(device(choice, quiet)?.for_precision(choice, precision, &mut note)?)
 }
 
 /// The device `--device` names, opened once per process (`auto` says on stderr which it took
