@@ -9,6 +9,11 @@
 //! uploads, dispatches and read-backs recorded on the CPU and run as **one command buffer**
 //! ([`Gpu::run`]); the arenas are kept between plans and grown when a bigger bucket comes, so
 //! buffers and pipelines are created once per length bucket, not per call.
+//!
+//! Precision: float32, and `--precision f16` on devices with `SHADER_F16` (requested only where
+//! the adapter offers it; [`Gpu::supports`]): the f16 model's dense layers are stored as halves
+//! and run by `gemm_f16` (`kernels_f16.wgsl`, a second shader module compiled only there) with
+//! the CPU's f16 semantics; every other kernel is the float32 one.
 
 pub mod model;
 
