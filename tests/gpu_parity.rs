@@ -614,9 +614,6 @@ const F16_VS_OFFICIAL: f32 = 3e-2;
 #[test]
 fn gpu_precision_errors_are_clear() {
     let Some(dir) = parity_dir() else { return };
-    if gpu().is_none() {
-        return;
-    }
     let tmp = tempfile::tempdir().unwrap();
     let run = |device: &str, precision: &str, no_f16: bool| {
         let out = tmp.path().join(format!("{device}_{precision}"));
@@ -633,6 +630,14 @@ fn gpu_precision_errors_are_clear() {
         }
         c.output().unwrap()
     };
+    // auto with a CPU-only format takes the CPU without opening a GPU (any machine)
+    let o = run("auto", "int8", false);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("--precision int8 runs on the CPU only"), "{err}");
+    if gpu().is_none() {
+        return;
+    }
     let o = run("gpu", "f16", true);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && !err.contains("panicked"), "{err}");
@@ -641,8 +646,4 @@ fn gpu_precision_errors_are_clear() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && !err.contains("panicked"), "{err}");
     assert!(err.contains("bf16 runs on the CPU only"), "{err}");
-    let o = run("auto", "int8", false);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    assert!(err.contains("--precision int8 runs on the CPU only"), "{err}");
 }

@@ -353,6 +353,6 @@ fn gpu_bench(
         }
         return Ok(());
     }
-    let _ = (models, structures);
+    let _ = (models, precisions, structures);
     bail!("mpnn bench --device {}: no usable GPU ({device}); run it with --device gpu on a machine with one", a.device)
 }
