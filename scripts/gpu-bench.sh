@@ -15,16 +15,20 @@
 #      each as one batch of clones like protein_mpnn_run.py --batch_size N;
 #   2. the official default job end to end: protein_mpnn_run.py on 5L33, 8 sequences,
 #      --batch_size 1 (wall clock, Python and CUDA start-up included);
-#   3. `mpnn bench --device gpu`: the same designs (whole sampler on the GPU, seeded draws) and
-#      scoring passes, with the GPU batch the device's memory allows and the CPU beside;
+#   3. `mpnn bench --device gpu --precision f32,f16`: the same designs (whole sampler on the
+#      GPU, seeded draws) and scoring passes, with the GPU batch the device's memory allows and
+#      the CPU beside, in float32 and (where the GPU has f16 shaders, SHADER_F16) in f16; the
+#      f16 score rows also give the top-1 agreement and max |Δ log-prob| against float32 on the
+#      GPU. Without SHADER_F16 the f16 rows are not measured and the f32 run repeats alone;
 #   4. `mpnn design --device gpu` on 5L33, 8 sequences, end to end (wall clock).
 #
 # Expected output: one line per official measurement, e.g.
 #   official sample(): 5L33 L=106 batch=8: 1.234 s, 6.5 seq/s
 #   official sample(): 4GYT L=354 batch=512: 0.53 s, 968 seq/s
 #   official protein_mpnn_run.py 5L33 8 seqs batch 1: 9.8 s wall
-# then mpnn's table (task, structure, L, bucket, batch, GPU batch, GPU ms, GPU seq/s,
-# GPU res/s, GPU MiB, CPU ms, CPU seq/s, GPU/CPU) and the mpnn end-to-end wall time. The goals:
+# then mpnn's table (task, structure, L, bucket, checkpoint, precision, batch, GPU batch, GPU ms,
+# GPU seq/s, GPU res/s, GPU MiB, CPU ms, CPU seq/s, GPU/CPU, top-1 vs f32, max |Δ log-prob| vs
+# f32; one row per precision, f32 first) and the mpnn end-to-end wall time. The goals:
 # >= 4,000 sequences/s for 4GYT at batch 512 (published H100 anchors for a 311-residue protein:
 # official ~968 seq/s, JAX ~3,879 seq/s) and >= 20x the official default job.
 set -euo pipefail
@@ -85,10 +89,14 @@ python3 "$official/protein_mpnn_run.py" --pdb_path "$parity/structures/5L33.pdb"
     --path_to_model_weights "$parity/weights" --model_name full_k48 >/dev/null
 echo "official protein_mpnn_run.py 5L33 8 seqs batch 1: $(echo "$(date +%s.%N) - $start" | bc) s wall"
 
-echo "== mpnn bench --device gpu"
-"$mpnn" bench --device gpu --weights "full_k48=$weights" --parity-dir "$parity" \
-    --structure "$parity/structures/5L33.pdb" --structure "$parity/structures/4GYT.pdb" --no-synthetic \
-    --batch 8,512 --repeats 3 --json "$out/mpnn-gpu.json"
+echo "== mpnn bench --device gpu (f32 and f16)"
+bench_gpu() {
+    "$mpnn" bench --device gpu --precision "$1" --weights "full_k48=$weights" --parity-dir "$parity" \
+        --structure "$parity/structures/5L33.pdb" --structure "$parity/structures/4GYT.pdb" --no-synthetic \
+        --batch 8,512 --repeats 3 --json "$out/mpnn-gpu.json"
+}
+# f16 needs SHADER_F16; a GPU without it says so (a clear error), and f32 runs alone.
+bench_gpu f32,f16 || { echo "(no f16 on this GPU: f32 only)"; bench_gpu f32; }
 
 echo "== mpnn design --device gpu (5L33, 8 sequences, end to end)"
 start=$(date +%s.%N)

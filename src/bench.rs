@@ -472,6 +472,14 @@ pub struct GpuRow {
     pub length: usize,
     pub bucket: String,
     pub checkpoint: String,
+    /// The dense layers' number format on the GPU (`f32`, `f16`).
+    pub precision: String,
+    /// Score rows of a non-f32 precision: the share of residues whose most probable letter
+    /// (first scoring pass) is the GPU float32 model's.
+    pub top1_vs_f32: Option<f64>,
+    /// Score rows of a non-f32 precision: max |Δ log-probability| against the GPU float32 model
+    /// (first scoring pass, every letter of every residue).
+    pub max_dlp_vs_f32: Option<f64>,
     /// Sequences (design) or scoring passes (score) asked for.
     pub batch: usize,
     /// Sequences per GPU command buffer (the device's memory limit may split a batch).
@@ -481,6 +489,8 @@ pub struct GpuRow {
     pub gpu_residues_per_s: f64,
     /// Device memory held: weights + arenas, MiB.
     pub gpu_mib: f64,
+    /// The model's weights on the device, MiB (f16: the dense matrices as halves).
+    pub weight_mib: f64,
     pub cpu_ms: Option<f64>,
     pub cpu_seq_per_s: Option<f64>,
     pub device: String,
@@ -494,6 +504,8 @@ pub struct GpuRow {
 pub fn run_gpu(
     gpu: &std::sync::Arc<crate::gpu::Gpu>,
     models: &[(String, ProteinMpnn)],
+    precisions: &[Precision],
+    tasks: &[&'static str],
     structures: &[Protein],
     batches: &[usize],
     temperature: f32,
@@ -502,9 +514,16 @@ pub fn run_gpu(
     mut progress: impl FnMut(&GpuRow),
 ) -> Result<Vec<GpuRow>, crate::gpu::GpuError> {
     use crate::gpu::{Draw, GpuModel};
+    let precisions = if precisions.is_empty() { &[Precision::F32][..] } else { precisions };
+    for &p in precisions {
+        gpu.supports(p)?;
+    }
     let mut rows = Vec::new();
-    for (label, model) in models {
+    for ((label, base), &precision) in models.iter().flat_map(|m| precisions.iter().map(move |p| (m, p))) {
+        let model = &(if precision == Precision::F32 { base.clone() } else { base.with_precision(precision) });
         let gm = GpuModel::new(gpu.clone(), model);
+        // The float32 model on the GPU: the reference of the other precisions' accuracy.
+        let reference = (precision != Precision::F32).then(|| GpuModel::new(gpu.clone(), base));
         for p in structures {
             let f = featurize(p, &ChainSelection::all(p), &Constraints::default(), model.arch.ca_only)
                 .expect("benchmark structures featurize");
@@ -518,7 +537,7 @@ pub fn run_gpu(
                     .map(|i| rng::randn(&mut rng::stream(1, &f.name, Purpose::DesignOrder, i as u64), l))
                     .collect();
                 let refs: Vec<&[f32]> = randns.iter().map(|r| r.as_slice()).collect();
-                for task in ["design", "score"] {
+                for &task in tasks {
                     let mut err = None;
                     let mut gpu_once = || {
                         let r = match task {
@@ -543,6 +562,15 @@ pub fn run_gpu(
                     if let Some(e) = err {
                         return Err(e);
                     }
+                    let accuracy = match (&reference, task) {
+                        (Some(r), "score") => {
+                            let first = [(f.s.clone(), Some(decoding_order(&design, &randns[0])))];
+                            let lp = gm.forward_passes(model, &batch, &first)?.remove(0);
+                            let want = r.forward_passes(base, &batch, &first)?.remove(0);
+                            Some(top1_and_max_delta(&lp, &want, &f.mask))
+                        }
+                        _ => None,
+                    };
                     let cpu_ms = with_cpu.then(|| match task {
                         "design" => time(repeats, || {
                             design_once(model, &f, &randns, temperature);
@@ -557,12 +585,16 @@ pub fn run_gpu(
                         length: l,
                         bucket: bucket_of(l),
                         checkpoint: label.clone(),
+                        precision: precision.to_string(),
+                        top1_vs_f32: accuracy.map(|a| a.0),
+                        max_dlp_vs_f32: accuracy.map(|a| a.1),
                         batch: b,
                         gpu_batch: if task == "design" { b.min(gm.sample_batch_limit(l)) } else { b },
                         gpu_ms,
                         gpu_seq_per_s: b as f64 / (gpu_ms / 1e3),
                         gpu_residues_per_s: (b * l) as f64 / (gpu_ms / 1e3),
                         gpu_mib: (gm.weight_bytes + gpu.arena_bytes()) as f64 / (1 << 20) as f64,
+                        weight_mib: gm.weight_bytes as f64 / (1 << 20) as f64,
                         cpu_ms,
                         cpu_seq_per_s: cpu_ms.map(|ms| b as f64 / (ms / 1e3)),
                         device: gpu.adapter.to_string(),
@@ -576,22 +608,40 @@ pub fn run_gpu(
     Ok(rows)
 }
 
+/// Top-1 agreement over the residues with `mask` 1 and max |Δ| over all of them, of two
+/// `[L, 21]` log-probability arrays.
+#[cfg(feature = "gpu")]
+fn top1_and_max_delta(a: &[f32], b: &[f32], mask: &[f32]) -> (f64, f64) {
+    use crate::alphabet::VOCAB;
+    let arg = |r: &[f32]| r.iter().enumerate().fold(0, |best, (i, &v)| if v > r[best] { i } else { best });
+    let (mut same, mut n, mut d) = (0usize, 0usize, 0f32);
+    for ((ra, rb), &m) in a.chunks(VOCAB).zip(b.chunks(VOCAB)).zip(mask) {
+        if m == 1.0 {
+            n += 1;
+            same += (arg(ra) == arg(rb)) as usize;
+            d = ra.iter().zip(rb).fold(d, |d, (x, y)| d.max((x - y).abs()));
+        }
+    }
+    (same as f64 / n.max(1) as f64, d as f64)
+}
+
 /// The GPU rows as a markdown table.
 #[cfg(feature = "gpu")]
 pub fn gpu_markdown(rows: &[GpuRow]) -> String {
     let mut s = String::from(
-        "| task | structure | L | bucket | checkpoint | batch | GPU batch | GPU ms | GPU seq/s | GPU res/s | GPU MiB | CPU ms | CPU seq/s | GPU speed-up |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| task | structure | L | bucket | checkpoint | precision | batch | GPU batch | GPU ms | GPU seq/s | GPU res/s | GPU MiB | CPU ms | CPU seq/s | GPU speed-up | top-1 vs f32 | max \\|Δ log-prob\\| vs f32 |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for r in rows {
         let cpu = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
         s.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.0} | {:.0} | {} | {} | {} | {} | {} |\n",
             r.task,
             r.structure,
             r.length,
             r.bucket,
             r.checkpoint,
+            r.precision,
             r.batch,
             r.gpu_batch,
             r.gpu_ms,
@@ -601,6 +651,8 @@ pub fn gpu_markdown(rows: &[GpuRow]) -> String {
             cpu(r.cpu_ms, 1),
             cpu(r.cpu_seq_per_s, 1),
             r.cpu_ms.map_or("-".to_string(), |c| format!("{:.2}× the CPU", c / r.gpu_ms)),
+            r.top1_vs_f32.map_or("-".to_string(), |a| format!("{:.2} %", 100.0 * a)),
+            r.max_dlp_vs_f32.map_or("-".to_string(), |d| format!("{d:.2e}")),
         ));
     }
     s

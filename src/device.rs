@@ -4,6 +4,12 @@
 //! - `gpu`: the wgpu backend ([`crate::gpu`]) on a hardware GPU; a software adapter (Mesa's
 //!   lavapipe, `DeviceType::Cpu`) only with `MPNN_ALLOW_SOFTWARE_GPU=1`. No usable GPU is an error.
 //! - `auto`: a hardware GPU when one is usable, otherwise the CPU (never a software adapter).
+//!
+//! With `--precision` ([`Device::open_for`]): the GPU computes `f32`, and `f16` where the device
+//! has float16 shaders (wgpu's SHADER_F16). `bf16` and `int8` are CPU-only formats. So
+//! `--device gpu` with bf16/int8, or with f16 on a GPU without f16 shaders, is an error naming
+//! the adapter and the fix; `--device auto` then takes the CPU and says so in one line on stderr
+//! (bf16/int8 without opening a GPU at all).
 
 use std::fmt;
 
@@ -63,6 +69,63 @@ impl Device {
             #[cfg(not(feature = "gpu"))]
             DeviceChoice::Auto => Ok(Device::Cpu),
         }
+    }
+
+    /// [`Device::open`] for a model computed in `precision`: `gpu` is an error when the GPU
+    /// cannot run it; `auto` falls back to the CPU with a note (`note`: one line for stderr).
+    pub fn open_for(
+        choice: DeviceChoice,
+        precision: crate::kernels::precision::Precision,
+        note: &mut dyn FnMut(&str),
+    ) -> Result<Device, DeviceError> {
+        if let Some(cpu) = Device::cpu_only_for(choice, precision, note) {
+            return Ok(cpu);
+        }
+        Device::open(choice)?.for_precision(choice, precision, note)
+    }
+
+    /// `--device auto` with a CPU-only precision (bf16, int8): the CPU, with a note, and no GPU
+    /// opened; `None` otherwise.
+    pub fn cpu_only_for(
+        choice: DeviceChoice,
+        precision: crate::kernels::precision::Precision,
+        note: &mut dyn FnMut(&str),
+    ) -> Option<Device> {
+        use crate::kernels::precision::Precision;
+        (choice == DeviceChoice::Auto && matches!(precision, Precision::Bf16 | Precision::Int8)).then(|| {
+            note(&format!("device: --precision {precision} runs on the CPU only; --device auto takes the CPU"));
+            Device::Cpu
+        })
+    }
+
+    /// This device (opened for `choice`) for a model computed in `precision`: itself when it runs
+    /// that precision; otherwise an error for `gpu` and the CPU with a note for `auto`.
+    pub fn for_precision(
+        self,
+        choice: DeviceChoice,
+        precision: crate::kernels::precision::Precision,
+        note: &mut dyn FnMut(&str),
+    ) -> Result<Device, DeviceError> {
+        #[cfg(feature = "gpu")]
+        if let Device::Gpu(g) = &self {
+            if let Err(e) = g.supports(precision) {
+                if choice == DeviceChoice::Gpu {
+                    return Err(e.into());
+                }
+                note(&format!(
+                    "device: the GPU {} cannot run --precision {precision} ({}); --device auto takes the CPU",
+                    g.adapter,
+                    if precision == crate::kernels::precision::Precision::F16 {
+                        "no f16 shaders"
+                    } else {
+                        "CPU-only format"
+                    }
+                ));
+                return Ok(Device::Cpu);
+            }
+        }
+        let _ = (choice, precision, note);
+        Ok(self)
     }
 
     pub fn is_gpu(&self) -> bool {

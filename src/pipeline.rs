@@ -114,9 +114,15 @@ impl Engine {
         #[cfg(feature = "gpu")]
         let e = Engine {
             gpu: match device {
-                crate::device::Device::Gpu(g) => {
-                    Some(std::sync::Arc::new(crate::gpu::GpuModel::new(g.clone(), &self.model)))
-                }
+                // A precision this GPU cannot run (bf16, int8; f16 without SHADER_F16) stays on
+                // the CPU (the CLI refuses such a combination before: `Device::for_precision`).
+                crate::device::Device::Gpu(g) => match g.supports(self.model.precision) {
+                    Ok(()) => Some(std::sync::Arc::new(crate::gpu::GpuModel::new(g.clone(), &self.model))),
+                    Err(e) => {
+                        eprintln!("warning: {e}; running on the CPU");
+                        None
+                    }
+                },
                 crate::device::Device::Cpu => None,
             },
             ..e

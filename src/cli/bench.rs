@@ -72,7 +72,9 @@ pub struct BenchArgs {
     pub isas: Vec<String>,
     /// Number formats of the dense layers to compare in this run, interleaved with the paths
     /// (comma-separated: f32, bf16, f16, int8, and bf16-emulated: bf16 with `vdpbf16ps`
-    /// emulated even where the CPU has it). Default: f32.
+    /// emulated even where the CPU has it). Default: f32. With --device gpu: f32 and f16
+    /// (f16 on GPUs with f16 shaders, SHADER_F16); the f16 score rows give the top-1 agreement
+    /// and max |Δ log-prob| against the GPU's float32 model.
     #[arg(long = "precision", value_delimiter = ',', value_name = "FORMAT,...")]
     pub precisions: Vec<String>,
     /// Measure this machine's arithmetic limit per unit instead (AVX2 FMA, AVX-512 FMA, AVX-512
@@ -198,7 +200,14 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         structures.push(bench::synthetic_backbone(&format!("synthetic_{l}"), l, 500));
     }
     if a.device != mpnn::device::DeviceChoice::Cpu {
-        return gpu_bench(a, &models, &structures);
+        if precisions.iter().any(|v| v.bf16_emulated) {
+            bail!(
+                "mpnn bench --device {}: --precision bf16-emulated is a CPU kernel variant; the GPU runs f32 and f16",
+                a.device
+            );
+        }
+        let gpu_precisions: Vec<_> = precisions.iter().map(|v| v.precision).collect();
+        return gpu_bench(a, &models, &gpu_precisions, &structures);
     }
     let plan = Plan {
         models,
@@ -274,7 +283,12 @@ pub fn run(a: &BenchArgs) -> Result<()> {
 }
 
 /// `mpnn bench --device gpu|auto`.
-fn gpu_bench(a: &BenchArgs, models: &[(String, ProteinMpnn)], structures: &[mpnn::structure::Protein]) -> Result<()> {
+fn gpu_bench(
+    a: &BenchArgs,
+    models: &[(String, ProteinMpnn)],
+    precisions: &[mpnn::kernels::precision::Precision],
+    structures: &[mpnn::structure::Protein],
+) -> Result<()> {
     let device = mpnn::device::Device::open(a.device)?;
     #[cfg(feature = "gpu")]
     if let mpnn::device::Device::Gpu(gpu) = &device {
@@ -285,13 +299,29 @@ fn gpu_bench(a: &BenchArgs, models: &[(String, ProteinMpnn)], structures: &[mpnn
             cpu_model(),
             rayon::current_num_threads()
         );
-        let rows = bench::run_gpu(gpu, models, structures, &a.batches, a.temperature, a.repeats, !a.no_cpu, |r| {
-            eprintln!(
-                "{:>6} {:<14} L={:<5} {:<16} batch={:<4} gpu batch={:<4} {:>9.1} ms {:>9.1} seq/s {:>10.0} res/s {:>6.0} MiB  CPU {}",
+        let (batches, with_cpu) = (&a.batches, !a.no_cpu);
+        let tasks: Vec<&'static str> = ["design", "score"]
+            .into_iter()
+            .filter(|&t| if t == "design" { !a.score_only } else { !a.design_only })
+            .collect();
+        let rows = bench::run_gpu(
+            gpu,
+            models,
+            precisions,
+            &tasks,
+            structures,
+            batches,
+            a.temperature,
+            a.repeats,
+            with_cpu,
+            |r| {
+                eprintln!(
+                "{:>6} {:<14} L={:<5} {:<16} {:<4} batch={:<4} gpu batch={:<4} {:>9.1} ms {:>9.1} seq/s {:>10.0} res/s {:>6.0} MiB  CPU {}{}",
                 r.task,
                 r.structure,
                 r.length,
                 r.checkpoint,
+                r.precision,
                 r.batch,
                 r.gpu_batch,
                 r.gpu_ms,
@@ -299,8 +329,13 @@ fn gpu_bench(a: &BenchArgs, models: &[(String, ProteinMpnn)], structures: &[mpnn
                 r.gpu_residues_per_s,
                 r.gpu_mib,
                 r.cpu_ms.map_or("-".into(), |c| format!("{c:.1} ms ({:.2}× the GPU time)", c / r.gpu_ms)),
+                match (r.top1_vs_f32, r.max_dlp_vs_f32) {
+                    (Some(a), Some(d)) => format!("  top-1 vs f32 {:.2} %, max |Δ log-prob| {d:.2e}", 100.0 * a),
+                    _ => String::new(),
+                },
             )
-        })?;
+            },
+        )?;
         let md = bench::gpu_markdown(&rows);
         println!("{md}");
         if let Some(p) = &a.markdown {
@@ -318,6 +353,6 @@ fn gpu_bench(a: &BenchArgs, models: &[(String, ProteinMpnn)], structures: &[mpnn
         }
         return Ok(());
     }
-    let _ = (models, structures);
+    let _ = (models, precisions, structures);
     bail!("mpnn bench --device {}: no usable GPU ({device}); run it with --device gpu on a machine with one", a.device)
 }

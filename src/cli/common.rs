@@ -387,7 +387,27 @@ pub fn selection_for(p: &Protein, chains: Option<&str>, dicts: &Dictionaries) ->
 pub fn load_configured(c: &Common, quiet: bool) -> Result<Model> {
     let model = load_model(c, None, quiet)?;
     let model = configure(&model, c.preset, c.k, c.precision)?;
-    Ok(model.on_device(&device(c.device, quiet)?))
+    let precision = model.engine().model.precision;
+    Ok(model.on_device(&device_for(c.device, precision, quiet)?))
+}
+
+/// [`device`] for a model computed in `precision` ([`mpnn::device::Device::open_for`]: an
+/// error for `gpu` when the GPU cannot run it, the CPU with a note for `auto`).
+pub fn device_for(
+    choice: mpnn::device::DeviceChoice,
+    precision: Precision,
+    quiet: bool,
+) -> Result<mpnn::device::Device> {
+    use mpnn::device::Device;
+    let mut note = |s: &str| {
+        if !quiet {
+            eprintln!("{s}");
+        }
+    };
+    if let Some(cpu) = Device::cpu_only_for(choice, precision, &mut note) {
+        return Ok(cpu);
+    }
+    Ok(device(choice, quiet)?.for_precision(choice, precision, &mut note)?)
 }
 
 /// The device `--device` names, opened once per process (`auto` says on stderr which it took

@@ -475,7 +475,9 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
     let mut n_res = 0usize;
     if !todo.is_empty() {
         let raw = load_model(c, Some(&weights), quiet)?;
-        let model = configure(&raw, c.preset, c.k, c.precision)?.on_device(&device(c.device, quiet)?);
+        let model = configure(&raw, c.preset, c.k, c.precision)?;
+        let precision = model.engine().model.precision;
+        let model = model.on_device(&device_for(c.device, precision, quiet)?);
         let screen = match d.screen {
             None => None,
             Some(p) => {

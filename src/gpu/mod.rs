@@ -9,6 +9,11 @@
 //! uploads, dispatches and read-backs recorded on the CPU and run as **one command buffer**
 //! ([`Gpu::run`]); the arenas are kept between plans and grown when a bigger bucket comes, so
 //! buffers and pipelines are created once per length bucket, not per call.
+//!
+//! Precision: float32, and `--precision f16` on devices with `SHADER_F16` (requested only where
+//! the adapter offers it; [`Gpu::supports`]): the f16 model's dense layers are stored as halves
+//! and run by `gemm_f16` (`kernels_f16.wgsl`, a second shader module compiled only there) with
+//! the CPU's f16 semantics; every other kernel is the float32 one.
 
 pub mod model;
 
@@ -38,6 +43,10 @@ pub enum GpuError {
     Run(String),
     #[error("GPU: the job needs {needed} MiB in one buffer but the device allows {limit} MiB; use a smaller batch or --device cpu")]
     TooLarge { needed: u64, limit: u64 },
+    #[error("--device gpu --precision f16: the GPU {adapter} has no float16 shader support (wgpu feature SHADER_F16); use --precision f32 on it, or a GPU with f16 shaders (or --device cpu, which emulates f16)")]
+    NoF16 { adapter: String },
+    #[error("--device gpu --precision {precision}: {precision} runs on the CPU only (the GPU computes f32 or f16); use --device cpu (or auto), or --precision f32 / f16 on the GPU")]
+    CpuOnlyPrecision { precision: crate::kernels::precision::Precision },
 }
 
 /// What the adapter is.
@@ -100,6 +109,8 @@ fn adapters() -> Vec<wgpu::Adapter> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
     Gemm,
+    /// The f16 dense layer (`kernels_f16.wgsl`; only on devices with SHADER_F16).
+    GemmF16,
     Gelu,
     Fill,
     FillInt,
@@ -139,6 +150,7 @@ impl Kernel {
     fn entry(self) -> &'static str {
         match self {
             Kernel::Gemm => "gemm",
+            Kernel::GemmF16 => "gemm_f16",
             Kernel::Gelu => "gelu",
             Kernel::Fill => "fill",
             Kernel::FillInt => "fill_int",
@@ -167,6 +179,9 @@ impl Kernel {
 
 /// Marks an absent operand in a kernel's parameters.
 pub const NONE: u32 = u32::MAX;
+/// Set in a weight offset given to [`Plan::gemm`]: the layer's matrix is IEEE halves packed two
+/// per u32 word, the rest of the offset counts halves (not words), and the f16 kernel runs it.
+pub const HALF: u32 = 1 << 31;
 /// Bytes between two parameter records (the uniform dynamic-offset alignment).
 const PARAM_STRIDE: u64 = 256;
 /// Parameters of one dispatch.
@@ -258,15 +273,18 @@ impl Plan {
     }
 
     /// `y[m, :] = x[m, :]·Wᵀ + b` (`w`, `b` in the weights buffer; `b` = [`NONE`] for none).
+    /// A `w` with the [`HALF`] bit names f16 weights: the input is rounded to f16 and the f16
+    /// kernel runs (on a device with SHADER_F16 only).
     #[allow(clippy::too_many_arguments)]
     pub fn gemm(&mut self, m: usize, n: usize, k: usize, x: u32, w: u32, b: u32, y: u32, accumulate: bool) {
         if m == 0 {
             return;
         }
+        let (kernel, w) = if w & HALF != 0 { (Kernel::GemmF16, w & !HALF) } else { (Kernel::Gemm, w) };
         let p = [m as u32, n as u32, k as u32, x, w, b, y, accumulate as u32];
         let blocks = (m as u32).div_ceil(64);
         let (gy, gz) = if blocks > 65_535 { (65_535, blocks.div_ceil(65_535)) } else { (blocks, 1) };
-        self.push(Kernel::Gemm, &p, [(n as u32).div_ceil(64), gy, gz]);
+        self.push(kernel, &p, [(n as u32).div_ceil(64), gy, gz]);
     }
     pub fn gelu(&mut self, n: usize, off: u32) {
         self.run1(Kernel::Gelu, n, &[n as u32, off]);
@@ -327,6 +345,9 @@ pub struct Gpu {
     arena: Mutex<Option<Arena>>,
     /// The largest single buffer the device allows, in bytes.
     pub max_buffer: u64,
+    /// Whether the device has float16 shaders (SHADER_F16, requested when the adapter offers
+    /// it): `--precision f16` runs here only then.
+    pub f16: bool,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -371,9 +392,13 @@ impl Gpu {
         limits.max_compute_workgroup_size_y = 256;
         limits.max_compute_workgroups_per_dimension = 65_535;
         limits.max_dynamic_uniform_buffers_per_pipeline_layout = 1;
+        // SHADER_F16 only where the adapter has it (the f16 dense layer); nothing else is asked.
+        // `MPNN_GPU_NO_F16=1` leaves it out (to test the devices without it).
+        let f16 = adapter.features().contains(wgpu::Features::SHADER_F16)
+            && std::env::var("MPNN_GPU_NO_F16").map_or(true, |v| v.is_empty() || v == "0");
         let desc = wgpu::DeviceDescriptor {
             label: Some("mpnn"),
-            required_features: wgpu::Features::empty(),
+            required_features: if f16 { wgpu::Features::SHADER_F16 } else { wgpu::Features::empty() },
             required_limits: limits,
             ..Default::default()
         };
@@ -416,22 +441,41 @@ impl Gpu {
             label: Some("mpnn kernels"),
             source: wgpu::ShaderSource::Wgsl(include_str!("kernels.wgsl").into()),
         });
-        let pipelines = Kernel::ALL
-            .iter()
-            .map(|&k| {
-                let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(k.entry()),
-                    layout: Some(&pl),
-                    module: &module,
-                    entry_point: Some(k.entry()),
-                    compilation_options: Default::default(),
-                    cache: None,
-                });
-                (k, p)
+        let half_module = f16.then(|| {
+            device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some("mpnn f16 kernels"),
+                source: wgpu::ShaderSource::Wgsl(include_str!("kernels_f16.wgsl").into()),
             })
-            .collect();
+        });
+        let pipeline = |k: Kernel, module: &wgpu::ShaderModule| {
+            let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(k.entry()),
+                layout: Some(&pl),
+                module,
+                entry_point: Some(k.entry()),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            (k, p)
+        };
+        let mut pipelines: Vec<_> = Kernel::ALL.iter().map(|&k| pipeline(k, &module)).collect();
+        if let Some(m) = &half_module {
+            pipelines.push(pipeline(Kernel::GemmF16, m));
+        }
         let max_buffer = lim.max_storage_buffer_binding_size.min(lim.max_buffer_size);
-        Ok(Gpu { adapter: info, device, queue, layout, pipelines, arena: Mutex::new(None), max_buffer })
+        Ok(Gpu { adapter: info, device, queue, layout, pipelines, arena: Mutex::new(None), max_buffer, f16 })
+    }
+
+    /// Whether this device runs a model in `precision`: f32 always, f16 with SHADER_F16; bf16
+    /// and int8 are CPU-only formats.
+    pub fn supports(&self, precision: crate::kernels::precision::Precision) -> Result<(), GpuError> {
+        use crate::kernels::precision::Precision;
+        match precision {
+            Precision::F32 => Ok(()),
+            Precision::F16 if self.f16 => Ok(()),
+            Precision::F16 => Err(GpuError::NoF16 { adapter: self.adapter.to_string() }),
+            p => Err(GpuError::CpuOnlyPrecision { precision: p }),
+        }
     }
 
     /// A read-only storage buffer holding `data` (the weights).
@@ -451,7 +495,12 @@ impl Gpu {
     }
 
     fn pipeline(&self, k: Kernel) -> &wgpu::ComputePipeline {
-        &self.pipelines.iter().find(|(p, _)| *p == k).expect("every kernel has a pipeline").1
+        &self
+            .pipelines
+            .iter()
+            .find(|(p, _)| *p == k)
+            .expect("every kernel has a pipeline (f16: on SHADER_F16 devices)")
+            .1
     }
 
     /// Bytes of the arenas currently held on the device.

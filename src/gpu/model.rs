@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use rand::{Rng, RngCore};
 
-use super::{fbits, Gpu, GpuError, Kernel, Plan, NONE};
+use super::{fbits, Gpu, GpuError, Kernel, Plan, HALF, NONE};
 use crate::alphabet::VOCAB;
 use crate::featurize::{Batch, Features};
+use crate::kernels::precision::Precision;
 use crate::kernels::{LayerNorm, Linear};
 use crate::model::cone::{Cone, ConeMarks};
 use crate::model::decoder::{decoding_order, order_positions};
@@ -64,7 +65,9 @@ struct DecW {
     seq_table: u32,
 }
 
-struct Packer(Vec<f32>);
+/// The weights buffer being filled; `half`: layers computed in f16 on the CPU model are stored
+/// as IEEE halves (two per word) and run by the f16 kernel.
+struct Packer(Vec<f32>, bool);
 
 impl Packer {
     fn put(&mut self, v: &[f32]) -> u32 {
@@ -75,7 +78,10 @@ impl Packer {
         }
         o
     }
-    /// A layer's weight transposed to `[n_in, n_out]` (what the GEMM kernels read) and its bias.
+    /// A layer's weight transposed to `[n_in, n_out]` (what the GEMM kernels read) and its bias
+    /// (float32). A layer the CPU model computes in f16 (with `half`) has its matrix rounded to
+    /// IEEE half (nearest even, as the CPU does) and packed two halves per word; its offset
+    /// then counts halves and carries [`HALF`].
     fn lin(&mut self, l: &Linear) -> Lin {
         let mut t = vec![0f32; l.weight.len()];
         for o in 0..l.n_out {
@@ -83,7 +89,18 @@ impl Packer {
                 t[i * l.n_out + o] = l.weight[o * l.n_in + i];
             }
         }
-        let w = self.put(&t);
+        let w = if self.1 && l.precision() == Precision::F16 {
+            let words: Vec<f32> = t
+                .chunks(2)
+                .map(|c| {
+                    let h = |v: Option<&f32>| v.map_or(0u32, |&v| half::f16::from_f32(v).to_bits() as u32);
+                    f32::from_bits(h(c.first()) | (h(c.get(1)) << 16))
+                })
+                .collect();
+            (self.put(&words) * 2) | HALF
+        } else {
+            self.put(&t)
+        };
         let b = l.bias.as_ref().map_or(NONE, |b| self.put(b));
         Lin { w, b }
     }
@@ -216,10 +233,17 @@ impl DecoderStates {
 }
 
 impl GpuModel {
-    /// Uploads `model`'s weights (float32, whatever precision the CPU model uses).
+    /// Uploads `model`'s weights: float32, or for a model in `Precision::F16` (on a device with
+    /// SHADER_F16, [`Gpu::supports`]) the dense layers the CPU computes in f16 as halves, run by
+    /// the f16 kernel with the CPU's semantics (inputs rounded to f16, products summed in f32).
+    ///
+    /// Panics for a precision the device does not support (check [`Gpu::supports`] first).
     pub fn new(gpu: Arc<Gpu>, model: &ProteinMpnn) -> GpuModel {
+        if let Err(e) = gpu.supports(model.precision) {
+            panic!("GpuModel::new: {e}");
+        }
         let h = model.hidden();
-        let mut pk = Packer(Vec::new());
+        let mut pk = Packer(Vec::new(), model.precision == Precision::F16);
         let edge_embedding = pk.lin(&model.edge_embedding);
         let norm_edges = pk.norm(&model.norm_edges);
         let w_e = pk.lin(&model.w_e);
