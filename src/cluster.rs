@@ -258,8 +258,8 @@ impl Sbatch {
         let _ = writeln!(s, "task=$SLURM_ARRAY_TASK_ID");
         if self.device == Device::Gpu {
             s.push_str(
-                "# GPU nodes: mpnn has no GPU backend yet (issue 11), so the design runs on this task's CPUs;\n\
-                 # the GPU is requested so the script needs no change once it has one.\n",
+                "# GPU nodes: the design runs on this task's GPU (--device gpu; a node without a usable\n\
+                 # Vulkan/Metal/DX12 GPU stops with a clear error; see README \"GPU\").\n",
             );
         }
         s.push_str("# Threads: mpnn uses $SLURM_CPUS_PER_TASK. Reruns resume (finished structures are skipped).\n");

@@ -187,22 +187,45 @@ fn the_generated_script_runs_each_shard() {
     a.extend(["--table".into(), s(&tmp.path().join("ref.jsonl"))]);
     ok(&run(&a, &[]));
 
+    // GPU tasks: one GPU each, the design run with --device gpu, so a node whose GPU mpnn cannot
+    // use stops with the clear error (this machine, unless it has a hardware GPU with a driver).
+    let gpu_out = tmp.path().join("gpu");
+    let slurm = |out: &Path, device: &str| -> Vec<String> {
+        let mut a: Vec<String> =
+            ["slurm", "--tasks", "3", "--parallel", "2", "--cpus-per-task", "2", "--time", "30", "--device", device]
+                .iter()
+                .map(|w| w.to_string())
+                .collect();
+        a.push("--".into());
+        a.extend(design_args(&parity, out));
+        a.extend(["--table".into(), s(&tmp.path().join("run.jsonl"))]);
+        a
+    };
+    ok(&run(&slurm(&gpu_out, "gpu"), &[]));
+    let gpu_script = gpu_out.join("slurm/mpnn.sbatch");
+    let text = std::fs::read_to_string(&gpu_script).unwrap();
+    assert!(text.lines().any(|l| l == "#SBATCH --gres=gpu:1"), "{text}");
+    assert!(text.contains(" --device gpu \\\n"), "{text}");
+    let o = Command::new("bash")
+        .arg(&gpu_script)
+        .env("SLURM_ARRAY_TASK_ID", "1")
+        .env("MPNN_OFFLINE", "1")
+        .env_remove("MPNN_ALLOW_SOFTWARE_GPU")
+        .output()
+        .unwrap();
+    assert!(o.status.success() || err(&o).contains("--device gpu: "), "{}", err(&o));
+    let mut cpu_in_gpu = slurm(&gpu_out, "gpu");
+    cpu_in_gpu.extend(["--device".into(), "cpu".into()]);
+    assert!(err(&run(&cpu_in_gpu, &[])).contains("has --device cpu: drop one of them"));
+
     let out = tmp.path().join("out");
-    let mut a: Vec<String> =
-        ["slurm", "--tasks", "3", "--parallel", "2", "--cpus-per-task", "2", "--time", "30", "--device", "gpu"]
-            .iter()
-            .map(|w| w.to_string())
-            .collect();
-    a.push("--".into());
-    a.extend(design_args(&parity, &out));
-    a.extend(["--table".into(), s(&tmp.path().join("run.jsonl"))]);
-    let o = run(&a, &[]);
-    ok(&o);
+    ok(&run(&slurm(&out, "cpu"), &[]));
     let script = out.join("slurm/mpnn.sbatch");
     let text = std::fs::read_to_string(&script).unwrap();
-    for line in ["#SBATCH --array=1-3%2", "#SBATCH --cpus-per-task=2", "#SBATCH --gres=gpu:1", "#SBATCH --time=30"] {
+    for line in ["#SBATCH --array=1-3%2", "#SBATCH --cpus-per-task=2", "#SBATCH --time=30"] {
         assert!(text.lines().any(|l| l == line), "{line}:\n{text}");
     }
+    assert!(!text.contains("--gres") && !text.contains("--device"), "{text}");
     assert!(
         text.contains("'0.1 0.2'") && text.contains("--shard \"$task/3\"") && !text.contains("run.jsonl --"),
         "{text}"

@@ -41,8 +41,8 @@ pub struct SlurmArgs {
     /// CPUs per task (--cpus-per-task); mpnn runs that many threads.
     #[arg(long = "cpus-per-task", value_name = "C", default_value_t = 1)]
     pub cpus_per_task: usize,
-    /// cpu, or gpu: one GPU per task (--gres=gpu:1). mpnn has no GPU backend yet, so on GPU
-    /// nodes it designs on the task's CPUs.
+    /// cpu, or gpu: one GPU per task (--gres=gpu:1), the design command run with --device gpu
+    /// (a node without a usable GPU stops with a clear error).
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
     /// Time limit of each task, as sbatch takes it (e.g. 30, 4:00:00, 1-00:00:00).
@@ -165,6 +165,19 @@ pub fn slurm(a: &SlurmArgs) -> Result<()> {
             exe.canonicalize().unwrap_or(exe).display().to_string()
         }
     };
+    // GPU tasks run the design on the GPU (`--device gpu`: a node whose GPU mpnn cannot use stops
+    // with a clear error instead of designing on the CPUs while holding the GPU).
+    let device_given = words.iter().any(|w| w == "--device" || w.starts_with("--device="));
+    if a.device == DeviceArg::Gpu {
+        match d.common.device {
+            mpnn::device::DeviceChoice::Cpu => bail!(
+                "mpnn slurm --device gpu, but the design command after `--` has --device cpu: \
+                 drop one of them (GPU tasks run the design with --device gpu)"
+            ),
+            _ if !device_given => words.extend(["--device".to_string(), "gpu".to_string()]),
+            _ => {}
+        }
+    }
     let mut command = vec![program];
     command.extend(words);
     let tables = slurm_dir.join("tables");
