@@ -194,6 +194,7 @@ impl Engine {
         });
         #[cfg(not(feature = "gpu"))]
         let lps: Option<Vec<Vec<f32>>> = None;
+        #[cfg_attr(not(feature = "gpu"), allow(clippy::unnecessary_literal_unwrap))]
         let lps: Vec<Vec<f32>> = lps.unwrap_or_else(cpu);
         passes
             .iter()
@@ -384,6 +385,7 @@ impl Engine {
         let lp = self.try_gpu(|g| g.unconditional(&self.model, batch));
         #[cfg(not(feature = "gpu"))]
         let lp: Option<Vec<f32>> = None;
+        #[cfg_attr(not(feature = "gpu"), allow(clippy::unnecessary_literal_unwrap))]
         let lp = lp.unwrap_or_else(|| self.model.unconditional(&self.model.encode(batch)));
         Ok(items.iter().enumerate().map(|(bi, f)| lp[bi * l * VOCAB..][..f.len() * VOCAB].to_vec()).collect())
     }
