@@ -182,9 +182,14 @@ impl ProteinMpnn {
         let node_precision = if w8a8 { Precision::F32 } else { precision };
         let n = |l: &Linear| l.with_precision(node_precision);
         let keep = int8_keep_f32();
-        let g = |group: &str, l: &Linear| {
-            if w8a8 && keep.iter().any(|k| k == group) {
+        let g = |group: &str, i: usize, l: &Linear| {
+            let named = |k: &str| k == group || k == format!("{group}{i}");
+            if w8a8 && keep.iter().any(|k| named(k)) {
                 l.with_precision(Precision::F32)
+            } else if w8a8 && keep.iter().any(|k| k.strip_prefix("a16:").is_some_and(named)) {
+                l.with_precision_algorithm(precision, int8::Algorithm::W8A16)
+            } else if w8a8 && keep.iter().any(|k| k.strip_prefix("x2:").is_some_and(named)) {
+                p(l).with_residual_weights()
             } else {
                 p(l)
             }
@@ -204,14 +209,15 @@ impl ProteinMpnn {
             encoder_layers: self
                 .encoder_layers
                 .iter()
-                .map(|l| {
+                .enumerate()
+                .map(|(i, l)| {
                     let mut e = EncLayer::new(
-                        g("enc_node", &l.w1),
-                        g("enc_node", &l.w2),
+                        g("enc_node", i, &l.w1),
+                        g("enc_node", i, &l.w2),
                         n(&l.w3),
-                        g("enc_edge", &l.w11),
-                        g("enc_edge", &l.w12),
-                        g("enc_edge", &l.w13),
+                        g("enc_edge", i, &l.w11),
+                        g("enc_edge", i, &l.w12),
+                        g("enc_edge", i, &l.w13),
                         l.norm1.clone(),
                         l.norm2.clone(),
                         l.norm3.clone(),
@@ -227,10 +233,11 @@ impl ProteinMpnn {
             decoder_layers: self
                 .decoder_layers
                 .iter()
-                .map(|l| {
+                .enumerate()
+                .map(|(i, l)| {
                     let mut d = DecLayer::new(
-                        g("dec", &l.w1),
-                        g("dec", &l.w2),
+                        g("dec", i, &l.w1),
+                        g("dec", i, &l.w2),
                         n(&l.w3),
                         l.norm1.clone(),
                         l.norm2.clone(),

@@ -72,8 +72,8 @@ impl Weights {
             let (scale, inv) = weight_scale(row);
             scales[o] = scale;
             let (p, c) = (o / NR, o % NR);
-            for (k, &w) in row.iter().enumerate() {
-                let q = (w * inv).round().clamp(-QMAX, QMAX) as i32;
+            let qs = sum_preserving(row, inv);
+            for (k, &q) in qs.iter().enumerate() {
                 packed[((p * kq + k / KQ) * NR + c) * KQ + k % KQ] = (q + 128) as u8;
                 col_sums[o] += q;
             }
@@ -81,10 +81,56 @@ impl Weights {
         Weights { packed, scales, col_sums, n_in, n_out }
     }
 
+    /// `W − s_w·q_w` for the float32 weights `weight` these were quantized from.
+    pub fn residual(&self, weight: &[f32]) -> Vec<f32> {
+        let (n_in, kq) = (self.n_in, self.k_quads());
+        let mut r = weight.to_vec();
+        for o in 0..self.n_out {
+            let (p, c) = (o / NR, o % NR);
+            for k in 0..n_in {
+                let q = self.packed[((p * kq + k / KQ) * NR + c) * KQ + k % KQ] as i32 - 128;
+                r[o * n_in + k] -= q as f32 * self.scales[o];
+            }
+        }
+        r
+    }
+
     /// Number of quads of `k`.
     pub fn k_quads(&self) -> usize {
         self.n_in.div_ceil(KQ)
     }
+}
+
+/// One channel's codes `round(w·inv)` (clamped to ±127), with the fewest roundings turned the
+/// other way that bring `Σ q` to `round(Σ w·inv)`.
+fn sum_preserving(row: &[f32], inv: f32) -> Vec<i32> {
+    let mut q: Vec<i32> = row.iter().map(|&w| (w * inv).round().clamp(-QMAX, QMAX) as i32).collect();
+    if std::env::var("XSUM").is_err() {
+        return q;
+    }
+    let target = row.iter().map(|&w| (w * inv) as f64).sum::<f64>().round() as i64;
+    let mut diff = target - q.iter().map(|&v| v as i64).sum::<i64>();
+    // Candidates: the entries whose rounding error is largest in the needed direction.
+    let mut idx: Vec<usize> = (0..row.len()).collect();
+    let e: Vec<f32> = row.iter().zip(&q).map(|(&w, &v)| w * inv - v as f32).collect(); // > 0: rounded down
+    let err = |k: usize| e[k];
+    if diff > 0 {
+        idx.sort_by(|&a, &b| err(b).total_cmp(&err(a)));
+    } else {
+        idx.sort_by(|&a, &b| err(a).total_cmp(&err(b)));
+    }
+    for &k in &idx {
+        if diff == 0 {
+            break;
+        }
+        let step = diff.signum() as i32;
+        let nq = q[k] + step;
+        if (nq as f32).abs() <= QMAX && err(k) * step as f32 > 0.0 {
+            q[k] = nq;
+            diff -= step as i64;
+        }
+    }
+    q
 }
 
 /// Width of a quantized row of `n_in` values (padded to a multiple of 4).
