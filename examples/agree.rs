@@ -66,7 +66,11 @@ fn main() {
         let ag = same as f64 / n as f64;
         worst = worst.min(ag);
         let (mean, sd) = (s1 / n as f64, (s2 / n as f64 - (s1 / n as f64).powi(2)).sqrt());
-        println!("{name:20} {:6.2}% ({} of {n} flipped) max|dlogp| {maxd:.3} d(l0-l5) mean {mean:.4} sd {sd:.4}", 100.0 * ag, n - same);
+        println!(
+            "{name:20} {:6.2}% ({} of {n} flipped) max|dlogp| {maxd:.3} d(l0-l5) mean {mean:.4} sd {sd:.4}",
+            100.0 * ag,
+            n - same
+        );
     }
     println!("worst {:.2}%", 100.0 * worst);
 }

@@ -83,7 +83,18 @@ impl Linear {
             assert_eq!(b.len(), n_out);
         }
         let packed = gemm::pack(&weight, n_out, n_in);
-        Linear { weight, bias, n_in, n_out, precision: Precision::F32, packed, quant: None, bf16: None, quant8: None, quant8_residual: None }
+        Linear {
+            weight,
+            bias,
+            n_in,
+            n_out,
+            precision: Precision::F32,
+            packed,
+            quant: None,
+            bf16: None,
+            quant8: None,
+            quant8_residual: None,
+        }
     }
 
     /// The same layer computed in `precision` (see [`precision`]); `weight` keeps the original

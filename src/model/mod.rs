@@ -200,11 +200,23 @@ impl ProteinMpnn {
             pos_embedding: self.pos_embedding.clone(),
             // float32 under W8A8 too: quantizing its 416 raw inputs per row costs 1-2 points of
             // top-1 agreement (measured: 96.8 % against 98.2 % on 3HTN, 5L33, 6MRR).
-            edge_embedding: self.edge_embedding.clone(),
+            edge_embedding: if w8a8 && keep.iter().any(|k| k == "x2:edge_emb") {
+                p(&self.edge_embedding).with_residual_weights()
+            } else if w8a8 && keep.iter().any(|k| k == "edge_emb") {
+                p(&self.edge_embedding)
+            } else {
+                self.edge_embedding.clone()
+            },
             norm_edges: self.norm_edges.clone(),
             // `W_e` (the first per-edge layer) float32 under W8A8 as well: measured on the parity
             // cases it buys ~0.5-1 point of top-1 agreement for ~4 % of the int8 scoring time.
-            w_e: n(&self.w_e),
+            w_e: if w8a8 && keep.iter().any(|k| k == "x2:w_e") {
+                p(&self.w_e).with_residual_weights()
+            } else if w8a8 && keep.iter().any(|k| k == "w_e") {
+                p(&self.w_e)
+            } else {
+                n(&self.w_e)
+            },
             w_s: self.w_s.iter().map(|&v| precision.round(v)).collect(),
             encoder_layers: self
                 .encoder_layers
