@@ -367,13 +367,8 @@ pub fn gelu_inplace(x: &mut [f32]) {
 /// (The int8 models' GELU, [`gelu_fast::gelu_fast_inplace`].)
 pub fn gelu_quantize(x: &mut [f32], n: usize, q: &mut int8::w8a8::Rows) {
     q.reset(x.len() / n, n);
-    let exact = std::env::var("XGELU").is_ok();
     for (r, row) in x.chunks_exact_mut(n).enumerate() {
-        if exact {
-            gelu_inplace(row);
-        } else {
-            gelu_fast::gelu_fast_inplace(row);
-        }
+        gelu_fast::gelu_fast_inplace(row);
         q.set(r, row);
     }
 }
