@@ -209,7 +209,7 @@ impl ProteinMpnn {
             edge_embedding: if w8a8 {
                 g("edge_emb", 0, &self.edge_embedding, Some(&self.edge_embedding))
             } else {
-                self.edge_embedding.clone()
+                self.edge_embedding.with_precision(Precision::F32)
             },
             norm_edges: self.norm_edges.clone(),
             w_e: g("w_e", 0, &self.w_e, Some(&n(&self.w_e))),
