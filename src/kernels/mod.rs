@@ -104,7 +104,7 @@ impl Linear {
     }
 
     /// [`Linear::with_precision`] with the int8 algorithm given (for [`Precision::Int8`]) instead
-    /// of the process's: W8A8 models keep their most sensitive per-edge layers W8A16.
+    /// of the process's (the layer plan [`crate::model::INT8_PLAN`] can name W8A16 layers).
     pub fn with_precision_algorithm(&self, precision: Precision, algorithm: int8::Algorithm) -> Linear {
         let (packed, quant, quant8) = match precision {
             Precision::F32 => (gemm::pack(&self.weight, self.n_out, self.n_in), None, None),
