@@ -185,7 +185,8 @@ impl ProteinMpnn {
         // A per-edge layer's form under W8A8: the first plan entry naming it (see `INT8_PLAN`),
         // else `default`.
         let g = |group: &str, i: usize, l: &Linear, default: Option<&Linear>| {
-            let named = |k: &str| k == group || k == format!("{group}{i}");
+            let (group, part) = group.split_once('.').unwrap_or((group, ""));
+            let named = |k: &str| k == group || k == format!("{group}{i}") || k == format!("{group}{i}.{part}");
             let entry = plan.iter().find_map(|e| {
                 let (form, name) = e.split_once(':').unwrap_or(("f32", e));
                 named(name).then_some(form)
@@ -220,12 +221,12 @@ impl ProteinMpnn {
                 .enumerate()
                 .map(|(i, l)| {
                     let mut e = EncLayer::new(
-                        g("enc_node", i, &l.w1, None),
-                        g("enc_node", i, &l.w2, None),
+                        g("enc_node.w1", i, &l.w1, None),
+                        g("enc_node.w2", i, &l.w2, None),
                         n(&l.w3),
-                        g("enc_edge", i, &l.w11, None),
-                        g("enc_edge", i, &l.w12, None),
-                        g("enc_edge", i, &l.w13, None),
+                        g("enc_edge.w11", i, &l.w11, None),
+                        g("enc_edge.w12", i, &l.w12, None),
+                        g("enc_edge.w13", i, &l.w13, None),
                         l.norm1.clone(),
                         l.norm2.clone(),
                         l.norm3.clone(),
@@ -244,8 +245,8 @@ impl ProteinMpnn {
                 .enumerate()
                 .map(|(i, l)| {
                     let mut d = DecLayer::new(
-                        g("dec", i, &l.w1, None),
-                        g("dec", i, &l.w2, None),
+                        g("dec.w1", i, &l.w1, None),
+                        g("dec.w2", i, &l.w2, None),
                         n(&l.w3),
                         l.norm1.clone(),
                         l.norm2.clone(),
@@ -275,7 +276,8 @@ pub const INT8_PLAN_ENV: &str = "MPNN_INT8_PLAN";
 /// entries `FORM:NAME` (a bare `NAME` means `f32:NAME`); the first entry naming a layer wins.
 /// Names: `enc_node` (the encoder's node-message `W1·e`, `W2`), `enc_edge` (its edge-message
 /// `W11·e`, `W12`, `W13`), `dec` (the decoder's `W1·e`, `W2`), each optionally followed by the
-/// layer index (`enc_node0`), and `edge_emb` (the 416 → H edge embedding), `w_e`. Forms: `f32`,
+/// layer index (`enc_node0`) and one layer of the group (`enc_node0.w2`; `w1`, `w2`, `w11`,
+/// `w12`, `w13`), and `edge_emb` (the 416 → H edge embedding), `w_e`. Forms: `f32`,
 /// `w8a8` (one int8 pass), `x2` (two int8 passes: the weights' quantization residual
 /// quantized again, ≈ 15-bit weights for twice the products, [`Linear::with_residual_weights`]),
 /// `a16` (W8A16). Unnamed message layers are `w8a8`; unnamed `edge_emb` and `w_e` `f32`.
