@@ -57,6 +57,10 @@ pub struct Linear {
     bf16: Option<bf16::Bf16Weights>,
     /// The int8 weights, for [`Precision::Int8`] with the W8A8 algorithm ([`int8::algorithm`]).
     quant8: Option<int8::w8a8::Weights>,
+    /// W8A8 with a second int8 pass: the weights' quantization residual, quantized again per
+    /// output channel (about 15-bit weights for twice the products); see
+    /// [`Linear::with_residual_weights`].
+    quant8_residual: Option<int8::w8a8::Weights>,
 }
 
 /// Per-thread staging of rounded or quantized layer inputs (no allocation after warm-up).
@@ -79,12 +83,29 @@ impl Linear {
             assert_eq!(b.len(), n_out);
         }
         let packed = gemm::pack(&weight, n_out, n_in);
-        Linear { weight, bias, n_in, n_out, precision: Precision::F32, packed, quant: None, bf16: None, quant8: None }
+        Linear {
+            weight,
+            bias,
+            n_in,
+            n_out,
+            precision: Precision::F32,
+            packed,
+            quant: None,
+            bf16: None,
+            quant8: None,
+            quant8_residual: None,
+        }
     }
 
     /// The same layer computed in `precision` (see [`precision`]); `weight` keeps the original
     /// float32 values, so converting back to f32 is exact.
     pub fn with_precision(&self, precision: Precision) -> Linear {
+        self.with_precision_algorithm(precision, int8::algorithm())
+    }
+
+    /// [`Linear::with_precision`] with the int8 algorithm given (for [`Precision::Int8`]) instead
+    /// of the process's (the layer plan [`crate::model::INT8_PLAN`] can name W8A16 layers).
+    pub fn with_precision_algorithm(&self, precision: Precision, algorithm: int8::Algorithm) -> Linear {
         let (packed, quant, quant8) = match precision {
             Precision::F32 => (gemm::pack(&self.weight, self.n_out, self.n_in), None, None),
             Precision::F16 => {
@@ -92,7 +113,7 @@ impl Linear {
                 (gemm::pack(&rounded, self.n_out, self.n_in), None, None)
             }
             Precision::Bf16 => (Vec::new(), None, None),
-            Precision::Int8 => match int8::algorithm() {
+            Precision::Int8 => match algorithm {
                 int8::Algorithm::W8A16 => {
                     (Vec::new(), Some(int8::QuantWeights::new(&self.weight, self.n_out, self.n_in)), None)
                 }
@@ -112,7 +133,24 @@ impl Linear {
             quant,
             bf16,
             quant8,
+            quant8_residual: None,
         }
+    }
+
+    /// A W8A8 layer with a second int8 pass over the same quantized inputs: `W ≈ s₁·q₁ + s₂·q₂`,
+    /// `q₂` the residual `W − s₁·q₁` quantized per output channel. Other layers are returned as
+    /// they are.
+    pub fn with_residual_weights(mut self) -> Linear {
+        if let Some(q) = &self.quant8 {
+            let residual = q.residual(&self.weight);
+            self.quant8_residual = Some(int8::w8a8::Weights::new(&residual, self.n_out, self.n_in));
+        }
+        self
+    }
+
+    /// Whether the layer runs two int8 passes ([`Linear::with_residual_weights`]).
+    pub fn has_residual_weights(&self) -> bool {
+        self.quant8_residual.is_some()
     }
 
     /// Whether the layer runs the W8A8 algorithm (takes [`int8::w8a8::Rows`] inputs, see
@@ -132,6 +170,9 @@ impl Linear {
             FLOPS.fetch_add(2 * (rows * self.n_in * self.n_out) as u64, Ordering::Relaxed);
         }
         int8::w8a8::gemm(x, rows, q, self.init(accumulate), out);
+        if let Some(r) = &self.quant8_residual {
+            int8::w8a8::gemm(x, rows, r, gemm::Init::Accumulate(None), out);
+        }
     }
 
     fn init(&self, accumulate: bool) -> gemm::Init<'_> {
@@ -155,10 +196,14 @@ impl Linear {
             w.extend_from_slice(&self.weight[o * self.n_in + start..o * self.n_in + start + width]);
         }
         let block = Linear::new(w, None, self.n_out, width);
-        if self.precision == Precision::F32 {
-            block
-        } else {
-            block.with_precision(self.precision)
+        match (self.precision, &self.quant) {
+            (Precision::F32, _) => block,
+            (Precision::Int8, Some(_)) => block.with_precision_algorithm(self.precision, int8::Algorithm::W8A16),
+            (Precision::Int8, None) if self.has_residual_weights() => {
+                block.with_precision_algorithm(self.precision, int8::Algorithm::W8A8).with_residual_weights()
+            }
+            (Precision::Int8, None) => block.with_precision_algorithm(self.precision, int8::Algorithm::W8A8),
+            (p, _) => block.with_precision(p),
         }
     }
 
@@ -187,6 +232,9 @@ impl Linear {
             return STAGING.with_borrow_mut(|st| {
                 st.q8.quantize(x, rows, self.n_in);
                 int8::w8a8::gemm(st.q8.view(), rows, q, init, out);
+                if let Some(r) = &self.quant8_residual {
+                    int8::w8a8::gemm(st.q8.view(), rows, r, gemm::Init::Accumulate(None), out);
+                }
             });
         }
         match (self.precision, &self.quant) {

@@ -181,37 +181,52 @@ impl ProteinMpnn {
         let w8a8 = precision == Precision::Int8 && int8::algorithm() == int8::Algorithm::W8A8;
         let node_precision = if w8a8 { Precision::F32 } else { precision };
         let n = |l: &Linear| l.with_precision(node_precision);
-        let keep = int8_keep_f32();
-        let g = |group: &str, l: &Linear| {
-            if w8a8 && keep.iter().any(|k| k == group) {
-                l.with_precision(Precision::F32)
-            } else {
-                p(l)
+        let plan = int8_plan();
+        // A per-edge layer's form under W8A8: the first plan entry naming it (see `INT8_PLAN`),
+        // else `default`.
+        let g = |group: &str, i: usize, l: &Linear, default: Option<&Linear>| {
+            let (group, part) = group.split_once('.').unwrap_or((group, ""));
+            let named = |k: &str| k == group || k == format!("{group}{i}") || k == format!("{group}{i}.{part}");
+            let entry = plan.iter().find_map(|e| {
+                let (form, name) = e.split_once(':').unwrap_or(("f32", e));
+                named(name).then_some(form)
+            });
+            match entry {
+                _ if !w8a8 => p(l),
+                None => default.cloned().unwrap_or_else(|| p(l)),
+                Some("f32") => l.with_precision(Precision::F32),
+                Some("x2") => p(l).with_residual_weights(),
+                Some("a16") => l.with_precision_algorithm(precision, int8::Algorithm::W8A16),
+                Some("w8a8") => p(l),
+                Some(form) => panic!("{INT8_PLAN_ENV}: unknown form `{form}` (f32, x2, a16 or w8a8)"),
             }
         };
         let ffn = |f: &FeedForward| FeedForward { w_in: n(&f.w_in), w_out: n(&f.w_out) };
         ProteinMpnn {
             arch: self.arch,
             pos_embedding: self.pos_embedding.clone(),
-            // float32 under W8A8 too: quantizing its 416 raw inputs per row costs 1-2 points of
-            // top-1 agreement (measured: 96.8 % against 98.2 % on 3HTN, 5L33, 6MRR).
-            edge_embedding: self.edge_embedding.clone(),
+            // Under W8A8 as the plan says (float32 by default: quantizing its 416 raw inputs
+            // with one-pass int8 weights costs 1-2 points of top-1 agreement).
+            edge_embedding: if w8a8 {
+                g("edge_emb", 0, &self.edge_embedding, Some(&self.edge_embedding))
+            } else {
+                self.edge_embedding.with_precision(Precision::F32)
+            },
             norm_edges: self.norm_edges.clone(),
-            // `W_e` (the first per-edge layer) float32 under W8A8 as well: measured on the parity
-            // cases it buys ~0.5-1 point of top-1 agreement for ~4 % of the int8 scoring time.
-            w_e: n(&self.w_e),
+            w_e: g("w_e", 0, &self.w_e, Some(&n(&self.w_e))),
             w_s: self.w_s.iter().map(|&v| precision.round(v)).collect(),
             encoder_layers: self
                 .encoder_layers
                 .iter()
-                .map(|l| {
+                .enumerate()
+                .map(|(i, l)| {
                     let mut e = EncLayer::new(
-                        g("enc_node", &l.w1),
-                        g("enc_node", &l.w2),
+                        g("enc_node.w1", i, &l.w1, None),
+                        g("enc_node.w2", i, &l.w2, None),
                         n(&l.w3),
-                        g("enc_edge", &l.w11),
-                        g("enc_edge", &l.w12),
-                        g("enc_edge", &l.w13),
+                        g("enc_edge.w11", i, &l.w11, None),
+                        g("enc_edge.w12", i, &l.w12, None),
+                        g("enc_edge.w13", i, &l.w13, None),
                         l.norm1.clone(),
                         l.norm2.clone(),
                         l.norm3.clone(),
@@ -227,10 +242,11 @@ impl ProteinMpnn {
             decoder_layers: self
                 .decoder_layers
                 .iter()
-                .map(|l| {
+                .enumerate()
+                .map(|(i, l)| {
                     let mut d = DecLayer::new(
-                        g("dec", &l.w1),
-                        g("dec", &l.w2),
+                        g("dec.w1", i, &l.w1, None),
+                        g("dec.w2", i, &l.w2, None),
                         n(&l.w3),
                         l.norm1.clone(),
                         l.norm2.clone(),
@@ -251,8 +267,33 @@ impl ProteinMpnn {
     }
 }
 
-/// `MPNN_INT8_F32=enc_node,enc_edge,dec`: per-edge layer groups W8A8 leaves in float32 (an
-/// accuracy experiment: which layers' quantization moves the output most).
-fn int8_keep_f32() -> Vec<String> {
-    std::env::var("MPNN_INT8_F32").map_or(Vec::new(), |v| v.split(',').map(|s| s.trim().to_string()).collect())
+/// The variable that replaces [`INT8_PLAN`]: `MPNN_INT8_PLAN=entries` (same syntax), or `fast`
+/// for every per-edge message layer one-pass W8A8 and the edge embedding and `W_e` float32 (the
+/// plan before the default below: ≈ 5-10 % faster, 98.1 % worst-case agreement).
+pub const INT8_PLAN_ENV: &str = "MPNN_INT8_PLAN";
+
+/// Which layers W8A8 (`--precision int8` on AVX-512 VNNI) computes how. Comma-separated
+/// entries `FORM:NAME` (a bare `NAME` means `f32:NAME`); the first entry naming a layer wins.
+/// Names: `enc_node` (the encoder's node-message `W1·e`, `W2`), `enc_edge` (its edge-message
+/// `W11·e`, `W12`, `W13`), `dec` (the decoder's `W1·e`, `W2`), each optionally followed by the
+/// layer index (`enc_node0`) and one layer of the group (`enc_node0.w2`; `w1`, `w2`, `w11`,
+/// `w12`, `w13`), and `edge_emb` (the 416 → H edge embedding), `w_e`. Forms: `f32`,
+/// `w8a8` (one int8 pass), `x2` (two int8 passes: the weights' quantization residual
+/// quantized again, ≈ 15-bit weights for twice the products, [`Linear::with_residual_weights`]),
+/// `a16` (W8A16). Unnamed message layers are `w8a8`; unnamed `edge_emb` and `w_e` `f32`.
+///
+/// The default is the cheapest plan measured to keep ≥ 99 % top-1 agreement with float32 on
+/// the unconditional probabilities of all 11 parity cases (`cargo run --release --example
+/// agree`; BENCHMARKS.md, "int8 on AVX-512 VNNI"): one-pass int8 weights shift the logits
+/// systematically (the mean of the error, not its spread, flips the close calls), and the
+/// second pass removes that shift on the layers where it matters; the first encoder layer's
+/// node messages need float32 activations as well.
+pub const INT8_PLAN: &str = "enc_node0,x2:enc_node,x2:edge_emb,x2:w_e";
+
+fn int8_plan() -> Vec<String> {
+    let plan = std::env::var(INT8_PLAN_ENV).unwrap_or_else(|_| INT8_PLAN.to_string());
+    if plan.trim() == "fast" {
+        return Vec::new();
+    }
+    plan.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
 }

@@ -3,10 +3,15 @@
 //!
 //! - **W8A8** ([`w8a8`]) where the CPU has AVX-512 VNNI: int8 weights per output channel × uint8
 //!   activations per row (with a zero point), `vpdpbusd` (4 byte products per 32-bit lane, 4× a
-//!   float32 FMA's products per instruction), exact int32 sums. Only the per-edge layers (the
-//!   `[L·K, H]` products of the message MLPs and `W_e`) are quantized; the per-node layers, the
-//!   edge embedding and `W_out` stay float32 (see [`crate::model::ProteinMpnn::with_precision`]).
-//!   Its plain-Rust twin gives the same bits and runs wherever `MPNN_ISA` forces another path.
+//!   float32 FMA's products per instruction), exact int32 sums. Only per-edge layers (the
+//!   `[L·K, H]` products: the message MLPs, the edge embedding, `W_e`) are quantized, each in
+//!   the form the layer plan [`crate::model::INT8_PLAN`] gives it: one int8 pass, two passes
+//!   (`W ≈ s₁·q₁ + s₂·q₂`, the second pass the first one's residual quantized again, over the
+//!   same quantized inputs: [`crate::kernels::Linear::with_residual_weights`]) or float32. The
+//!   default plan keeps ≥ 99 % top-1 agreement with float32 on every parity case; the
+//!   per-node layers and `W_out` stay float32 (see
+//!   [`crate::model::ProteinMpnn::with_precision`]). Its plain-Rust twin gives the same bits and
+//!   runs wherever `MPNN_ISA` forces another path.
 //! - **W8A16** (this module's [`gemm`]) elsewhere: int8 weights × int16 activations, below.
 //!
 //! The algorithm depends on the CPU, not on `MPNN_ISA`: on one machine every forced path gives
