@@ -20,6 +20,9 @@ use mpnn::checkpoint;
 pub fn run(cli: Cli) -> Result<()> {
     // The kernels' instruction-set path, decided once (a bad MPNN_ISA stops here, before any work).
     let isa = mpnn::kernels::isa::init()?;
+    if let Ok(plan) = std::env::var(mpnn::model::INT8_PLAN_ENV) {
+        mpnn::model::check_int8_plan(&plan).map_err(anyhow::Error::msg)?;
+    }
     tracing::info!(
         "kernels: {isa} path (available: {:?}); bf16 kernel: {}",
         mpnn::kernels::isa::Isa::available(),

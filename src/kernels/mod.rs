@@ -272,11 +272,6 @@ impl LayerNorm {
             layer_norm_row(row, &self.gamma, &self.beta);
         }
     }
-
-    /// The same as [`LayerNorm::forward_inplace`] (kept for the int8 models' callers).
-    pub fn forward_inplace_lanes(&self, x: &mut [f32]) {
-        self.forward_inplace(x)
-    }
 }
 
 /// `Σ row` in 16 lanes, then the lanes in order.
@@ -293,12 +288,6 @@ fn sum_lanes(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
         *a += f(v);
     }
     acc.iter().sum()
-}
-
-/// The same as [`layer_norm_row`] (kept for the int8 models' callers).
-#[inline]
-pub fn layer_norm_row_lanes(row: &mut [f32], gamma: &[f32], beta: &[f32]) {
-    layer_norm_row(row, gamma, beta)
 }
 
 /// One row of LayerNorm in float32: a two-pass mean and (biased) variance, each sum split over
@@ -519,9 +508,9 @@ mod tests {
             let x: Vec<f32> = random(3 * d, &mut rng).iter().map(|v| v * 10.0 + 3.0).collect();
             let ln = LayerNorm { gamma: random(d, &mut rng), beta: random(d, &mut rng) };
             let mut lanes = x.clone();
-            ln.forward_inplace_lanes(&mut lanes);
+            ln.forward_inplace(&mut lanes);
             for (a, b) in lanes.iter().zip(&naive::layer_norm(&ln, &x)) {
-                assert!((a - b).abs() < 1e-5, "lanes {a} vs {b}");
+                assert!((a - b).abs() < 1e-5, "{d}: {a} vs {b}");
             }
         }
         let mut worst = 0f32;

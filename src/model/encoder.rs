@@ -206,11 +206,7 @@ impl EncLayer {
                 for (e, m) in e_chunk.iter_mut().zip(msg.iter()) {
                     *e += m;
                 }
-                if self.w12.precision() == crate::kernels::precision::Precision::Int8 {
-                    self.norm3.forward_inplace_lanes(e_chunk);
-                } else {
-                    self.norm3.forward_inplace(e_chunk);
-                }
+                self.norm3.forward_inplace(e_chunk);
             },
         );
     }

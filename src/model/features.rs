@@ -379,11 +379,7 @@ impl ProteinMpnn {
                 let n = out.len() / (k * h);
                 self.raw_edge_features(batch, &graph, &atoms, start..start + n, raw);
                 self.edge_embedding.forward(raw, n * k, out);
-                if self.precision == crate::kernels::precision::Precision::Int8 {
-                    self.norm_edges.forward_inplace_lanes(out);
-                } else {
-                    self.norm_edges.forward_inplace(out);
-                }
+                self.norm_edges.forward_inplace(out);
             },
         );
         (graph, e)

@@ -17,8 +17,8 @@
 //! The algorithm depends on the CPU, not on `MPNN_ISA`: on one machine every forced path gives
 //! the same bits, but a VNNI and a non-VNNI machine give different int8 results (both far
 //! inside int8's error) unless `MPNN_INT8=w8a8|w8a16` pins the algorithm. W8A8 also uses the
-//! int8-only helpers [`crate::kernels::gelu_fast`] (a table GELU), lane-split LayerNorm on edges
-//! and a vectorized `exp` in the RBFs; all of them are identical on every path too.
+//! int8-only helpers [`crate::kernels::gelu_fast`] (a table GELU) and the cheaper
+//! [`crate::model::features::exp_fast`] in the RBFs; both are identical on every path too.
 //!
 //! ## W8A16
 //!
