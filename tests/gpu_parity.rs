@@ -10,7 +10,7 @@ use std::sync::Arc;
 use common::*;
 use mpnn::alphabet::{self, VOCAB};
 use mpnn::featurize::{Batch, Features};
-use mpnn::gpu::{Draw, Gpu, GpuModel};
+use mpnn::gpu::{Draw, Gpu, GpuModel, SampleItem};
 use mpnn::model::decoder::{decoding_order, score};
 use mpnn::sampler::{omit_vector, Argmax, Chooser, Multinomial, Sampler, SamplingOptions};
 
@@ -284,12 +284,26 @@ fn design_fasta_on_gpu_equals_cpu() {
     let Some(_gpu) = gpu() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let weights = dir.join("weights/small_h64_l2_k16.pt");
+    // The GPU designs the structures of one run together (padded to the longest); a structure
+    // shorter than k (here 12 residues, k = 16) would see padding among its neighbours, so it
+    // runs on its own: all three must still give the CPU's FASTA.
+    let pdb = std::fs::read_to_string(dir.join("structures/6MRR.pdb")).unwrap();
+    let short: String = pdb
+        .lines()
+        .filter(|l| {
+            l.starts_with("ATOM") && l.get(22..26).and_then(|n| n.trim().parse::<i32>().ok()).is_some_and(|n| n <= 12)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let short_path = tmp.path().join("short12.pdb");
+    std::fs::write(&short_path, short).unwrap();
     for device in ["cpu", "gpu"] {
         let out = tmp.path().join(device);
         let args = [
             "design",
             dir.join("structures/6MRR.pdb").to_str().unwrap(),
             dir.join("structures/5L33.pdb").to_str().unwrap(),
+            short_path.to_str().unwrap(),
             "--weights",
             weights.to_str().unwrap(),
             "--out",
@@ -307,11 +321,66 @@ fn design_fasta_on_gpu_equals_cpu() {
         let refs: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
         ok(&mpnn_env(&refs, &[("MPNN_ALLOW_SOFTWARE_GPU", "1")]));
     }
-    for name in ["6MRR", "5L33"] {
+    for name in ["6MRR", "5L33", "short12"] {
         let cpu = std::fs::read_to_string(tmp.path().join(format!("cpu/seqs/{name}.fa"))).unwrap();
         let gpu = std::fs::read_to_string(tmp.path().join(format!("gpu/seqs/{name}.fa"))).unwrap();
         assert_eq!(cpu.lines().count(), 2 + 2 * 8, "{name}: native + 8 designs");
         assert_eq!(gpu, cpu, "{name}: GPU and CPU FASTA differ");
+    }
+}
+
+/// Structures sampled together in one GPU batch (padded to the longest, each with its own
+/// design mask, per-residue bias and omissions, missing residues) give exactly the samples each
+/// gives alone.
+#[test]
+fn structures_sampled_together_equal_alone() {
+    let Some(dir) = parity_dir() else { return };
+    let Some(gpu) = gpu() else { return };
+    let names = ["monomer_6MRR_bias_omit", "quirks_edge", "small_5L33"];
+    let cases: Vec<Case> =
+        names.iter().map(|n| load_case(&dir, n)).filter(|c| c.json["checkpoint"] == "weights/full_k48.pt").collect();
+    assert!(cases.len() >= 2, "two full_k48 cases");
+    let model = cases[0].model();
+    let gm = GpuModel::new(gpu, &model);
+    let fs: Vec<Features> = cases.iter().map(|c| c.features("pdb").unwrap()).collect();
+    assert!(fs.iter().all(|f| f.tied_positions.is_empty() && f.len() >= 48), "untied, at least k residues");
+    let loms: Vec<Vec<f32>> = fs.iter().map(|f| mpnn::sampler::pssm_log_odds_mask(f, 0.0)).collect();
+    let options = SamplingOptions::new(0.1);
+    let nseq = 3u64;
+    let randns: Vec<Vec<Vec<f32>>> = fs
+        .iter()
+        .map(|f| {
+            (0..nseq)
+                .map(|i| {
+                    mpnn::rng::randn(&mut mpnn::rng::stream(9, &f.name, mpnn::rng::Purpose::DesignOrder, i), f.len())
+                })
+                .collect()
+        })
+        .collect();
+    let streams = |f: &Features| -> Vec<_> {
+        (0..nseq).map(|i| mpnn::rng::stream(9, &f.name, mpnn::rng::Purpose::DesignDraws, i)).collect()
+    };
+    let mut rngs: Vec<Vec<_>> = fs.iter().map(streams).collect();
+    let items: Vec<SampleItem> = fs
+        .iter()
+        .zip(&loms)
+        .zip(&randns)
+        .zip(rngs.iter_mut())
+        .map(|(((f, lom), rs), st)| SampleItem {
+            f,
+            log_odds_mask: lom,
+            randns: rs.iter().map(|r| r.as_slice()).collect(),
+            draws: st.iter_mut().map(|r| Draw::Uniform(r)).collect(),
+        })
+        .collect();
+    assert!(gm.structures_per_batch(fs.iter().map(|f| f.len()).max().unwrap(), nseq as usize) >= fs.len());
+    let together = gm.sample_structures(&model, items, &options).unwrap();
+    for (b, f) in fs.iter().enumerate() {
+        let mut st = streams(f);
+        let refs: Vec<&[f32]> = randns[b].iter().map(|r| r.as_slice()).collect();
+        let alone =
+            gm.sample(&model, f, &loms[b], &options, &refs, st.iter_mut().map(|r| Draw::Uniform(r)).collect()).unwrap();
+        assert_eq!(together[b], alone, "{}: together vs alone", f.name);
     }
 }
 

@@ -507,39 +507,53 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
-        for &k in &todo {
-            let job = &jobs[k];
-            let f = &job.features;
-            bar.set_message(f.name.clone());
+        // On a GPU, up to 64 structures are designed together (their samples share command
+        // buffers, `job::design_many`); the results are those of one at a time.
+        let group = if screen.is_none() && model.engine().on_gpu() { 64 } else { 1 };
+        for chunk in todo.chunks(group) {
+            bar.set_message(jobs[chunk[0]].features.name.clone());
             if !quiet {
-                bar.suspend(|| println!("Generating sequences for: {}", f.name));
+                for &k in chunk {
+                    bar.suspend(|| println!("Generating sequences for: {}", jobs[k].features.name));
+                }
             }
             let t0 = Instant::now();
             let progress = |n: usize| bar.inc(n as u64);
-            let Designs { native, designs } = match (&screen, d.keep) {
-                (Some(sm), Some(keep)) => job::design_screened(&model, sm, keep, f, &opts, &progress)?,
-                _ => job::design(&model, f, &opts, &progress)?,
+            let results: Vec<Designs> = match (&screen, d.keep) {
+                (Some(sm), Some(keep)) => {
+                    vec![job::design_screened(&model, sm, keep, &jobs[chunk[0]].features, &opts, &progress)?]
+                }
+                _ if chunk.len() == 1 => vec![job::design(&model, &jobs[chunk[0]].features, &opts, &progress)?],
+                _ => {
+                    let fs: Vec<&Features> = chunk.iter().map(|&k| &jobs[k].features).collect();
+                    job::design_many(&model, &fs, &opts, &progress)?
+                }
             };
-            // The previous outputs go first (so none outlives this run's), then the record, then
-            // the new outputs with the FASTA last: an interruption never leaves a complete FASTA
-            // with a record that does not match it.
-            clear_previous(&base, &f.name)?;
-            if let Some(p) = params_of(f) {
-                resume::write_record(&base, &f.name, &p, seed, &weights)?;
-            }
-            write_outputs(c, d, &base, job, &designs, seed, native, &model.name())?;
-            let dt = t0.elapsed().as_secs_f64();
-            n_seqs += designs.len();
-            n_res += designs.len() * f.masked_chain_lengths.iter().sum::<usize>();
-            if !quiet {
-                bar.suspend(|| {
-                    println!(
-                        "{} sequences of length {} generated in {} seconds",
-                        designs.len(),
-                        f.len(),
-                        output::python_float((dt * 1e4).round() / 1e4)
-                    )
-                });
+            // Per structure: the group's time shared evenly.
+            let dt = t0.elapsed().as_secs_f64() / chunk.len() as f64;
+            for (&k, Designs { native, designs }) in chunk.iter().zip(results) {
+                let job = &jobs[k];
+                let f = &job.features;
+                // The previous outputs go first (so none outlives this run's), then the record,
+                // then the new outputs with the FASTA last: an interruption never leaves a
+                // complete FASTA with a record that does not match it.
+                clear_previous(&base, &f.name)?;
+                if let Some(p) = params_of(f) {
+                    resume::write_record(&base, &f.name, &p, seed, &weights)?;
+                }
+                write_outputs(c, d, &base, job, &designs, seed, native, &model.name())?;
+                n_seqs += designs.len();
+                n_res += designs.len() * f.masked_chain_lengths.iter().sum::<usize>();
+                if !quiet {
+                    bar.suspend(|| {
+                        println!(
+                            "{} sequences of length {} generated in {} seconds",
+                            designs.len(),
+                            f.len(),
+                            output::python_float((dt * 1e4).round() / 1e4)
+                        )
+                    });
+                }
             }
         }
         bar.finish_and_clear();

@@ -440,7 +440,9 @@ fn samp_accum(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgrou
 // The end of a step: constraints, the choice, the letter written to the step's members.
 // One thread per sequence; its record (iv, 8 per sequence at P2): kind (0 nothing, 1 choose,
 // 2 native letter of a missing residue), last position, members offset (iv), member count,
-// uniform bits, forced letter / native letter, mode (0 inverse-CDF draw, 1 argmax, 2 forced).
+// uniform bits, forced letter / native letter, mode (0 inverse-CDF draw, 1 argmax, 2 forced),
+// the row offset of the sequence's structure in the per-residue arrays below (b·L when several
+// structures, padded to L, are sampled together; positions stay 0..L within the structure).
 // P0 N, P1 L, P2 records, P3 acc [N, 21], P4 seq (iv [N·L]), P5 probs [N·L, 21], P7 temperature bits, P8 omit_aas [21], P9 bias_aa [21],
 // P10 bias_by_res [L, 21], P11 pssm flags (1 bias, 2 log-odds), P12 pssm_multi bits,
 // P13 pssm_coef [L], P14 pssm_bias [L, 21], P15 log-odds mask [L, 21], P16 omit mask [L, 21],
@@ -454,7 +456,9 @@ fn samp_final(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgrou
         if (kind == 0u) {
             continue;
         }
+        let soff = iv[rec + 7u];
         let last = iv[rec + 1u];
+        let at = soff + last;
         let moff = iv[rec + 2u];
         let mcnt = iv[rec + 3u];
         if (kind == 2u) {
@@ -467,7 +471,7 @@ fn samp_final(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgrou
         var pr: array<f32, 21>;
         for (var c = 0u; c < VOCAB; c++) {
             pr[c] = a[P(3u) + s * VOCAB + c] - a[P(8u) + c] * 1e8 + a[P(9u) + c] / temp
-                + a[P(10u) + last * VOCAB + c] / temp;
+                + a[P(10u) + at * VOCAB + c] / temp;
         }
         var mx = pr[0];
         for (var c = 1u; c < VOCAB; c++) {
@@ -482,16 +486,16 @@ fn samp_final(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgrou
             pr[c] = pr[c] / sum;
         }
         if ((P(11u) & 1u) != 0u) {
-            let k = PF(12u) * a[P(13u) + last];
+            let k = PF(12u) * a[P(13u) + at];
             for (var c = 0u; c < VOCAB; c++) {
-                pr[c] = (1.0 - k) * pr[c] + k * a[P(14u) + last * VOCAB + c];
+                pr[c] = (1.0 - k) * pr[c] + k * a[P(14u) + at * VOCAB + c];
             }
         }
         if ((P(11u) & 2u) != 0u) {
             var pm: array<f32, 21>;
             var total = 0.0;
             for (var c = 0u; c < VOCAB; c++) {
-                pm[c] = pr[c] * a[P(15u) + last * VOCAB + c];
+                pm[c] = pr[c] * a[P(15u) + at * VOCAB + c];
                 pm[c] += pr[c] * 0.001;
                 total += pm[c];
             }
@@ -502,7 +506,7 @@ fn samp_final(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgrou
         var total2 = 0.0;
         var pm2: array<f32, 21>;
         for (var c = 0u; c < VOCAB; c++) {
-            pm2[c] = pr[c] * (1.0 - a[P(16u) + last * VOCAB + c]);
+            pm2[c] = pr[c] * (1.0 - a[P(16u) + at * VOCAB + c]);
             total2 += pm2[c];
         }
         for (var c = 0u; c < VOCAB; c++) {
@@ -532,15 +536,15 @@ fn samp_final(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgrou
         } else {
             letter = iv[rec + 5u];
         }
-        if (a[P(17u) + last] != 1.0) {
-            letter = iv[P(18u) + last];
+        if (a[P(17u) + at] != 1.0) {
+            letter = iv[P(18u) + at];
         }
         for (var m = 0u; m < mcnt; m++) {
             let pos = iv[moff + m];
             iv[P(4u) + s * L + pos] = letter;
             var c_m = 1.0;
             if (P(19u) == 0u) {
-                c_m = a[P(17u) + pos];
+                c_m = a[P(17u) + soff + pos];
             }
             for (var c = 0u; c < VOCAB; c++) {
                 a[P(5u) + (s * L + pos) * VOCAB + c] = c_m * pr[c];

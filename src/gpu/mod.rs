@@ -21,7 +21,7 @@ use std::sync::Mutex;
 
 use wgpu::util::DeviceExt;
 
-pub use model::{Draw, GpuModel};
+pub use model::{Draw, GpuModel, SampleItem};
 
 /// The backends mpnn asks wgpu for. Naming them matters: with no Vulkan driver but Mesa's GL
 /// present, wgpu would otherwise fall back to its GL backend.

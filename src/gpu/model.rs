@@ -130,6 +130,15 @@ impl Draw<'_> {
     }
 }
 
+/// One structure's part of a multi-structure sampler batch ([`GpuModel::sample_structures`]):
+/// its features, PSSM log-odds mask, one `randn` and one draw mode per sequence.
+pub struct SampleItem<'a, 'r> {
+    pub f: &'a Features,
+    pub log_odds_mask: &'a [f32],
+    pub randns: Vec<&'a [f32]>,
+    pub draws: Vec<Draw<'r>>,
+}
+
 /// A model on a GPU.
 pub struct GpuModel {
     pub gpu: Arc<Gpu>,
@@ -801,7 +810,6 @@ impl GpuModel {
         randns: &[&[f32]],
         mut draws: Vec<Draw>,
     ) -> Result<Vec<Sample>, GpuError> {
-        let l = f.len();
         let n_seq = randns.len();
         if n_seq == 0 {
             return Ok(Vec::new());
@@ -819,73 +827,169 @@ impl GpuModel {
             }
             return Ok(out);
         }
-        let design = f.design_mask();
-        let tied = !f.tied_positions.is_empty();
+        let item = SampleItem { f, log_odds_mask, randns: randns.to_vec(), draws };
+        Ok(self.sample_group(model, vec![item], options)?.remove(0))
+    }
+
+    /// Structures per multi-structure sampler batch that fit the device, for `n` sequences
+    /// each, padded to length `l` (at least 1).
+    pub fn structures_per_batch(&self, l: usize, n: usize) -> usize {
+        let (l64, h) = (l as u64, self.h as u64);
+        let k = self.k.min(l).max(1) as u64;
+        let layers = self.dec.len().max(1) as u64;
+        let per_seq =
+            4 * (l64 * h * 2 * (layers - 1) + 2 * l64 * VOCAB as u64 + 2 * k * h + 12 * h + 2 * VOCAB as u64 + 2 * l64);
+        let per_structure =
+            4 * (l64 * k * (self.edge_in as u64 + h * (3 + layers)) + 12 * l64 * h) + n as u64 * per_seq;
+        (self.budget(4 << 20) / per_structure.max(1)).clamp(1, 4096) as usize
+    }
+
+    /// Samples several structures' sequences in shared command buffers: the structures are
+    /// padded to the longest of a group and encoded together, and sequence `c` of every
+    /// structure is one row block of a copy, so one decoder dispatch per step serves all of
+    /// them (a design job's 8 sequences of a 100-residue backbone alone leave a GPU idle).
+    /// Every structure needs the same number of sequences; each sequence depends only on its
+    /// structure, `randn` and draws, so the result equals [`GpuModel::sample`] per structure.
+    /// Structures with tied positions, and groups that would not fit, run on their own.
+    pub fn sample_structures<'a, 'r>(
+        &self,
+        model: &ProteinMpnn,
+        items: Vec<SampleItem<'a, 'r>>,
+        options: &SamplingOptions,
+    ) -> Result<Vec<Vec<Sample>>, GpuError> {
+        let mut out: Vec<Vec<Sample>> = Vec::with_capacity(items.len());
+        let mut group: Vec<SampleItem<'a, 'r>> = Vec::new();
+        let flush = |group: &mut Vec<SampleItem<'a, 'r>>, out: &mut Vec<Vec<Sample>>| -> Result<(), GpuError> {
+            match group.len() {
+                0 => {}
+                1 => {
+                    let it = group.pop().expect("one item");
+                    out.push(self.sample(model, it.f, it.log_odds_mask, options, &it.randns, it.draws)?);
+                }
+                _ => out.extend(self.sample_group(model, std::mem::take(group), options)?),
+            }
+            Ok(())
+        };
+        for item in items {
+            let n = item.randns.len();
+            let alone = !item.f.tied_positions.is_empty() || n == 0 || n > self.sample_batch_limit(item.f.len());
+            // A structure shorter than k has padding among its k nearest "neighbours" once
+            // padded: it only joins structures of its own length (no padding).
+            let short = |it: &SampleItem| it.f.len() < self.k;
+            let fits = |g: &[SampleItem<'a, 'r>], it: &SampleItem<'a, 'r>| {
+                let l = g.iter().chain([it]).map(|x| x.f.len()).max().unwrap_or(0);
+                let same_len = g.iter().all(|x| x.f.len() == it.f.len());
+                g[0].randns.len() == n
+                    && (same_len || (!short(it) && !g.iter().any(short)))
+                    && g.len() < self.structures_per_batch(l, n)
+            };
+            if alone || (!group.is_empty() && !fits(&group, &item)) {
+                flush(&mut group, &mut out)?;
+            }
+            if alone {
+                out.push(self.sample(model, item.f, item.log_odds_mask, options, &item.randns, item.draws)?);
+            } else {
+                group.push(item);
+            }
+        }
+        flush(&mut group, &mut out)?;
+        Ok(out)
+    }
+
+    /// One command buffer for `items` (the same number of sequences each, tied positions only
+    /// when alone): chain `s = c·B + b` is sequence `c` of structure `b`, its rows `s·L + t`.
+    fn sample_group(
+        &self,
+        model: &ProteinMpnn,
+        mut items: Vec<SampleItem<'_, '_>>,
+        options: &SamplingOptions,
+    ) -> Result<Vec<Vec<Sample>>, GpuError> {
+        let nb = items.len();
+        let n_per = items[0].randns.len();
+        assert!(items.iter().all(|it| it.randns.len() == n_per && it.draws.len() == n_per));
+        let tied = !items[0].f.tied_positions.is_empty();
+        assert!(nb == 1 || items.iter().all(|it| it.f.tied_positions.is_empty()), "tied structures run alone");
+        let fs: Vec<&Features> = items.iter().map(|it| it.f).collect();
+        let batch = Batch::new(&fs, None);
+        let l = batch.l;
+        let n_seq = n_per * nb;
         let h = self.h;
+        tracing::debug!("GPU sampler batch: {nb} structure(s) × {n_per} sequences, padded to {l} residues");
         // The schedule, per sequence: sub-steps of one decoded row each; a step's letter is
         // chosen at its last sub-step.
         struct Sub {
             decode: Option<(u32, u32, f32, f32)>, // row, flags, beta, members
-            fin: Option<[u32; 7]>,                // kind, last, members offset, count, uniform, letter, mode
+            fin: Option<[u32; 8]>, // kind, last, members offset, count, uniform, letter, mode, row offset
         }
         let mut members_all: Vec<u32> = Vec::new();
         let mut schedules: Vec<Vec<Sub>> = Vec::with_capacity(n_seq);
         let mut orders = Vec::with_capacity(n_seq);
-        let mut pos = vec![0u32; n_seq * l];
-        for (si, randn) in randns.iter().enumerate() {
-            assert_eq!(randn.len(), l);
-            let base = decoding_order(&design, randn);
-            let steps = decoding_steps(&base, &f.tied_positions);
-            let order: Vec<usize> = steps.iter().flatten().copied().collect();
-            for (p, &t) in order.iter().enumerate() {
-                pos[si * l + t] = p as u32;
-            }
-            let mut subs = Vec::new();
-            for step in &steps {
-                let before = subs.len();
-                let mut missing = None;
-                let mut first = true;
-                for &t in step {
-                    if f.mask[t] == 0.0 {
-                        missing = Some(t);
-                        break;
-                    }
-                    let flags = (first as u32) | if tied { 4 } else { 2 };
-                    first = false;
-                    subs.push(Sub { decode: Some((t as u32, flags, f.tied_beta[t], step.len() as f32)), fin: None });
+        // Positions never decoded (padding) come after every decoded one.
+        let mut pos = vec![u32::MAX / 2; n_seq * l];
+        for c in 0..n_per {
+            for (b, item) in items.iter_mut().enumerate() {
+                let si = c * nb + b;
+                let f = item.f;
+                let design = f.design_mask();
+                let randn = item.randns[c];
+                assert_eq!(randn.len(), f.len());
+                let base = decoding_order(&design, randn);
+                let steps = decoding_steps(&base, &f.tied_positions);
+                let order: Vec<usize> = steps.iter().flatten().copied().collect();
+                for (p, &t) in order.iter().enumerate() {
+                    pos[si * l + t] = p as u32;
                 }
-                let moff = members_all.len() as u32;
-                members_all.extend(step.iter().map(|&m| m as u32));
-                let last = *step.last().expect("steps are not empty");
-                let fin = match missing {
-                    Some(t) => [2, last as u32, moff, step.len() as u32, 0, f.s[t] as u32, 0],
-                    None => {
-                        let (u, letter) = match &mut draws[si] {
-                            Draw::Uniform(g) => (fbits(g.gen::<f32>()), 0),
-                            Draw::Argmax => (0, 0),
-                            Draw::Forced(s) => (0, s[step[0]] as u32),
-                        };
-                        [1, last as u32, moff, step.len() as u32, u, letter, draws[si].mode()]
+                let mut subs = Vec::new();
+                for step in &steps {
+                    let before = subs.len();
+                    let mut missing = None;
+                    let mut first = true;
+                    for &t in step {
+                        if f.mask[t] == 0.0 {
+                            missing = Some(t);
+                            break;
+                        }
+                        let flags = (first as u32) | if tied { 4 } else { 2 };
+                        first = false;
+                        subs.push(Sub {
+                            decode: Some((t as u32, flags, f.tied_beta[t], step.len() as f32)),
+                            fin: None,
+                        });
                     }
-                };
-                if subs.len() == before {
-                    subs.push(Sub { decode: None, fin: None });
+                    let moff = members_all.len() as u32;
+                    members_all.extend(step.iter().map(|&m| m as u32));
+                    let last = *step.last().expect("steps are not empty");
+                    let soff = (b * l) as u32;
+                    let fin = match missing {
+                        Some(t) => [2, last as u32, moff, step.len() as u32, 0, f.s[t] as u32, 0, soff],
+                        None => {
+                            let draw = &mut item.draws[c];
+                            let (u, letter) = match draw {
+                                Draw::Uniform(g) => (fbits(g.gen::<f32>()), 0),
+                                Draw::Argmax => (0, 0),
+                                Draw::Forced(s) => (0, s[step[0]] as u32),
+                            };
+                            [1, last as u32, moff, step.len() as u32, u, letter, draw.mode(), soff]
+                        }
+                    };
+                    if subs.len() == before {
+                        subs.push(Sub { decode: None, fin: None });
+                    }
+                    subs.last_mut().expect("pushed above").fin = Some(fin);
                 }
-                subs.last_mut().expect("pushed above").fin = Some(fin);
+                schedules.push(subs);
+                orders.push(order);
             }
-            schedules.push(subs);
-            orders.push(order);
         }
         let u_max = schedules.iter().map(|s| s.len()).max().unwrap_or(0);
         let mut plan = Plan::new();
-        let batch = Batch::new(&[f], None);
         let (e, _) = self.record_encoder(&mut plan, model, &batch);
         let k = e.k;
         let sc = self.scratch(&mut plan, k, n_seq);
         let ds = self.decoder_states(&mut plan, n_seq * l);
-        for (&s, &nb) in ds.states.iter().zip(&ds.nbrs) {
+        for (&s, &nbr) in ds.states.iter().zip(&ds.nbrs) {
             plan.fill(n_seq * l * h, s, 0.0);
-            plan.fill(n_seq * l * h, nb, 0.0);
+            plan.fill(n_seq * l * h, nbr, 0.0);
         }
         let pos = plan.upload_int(pos);
         let seq = plan.alloc_int(n_seq * l);
@@ -897,15 +1001,34 @@ impl GpuModel {
         plan.fill(n_seq * l * VOCAB, lps, 0.0);
         let members = plan.upload_int(members_all);
         let o = options;
+        // Per-residue arrays of every structure, each padded to L.
+        let padded = |width: usize, get: &dyn Fn(&Features) -> Vec<f32>| -> Vec<f32> {
+            let mut v = vec![0f32; nb * l * width];
+            for (b, it) in items.iter().enumerate() {
+                let x = get(it.f);
+                v[b * l * width..b * l * width + x.len()].copy_from_slice(&x);
+            }
+            v
+        };
         let omit_aas = plan.upload(o.omit_aas.to_vec());
         let bias_aa = plan.upload(o.bias_aa.to_vec());
-        let bbr = plan.upload(f.bias_by_res.clone());
-        let coef = plan.upload(f.pssm_coef.clone());
-        let pbias = plan.upload(f.pssm_bias.clone());
-        let lom = plan.upload(log_odds_mask.to_vec());
-        let omit_mask = plan.upload(f.omit_aa_mask.clone());
-        let design_off = plan.upload(design.clone());
-        let native = plan.upload_int(f.s.iter().map(|&a| a as u32).collect());
+        let bbr = plan.upload(padded(VOCAB, &|f| f.bias_by_res.clone()));
+        let coef = plan.upload(padded(1, &|f| f.pssm_coef.clone()));
+        let pbias = plan.upload(padded(VOCAB, &|f| f.pssm_bias.clone()));
+        let mut lom_all = vec![0f32; nb * l * VOCAB];
+        for (b, it) in items.iter().enumerate() {
+            lom_all[b * l * VOCAB..b * l * VOCAB + it.log_odds_mask.len()].copy_from_slice(it.log_odds_mask);
+        }
+        let lom = plan.upload(lom_all);
+        let omit_mask = plan.upload(padded(VOCAB, &|f| f.omit_aa_mask.clone()));
+        let design_off = plan.upload(padded(1, &|f| f.design_mask()));
+        let mut native_all = vec![0u32; nb * l];
+        for (b, it) in items.iter().enumerate() {
+            for (t, &a) in it.f.s.iter().enumerate() {
+                native_all[b * l + t] = a as u32;
+            }
+        }
+        let native = plan.upload_int(native_all);
         let pssm_flags = (o.pssm_bias_flag as u32) | ((o.pssm_log_odds_flag as u32) << 1);
         let raw = plan.alloc(n_seq * VOCAB);
         for u in 0..u_max {
@@ -920,7 +1043,7 @@ impl GpuModel {
                     meta.extend([flags, fbits(beta), fbits(m)]);
                 }
                 if let Some(fin) = sub.fin {
-                    recs[si * 8..si * 8 + 7].copy_from_slice(&fin);
+                    recs[si * 8..si * 8 + 8].copy_from_slice(&fin);
                     recs[si * 8 + 2] += members;
                     any_fin = true;
                 }
@@ -972,18 +1095,22 @@ impl GpuModel {
         let lp_slot = plan.read(lps, n_seq * l * VOCAB);
         let res = self.run(&plan)?;
         let (s_all, p_all, lp_all) = (res.ints(s_slot), res.floats(p_slot), res.floats(lp_slot));
-        let mut out = Vec::with_capacity(n_seq);
+        let mut out: Vec<Vec<Sample>> = (0..nb).map(|_| Vec::with_capacity(n_per)).collect();
         for (si, order) in orders.into_iter().enumerate() {
-            let s: Vec<u8> = s_all[si * l..(si + 1) * l].iter().map(|&v| v.min(UNSET) as u8).collect();
-            let probs = p_all[si * l * VOCAB..(si + 1) * l * VOCAB].to_vec();
+            let b = si % nb;
+            let f = items[b].f;
+            let len = f.len();
+            let rows = si * l..si * l + len;
+            let s: Vec<u8> = s_all[rows.clone()].iter().map(|&v| v.min(UNSET) as u8).collect();
+            let probs = p_all[rows.start * VOCAB..rows.end * VOCAB].to_vec();
             let log_probs = (!tied).then(|| {
-                let mut lp = lp_all[si * l * VOCAB..(si + 1) * l * VOCAB].to_vec();
-                for t in (0..l).filter(|&t| f.mask[t] == 0.0) {
+                let mut lp = lp_all[rows.start * VOCAB..rows.end * VOCAB].to_vec();
+                for t in (0..len).filter(|&t| f.mask[t] == 0.0) {
                     lp[t * VOCAB..(t + 1) * VOCAB].copy_from_slice(&self.missing_row);
                 }
                 lp
             });
-            out.push(Sample { s, probs, decoding_order: order, log_probs });
+            out[b].push(Sample { s, probs, decoding_order: order, log_probs });
         }
         Ok(out)
     }

@@ -220,9 +220,10 @@ pub fn design(
     #[cfg(feature = "gpu")]
     if let Some(g) = &engine.gpu {
         if opts.backbone_noise == 0.0 {
-            match sample_all_gpu(g, &engine.model, f, opts, progress) {
-                Ok(designs) => {
-                    return Ok(Designs { native: native_scores_gpu(g, &engine.model, f, opts.seed), designs })
+            match sample_all_gpu(g, &engine.model, &[f], opts, progress) {
+                Ok(mut designs) => {
+                    let designs = designs.remove(0);
+                    return Ok(Designs { native: native_scores_gpu(g, &engine.model, f, opts.seed), designs });
                 }
                 Err(e) => eprintln!("warning: {e}; designing {} on the CPU", f.name),
             }
@@ -236,49 +237,106 @@ pub fn design(
     Ok(Designs { native: native_scores(net, &enc, f, opts.seed), designs })
 }
 
-/// [`sample_all`] on the GPU: per temperature, every sample in one batch (split to fit the
-/// device), from the same random streams as the CPU path.
+/// [`design`] for several structures at once, in order. On a GPU (without backbone noise) the
+/// structures' samples share command buffers, padded to a common length
+/// ([`crate::gpu::GpuModel::sample_structures`]): a design job's few sequences per backbone
+/// leave a GPU mostly idle one structure at a time. Every result equals [`design`]'s for that
+/// structure (each sample depends only on its structure, seed and index); on the CPU this is
+/// [`design`] for each.
+pub fn design_many(
+    model: &Model,
+    fs: &[&Features],
+    opts: &DesignOptions,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<Designs>, JobError> {
+    opts.validate()?;
+    for f in fs {
+        check_model(model, f)?;
+    }
+    #[cfg(feature = "gpu")]
+    if let Some(g) = &model.engine().gpu {
+        if opts.backbone_noise == 0.0 && fs.len() > 1 {
+            let net = &model.engine().model;
+            match sample_all_gpu(g, net, fs, opts, &|_| {}) {
+                Ok(all) => {
+                    progress(all.iter().map(Vec::len).sum());
+                    return Ok(all
+                        .into_iter()
+                        .zip(fs)
+                        .map(|(designs, f)| Designs { native: native_scores_gpu(g, net, f, opts.seed), designs })
+                        .collect());
+                }
+                Err(e) => eprintln!("warning: {e}; designing these {} structures one at a time", fs.len()),
+            }
+        }
+    }
+    fs.iter().map(|f| design(model, f, opts, progress)).collect()
+}
+
+/// [`sample_all`] on the GPU for several structures: per temperature, every sample of every
+/// structure in as few command buffers as fit the device
+/// ([`crate::gpu::GpuModel::sample_structures`]), from the same random streams as the CPU path.
 #[cfg(feature = "gpu")]
 fn sample_all_gpu(
     gm: &crate::gpu::GpuModel,
     model: &ProteinMpnn,
-    f: &Features,
+    fs: &[&Features],
     opts: &DesignOptions,
     progress: &(dyn Fn(usize) + Sync),
-) -> Result<Vec<Design>, crate::gpu::GpuError> {
-    let l = f.len();
+) -> Result<Vec<Vec<Design>>, crate::gpu::GpuError> {
     let seed = opts.seed;
     let per = opts.per_temperature;
-    let log_odds_mask = pssm_log_odds_mask(f, opts.pssm_threshold);
-    let mut out = Vec::with_capacity(opts.temperatures.len() * per);
-    let batch = Batch::new(&[f], None);
+    let masks: Vec<Vec<f32>> = fs.iter().map(|f| pssm_log_odds_mask(f, opts.pssm_threshold)).collect();
+    let mut out: Vec<Vec<Design>> = fs.iter().map(|_| Vec::with_capacity(opts.temperatures.len() * per)).collect();
     for (ti, &t) in opts.temperatures.iter().enumerate() {
         let ids: Vec<usize> = (ti * per..(ti + 1) * per).collect();
-        let randns: Vec<Vec<f32>> = ids
+        let randns: Vec<Vec<Vec<f32>>> = fs
             .iter()
-            .map(|&i| rng::randn(&mut rng::stream(seed, &f.name, Purpose::DesignOrder, i as u64), l))
+            .map(|f| {
+                ids.iter()
+                    .map(|&i| rng::randn(&mut rng::stream(seed, &f.name, Purpose::DesignOrder, i as u64), f.len()))
+                    .collect()
+            })
             .collect();
-        let mut streams: Vec<_> =
-            ids.iter().map(|&i| rng::stream(seed, &f.name, Purpose::DesignDraws, i as u64)).collect();
-        let refs: Vec<&[f32]> = randns.iter().map(|r| r.as_slice()).collect();
-        let draws: Vec<crate::gpu::Draw> = streams.iter_mut().map(|r| crate::gpu::Draw::Uniform(r)).collect();
-        let samples = gm.sample(model, f, &log_odds_mask, &opts.sampling(t), &refs, draws)?;
-        // Tied samples are rescored with `forward()` on their own order (one batch).
-        let rescore: Vec<(Vec<u8>, Option<Vec<usize>>)> = samples
+        let mut streams: Vec<Vec<_>> = fs
             .iter()
-            .filter(|s| s.log_probs.is_none())
-            .map(|s| (s.s.clone(), Some(s.decoding_order.clone())))
+            .map(|f| ids.iter().map(|&i| rng::stream(seed, &f.name, Purpose::DesignDraws, i as u64)).collect())
             .collect();
-        let mut rescored =
-            if rescore.is_empty() { Vec::new() } else { gm.forward_passes(model, &batch, &rescore)? }.into_iter();
-        for (s, (k, &i)) in samples.into_iter().zip(ids.iter().enumerate()) {
-            let lp = match &s.log_probs {
-                Some(lp) => lp.clone(),
-                None => rescored.next().expect("one pass per tied sample"),
-            };
-            out.push(finish_with(f, i, t, k + 1, s, lp));
+        let items: Vec<crate::gpu::SampleItem> = fs
+            .iter()
+            .zip(&masks)
+            .zip(&randns)
+            .zip(streams.iter_mut())
+            .map(|(((f, mask), rs), st)| crate::gpu::SampleItem {
+                f,
+                log_odds_mask: mask,
+                randns: rs.iter().map(|r| r.as_slice()).collect(),
+                draws: st.iter_mut().map(|r| crate::gpu::Draw::Uniform(r)).collect(),
+            })
+            .collect();
+        let all = gm.sample_structures(model, items, &opts.sampling(t))?;
+        for ((f, samples), designs) in fs.iter().zip(all).zip(out.iter_mut()) {
+            // Tied samples are rescored with `forward()` on their own order (one batch).
+            let rescore: Vec<(Vec<u8>, Option<Vec<usize>>)> = samples
+                .iter()
+                .filter(|s| s.log_probs.is_none())
+                .map(|s| (s.s.clone(), Some(s.decoding_order.clone())))
+                .collect();
+            let mut rescored = if rescore.is_empty() {
+                Vec::new()
+            } else {
+                gm.forward_passes(model, &Batch::new(&[f], None), &rescore)?
+            }
+            .into_iter();
+            for (s, (k, &i)) in samples.into_iter().zip(ids.iter().enumerate()) {
+                let lp = match &s.log_probs {
+                    Some(lp) => lp.clone(),
+                    None => rescored.next().expect("one pass per tied sample"),
+                };
+                designs.push(finish_with(f, i, t, k + 1, s, lp));
+            }
         }
-        progress(per);
+        progress(per * fs.len());
     }
     Ok(out)
 }

@@ -30,7 +30,8 @@ mod model;
 
 pub use constraints::ResidueConstraints;
 pub use design::{
-    check_backbone_noise, check_screen, design, design_screened, Design, DesignOptions, Designs, MAX_BACKBONE_NOISE,
+    check_backbone_noise, check_screen, design, design_many, design_screened, Design, DesignOptions, Designs,
+    MAX_BACKBONE_NOISE,
 };
 pub use error::JobError;
 pub use labels::Labels;
