@@ -523,7 +523,6 @@ pub fn run(c: &Common, d: &DesignOpts, skip: &Skip, mode: Mode) -> Result<()> {
                 (Some(sm), Some(keep)) => {
                     vec![job::design_screened(&model, sm, keep, &jobs[chunk[0]].features, &opts, &progress)?]
                 }
-                _ if chunk.len() == 1 => vec![job::design(&model, &jobs[chunk[0]].features, &opts, &progress)?],
                 _ => {
                     let fs: Vec<&Features> = chunk.iter().map(|&k| &jobs[k].features).collect();
                     job::design_many(&model, &fs, &opts, &progress)?

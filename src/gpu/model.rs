@@ -787,15 +787,22 @@ impl GpuModel {
         Ok(out)
     }
 
-    /// Sequences per sampler batch that fit the device's largest buffer for length `l`.
-    pub fn sample_batch_limit(&self, l: usize) -> usize {
-        let (l, h) = (l as u64, self.h as u64);
-        let k = self.k.min(l as usize).max(1) as u64;
+    /// The sampler's device memory for one structure of length `l`: (bytes per structure for
+    /// its encoding, bytes per sequence sampled from it).
+    fn sampler_bytes(&self, l: usize) -> (u64, u64) {
+        let (l64, h) = (l as u64, self.h as u64);
+        let k = self.k.min(l).max(1) as u64;
         let layers = self.dec.len().max(1) as u64;
         let per_seq =
-            4 * (l * h * 2 * (layers - 1) + 2 * l * VOCAB as u64 + 2 * k * h + 12 * h + 2 * VOCAB as u64 + 2 * l);
-        let fixed = 4 * (l * k * (self.edge_in as u64 + h * (3 + layers)) + 12 * l * h) + (4 << 20);
-        (self.budget(fixed) / per_seq.max(1)).clamp(1, 8192) as usize
+            4 * (l64 * h * 2 * (layers - 1) + 2 * l64 * VOCAB as u64 + 2 * k * h + 12 * h + 2 * VOCAB as u64 + 2 * l64);
+        let per_structure = 4 * (l64 * k * (self.edge_in as u64 + h * (3 + layers)) + 12 * l64 * h);
+        (per_structure, per_seq)
+    }
+
+    /// Sequences per sampler batch that fit the device's largest buffer for length `l`.
+    pub fn sample_batch_limit(&self, l: usize) -> usize {
+        let (fixed, per_seq) = self.sampler_bytes(l);
+        (self.budget(fixed + (4 << 20)) / per_seq.max(1)).clamp(1, 8192) as usize
     }
 
     /// Samples one sequence per `randn` for the single structure `f` (the CPU's
@@ -834,14 +841,8 @@ impl GpuModel {
     /// Structures per multi-structure sampler batch that fit the device, for `n` sequences
     /// each, padded to length `l` (at least 1).
     pub fn structures_per_batch(&self, l: usize, n: usize) -> usize {
-        let (l64, h) = (l as u64, self.h as u64);
-        let k = self.k.min(l).max(1) as u64;
-        let layers = self.dec.len().max(1) as u64;
-        let per_seq =
-            4 * (l64 * h * 2 * (layers - 1) + 2 * l64 * VOCAB as u64 + 2 * k * h + 12 * h + 2 * VOCAB as u64 + 2 * l64);
-        let per_structure =
-            4 * (l64 * k * (self.edge_in as u64 + h * (3 + layers)) + 12 * l64 * h) + n as u64 * per_seq;
-        (self.budget(4 << 20) / per_structure.max(1)).clamp(1, 4096) as usize
+        let (fixed, per_seq) = self.sampler_bytes(l);
+        (self.budget(4 << 20) / (fixed + n as u64 * per_seq).max(1)).clamp(1, 4096) as usize
     }
 
     /// Samples several structures' sequences in shared command buffers: the structures are
@@ -1002,26 +1003,22 @@ impl GpuModel {
         let members = plan.upload_int(members_all);
         let o = options;
         // Per-residue arrays of every structure, each padded to L.
-        let padded = |width: usize, get: &dyn Fn(&Features) -> Vec<f32>| -> Vec<f32> {
+        let padded = |width: usize, get: &dyn Fn(&SampleItem) -> Vec<f32>| -> Vec<f32> {
             let mut v = vec![0f32; nb * l * width];
             for (b, it) in items.iter().enumerate() {
-                let x = get(it.f);
+                let x = get(it);
                 v[b * l * width..b * l * width + x.len()].copy_from_slice(&x);
             }
             v
         };
         let omit_aas = plan.upload(o.omit_aas.to_vec());
         let bias_aa = plan.upload(o.bias_aa.to_vec());
-        let bbr = plan.upload(padded(VOCAB, &|f| f.bias_by_res.clone()));
-        let coef = plan.upload(padded(1, &|f| f.pssm_coef.clone()));
-        let pbias = plan.upload(padded(VOCAB, &|f| f.pssm_bias.clone()));
-        let mut lom_all = vec![0f32; nb * l * VOCAB];
-        for (b, it) in items.iter().enumerate() {
-            lom_all[b * l * VOCAB..b * l * VOCAB + it.log_odds_mask.len()].copy_from_slice(it.log_odds_mask);
-        }
-        let lom = plan.upload(lom_all);
-        let omit_mask = plan.upload(padded(VOCAB, &|f| f.omit_aa_mask.clone()));
-        let design_off = plan.upload(padded(1, &|f| f.design_mask()));
+        let bbr = plan.upload(padded(VOCAB, &|it| it.f.bias_by_res.clone()));
+        let coef = plan.upload(padded(1, &|it| it.f.pssm_coef.clone()));
+        let pbias = plan.upload(padded(VOCAB, &|it| it.f.pssm_bias.clone()));
+        let lom = plan.upload(padded(VOCAB, &|it| it.log_odds_mask.to_vec()));
+        let omit_mask = plan.upload(padded(VOCAB, &|it| it.f.omit_aa_mask.clone()));
+        let design_off = plan.upload(padded(1, &|it| it.f.design_mask()));
         let mut native_all = vec![0u32; nb * l];
         for (b, it) in items.iter().enumerate() {
             for (t, &a) in it.f.s.iter().enumerate() {

@@ -214,35 +214,15 @@ pub fn design(
     opts: &DesignOptions,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Designs, JobError> {
-    opts.validate()?;
-    check_model(model, f)?;
-    let engine = model.engine();
-    #[cfg(feature = "gpu")]
-    if let Some(g) = &engine.gpu {
-        if opts.backbone_noise == 0.0 {
-            match sample_all_gpu(g, &engine.model, &[f], opts, progress) {
-                Ok(mut designs) => {
-                    let designs = designs.remove(0);
-                    return Ok(Designs { native: native_scores_gpu(g, &engine.model, f, opts.seed), designs });
-                }
-                Err(e) => eprintln!("warning: {e}; designing {} on the CPU", f.name),
-            }
-        }
-    }
-    let net = &engine.model;
-    // One encoding of the clean backbone serves the samples (without backbone noise) and the
-    // native sequence's score.
-    let enc = net.encode(&Batch::new(&[f], None));
-    let designs = sample_all(net, &enc, f, opts, progress);
-    Ok(Designs { native: native_scores(net, &enc, f, opts.seed), designs })
+    Ok(design_many(model, &[f], opts, progress)?.remove(0))
 }
 
 /// [`design`] for several structures at once, in order. On a GPU (without backbone noise) the
 /// structures' samples share command buffers, padded to a common length
 /// ([`crate::gpu::GpuModel::sample_structures`]): a design job's few sequences per backbone
 /// leave a GPU mostly idle one structure at a time. Every result equals [`design`]'s for that
-/// structure (each sample depends only on its structure, seed and index); on the CPU this is
-/// [`design`] for each.
+/// structure (each sample depends only on its structure, seed and index); on the CPU the
+/// structures are designed one after the other.
 pub fn design_many(
     model: &Model,
     fs: &[&Features],
@@ -253,24 +233,36 @@ pub fn design_many(
     for f in fs {
         check_model(model, f)?;
     }
+    let net = &model.engine().model;
     #[cfg(feature = "gpu")]
     if let Some(g) = &model.engine().gpu {
-        if opts.backbone_noise == 0.0 && fs.len() > 1 {
-            let net = &model.engine().model;
-            match sample_all_gpu(g, net, fs, opts, &|_| {}) {
+        if opts.backbone_noise == 0.0 {
+            match sample_all_gpu(g, net, fs, opts, progress) {
                 Ok(all) => {
-                    progress(all.iter().map(Vec::len).sum());
                     return Ok(all
                         .into_iter()
                         .zip(fs)
                         .map(|(designs, f)| Designs { native: native_scores_gpu(g, net, f, opts.seed), designs })
                         .collect());
                 }
-                Err(e) => eprintln!("warning: {e}; designing these {} structures one at a time", fs.len()),
+                Err(e) if fs.len() > 1 => {
+                    eprintln!("warning: {e}; designing these {} structures one at a time", fs.len());
+                    return fs.iter().map(|f| design(model, f, opts, progress)).collect();
+                }
+                Err(e) => eprintln!("warning: {e}; designing {} on the CPU", fs[0].name),
             }
         }
     }
-    fs.iter().map(|f| design(model, f, opts, progress)).collect()
+    Ok(fs
+        .iter()
+        .map(|f| {
+            // One encoding of the clean backbone serves the samples (without backbone noise)
+            // and the native sequence's score.
+            let enc = net.encode(&Batch::new(&[f], None));
+            let designs = sample_all(net, &enc, f, opts, progress);
+            Designs { native: native_scores(net, &enc, f, opts.seed), designs }
+        })
+        .collect())
 }
 
 /// [`sample_all`] on the GPU for several structures: per temperature, every sample of every
