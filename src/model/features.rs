@@ -29,11 +29,7 @@ pub fn rbf_centres() -> [f32; NUM_RBF] {
 /// (float32 `z = (d - μ)/σ` as the official code computes it, then [`exp_f32`] of `-z²`).
 #[inline]
 pub fn push_rbf(out: &mut [f32], d: f32, mu: &[f32; NUM_RBF]) {
-    const SIGMA: f32 = (22.0 - 2.0) / NUM_RBF as f32;
-    for (o, m) in out.iter_mut().zip(mu) {
-        let z = (d - m) / SIGMA;
-        *o = exp_f32(-(z * z));
-    }
+    rbf_fill_body(&mut out[..NUM_RBF], &[d], mu, false);
 }
 
 /// `e^x` of a float32, computed in float64 and rounded once to float32: the correctly rounded
