@@ -871,12 +871,12 @@ impl GpuModel {
             }
             Ok(())
         };
+        // A structure shorter than k has padding among its k nearest "neighbours" once padded:
+        // it only joins structures of its own length (no padding).
+        let short = |it: &SampleItem| it.f.len() < self.k;
         for item in items {
             let n = item.randns.len();
             let alone = !item.f.tied_positions.is_empty() || n == 0 || n > self.sample_batch_limit(item.f.len());
-            // A structure shorter than k has padding among its k nearest "neighbours" once
-            // padded: it only joins structures of its own length (no padding).
-            let short = |it: &SampleItem| it.f.len() < self.k;
             let fits = |g: &[SampleItem<'a, 'r>], it: &SampleItem<'a, 'r>| {
                 let l = g.iter().chain([it]).map(|x| x.f.len()).max().unwrap_or(0);
                 let same_len = g.iter().all(|x| x.f.len() == it.f.len());
@@ -884,13 +884,12 @@ impl GpuModel {
                     && (same_len || (!short(it) && !g.iter().any(short)))
                     && g.len() < self.structures_per_batch(l, n)
             };
-            if alone || (!group.is_empty() && !fits(&group, &item)) {
+            if !group.is_empty() && (alone || !fits(&group, &item)) {
                 flush(&mut group, &mut out)?;
             }
+            group.push(item);
             if alone {
-                out.push(self.sample(model, item.f, item.log_odds_mask, options, &item.randns, item.draws)?);
-            } else {
-                group.push(item);
+                flush(&mut group, &mut out)?;
             }
         }
         flush(&mut group, &mut out)?;
