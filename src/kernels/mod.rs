@@ -148,6 +148,24 @@ impl Linear {
         self
     }
 
+    /// The same layer in int8 precision with 12-bit weights and int16 inputs
+    /// ([`int8::QuantWeights::wide`]: the W8A16 kernels, `vpdpwssd` on AVX-512 VNNI), whatever
+    /// the process's int8 algorithm: the layer plan's `w12` form.
+    pub fn with_wide_int8(&self) -> Linear {
+        Linear {
+            weight: self.weight.clone(),
+            bias: self.bias.clone(),
+            n_in: self.n_in,
+            n_out: self.n_out,
+            precision: Precision::Int8,
+            packed: Vec::new(),
+            quant: Some(int8::QuantWeights::wide(&self.weight, self.n_out, self.n_in)),
+            bf16: None,
+            quant8: None,
+            quant8_residual: None,
+        }
+    }
+
     /// Whether the layer runs two int8 passes ([`Linear::with_residual_weights`]).
     pub fn has_residual_weights(&self) -> bool {
         self.quant8_residual.is_some()
@@ -198,6 +216,7 @@ impl Linear {
         let block = Linear::new(w, None, self.n_out, width);
         match (self.precision, &self.quant) {
             (Precision::F32, _) => block,
+            (Precision::Int8, Some(q)) if q.is_wide() => block.with_wide_int8(),
             (Precision::Int8, Some(_)) => block.with_precision_algorithm(self.precision, int8::Algorithm::W8A16),
             (Precision::Int8, None) if self.has_residual_weights() => {
                 block.with_precision_algorithm(self.precision, int8::Algorithm::W8A8).with_residual_weights()
@@ -239,7 +258,7 @@ impl Linear {
         }
         match (self.precision, &self.quant) {
             (Precision::Int8, Some(q)) => STAGING.with_borrow_mut(|st| {
-                int8::quantize_rows(x, rows, self.n_in, &mut st.q16, &mut st.scales);
+                int8::quantize_rows_for(x, rows, self.n_in, q.input_qmax(), &mut st.q16, &mut st.scales);
                 int8::gemm(&st.q16, &st.scales, rows, q, init, out);
             }),
             (p, _) if p.is_half() => STAGING.with_borrow_mut(|st| {

@@ -197,6 +197,7 @@ impl ProteinMpnn {
                 Some("f32") => l.with_precision(Precision::F32),
                 Some("x2") => p(l).with_residual_weights(),
                 Some("a16") => l.with_precision_algorithm(precision, int8::Algorithm::W8A16),
+                Some("w12") => l.with_wide_int8(),
                 Some(_) => p(l), // `w8a8` (`check_int8_plan` admits no other form)
             }
         };
@@ -324,8 +325,8 @@ pub fn check_int8_plan(plan: &str) -> Result<(), String> {
     ];
     for entry in plan.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (form, name) = entry.split_once(':').unwrap_or(("f32", entry));
-        if !["f32", "x2", "a16", "w8a8"].contains(&form) {
-            return Err(format!("{INT8_PLAN_ENV}: `{entry}`: unknown form `{form}` (use f32, x2, a16 or w8a8)"));
+        if !["f32", "x2", "a16", "w12", "w8a8"].contains(&form) {
+            return Err(format!("{INT8_PLAN_ENV}: `{entry}`: unknown form `{form}` (use f32, x2, a16, w12 or w8a8)"));
         }
         let (layer, part) = name.split_once('.').map_or((name, None), |(l, p)| (l, Some(p)));
         let known = GROUPS.iter().any(|(group, parts)| {

@@ -58,27 +58,63 @@ const MR: usize = 6;
 /// The largest quantized weight magnitude (symmetric range, -128 unused).
 pub const QMAX: f32 = 127.0;
 
-/// The largest quantized input magnitude for a layer of `n_in` inputs: int16's range, reduced
-/// when needed so that no int32 sum can overflow.
+/// The largest weight magnitude of the wide (12-bit) weights of [`QuantWeights::wide`].
+pub const WIDE_QMAX: f32 = 2047.0;
+
+/// The largest quantized input magnitude for a layer of `n_in` inputs with int8 weights
+/// ([`input_qmax_for`] with [`QMAX`]).
 pub fn input_qmax(n_in: usize) -> f32 {
-    let width = n_in.div_ceil(2) as i64 * 2;
-    (i32::MAX as i64 / (width.max(1) * QMAX as i64)).min(i16::MAX as i64) as f32
+    input_qmax_for(n_in, QMAX)
 }
 
-/// A layer's weights in int8 form.
+/// The largest quantized input magnitude for a layer of `n_in` inputs whose weights reach
+/// `w_qmax`: int16's range, reduced when needed so that no int32 sum can overflow
+/// (`2·⌈n_in/2⌉ · w_qmax · qmax ≤ 2³¹ − 1`). With 12-bit weights that is 8,196 (13 bits and a
+/// sign) for 128 inputs and 2,521 for the 416 inputs of the edge embedding.
+pub fn input_qmax_for(n_in: usize, w_qmax: f32) -> f32 {
+    let width = n_in.div_ceil(2) as i64 * 2;
+    (i32::MAX as i64 / (width.max(1) * w_qmax as i64)).min(i16::MAX as i64) as f32
+}
+
+/// A layer's weights in int8 form (or, [`QuantWeights::wide`], 12-bit integers in the same
+/// int16 lanes).
 #[derive(Debug, Clone)]
 pub struct QuantWeights {
-    /// `[panels][k_pairs][NR][2]`, int8 values widened to int16.
+    /// `[panels][k_pairs][NR][2]`, the quantized values as int16.
     pub packed: Vec<i16>,
     /// Per-output-channel scales `s_w`.
     pub scales: Vec<f32>,
     pub n_in: usize,
     pub n_out: usize,
+    /// The largest weight magnitude: [`QMAX`] or [`WIDE_QMAX`]. The inputs' range follows it
+    /// ([`QuantWeights::input_qmax`]).
+    pub qmax: f32,
 }
 
 impl QuantWeights {
-    /// Quantizes `weight` (`[n_out, n_in]`, row-major) per output channel.
+    /// Quantizes `weight` (`[n_out, n_in]`, row-major) per output channel to int8, with the
+    /// MSE-clipped scale of [`weight_scale`].
     pub fn new(weight: &[f32], n_out: usize, n_in: usize) -> QuantWeights {
+        Self::pack(weight, n_out, n_in, QMAX, weight_scale)
+    }
+
+    /// Quantizes `weight` per output channel to 12-bit integers (`|q| ≤ 2047`, max-abs scale):
+    /// 16× finer steps than int8 for the same `vpdpwssd` products (the inputs get 13 bits for
+    /// 128-wide layers, [`input_qmax_for`]). On AVX-512 VNNI an int16 product runs at ≈ 87 % of
+    /// `vpdpbusd`'s multiply-add rate (`mpnn bench --peak`), so a wide layer costs about one
+    /// int8 pass where two int8 passes ([`super::Linear::with_residual_weights`]) cost two, with
+    /// finer weights and finer inputs; the layer plan's `w12` form ([`crate::model::INT8_PLAN`]).
+    pub fn wide(weight: &[f32], n_out: usize, n_in: usize) -> QuantWeights {
+        Self::pack(weight, n_out, n_in, WIDE_QMAX, |row| scale_of(row, WIDE_QMAX))
+    }
+
+    fn pack(
+        weight: &[f32],
+        n_out: usize,
+        n_in: usize,
+        qmax: f32,
+        scale: impl Fn(&[f32]) -> (f32, f32),
+    ) -> QuantWeights {
         assert_eq!(weight.len(), n_out * n_in);
         let kp = n_in.div_ceil(2);
         let panels = n_out.div_ceil(NR);
@@ -86,14 +122,24 @@ impl QuantWeights {
         let mut scales = vec![0f32; n_out];
         for o in 0..n_out {
             let row = &weight[o * n_in..(o + 1) * n_in];
-            let (scale, inv) = weight_scale(row);
-            scales[o] = scale;
+            let (s, inv) = scale(row);
+            scales[o] = s;
             let (p, c) = (o / NR, o % NR);
             for (k, &w) in row.iter().enumerate() {
-                packed[((p * kp + k / 2) * NR + c) * 2 + k % 2] = quantize(w, inv, QMAX);
+                packed[((p * kp + k / 2) * NR + c) * 2 + k % 2] = quantize(w, inv, qmax);
             }
         }
-        QuantWeights { packed, scales, n_in, n_out }
+        QuantWeights { packed, scales, n_in, n_out, qmax }
+    }
+
+    /// Whether these are the 12-bit weights of [`QuantWeights::wide`].
+    pub fn is_wide(&self) -> bool {
+        self.qmax > QMAX
+    }
+
+    /// The largest quantized input magnitude for this layer ([`input_qmax_for`]).
+    pub fn input_qmax(&self) -> f32 {
+        input_qmax_for(self.n_in, self.qmax)
     }
 
     /// Number of `k` pairs (the packed input width is twice this).
@@ -104,9 +150,9 @@ impl QuantWeights {
 
 /// `(scale, 1 / scale)` for a symmetric range `[-qmax, qmax]` over `values`; a zero row gets
 /// scale 0 (and all its quantized values are 0).
-#[inline]
+#[inline(always)]
 fn scale_of(values: &[f32], qmax: f32) -> (f32, f32) {
-    let max = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let max = max_abs(values);
     if max > 0.0 && max.is_finite() {
         (max / qmax, qmax / max)
     } else {
@@ -135,27 +181,86 @@ fn weight_scale(row: &[f32]) -> (f32, f32) {
     (best.1 / QMAX, QMAX / best.1)
 }
 
-#[inline]
-fn quantize(v: f32, inv: f32, qmax: f32) -> i16 {
-    (v * inv).round().clamp(-qmax, qmax) as i16
+/// `max |v|` over `values` (0 for none), in 16 lanes so that it vectorizes; a maximum does not
+/// depend on the order it is taken in, so every path gives the same value. (A NaN is skipped
+/// by `f32::max`, as in the sequential fold this replaces.)
+#[inline(always)]
+fn max_abs(values: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let mut chunks = values.chunks_exact(16);
+    for c in &mut chunks {
+        for (m, &v) in lanes.iter_mut().zip(c) {
+            *m = m.max(v.abs());
+        }
+    }
+    for (m, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *m = m.max(v.abs());
+    }
+    lanes.iter().fold(0f32, |m, &v| m.max(v))
 }
 
-/// Quantizes `rows` rows of `x` (`[rows, n_in]`) to int16 ([`input_qmax`]) into `q`
-/// (`[rows, 2·k_pairs]`, odd tails padded with 0) and their scales into `scales`.
+/// `v·inv` rounded to the nearest integer (ties to even) within `[-qmax, qmax]` (NaN gives 0).
+/// Adding 1.5·2²³ to a float32 of magnitude below 2²² rounds it to an integer held in the low
+/// mantissa bits, read off as an integer: plain float32 and int32 arithmetic that vectorizes on
+/// every path, where `f32::round` is a library call per element and a float-to-int16 cast a
+/// saturating sequence.
+#[inline(always)]
+fn quantize(v: f32, inv: f32, qmax: f32) -> i16 {
+    const MAGIC: f32 = 12_582_912.0;
+    let t = v * inv;
+    let t = if t.is_nan() { 0.0 } else { t.max(-qmax).min(qmax) };
+    ((t + MAGIC).to_bits() as i32 - MAGIC.to_bits() as i32) as i16
+}
+
+/// Quantizes `rows` rows of `x` (`[rows, n_in]`) to int16 ([`input_qmax`], for int8 weights)
+/// into `q` (`[rows, 2·k_pairs]`, odd tails padded with 0) and their scales into `scales`.
 pub fn quantize_rows(x: &[f32], rows: usize, n_in: usize, q: &mut Vec<i16>, scales: &mut Vec<f32>) {
+    quantize_rows_for(x, rows, n_in, input_qmax(n_in), q, scales)
+}
+
+/// [`quantize_rows`] to the range `[-qmax, qmax]` (a layer's [`QuantWeights::input_qmax`]).
+pub fn quantize_rows_for(x: &[f32], rows: usize, n_in: usize, qmax: f32, q: &mut Vec<i16>, scales: &mut Vec<f32>) {
     let width = n_in.div_ceil(2) * 2;
-    let qmax = input_qmax(n_in);
+    assert!(x.len() >= rows * n_in);
     q.clear();
     q.resize(rows * width, 0);
     scales.clear();
-    for r in 0..rows {
+    scales.resize(rows, 0.0);
+    // One body, compiled for the process's path: the same float32 and integer operations (no
+    // contraction, order-free maxima), so the same codes on every path; AVX-512 and AVX2 only
+    // make the loops wider (the baseline build has SSE2's 4 lanes and no 16-bit narrowing).
+    #[cfg(target_arch = "x86_64")]
+    match isa::active() {
+        // SAFETY: the process's path is one the CPU has.
+        Isa::Avx512 => return unsafe { quantize_rows_avx512(x, n_in, width, qmax, q, scales) },
+        Isa::Avx2 => return unsafe { quantize_rows_avx2(x, n_in, width, qmax, q, scales) },
+        Isa::Portable => {}
+    }
+    quantize_rows_body(x, n_in, width, qmax, q, scales);
+}
+
+#[inline(always)]
+fn quantize_rows_body(x: &[f32], n_in: usize, width: usize, qmax: f32, q: &mut [i16], scales: &mut [f32]) {
+    for (r, s) in scales.iter_mut().enumerate() {
         let row = &x[r * n_in..(r + 1) * n_in];
         let (scale, inv) = scale_of(row, qmax);
-        scales.push(scale);
-        for (d, &v) in q[r * width..].iter_mut().zip(row) {
+        *s = scale;
+        for (d, &v) in q[r * width..r * width + n_in].iter_mut().zip(row) {
             *d = quantize(v, inv, qmax);
         }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+unsafe fn quantize_rows_avx512(x: &[f32], n_in: usize, width: usize, qmax: f32, q: &mut [i16], scales: &mut [f32]) {
+    quantize_rows_body(x, n_in, width, qmax, q, scales)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn quantize_rows_avx2(x: &[f32], n_in: usize, width: usize, qmax: f32, q: &mut [i16], scales: &mut [f32]) {
+    quantize_rows_body(x, n_in, width, qmax, q, scales)
 }
 
 /// The starting value of output `(m, o)`.
@@ -282,36 +387,37 @@ mod tests {
             let x: Vec<f32> = (0..rows * n_in).map(|_| rng.gen_range(-3.0..3.0)).collect();
             let wt: Vec<f32> = (0..n_out * n_in).map(|_| rng.gen_range(-1.0..1.0)).collect();
             let b: Vec<f32> = (0..n_out).map(|_| rng.gen_range(-1.0..1.0)).collect();
-            let w = QuantWeights::new(&wt, n_out, n_in);
-            let (mut q, mut s) = (Vec::new(), Vec::new());
-            quantize_rows(&x, rows, n_in, &mut q, &mut s);
-            for init in [Init::Zero, Init::Bias(&b), Init::Accumulate(Some(&b)), Init::Accumulate(None)] {
-                let begin: Vec<f32> = (0..rows * n_out).map(|i| i as f32 * 0.01).collect();
-                let mut slow = begin.clone();
-                reference(&q, &s, rows, &w, init, &mut slow);
-                for isa in Isa::available() {
-                    let mut fast = begin.clone();
-                    gemm_with(isa, &q, &s, rows, &w, init, &mut fast);
-                    assert_eq!(fast, slow, "{isa} {rows}x{n_in}x{n_out} {init:?}");
-                }
-                #[cfg(target_arch = "x86_64")]
-                {
-                    let mut kernels: Vec<(&str, Kernel)> = vec![("portable", portable::gemm)];
-                    if isa::cpu_has("avx2") && isa::cpu_has("fma") {
-                        kernels.push(("avx2", |a, b, c, d, e, f| unsafe { avx2::gemm(a, b, c, d, e, f) }));
-                    }
-                    if isa::cpu_has("avx512bw") && isa::cpu_has("avx2") && isa::cpu_has("fma") {
-                        kernels.push(("avx512bw", |a, b, c, d, e, f| unsafe { avx512::gemm_bw(a, b, c, d, e, f) }));
-                        if isa::cpu_has("avx512_vnni") {
-                            kernels.push(("avx512vnni", |a, b, c, d, e, f| unsafe {
-                                avx512::gemm_vnni(a, b, c, d, e, f)
-                            }));
-                        }
-                    }
-                    for (name, k) in kernels {
+            for w in [QuantWeights::new(&wt, n_out, n_in), QuantWeights::wide(&wt, n_out, n_in)] {
+                let (mut q, mut s) = (Vec::new(), Vec::new());
+                quantize_rows_for(&x, rows, n_in, w.input_qmax(), &mut q, &mut s);
+                for init in [Init::Zero, Init::Bias(&b), Init::Accumulate(Some(&b)), Init::Accumulate(None)] {
+                    let begin: Vec<f32> = (0..rows * n_out).map(|i| i as f32 * 0.01).collect();
+                    let mut slow = begin.clone();
+                    reference(&q, &s, rows, &w, init, &mut slow);
+                    for isa in Isa::available() {
                         let mut fast = begin.clone();
-                        k(&q, &s, rows, &w, init, &mut fast);
-                        assert_eq!(fast, slow, "{name} {rows}x{n_in}x{n_out} {init:?}");
+                        gemm_with(isa, &q, &s, rows, &w, init, &mut fast);
+                        assert_eq!(fast, slow, "{isa} {rows}x{n_in}x{n_out} {init:?}");
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        let mut kernels: Vec<(&str, Kernel)> = vec![("portable", portable::gemm)];
+                        if isa::cpu_has("avx2") && isa::cpu_has("fma") {
+                            kernels.push(("avx2", |a, b, c, d, e, f| unsafe { avx2::gemm(a, b, c, d, e, f) }));
+                        }
+                        if isa::cpu_has("avx512bw") && isa::cpu_has("avx2") && isa::cpu_has("fma") {
+                            kernels.push(("avx512bw", |a, b, c, d, e, f| unsafe { avx512::gemm_bw(a, b, c, d, e, f) }));
+                            if isa::cpu_has("avx512_vnni") {
+                                kernels.push(("avx512vnni", |a, b, c, d, e, f| unsafe {
+                                    avx512::gemm_vnni(a, b, c, d, e, f)
+                                }));
+                            }
+                        }
+                        for (name, k) in kernels {
+                            let mut fast = begin.clone();
+                            k(&q, &s, rows, &w, init, &mut fast);
+                            assert_eq!(fast, slow, "{name} {rows}x{n_in}x{n_out} {init:?}");
+                        }
                     }
                 }
             }
@@ -351,7 +457,61 @@ mod tests {
     }
 
     #[test]
+    fn wide_weights_are_sixteen_times_finer() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(24);
+        let (rows, n_in, n_out) = (9, 128, 40);
+        let x: Vec<f32> = (0..rows * n_in).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let wt: Vec<f32> = (0..n_out * n_in).map(|_| rng.gen_range(-0.2..0.2)).collect();
+        let worst = |w: &QuantWeights| {
+            let (mut q, mut s) = (Vec::new(), Vec::new());
+            quantize_rows_for(&x, rows, n_in, w.input_qmax(), &mut q, &mut s);
+            let mut y = vec![0f32; rows * n_out];
+            gemm(&q, &s, rows, w, Init::Zero, &mut y);
+            let mut worst = 0f32;
+            for m in 0..rows {
+                for o in 0..n_out {
+                    let exact: f32 = (0..n_in).map(|k| x[m * n_in + k] * wt[o * n_in + k]).sum();
+                    worst = worst.max((y[m * n_out + o] - exact).abs());
+                }
+            }
+            worst
+        };
+        let (narrow, wide) =
+            (worst(&QuantWeights::new(&wt, n_out, n_in)), worst(&QuantWeights::wide(&wt, n_out, n_in)));
+        let w = QuantWeights::wide(&wt, n_out, n_in);
+        assert!(w.is_wide() && w.packed.iter().all(|&q| q.abs() <= 2047) && w.packed.iter().any(|&q| q.abs() > 1000));
+        assert_eq!(w.input_qmax(), 8196.0);
+        assert!(wide > 0.0 && wide * 8.0 < narrow, "wide {wide} narrow {narrow}");
+    }
+
+    #[test]
+    fn quantize_rounds_to_nearest_even_within_range() {
+        assert_eq!(quantize(2.5, 1.0, 127.0), 2);
+        assert_eq!(quantize(3.5, 1.0, 127.0), 4);
+        assert_eq!(quantize(-2.5, 1.0, 127.0), -2);
+        assert_eq!(quantize(-2.6, 1.0, 127.0), -3);
+        assert_eq!(quantize(1e9, 1.0, 127.0), 127);
+        assert_eq!(quantize(-1e9, 1.0, 2047.0), -2047);
+        assert_eq!(quantize(0.49, 1.0, 127.0), 0);
+        assert_eq!(max_abs(&[]), 0.0);
+        let v: Vec<f32> = (0..37).map(|i| (i as f32 - 20.0) * 0.5).collect();
+        assert_eq!(max_abs(&v), 10.0);
+    }
+
+    #[test]
     fn int32_sums_cannot_overflow() {
+        for n_in in [1, 2, 127, 128, 416, 512, 513, 1000, 4096] {
+            let q = input_qmax_for(n_in, WIDE_QMAX);
+            assert!((1.0..=32767.0).contains(&q));
+            assert!((n_in.div_ceil(2) * 2) as f64 * WIDE_QMAX as f64 * q as f64 <= i32::MAX as f64, "{n_in}");
+        }
+        let n_in = 416;
+        let w = QuantWeights::wide(&vec![-1.0; n_in], 1, n_in);
+        let (mut q, mut s) = (Vec::new(), Vec::new());
+        quantize_rows_for(&vec![1.0; n_in], 1, n_in, w.input_qmax(), &mut q, &mut s);
+        let mut y = [0f32];
+        gemm(&q, &s, 1, &w, Init::Zero, &mut y);
+        assert!((y[0] + n_in as f32).abs() < 1e-3 * n_in as f32, "{}", y[0]);
         for n_in in [1, 2, 127, 128, 512, 513, 1000, 4096] {
             let q = input_qmax(n_in);
             assert!((1.0..=32767.0).contains(&q));

@@ -1,0 +1,51 @@
+//! Multiply-add rates of the dense-layer kernels on one 384 × 128 → 128 per-edge product (8 nodes
+//! × 48 neighbours), one thread (development aid; `mpnn bench --peak` gives the units' limits):
+//! float32, W8A8 (`vpdpbusd` on VNNI CPUs), W8A16 and the 12-bit `w12` form (`vpdpwssd`), each
+//! with its input quantization and without. `cargo run --release --example int8_gemm`.
+use mpnn::kernels::gemm::Init;
+use mpnn::kernels::int8::{self, QuantWeights};
+use mpnn::kernels::precision::Precision;
+use mpnn::kernels::Linear;
+use std::time::Instant;
+
+fn rate(label: &str, macs: usize, mut f: impl FnMut()) {
+    f();
+    let reps = (3e9 / macs as f64) as usize + 1;
+    let t = Instant::now();
+    for _ in 0..reps {
+        f();
+    }
+    let s = t.elapsed().as_secs_f64();
+    println!("{label:<40} {:7.1} G multiply-adds/s", (reps * macs) as f64 / s / 1e9);
+}
+
+fn main() {
+    let (m, k, n) = (384usize, 128usize, 128usize);
+    let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.2).collect();
+    let w: Vec<f32> = (0..n * k).map(|i| ((i * 104729) % 997) as f32 * 1e-4 - 0.05).collect();
+    let mut y = vec![0f32; m * n];
+    let macs = m * k * n;
+    let f32l = Linear::new(w.clone(), None, n, k);
+    rate("f32 Linear::forward", macs, || f32l.forward(&x, m, &mut y));
+    let i8l = f32l.with_precision(Precision::Int8);
+    rate(&format!("int8 Linear::forward (w8a8: {})", i8l.is_w8a8()), macs, || i8l.forward(&x, m, &mut y));
+    let a16 = f32l.with_precision_algorithm(Precision::Int8, int8::Algorithm::W8A16);
+    rate("W8A16 Linear::forward", macs, || a16.forward(&x, m, &mut y));
+    let w12 = f32l.with_wide_int8();
+    rate("w12 Linear::forward", macs, || w12.forward(&x, m, &mut y));
+    for (name, q) in [("W8A16", QuantWeights::new(&w, n, k)), ("w12", QuantWeights::wide(&w, n, k))] {
+        let (mut xq, mut xs) = (Vec::new(), Vec::new());
+        int8::quantize_rows_for(&x, m, k, q.input_qmax(), &mut xq, &mut xs);
+        rate(&format!("{name} int8::gemm (inputs quantized)"), macs, || {
+            int8::gemm(&xq, &xs, m, &q, Init::Zero, &mut y)
+        });
+        for rows in [6, 48] {
+            rate(&format!("{name} int8::gemm, {rows} rows"), rows * k * n, || {
+                int8::gemm(&xq, &xs, rows, &q, Init::Zero, &mut y)
+            });
+        }
+        rate(&format!("{name} quantize_rows (per-MAC equivalent)"), macs, || {
+            int8::quantize_rows_for(&x, m, k, q.input_qmax(), &mut xq, &mut xs)
+        });
+    }
+}
