@@ -11,7 +11,10 @@
 //! - `avx512 vnni s16×s16`: `vpdpwssd`, 32 int16 products (the instruction of mpnn's W8A16 int8
 //!   kernel on VNNI CPUs);
 //! - `avx512 bf16`: `vdpbf16ps`, 32 bfloat16 products added pairwise into 16 float32 lanes
-//!   (2 FLOP each; the instruction of mpnn's bf16 kernel on AVX-512 BF16 CPUs).
+//!   (2 FLOP each; the instruction of mpnn's bf16 kernel on AVX-512 BF16 CPUs);
+//! - `amx bf16`: `tdpbf16ps`, 16 × 16 float32 outputs × 32 bfloat16 products per instruction
+//!   (16·16·32·2 FLOP), 4 independent accumulator tiles instead of 12 chains (the instruction of
+//!   mpnn's bf16 kernel where AMX runs; `crate::kernels::bf16::amx::peak`).
 //!
 //! Units the CPU lacks are listed as skipped, naming the missing feature.
 
@@ -131,6 +134,13 @@ fn units() -> Vec<Unit> {
             ("avx512 vnni u8×s8 (vpdpbusd)", &["avx512bw", "avx512_vnni"], 12.0 * 64.0 * 2.0, "GOP/s", x86::vnni_u8),
             ("avx512 vnni s16×s16 (vpdpwssd)", &["avx512bw", "avx512_vnni"], 12.0 * 32.0 * 2.0, "GOP/s", x86::vnni_s16),
             ("avx512 bf16 (vdpbf16ps)", &["avx512f", "avx512_bf16"], 12.0 * 32.0 * 2.0, "GFLOP/s", x86::bf16_dp),
+            (
+                "amx bf16 (tdpbf16ps)",
+                &["amx_bf16"],
+                4.0 * 16.0 * 16.0 * 32.0 * 2.0,
+                "GFLOP/s",
+                crate::kernels::bf16::amx::peak,
+            ),
         ]
     }
     #[cfg(not(target_arch = "x86_64"))]
