@@ -201,3 +201,20 @@ pub fn markdown(rows: &[Peak]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    /// The AMX unit is declared with the feature `cpu_has` knows (so a CPU without AMX lists it as
+    /// skipped instead of running it).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn amx_bf16_unit_is_declared() {
+        let units = super::units();
+        let (_, features, ops, ..) = units.iter().find(|u| u.0 == "amx bf16 (tdpbf16ps)").unwrap();
+        assert_eq!(*features, &["amx_bf16"][..]);
+        assert_eq!(*ops, 4.0 * 16.0 * 16.0 * 32.0 * 2.0);
+        if !crate::kernels::isa::cpu_has("amx_bf16") {
+            eprintln!("skipped: CPU lacks amx_bf16 (amx bf16 (tdpbf16ps) peak unit not run)");
+        }
+    }
+}

@@ -488,7 +488,10 @@ fn probe() -> Result<(), &'static str> {
 }
 
 /// Linux: `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`, then `ARCH_GET_XCOMP_PERM` to
-/// confirm (the permission is per process and inherited by every thread).
+/// confirm (the permission is per process and covers every thread). The kernel refuses it when
+/// an existing thread's alternate signal stack is too small for the tile state (std sizes its
+/// own from `AT_MINSIGSTKSZ`, rust-lang/rust#113525); then AMX is reported unavailable. The
+/// command line asks early ([`super::kernel_name`] at start-up), before the worker threads exist.
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 fn permission() -> Result<(), &'static str> {
     const SYS_ARCH_PRCTL: i64 = 158;
@@ -539,6 +542,11 @@ pub fn in_use() -> bool {
 /// Runs awkward products through [`gemm`] and [`reference`] and reports the first difference.
 /// Panics where [`detect`] fails.
 pub fn self_test() -> Result<(), String> {
+    self_test_with(gemm)
+}
+
+/// [`self_test`] of `kernel` (the hardware, or an emulator in tests).
+pub(super) fn self_test_with(kernel: fn(&[u16], usize, &Bf16Weights, Init, &mut [f32])) -> Result<(), String> {
     let mut s = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
         s ^= s << 13;
@@ -571,7 +579,7 @@ pub fn self_test() -> Result<(), String> {
         xb.convert(&x, rows, n_in, true);
         for init in [Init::Zero, Init::Bias(&bias), Init::Accumulate(Some(&bias)), Init::Accumulate(None)] {
             let (mut got, mut want) = (start.clone(), start.clone());
-            gemm(&xb.bits, rows, &w, init, &mut got);
+            kernel(&xb.bits, rows, &w, init, &mut got);
             reference(&xb.bits, rows, &w, init, &mut want);
             if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits() && !got[i].is_nan()) {
                 // Which definition did the hardware follow? (See the module docs.)

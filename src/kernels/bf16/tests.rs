@@ -381,6 +381,20 @@ fn amx_current_sdm_form_is_not_the_contract() {
     assert_eq!(run_amx(sdm, &x, 1, &w, Init::Accumulate(None), &[1.0])[0], 0.0);
 }
 
+/// The start-up self-test passes a kernel with the twin's bits (the chain-form emulator) and
+/// fails one with the current SDM's partial sums, saying so.
+#[test]
+fn amx_self_test_tells_the_two_definitions_apart() {
+    amx::self_test_with(|x, rows, w, init, out| {
+        amx::gemm_emulated(x, rows, w, init, out, amx::emulate_tdpbf16ps_chain)
+    })
+    .unwrap();
+    let e =
+        amx::self_test_with(|x, rows, w, init, out| amx::gemm_emulated(x, rows, w, init, out, amx::emulate_tdpbf16ps))
+            .unwrap_err();
+    assert!(e.contains("matches the current SDM"), "{e}");
+}
+
 /// `cpu_has("amx_bf16")` is [`amx::detect`]; where it passes, the start-up self-test gives the
 /// twin's bits. On this machine: a `skipped:` line naming the reason.
 #[test]
