@@ -18,8 +18,8 @@
 //!
 //! The bf16 contract ([`super`]) is one chain, **odd** element first, as `vdpbf16ps` computes it.
 //! Under the first definition, storing every pair **swapped** — slot 0 holds element `2j+1`,
-//! slot 1 element `2j` — in the weights (once, [`pack`]) and in the inputs (per call,
-//! [`stage_a`]) makes the hardware's even-first walk the contract's chain, product for product:
+//! slot 1 element `2j` — in the weights (once, `pack`) and in the inputs (per call,
+//! `stage_a`) makes the hardware's even-first walk the contract's chain, product for product:
 //! that is what this module does, and its tests prove it through the emulator of that
 //! definition. Under the second (current SDM), no packing can: the instruction re-associates
 //! the sum (e.g. start 1, products −1 and 2⁻³⁰: the contract gives 2⁻³⁰, the partial sums
@@ -35,11 +35,11 @@
 //! two row halves) and two `B` tiles (`tmm6`, `tmm7`: the two panels) per block of 16 pairs. Every
 //! tile is 16 rows × 64 bytes. Buffers, all padded so that every tile is whole:
 //!
-//! - `B` ([`pack`], once per layer): `[panel][pair][column][2]`, panels padded to an even count,
+//! - `B` (`pack`, once per layer): `[panel][pair][column][2]`, panels padded to an even count,
 //!   pairs to a multiple of 16. A tile is 16 consecutive pairs of one panel (1 KiB, stride 64).
-//! - `A` ([`stage_a`], per 32 rows): `[32 rows][pairs][2]`, row stride `4·kpad` bytes; rows past
+//! - `A` (`stage_a`, per 32 rows): `[32 rows][pairs][2]`, row stride `4·kpad` bytes; rows past
 //!   the last are zero.
-//! - `C` ([`stage_c`], per 32 rows): `[32 rows][columns]` float32: the contract's start value
+//! - `C` (`stage_c`, per 32 rows): `[32 rows][columns]` float32: the contract's start value
 //!   (bias, 0, or out + bias), flushed (`daz`) here rather than trusting the hardware's DAZ on `C`.
 //!
 //! Padded columns and rows compute garbage that is never written back. Padded **pairs** reach
@@ -57,8 +57,8 @@
 //! (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`; without it the first tile instruction
 //! kills the process). Other systems: reported unavailable. [`in_use`] then runs [`self_test`]
 //! once: products of awkward values (subnormals, huge and tiny products, cancellations, `-0`)
-//! through the hardware and the twin; any difference (hardware that does not round as the SDM
-//! says) is logged once and bf16 stays on `vdpbf16ps`. The kernel itself is one `asm!` block
+//! through the hardware and the twin; any difference (the current SDM's partial sums, or any
+//! other rounding) is logged once and bf16 stays on `vdpbf16ps`. The kernel itself is one `asm!` block
 //! (stable Rust has no AMX intrinsics) that configures, uses and releases the tiles, so no tile
 //! state lives outside it.
 
@@ -200,7 +200,7 @@ fn gemm_tiles(
 }
 
 /// `out[m, :] = init + x[m, :] · Wᵀ` on the AMX tiles (`x`: [`super::Inputs::bits`]): the same
-/// bits as [`super::reference`] where [`self_test`] passed (see the module docs). Panics where
+/// bits as [`super::reference()`] where [`self_test`] passed (see the module docs). Panics where
 /// [`detect`] fails.
 pub fn gemm(x: &[u16], rows: usize, w: &Bf16Weights, init: Init, out: &mut [f32]) {
     if let Err(e) = detect() {
@@ -216,7 +216,7 @@ pub fn gemm_emulated(x: &[u16], rows: usize, w: &Bf16Weights, init: Init, out: &
 }
 
 // ---------------------------------------------------------------------------------------------
-// The software tiles: the SDM's pseudocode, and the asm block's walk in plain Rust.
+// The software tiles: Intel's two definitions of `tdpbf16ps`, and the asm block's walk in plain Rust.
 
 /// A float32 tile (16 rows × 16 columns).
 pub type TileF32 = [[f32; T]; T];
@@ -315,6 +315,7 @@ fn tiles_emulated(op: TileOp, g: &Geometry, a: &[u16], b: &[u16], c: &mut [f32])
 // The hardware.
 
 /// The 64-byte tile configuration: palette 1, `tmm0..tmm7` each 16 rows × 64 bytes.
+#[cfg(target_arch = "x86_64")]
 fn config() -> [u8; 64] {
     let mut cfg = [0u8; 64];
     cfg[0] = 1;
@@ -539,7 +540,7 @@ pub fn in_use() -> bool {
     })
 }
 
-/// Runs awkward products through [`gemm`] and [`reference`] and reports the first difference.
+/// Runs awkward products through [`gemm`] and [`reference()`] and reports the first difference.
 /// Panics where [`detect`] fails.
 pub fn self_test() -> Result<(), String> {
     self_test_with(gemm)

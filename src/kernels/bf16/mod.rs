@@ -156,7 +156,7 @@ pub struct Bf16Weights {
     native: OnceLock<Vec<u16>>,
     /// Float32 panels over pair-swapped `k` for the emulated paths (built on first use).
     emulated: OnceLock<Vec<f32>>,
-    /// Pair-swapped AMX `B` tiles ([`amx::pack`], built on first use).
+    /// Pair-swapped AMX `B` tiles (`amx::pack`, built on first use).
     amx: OnceLock<Vec<u16>>,
 }
 
@@ -203,7 +203,7 @@ impl Bf16Weights {
         })
     }
 
-    /// The AMX `B` tiles ([`amx::pack`]).
+    /// The AMX `B` tiles (`amx::pack`: pairs swapped, padded to whole tiles).
     pub fn amx_tiles(&self) -> &[u16] {
         self.amx.get_or_init(|| amx::pack(self))
     }
