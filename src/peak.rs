@@ -11,7 +11,10 @@
 //! - `avx512 vnni s16×s16`: `vpdpwssd`, 32 int16 products (the instruction of mpnn's W8A16 int8
 //!   kernel on VNNI CPUs);
 //! - `avx512 bf16`: `vdpbf16ps`, 32 bfloat16 products added pairwise into 16 float32 lanes
-//!   (2 FLOP each; the instruction of mpnn's bf16 kernel on AVX-512 BF16 CPUs).
+//!   (2 FLOP each; the instruction of mpnn's bf16 kernel on AVX-512 BF16 CPUs);
+//! - `amx bf16`: `tdpbf16ps`, 16 × 16 float32 outputs × 32 bfloat16 products per instruction
+//!   (16·16·32·2 FLOP), 4 independent accumulator tiles instead of 12 chains (the instruction of
+//!   mpnn's bf16 kernel where AMX runs; `crate::kernels::bf16::amx::peak`).
 //!
 //! Units the CPU lacks are listed as skipped, naming the missing feature.
 
@@ -140,6 +143,13 @@ fn units() -> Vec<Unit> {
             ("avx512 vnni u8×s8 (vpdpbusd)", &["avx512bw", "avx512_vnni"], 12.0 * 64.0 * 2.0, "GOP/s", x86::vnni_u8),
             ("avx512 vnni s16×s16 (vpdpwssd)", &["avx512bw", "avx512_vnni"], 12.0 * 32.0 * 2.0, "GOP/s", x86::vnni_s16),
             ("avx512 bf16 (vdpbf16ps)", &["avx512f", "avx512_bf16"], 12.0 * 32.0 * 2.0, "GFLOP/s", x86::bf16_dp),
+            (
+                "amx bf16 (tdpbf16ps)",
+                &["amx_bf16"],
+                4.0 * 16.0 * 16.0 * 32.0 * 2.0,
+                "GFLOP/s",
+                crate::kernels::bf16::amx::peak,
+            ),
         ]
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -199,4 +209,21 @@ pub fn markdown(rows: &[Peak]) -> String {
         s.push_str(&format!("| {} | {} | {:.1} {} |\n", r.unit, r.threads, r.giga_ops, r.measure));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    /// The AMX unit is declared with the feature `cpu_has` knows (so a CPU without AMX lists it as
+    /// skipped instead of running it).
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn amx_bf16_unit_is_declared() {
+        let units = super::units();
+        let (_, features, ops, ..) = units.iter().find(|u| u.0 == "amx bf16 (tdpbf16ps)").unwrap();
+        assert_eq!(*features, &["amx_bf16"][..]);
+        assert_eq!(*ops, 4.0 * 16.0 * 16.0 * 32.0 * 2.0);
+        if !crate::kernels::isa::cpu_has("amx_bf16") {
+            eprintln!("skipped: CPU lacks amx_bf16 (amx bf16 (tdpbf16ps) peak unit not run)");
+        }
+    }
 }

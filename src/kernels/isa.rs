@@ -101,6 +101,8 @@ pub fn cpu_has(feature: &str) -> bool {
             "avx512_bf16" | "avx512bf16" => {
                 is_x86_feature_detected!("avx512bf16") && is_x86_feature_detected!("avx512bw")
             }
+            // CPU, OS state and the process's tile permission (see `bf16::amx::detect`).
+            "amx_bf16" | "amx-bf16" => super::bf16::amx::detect().is_ok(),
             "avx2" => is_x86_feature_detected!("avx2"),
             "fma" => is_x86_feature_detected!("fma"),
             "avx" => is_x86_feature_detected!("avx"),

@@ -32,6 +32,11 @@
 //!   (`[panel][k/2][column][k%2]` bfloat16, one zmm per panel and pair: half of float32's bytes),
 //!   inputs converted once per row to bfloat16 pairs, one instruction per 16 outputs × 2 `k` (32
 //!   multiply-adds). 12 rows × 2 panels per register block.
+//! - **AMX** ([`amx`], `tdpbf16ps` through `asm!`, preferred over `vdpbf16ps` on the AVX-512
+//!   path where the CPU has AMX-BF16, the OS grants the tile state and a self-test at first use
+//!   gives the twin's bits; `MPNN_BF16=no-amx` turns it off): 16 × 16 outputs × 16 pairs per
+//!   instruction, pairs swapped at packing so that its even-first order is the chain above. Built
+//!   and tested through a software tile emulator that runs the same packing and tile walk.
 //! - **Emulated** (AVX-512 without BF16, AVX2, portable): the float32 kernel [`super::gemm`] on
 //!   bfloat16-valued float32 data whose `k` pairs are swapped at packing (weights, once) and at
 //!   conversion (inputs, once per row), so its in-order FMA chain *is* the chain above, odd element
@@ -61,6 +66,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
+pub mod amx;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
 
@@ -150,6 +156,8 @@ pub struct Bf16Weights {
     native: OnceLock<Vec<u16>>,
     /// Float32 panels over pair-swapped `k` for the emulated paths (built on first use).
     emulated: OnceLock<Vec<f32>>,
+    /// Pair-swapped AMX `B` tiles (`amx::pack`, built on first use).
+    amx: OnceLock<Vec<u16>>,
 }
 
 impl Bf16Weights {
@@ -164,7 +172,15 @@ impl Bf16Weights {
             }
         }
         let min_exp = bits.iter().map(|&h| check_exp(h)).min().unwrap_or(255);
-        Bf16Weights { bits, n_in, n_out, min_exp, native: OnceLock::new(), emulated: OnceLock::new() }
+        Bf16Weights {
+            bits,
+            n_in,
+            n_out,
+            min_exp,
+            native: OnceLock::new(),
+            emulated: OnceLock::new(),
+            amx: OnceLock::new(),
+        }
     }
 
     /// Number of `k` pairs.
@@ -185,6 +201,11 @@ impl Bf16Weights {
             }
             packed
         })
+    }
+
+    /// The AMX `B` tiles (`amx::pack`: pairs swapped, padded to whole tiles).
+    pub fn amx_tiles(&self) -> &[u16] {
+        self.amx.get_or_init(|| amx::pack(self))
     }
 
     /// [`gemm::pack`] of the bfloat16 values with each pair `(2j, 2j+1)` swapped.
@@ -407,22 +428,34 @@ pub fn force_emulation(on: bool) {
     EMULATE.store(on, Ordering::Relaxed);
 }
 
-/// Whether `vdpbf16ps` is in use on path `p`: AVX-512, a CPU with AVX-512 BF16, and neither
-/// [`force_emulation`] nor `MPNN_BF16=emulate`.
+/// `MPNN_BF16`, read once: `emulate` (emulate on every path), `no-amx` (`vdpbf16ps` even where
+/// AMX runs), anything else or unset: the best kernel.
+fn env_choice() -> &'static str {
+    static ENV: OnceLock<String> = OnceLock::new();
+    ENV.get_or_init(|| std::env::var("MPNN_BF16").map(|v| v.trim().to_ascii_lowercase()).unwrap_or_default())
+}
+
+/// Whether a native (bfloat16-bits) kernel is in use on path `p`: AVX-512, a CPU with AVX-512
+/// BF16, and neither [`force_emulation`] nor `MPNN_BF16=emulate`. The kernel is then AMX where
+/// [`amx_on`], `vdpbf16ps` otherwise.
 pub fn native_on(p: Isa) -> bool {
-    static ENV_EMULATE: OnceLock<bool> = OnceLock::new();
-    p == Isa::Avx512
-        && isa::cpu_has("avx512_bf16")
-        && !EMULATE.load(Ordering::Relaxed)
-        && !*ENV_EMULATE.get_or_init(|| std::env::var("MPNN_BF16").is_ok_and(|v| v.trim() == "emulate"))
+    p == Isa::Avx512 && isa::cpu_has("avx512_bf16") && !EMULATE.load(Ordering::Relaxed) && env_choice() != "emulate"
+}
+
+/// Whether the native kernel runs on AMX tiles: the CPU and OS allow it and its self-test gave
+/// the twin's bits ([`amx::in_use`]), and `MPNN_BF16` is not `no-amx`.
+pub fn amx_on() -> bool {
+    env_choice() != "no-amx" && amx::in_use()
 }
 
 /// The kernel name `mpnn bench` and `--verbose` report for bf16 on path `p`.
 pub fn kernel_name(p: Isa) -> &'static str {
-    if native_on(p) {
-        "vdpbf16ps"
-    } else {
+    if !native_on(p) {
         "emulated"
+    } else if amx_on() {
+        "amx"
+    } else {
+        "vdpbf16ps"
     }
 }
 
@@ -456,6 +489,9 @@ pub fn gemm_with(isa: Isa, native: bool, x: &Inputs, rows: usize, w: &Bf16Weight
     if native {
         assert!(x.bits.len() >= rows * kp * 2);
         assert!(isa == Isa::Avx512 && isa::cpu_has("avx512_bf16"), "bf16 vdpbf16ps kernel: this CPU lacks avx512_bf16");
+        if amx_on() {
+            return amx::gemm(&x.bits, rows, w, init, out);
+        }
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU has AVX-512F/BW/BF16 (checked: the AVX-512 path implies F, BF16
         // implies BW), and the asserts above bound every access.

@@ -146,7 +146,7 @@ fn twin_matches_measured_instruction_cases() {
         (-0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
         (-0.0, -0.0, 0.0, -0.0, 0.0, -0.0),
     ];
-    let kernels = kernels();
+    let (kernels, amx_kernels) = (kernels(), amx_kernels());
     for &(s, x1, w1, x0, w0, want) in cases {
         let w = Bf16Weights::new(&[w0, w1], 1, 2);
         let x = [x0, x1];
@@ -155,6 +155,10 @@ fn twin_matches_measured_instruction_cases() {
         for &(p, native) in &kernels {
             let got = run(p, native, &x, 1, &w, Init::Accumulate(None), &[s]);
             assert_eq!(got[0].to_bits(), want.to_bits(), "{p} native={native}: start {s:e}, odd {x1:e}·{w1:e}");
+        }
+        for &(name, f) in &amx_kernels {
+            let got = run_amx(f, &x, 1, &w, Init::Accumulate(None), &[s]);
+            assert_eq!(got[0].to_bits(), want.to_bits(), "{name}: start {s:e}, odd {x1:e}·{w1:e}");
         }
     }
 }
@@ -243,6 +247,168 @@ fn emulated_conversion_is_the_same_on_every_path() {
                 };
                 assert_eq!(v.to_bits(), from_bf16(to_bf16(src)).to_bits(), "scalar swap at {i}");
             }
+        }
+    }
+}
+
+/// An AMX tile kernel: `out = init + x · Wᵀ` from [`Inputs::bits`].
+type AmxKernel = fn(&[u16], usize, &Bf16Weights, Init, &mut [f32]);
+
+/// The AMX kernels this CPU can run: the tile emulator always, the instructions where
+/// [`amx::detect`] passes (a `skipped:` line otherwise).
+fn amx_kernels() -> Vec<(&'static str, AmxKernel)> {
+    let mut out: Vec<(&'static str, AmxKernel)> = vec![("amx emulated", |x, rows, w, init, out| {
+        amx::gemm_emulated(x, rows, w, init, out, amx::emulate_tdpbf16ps_chain)
+    })];
+    match amx::detect() {
+        Ok(()) => out.push(("amx", amx::gemm)),
+        Err(e) => eprintln!("skipped: CPU lacks amx-bf16 (bf16 AMX tile kernel: {e})"),
+    }
+    out
+}
+
+fn run_amx(f: AmxKernel, x: &[f32], rows: usize, w: &Bf16Weights, init: Init, start: &[f32]) -> Vec<f32> {
+    let mut inputs = Inputs::default();
+    inputs.convert(x, rows, w.n_in, true);
+    let mut out = start.to_vec();
+    f(&inputs.bits, rows, w, init, &mut out);
+    out
+}
+
+/// The AMX tiling (pair swap, `-0` pair padding, row and column padding, start values staged in
+/// `C`) equals the twin bit for bit through the tile emulator, and through the instructions
+/// where the CPU has them: random shapes (1-40 rows, 1-300 inputs, 1-70 outputs), shapes on and
+/// around the tile sizes, every way an output can start, ordinary data and edge values.
+#[test]
+fn amx_tiles_equal_the_twin_bit_for_bit() {
+    let kernels = amx_kernels();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(23);
+    let mut shapes = vec![
+        (1, 1, 1),
+        (1, 2, 16),
+        (16, 32, 16),
+        (32, 32, 32),
+        (33, 33, 33),
+        (31, 64, 48),
+        (40, 300, 70),
+        (3, 0, 5),
+        (64, 31, 17),
+    ];
+    for _ in 0..30 {
+        shapes.push((rng.gen_range(1..=40), rng.gen_range(1..=300), rng.gen_range(1..=70)));
+    }
+    for edge in [false, true] {
+        for &(rows, n_in, n_out) in &shapes {
+            let x: Vec<f32> = (0..rows * n_in).map(|_| edge_value(&mut rng, edge)).collect();
+            let wv: Vec<f32> = (0..n_out * n_in).map(|_| edge_value(&mut rng, edge)).collect();
+            let b: Vec<f32> = (0..n_out).map(|_| edge_value(&mut rng, edge)).collect();
+            let start: Vec<f32> = (0..rows * n_out).map(|_| edge_value(&mut rng, edge)).collect();
+            let w = Bf16Weights::new(&wv, n_out, n_in);
+            for init in [Init::Zero, Init::Bias(&b), Init::Accumulate(Some(&b)), Init::Accumulate(None)] {
+                let want = twin(&x, rows, &w, init, &start);
+                for &(name, f) in &kernels {
+                    let got = run_amx(f, &x, rows, &w, init, &start);
+                    assert!(
+                        same(&got, &want),
+                        "{name} edge={edge}: {rows}x{n_in}x{n_out} {init:?}: {}",
+                        first_diff(&got, &want)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Padded pairs must not touch a `-0` sum: the twin keeps `-0 + (-0)·1 + ...` at `-0`, and so do
+/// the tiles, whose 14 padded pairs multiply `+0` by `-0` (a `+0` product would give `+0`).
+#[test]
+fn amx_padding_keeps_negative_zero() {
+    let (rows, n_in, n_out) = (3, 4, 5);
+    let w = Bf16Weights::new(&vec![1.0; n_out * n_in], n_out, n_in);
+    let x = vec![-0.0; rows * n_in];
+    let start = vec![-0.0; rows * n_out];
+    let want = twin(&x, rows, &w, Init::Accumulate(None), &start);
+    assert!(want.iter().all(|v| v.to_bits() == (-0f32).to_bits()), "{want:?}");
+    for (name, f) in amx_kernels() {
+        let got = run_amx(f, &x, rows, &w, Init::Accumulate(None), &start);
+        assert!(same(&got, &want), "{name}: {got:?}");
+    }
+}
+
+/// The tile emulators follow Intel's two texts: the chain form adds the even element of a pair
+/// first (the opposite of `vdpbf16ps`), the current SDM's form sums even and odd products apart
+/// and adds their sum to `C`; both read a subnormal accumulator as zero and flush results.
+#[test]
+fn amx_tile_emulators_follow_the_two_definitions() {
+    let h = to_bf16;
+    let mut a: amx::TileBf16 = [[0; 32]; 16];
+    let mut b: amx::TileBf16 = [[0; 32]; 16];
+    for row in a.iter_mut() {
+        row[0] = h(-1.0); // pair 0, even element
+        row[1] = h(2f32.powi(-30)); // pair 0, odd element
+    }
+    b[0] = [h(1.0); 32];
+    // Chain, even first: (1 - 1) + 2^-30. Odd first would give (1 + 2^-30) - 1 = 0.
+    let mut c: amx::TileF32 = [[1.0; 16]; 16];
+    amx::emulate_tdpbf16ps_chain(&mut c, &a, &b);
+    assert!(c.iter().flatten().all(|&v| v == 2f32.powi(-30)), "{:?}", c[0]);
+    // Partial sums: 1 + (-1 + 2^-30) = 1 - 1 = 0 (2^-30 is lost against 1 before C is added).
+    let mut c: amx::TileF32 = [[1.0; 16]; 16];
+    amx::emulate_tdpbf16ps(&mut c, &a, &b);
+    assert!(c.iter().flatten().all(|&v| v == 0.0), "{:?}", c[0]);
+    // A subnormal start reads as zero; a subnormal sum is flushed (to a zero of its sign).
+    let mut a: amx::TileBf16 = [[0; 32]; 16];
+    a[0][0] = h(2f32.powi(-70));
+    b[0] = [h(2f32.powi(-70)); 32];
+    for op in [amx::emulate_tdpbf16ps_chain as amx::TileOp, amx::emulate_tdpbf16ps] {
+        let mut c: amx::TileF32 = [[f32::from_bits(1); 16]; 16];
+        op(&mut c, &a, &b);
+        assert_eq!(c[0][0].to_bits(), 0, "2^-140 flushed onto a zero start");
+        assert_eq!(c[1][0].to_bits(), 0, "subnormal start read as zero");
+    }
+}
+
+/// Why the tiles need the hardware's word: through the current SDM's definition, the same
+/// packing gives other bits than the twin (the contract's chain cannot be re-associated), so
+/// [`amx::in_use`] stays false unless the self-test sees the twin's bits from the silicon.
+#[test]
+fn amx_current_sdm_form_is_not_the_contract() {
+    let w = Bf16Weights::new(&[2f32.powi(-30), 1.0], 1, 2);
+    let x = [1.0, -1.0];
+    let want = twin(&x, 1, &w, Init::Accumulate(None), &[1.0]);
+    assert_eq!(want[0], 2f32.powi(-30));
+    let sdm: AmxKernel = |x, rows, w, init, out| amx::gemm_emulated(x, rows, w, init, out, amx::emulate_tdpbf16ps);
+    assert_eq!(run_amx(sdm, &x, 1, &w, Init::Accumulate(None), &[1.0])[0], 0.0);
+}
+
+/// The start-up self-test passes a kernel with the twin's bits (the chain-form emulator) and
+/// fails one with the current SDM's partial sums, saying so.
+#[test]
+fn amx_self_test_tells_the_two_definitions_apart() {
+    amx::self_test_with(|x, rows, w, init, out| {
+        amx::gemm_emulated(x, rows, w, init, out, amx::emulate_tdpbf16ps_chain)
+    })
+    .unwrap();
+    let e =
+        amx::self_test_with(|x, rows, w, init, out| amx::gemm_emulated(x, rows, w, init, out, amx::emulate_tdpbf16ps))
+            .unwrap_err();
+    assert!(e.contains("matches the current SDM"), "{e}");
+}
+
+/// `cpu_has("amx_bf16")` is [`amx::detect`]; where it passes, the start-up self-test gives the
+/// twin's bits. On this machine: a `skipped:` line naming the reason.
+#[test]
+fn amx_detection_and_self_test() {
+    assert_eq!(isa::cpu_has("amx_bf16"), amx::detect().is_ok());
+    match amx::detect() {
+        Ok(()) => {
+            amx::self_test().unwrap();
+            assert!(amx::in_use());
+        }
+        Err(e) => {
+            assert!(!amx::in_use() && !amx_on());
+            assert_ne!(kernel_name(Isa::Avx512), "amx");
+            eprintln!("skipped: CPU lacks amx-bf16 (AMX self-test: {e})");
         }
     }
 }
