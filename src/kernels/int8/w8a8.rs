@@ -34,7 +34,7 @@
 //! `packed[panel][k / 4][column][k % 4]` — one 64-byte zmm per panel and quad of `k`.
 
 use super::super::gemm::{Init, NR};
-use super::{start, weight_scale, QMAX};
+use super::{quantize, start, weight_scale, QMAX};
 
 /// Products per 32-bit lane of `vpdpbusd`.
 pub const KQ: usize = 4;
@@ -73,7 +73,7 @@ impl Weights {
             scales[o] = scale;
             let (p, c) = (o / NR, o % NR);
             for (k, &w) in row.iter().enumerate() {
-                let q = (w * inv).round().clamp(-QMAX, QMAX) as i32;
+                let q = quantize(w, inv, QMAX) as i32;
                 packed[((p * kq + k / KQ) * NR + c) * KQ + k % KQ] = (q + 128) as u8;
                 col_sums[o] += q;
             }
