@@ -25,6 +25,16 @@ fn main() {
     let w: Vec<f32> = (0..n * k).map(|i| ((i * 104729) % 997) as f32 * 1e-4 - 0.05).collect();
     let mut y = vec![0f32; m * n];
     let macs = m * k * n;
+    let mut g = x.clone();
+    for len in [128, 2048, m * k] {
+        rate(&format!("gelu_fast_inplace in runs of {len} (per-MAC equivalent)"), m * k * n, || {
+            for c in g.chunks_mut(len) {
+                mpnn::kernels::gelu_fast::gelu_fast_inplace(c)
+            }
+        });
+        g.copy_from_slice(&x);
+    }
+    rate("gelu_inplace (exact erf) (per-MAC equivalent)", m * k * n, || mpnn::kernels::gelu_inplace(&mut g));
     let f32l = Linear::new(w.clone(), None, n, k);
     rate("f32 Linear::forward", macs, || f32l.forward(&x, m, &mut y));
     let i8l = f32l.with_precision(Precision::Int8);

@@ -171,6 +171,13 @@ impl Linear {
         self.quant8_residual.is_some()
     }
 
+    /// Whether the GELUs around this layer are the int8 table GELU
+    /// ([`gelu_fast`]): W8A8 and 12-bit (`w12`) layers, whose own rounding is far coarser than
+    /// the table's error (< 1e-4).
+    pub fn uses_table_gelu(&self) -> bool {
+        self.quant8.is_some() || self.quant.as_ref().is_some_and(|q| q.is_wide())
+    }
+
     /// Whether the layer runs the W8A8 algorithm (takes [`int8::w8a8::Rows`] inputs, see
     /// [`Linear::forward_quantized`]).
     pub fn is_w8a8(&self) -> bool {

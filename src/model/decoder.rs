@@ -234,6 +234,7 @@ impl ProteinMpnn {
         // W8A8 (int8 models on VNNI CPUs): the edges come quantized from the encoder, GELU is the
         // int8 table GELU and each message row is quantized for W2 while in cache.
         let w8a8 = layer.w2.is_w8a8();
+        let table_gelu = layer.w2.uses_table_gelu();
         if w8a8 {
             scratch.q.reset(m, h);
         }
@@ -304,6 +305,8 @@ impl ProteinMpnn {
                     gelu_fast_inplace(msg);
                     scratch.q.set(r * k + nb, msg);
                 }
+            } else if table_gelu {
+                gelu_fast_inplace(block);
             } else {
                 gelu_inplace(block);
             }
@@ -320,7 +323,7 @@ impl ProteinMpnn {
         sums.fill(0.0);
         for r in 0..n {
             let msgs = &mut scratch.mid[r * k * h..(r + 1) * k * h];
-            if w8a8 {
+            if table_gelu {
                 gelu_fast_inplace(msgs);
             } else {
                 gelu_inplace(msgs);

@@ -79,7 +79,11 @@ pub(crate) fn edge_messages(
         gelu_quantize(pre, h, q);
         w2.forward_quantized(q.view(), m, out, false);
     } else {
-        gelu_inplace(pre);
+        if w2.uses_table_gelu() {
+            gelu_fast_inplace(pre);
+        } else {
+            gelu_inplace(pre);
+        }
         w2.forward(pre, m, out);
     }
     match w3 {
@@ -88,12 +92,16 @@ pub(crate) fn edge_messages(
             w3.forward_quantized(q.view(), m, out, false);
         }
         Some(w3) => {
-            gelu_inplace(&mut out[..m * h]);
+            if w3.uses_table_gelu() {
+                gelu_fast_inplace(&mut out[..m * h]);
+            } else {
+                gelu_inplace(&mut out[..m * h]);
+            }
             // W3 needs a separate output buffer
             pre.copy_from_slice(&out[..m * h]);
             w3.forward(pre, m, out);
         }
-        None if w2.is_w8a8() => gelu_fast_inplace(&mut out[..m * h]),
+        None if w2.uses_table_gelu() => gelu_fast_inplace(&mut out[..m * h]),
         None => gelu_inplace(&mut out[..m * h]),
     }
 }

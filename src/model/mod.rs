@@ -267,9 +267,10 @@ impl ProteinMpnn {
     }
 }
 
-/// The variable that replaces [`INT8_PLAN`]: `MPNN_INT8_PLAN=entries` (same syntax), or `fast`
-/// for every per-edge message layer one-pass W8A8 and the edge embedding and `W_e` float32 (the
-/// plan before the default below: ≈ 5-10 % faster, 98.1 % worst-case agreement).
+/// The variable that replaces [`INT8_PLAN`]: `MPNN_INT8_PLAN=entries` (same syntax), or a named
+/// plan: `fast` (every per-edge message layer one-pass W8A8, the edge embedding and `W_e`
+/// float32: ≈ 5-10 % faster than the default, 98.1 % worst-case agreement) or `accurate`
+/// ([`INT8_PLAN_ACCURATE`]: every per-edge layer 12-bit, 99.9 %, ≈ 5-10 % slower).
 pub const INT8_PLAN_ENV: &str = "MPNN_INT8_PLAN";
 
 /// Which layers W8A8 (`--precision int8` on AVX-512 VNNI) computes how. Comma-separated
@@ -280,18 +281,23 @@ pub const INT8_PLAN_ENV: &str = "MPNN_INT8_PLAN";
 /// `w12`, `w13`), and `edge_emb` (the 416 → H edge embedding), `w_e`. Forms: `f32`,
 /// `w8a8` (one int8 pass), `x2` (two int8 passes: the weights' quantization residual
 /// quantized again, ≈ 15-bit weights for twice the products, [`Linear::with_residual_weights`]),
-/// `a16` (W8A16). Unnamed message layers are `w8a8`; unnamed `edge_emb` and `w_e` `f32`.
+/// `w12` (12-bit weights and 13-bit inputs through `vpdpwssd`,
+/// [`crate::kernels::int8::QuantWeights::wide`]: the cost of `x2` with finer weights *and*
+/// inputs), `a16` (W8A16). Unnamed message layers are `w8a8`; unnamed `edge_emb` and `w_e` `f32`.
 ///
-/// The default is the cheapest plan measured to keep ≥ 99 % top-1 agreement with float32 on
-/// the unconditional probabilities of all 11 parity cases (`cargo run --release --example
-/// agree`; BENCHMARKS.md, "int8 on AVX-512 VNNI"): one-pass int8 weights shift the logits
-/// systematically (the mean of the error, not its spread, flips the close calls), and the
-/// second pass removes that shift on the layers where it matters; the first encoder layer's
-/// node messages need float32 activations as well. The margin is one or two flipped positions
-/// on the ~100-residue cases, and near-ties move with the float32 reference itself: when the
-/// f32 featurization's `exp` and LayerNorm sums changed (last ulps), the plan without `x2:dec2`
-/// fell to 98.87 % on complex_3HTN_fixed, so the last decoder layer got its second pass too.
-pub const INT8_PLAN: &str = "enc_node0,x2:enc_node,x2:dec2,x2:edge_emb,x2:w_e";
+/// The default keeps ≥ 99 % top-1 agreement with float32 on the unconditional probabilities of
+/// all 11 parity cases with a margin (worst 99.53 %, `cargo run --release --example agree`;
+/// BENCHMARKS.md, "int8 layer plan"): one-pass int8 weights shift the logits systematically
+/// (the mean of the error, not its spread, flips the close calls), so every per-edge layer
+/// but the encoder's edge messages is 12-bit. The plan before it
+/// (`enc_node0,x2:enc_node,x2:dec2,x2:edge_emb,x2:w_e`: the first encoder layer's node
+/// messages float32, two int8 passes elsewhere) ran at the same speed with a worst case of
+/// 99.03 %, one flipped position above the bar on the ~100-residue cases.
+pub const INT8_PLAN: &str = "w12:enc_node,w12:dec,w12:edge_emb,w12:w_e";
+
+/// The `accurate` named plan: every per-edge layer 12-bit (worst-case agreement 99.90 % on the
+/// parity cases).
+pub const INT8_PLAN_ACCURATE: &str = "w12:enc_node,w12:enc_edge,w12:dec,w12:edge_emb,w12:w_e";
 
 fn int8_plan() -> Vec<String> {
     let plan = match std::env::var(INT8_PLAN_ENV) {
@@ -304,16 +310,18 @@ fn int8_plan() -> Vec<String> {
         },
         Err(_) => INT8_PLAN.to_string(),
     };
-    if plan.trim() == "fast" {
-        return Vec::new();
-    }
+    let plan = match plan.trim() {
+        "fast" => return Vec::new(),
+        "accurate" => INT8_PLAN_ACCURATE.to_string(),
+        _ => plan,
+    };
     plan.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
 }
 
-/// Checks an int8 layer plan ([`INT8_PLAN`]'s syntax, or `fast`): every entry names a known form
+/// Checks an int8 layer plan ([`INT8_PLAN`]'s syntax, or `fast`, `accurate`): every entry names a known form
 /// and a layer that exists in the syntax (`enc_node`, `enc_node0`, `enc_node0.w2`, `edge_emb`, …).
 pub fn check_int8_plan(plan: &str) -> Result<(), String> {
-    if plan.trim() == "fast" {
+    if matches!(plan.trim(), "fast" | "accurate") {
         return Ok(());
     }
     const GROUPS: [(&str, &[&str]); 5] = [
@@ -356,6 +364,9 @@ mod tests {
     fn int8_plans_are_checked() {
         assert!(check_int8_plan(INT8_PLAN).is_ok());
         assert!(check_int8_plan("fast").is_ok());
+        assert!(check_int8_plan("accurate").is_ok() && check_int8_plan(INT8_PLAN_ACCURATE).is_ok());
+        assert!(check_int8_plan("w12:dec1.w2,w12:edge_emb").is_ok());
+        assert!(check_int8_plan("w13:dec").unwrap_err().contains("unknown form `w13`"));
         assert!(check_int8_plan("x2:dec1, a16:enc_edge0.w12, enc_node").is_ok());
         let e = check_int8_plan("x3:dec").unwrap_err();
         assert!(e.contains("unknown form `x3`"), "{e}");

@@ -259,10 +259,12 @@ pub fn quantize_rows(x: &[f32], rows: usize, n_in: usize, q: &mut Vec<i16>, scal
 pub fn quantize_rows_for(x: &[f32], rows: usize, n_in: usize, qmax: f32, q: &mut Vec<i16>, scales: &mut Vec<f32>) {
     let width = n_in.div_ceil(2) * 2;
     assert!(x.len() >= rows * n_in);
-    q.clear();
+    // Every code and scale is written below (padding included), so the buffers are only
+    // resized: clearing them first cost a `memset` of the whole batch per layer.
     q.resize(rows * width, 0);
-    scales.clear();
+    q.truncate(rows * width);
     scales.resize(rows, 0.0);
+    scales.truncate(rows);
     // One body, compiled for the process's path: the same float32 and integer operations (no
     // contraction, order-free maxima), so the same codes on every path; AVX-512 and AVX2 only
     // make the loops wider (the baseline build has SSE2's 4 lanes and no 16-bit narrowing).
@@ -285,6 +287,7 @@ fn quantize_rows_body(x: &[f32], n_in: usize, width: usize, qmax: f32, q: &mut [
         for (d, &v) in q[r * width..r * width + n_in].iter_mut().zip(row) {
             *d = quantize(v, inv, qmax);
         }
+        q[r * width + n_in..(r + 1) * width].fill(0);
     }
 }
 
