@@ -215,9 +215,9 @@ pub struct LigandPrepared {
     /// The structure's name (file stem): keys its random streams and its output files.
     pub name: String,
     pub features: LigandFeatures,
-    /// Residue ids (`A10`, `B52A`) [L].
+    /// Residue ids (`A10`, `B52A`) (`[L]`).
     pub residue_ids: Vec<String>,
-    /// Chain id of each residue [L].
+    /// Chain id of each residue (`[L]`).
     pub chain_ids: Vec<String>,
     /// Chains in order of first appearance, and those designed.
     pub chains: Vec<String>,
@@ -244,7 +244,7 @@ impl LigandPrepared {
         self.features.is_empty()
     }
 
-    /// `mask · chain_mask` [L]: the designed positions.
+    /// `mask · chain_mask` (`[L]`): the designed positions.
     pub fn design_mask(&self) -> Vec<f32> {
         self.features.mask.iter().zip(&self.features.chain_mask).map(|(m, c)| m * c).collect()
     }
@@ -348,7 +348,7 @@ pub fn residues_near_context(st: &LigandStructure, designed: &[f32], cutoff: f32
 }
 
 /// The context atoms the parser keeps and drops, and whether `model` reads them, as notes and
-/// warnings for a structure whose designed positions are `designed` [L]. Shared by the native
+/// warnings for a structure whose designed positions are `designed` (`[L]`). Shared by the native
 /// ProteinMPNN path (`reads_context` false).
 pub fn context_messages(
     st: &LigandStructure,
