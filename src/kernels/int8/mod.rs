@@ -94,7 +94,7 @@ pub struct QuantWeights {
 
 impl QuantWeights {
     /// Quantizes `weight` (`[n_out, n_in]`, row-major) per output channel to int8, with the
-    /// MSE-clipped scale of [`weight_scale`].
+    /// MSE-clipped scale (the clip in `[0.6, 1.0]·max|w|` with the least squared error).
     pub fn new(weight: &[f32], n_out: usize, n_in: usize) -> QuantWeights {
         Self::pack(weight, n_out, n_in, QMAX, weight_scale)
     }
