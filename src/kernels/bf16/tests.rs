@@ -71,6 +71,31 @@ fn edge_value(rng: &mut impl Rng, edge: bool) -> f32 {
     }
 }
 
+/// Runs `check` on every shape `(rows, n_in, n_out)`, with ordinary data and then edge values
+/// ([`edge_value`]), for every way an output can start, with the twin's result (`want`) and a
+/// description of the case.
+#[allow(clippy::type_complexity)]
+fn for_each_case(
+    rng: &mut rand_chacha::ChaCha8Rng,
+    shapes: &[(usize, usize, usize)],
+    mut check: impl FnMut(&[f32], usize, &Bf16Weights, Init, &[f32], &[f32], &str),
+) {
+    for edge in [false, true] {
+        for &(rows, n_in, n_out) in shapes {
+            let x: Vec<f32> = (0..rows * n_in).map(|_| edge_value(rng, edge)).collect();
+            let wv: Vec<f32> = (0..n_out * n_in).map(|_| edge_value(rng, edge)).collect();
+            let b: Vec<f32> = (0..n_out).map(|_| edge_value(rng, edge)).collect();
+            let start: Vec<f32> = (0..rows * n_out).map(|_| edge_value(rng, edge)).collect();
+            let w = Bf16Weights::new(&wv, n_out, n_in);
+            for init in [Init::Zero, Init::Bias(&b), Init::Accumulate(Some(&b)), Init::Accumulate(None)] {
+                let want = twin(&x, rows, &w, init, &start);
+                let case = format!("edge={edge}: {rows}x{n_in}x{n_out} {init:?}");
+                check(&x, rows, &w, init, &start, &want, &case);
+            }
+        }
+    }
+}
+
 /// Every kernel equals the plain twin bit for bit (NaN for NaN), on random shapes (odd `n_in`,
 /// `n_out` not a multiple of 16 or 32, 1 to 40 rows) and every way an output can start, with
 /// ordinary data and with edge values (subnormals, tiny and huge products, infinities).
@@ -83,26 +108,12 @@ fn every_kernel_equals_the_twin_bit_for_bit() {
         shapes.push((rng.gen_range(1..=40), rng.gen_range(1..=300), rng.gen_range(1..=70)));
     }
     let fallbacks = fallback_rows();
-    for edge in [false, true] {
-        for &(rows, n_in, n_out) in &shapes {
-            let x: Vec<f32> = (0..rows * n_in).map(|_| edge_value(&mut rng, edge)).collect();
-            let wv: Vec<f32> = (0..n_out * n_in).map(|_| edge_value(&mut rng, edge)).collect();
-            let b: Vec<f32> = (0..n_out).map(|_| edge_value(&mut rng, edge)).collect();
-            let start: Vec<f32> = (0..rows * n_out).map(|_| edge_value(&mut rng, edge)).collect();
-            let w = Bf16Weights::new(&wv, n_out, n_in);
-            for init in [Init::Zero, Init::Bias(&b), Init::Accumulate(Some(&b)), Init::Accumulate(None)] {
-                let want = twin(&x, rows, &w, init, &start);
-                for &(p, native) in &kernels {
-                    let got = run(p, native, &x, rows, &w, init, &start);
-                    assert!(
-                        same(&got, &want),
-                        "{p} native={native} edge={edge}: {rows}x{n_in}x{n_out} {init:?}: {}",
-                        first_diff(&got, &want)
-                    );
-                }
-            }
+    for_each_case(&mut rng, &shapes, |x, rows, w, init, start, want, case| {
+        for &(p, native) in &kernels {
+            let got = run(p, native, x, rows, w, init, start);
+            assert!(same(&got, want), "{p} native={native} {case}: {}", first_diff(&got, want));
         }
-    }
+    });
     // The edge values send some rows of the emulated paths through the twin fallback.
     assert!(fallback_rows() > fallbacks, "the edge values never reached the fallback");
 }
@@ -297,26 +308,12 @@ fn amx_tiles_equal_the_twin_bit_for_bit() {
     for _ in 0..30 {
         shapes.push((rng.gen_range(1..=40), rng.gen_range(1..=300), rng.gen_range(1..=70)));
     }
-    for edge in [false, true] {
-        for &(rows, n_in, n_out) in &shapes {
-            let x: Vec<f32> = (0..rows * n_in).map(|_| edge_value(&mut rng, edge)).collect();
-            let wv: Vec<f32> = (0..n_out * n_in).map(|_| edge_value(&mut rng, edge)).collect();
-            let b: Vec<f32> = (0..n_out).map(|_| edge_value(&mut rng, edge)).collect();
-            let start: Vec<f32> = (0..rows * n_out).map(|_| edge_value(&mut rng, edge)).collect();
-            let w = Bf16Weights::new(&wv, n_out, n_in);
-            for init in [Init::Zero, Init::Bias(&b), Init::Accumulate(Some(&b)), Init::Accumulate(None)] {
-                let want = twin(&x, rows, &w, init, &start);
-                for &(name, f) in &kernels {
-                    let got = run_amx(f, &x, rows, &w, init, &start);
-                    assert!(
-                        same(&got, &want),
-                        "{name} edge={edge}: {rows}x{n_in}x{n_out} {init:?}: {}",
-                        first_diff(&got, &want)
-                    );
-                }
-            }
+    for_each_case(&mut rng, &shapes, |x, rows, w, init, start, want, case| {
+        for &(name, f) in &kernels {
+            let got = run_amx(f, x, rows, w, init, start);
+            assert!(same(&got, want), "{name} {case}: {}", first_diff(&got, want));
         }
-    }
+    });
 }
 
 /// Padded pairs must not touch a `-0` sum: the twin keeps `-0 + (-0)·1 + ...` at `-0`, and so do
