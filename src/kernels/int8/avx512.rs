@@ -293,3 +293,54 @@ pub unsafe fn quantize_row(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
     }
     ((hi - lo) / 255.0, zero as i32, _mm512_reduce_add_epi32(sum))
 }
+
+/// [`super::quantize_rows_for`] on zmm (the rows' codes and scales; `q` and `scales` sized by the
+/// caller): the plain body's operations lane by lane. `max |v|` by `vmaxps(|v|, acc)`, which
+/// returns `acc` for a NaN `|v|` as `f32::max` skips it (a maximum does not depend on the
+/// order); codes by the same multiply, clamp, NaN → 0 and 1.5·2²³ rounding as
+/// [`super::quantize`], narrowed by `vpmovdw` (truncation, as `as i16`). Tested equal to the
+/// plain body.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `x` must hold `scales.len()` rows of `n_in` and `q` as many rows
+/// of `width ≥ n_in`.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn quantize_rows16(x: &[f32], n_in: usize, width: usize, qmax: f32, q: &mut [i16], scales: &mut [f32]) {
+    const MAGIC: f32 = 12_582_912.0;
+    let rows = scales.len();
+    assert!(x.len() >= rows * n_in && q.len() >= rows * width && width >= n_in);
+    let mask_at = |i: usize| -> u16 {
+        let left = n_in - i;
+        if left >= 16 {
+            u16::MAX
+        } else {
+            (1u16 << left) - 1
+        }
+    };
+    let (lo, hi) = (_mm512_set1_ps(-qmax), _mm512_set1_ps(qmax));
+    let (magic, magic_bits) = (_mm512_set1_ps(MAGIC), _mm512_set1_epi32(MAGIC.to_bits() as i32));
+    for (r, s) in scales.iter_mut().enumerate() {
+        let src = x.as_ptr().add(r * n_in);
+        let mut acc = _mm512_setzero_ps();
+        let mut i = 0;
+        while i < n_in {
+            let v = _mm512_maskz_loadu_ps(mask_at(i), src.add(i));
+            acc = _mm512_max_ps(_mm512_abs_ps(v), acc);
+            i += 16;
+        }
+        let (scale, inv) = super::scale_from_max(_mm512_reduce_max_ps(acc), qmax);
+        *s = scale;
+        let (vinv, dst) = (_mm512_set1_ps(inv), q.as_mut_ptr().add(r * width));
+        let mut i = 0;
+        while i < n_in {
+            let m = mask_at(i);
+            let t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src.add(i)), vinv);
+            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(t, t);
+            let c = _mm512_mask_mov_ps(_mm512_min_ps(_mm512_max_ps(t, lo), hi), nan, _mm512_setzero_ps());
+            let code = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(c, magic)), magic_bits);
+            _mm512_mask_cvtepi32_storeu_epi16(dst.add(i) as *mut _, m, code);
+            i += 16;
+        }
+        std::slice::from_raw_parts_mut(dst.add(n_in), width - n_in).fill(0);
+    }
+}

@@ -153,7 +153,12 @@ impl QuantWeights {
 /// scale 0 (and all its quantized values are 0).
 #[inline(always)]
 fn scale_of(values: &[f32], qmax: f32) -> (f32, f32) {
-    let max = max_abs(values);
+    scale_from_max(max_abs(values), qmax)
+}
+
+/// [`scale_of`] from the row's `max |v|`.
+#[inline(always)]
+fn scale_from_max(max: f32, qmax: f32) -> (f32, f32) {
     if max > 0.0 && max.is_finite() {
         (max / qmax, qmax / max)
     } else {
@@ -179,7 +184,7 @@ fn weight_scale(row: &[f32]) -> (f32, f32) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx2,fma")]
+#[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn weight_scale_avx512(row: &[f32]) -> (f32, f32) {
     weight_scale_body(row)
 }
@@ -266,13 +271,13 @@ pub fn quantize_rows_for(x: &[f32], rows: usize, n_in: usize, qmax: f32, q: &mut
     q.truncate(rows * width);
     scales.resize(rows, 0.0);
     scales.truncate(rows);
-    // One body, compiled for the process's path: the same float32 and integer operations (no
-    // contraction, order-free maxima), so the same codes on every path; AVX-512 and AVX2 only
-    // make the loops wider (the baseline build has SSE2's 4 lanes and no 16-bit narrowing).
+    // The same float32 and integer operations on every path (no contraction, order-free maxima),
+    // so the same codes: AVX-512 by hand (`avx512::quantize_rows16`), AVX2 and the rest as one
+    // body compiled for the path (the baseline build has SSE2's 4 lanes and no 16-bit narrowing).
     #[cfg(target_arch = "x86_64")]
     match isa::active() {
         // SAFETY: the process's path is one the CPU has.
-        Isa::Avx512 => return unsafe { quantize_rows_avx512(x, n_in, width, qmax, q, scales) },
+        Isa::Avx512 => return unsafe { avx512::quantize_rows16(x, n_in, width, qmax, q, scales) },
         Isa::Avx2 => return unsafe { quantize_rows_avx2(x, n_in, width, qmax, q, scales) },
         Isa::Portable => {}
     }
@@ -290,12 +295,6 @@ fn quantize_rows_body(x: &[f32], n_in: usize, width: usize, qmax: f32, q: &mut [
         }
         q[r * width + n_in..(r + 1) * width].fill(0);
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-unsafe fn quantize_rows_avx512(x: &[f32], n_in: usize, width: usize, qmax: f32, q: &mut [i16], scales: &mut [f32]) {
-    quantize_rows_body(x, n_in, width, qmax, q, scales)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -529,7 +528,7 @@ mod tests {
     fn weight_scales_and_row_codes_are_the_same_on_every_path() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(25);
         #[cfg(target_arch = "x86_64")]
-        for (f, what) in [("avx512bw", "AVX-512 build"), ("avx2", "AVX2 build")] {
+        for (f, what) in [("avx512f", "AVX-512 kernel"), ("avx2", "AVX2 build")] {
             if !isa::cpu_has(f) {
                 eprintln!("skipped: CPU lacks {f} (int8 quantization helpers, {what})");
             }
@@ -539,6 +538,8 @@ mod tests {
             let width = n.div_ceil(2) * 2;
             let mut x: Vec<f32> = (0..rows * n).map(|_| rng.gen_range(-2.0f32..2.0)).collect();
             x[0] = f32::NAN; // a NaN input codes as 0 everywhere
+            x[2 * n] = f32::INFINITY; // an infinite row gets scale 0 and codes 0
+            x[3 * n + n / 2] = -0.0;
             let plain_scales: Vec<(f32, f32)> = x.chunks(n).map(weight_scale_body).collect();
             let (mut q0, mut s0) = (vec![0i16; rows * width], vec![0f32; rows]);
             quantize_rows_body(&x, n, width, 8196.0, &mut q0, &mut s0);
@@ -547,7 +548,7 @@ mod tests {
             {
                 type Paths = [(&'static str, unsafe fn(&[f32]) -> (f32, f32), QuantizeRows); 2];
                 let paths: Paths = [
-                    ("avx512bw", weight_scale_avx512, quantize_rows_avx512),
+                    ("avx512f", weight_scale_avx512, avx512::quantize_rows16),
                     ("avx2", weight_scale_avx2, quantize_rows_avx2),
                 ];
                 for (f, scale, rows_fn) in paths {
