@@ -70,31 +70,38 @@ pub fn portable(x: &mut [f32]) {
     }
 }
 
-/// # Safety
-/// The CPU must have AVX-512F.
+/// The AVX-512 form of [`one`] on 16 lanes: the tables in four zmm, looked up with `vpermps`.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-pub unsafe fn avx512(x: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let c = tables();
-    let (c0, c1, c2, c3) = (
-        _mm512_loadu_ps(c[0].as_ptr()),
-        _mm512_loadu_ps(c[1].as_ptr()),
-        _mm512_loadu_ps(c[2].as_ptr()),
-        _mm512_loadu_ps(c[3].as_ptr()),
-    );
-    let (lo, hi, four, per, fifteen) = (
-        _mm512_set1_ps(-4.0),
-        _mm512_set1_ps(4.0),
-        _mm512_set1_ps(4.0),
-        _mm512_set1_ps(PER_UNIT),
-        _mm512_set1_epi32(15),
-    );
-    // One vector of 16 lanes; `m` masks a partial last vector.
-    let gelu16 = |v: __m512| -> __m512 {
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512 {
+    c: [std::arch::x86_64::__m512; 4],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Avx512 {
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn new() -> Avx512 {
+        use std::arch::x86_64::*;
+        let t = tables();
+        Avx512 { c: [0, 1, 2, 3].map(|i| _mm512_loadu_ps(t[i].as_ptr())) }
+    }
+
+    /// `gelu(v)` lane by lane, the twin's operations.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) unsafe fn apply(&self, v: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+        use std::arch::x86_64::*;
+        let [c0, c1, c2, c3] = self.c;
+        let (lo, hi) = (_mm512_set1_ps(-4.0), _mm512_set1_ps(4.0));
         // max/min as the twin's (non-NaN lanes; NaN lanes are restored below).
-        let u = _mm512_mul_ps(_mm512_add_ps(_mm512_min_ps(_mm512_max_ps(v, lo), hi), four), per);
-        let idx = _mm512_min_epi32(_mm512_cvttps_epi32(u), fifteen);
+        let u = _mm512_mul_ps(_mm512_add_ps(_mm512_min_ps(_mm512_max_ps(v, lo), hi), hi), _mm512_set1_ps(PER_UNIT));
+        let idx = _mm512_min_epi32(_mm512_cvttps_epi32(u), _mm512_set1_epi32(15));
         let t = _mm512_sub_ps(u, _mm512_cvtepi32_ps(idx));
         let mut p = _mm512_permutexvar_ps(idx, c3);
         p = _mm512_add_ps(_mm512_mul_ps(p, t), _mm512_permutexvar_ps(idx, c2));
@@ -105,7 +112,16 @@ pub unsafe fn avx512(x: &mut [f32]) {
         let y = _mm512_mul_ps(v, p);
         let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
         _mm512_mask_blend_ps(nan, y, v)
-    };
+    }
+}
+
+/// # Safety
+/// The CPU must have AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn avx512(x: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let g = Avx512::new();
     let n = x.len();
     let ptr = x.as_mut_ptr();
     let mut i = 0;
@@ -114,7 +130,7 @@ pub unsafe fn avx512(x: &mut [f32]) {
     // tail).
     while i + 32 <= n {
         let (a, b) = (_mm512_loadu_ps(ptr.add(i)), _mm512_loadu_ps(ptr.add(i + 16)));
-        let (a, b) = (gelu16(a), gelu16(b));
+        let (a, b) = (g.apply(a), g.apply(b));
         _mm512_storeu_ps(ptr.add(i), a);
         _mm512_storeu_ps(ptr.add(i + 16), b);
         i += 32;
@@ -123,7 +139,7 @@ pub unsafe fn avx512(x: &mut [f32]) {
         let left = n - i;
         let m: u16 = if left >= 16 { u16::MAX } else { (1u16 << left) - 1 };
         let v = _mm512_maskz_loadu_ps(m, ptr.add(i));
-        _mm512_mask_storeu_ps(ptr.add(i), m, gelu16(v));
+        _mm512_mask_storeu_ps(ptr.add(i), m, g.apply(v));
         i += 16;
     }
 }

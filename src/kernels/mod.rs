@@ -233,6 +233,32 @@ impl Linear {
         }
     }
 
+    /// `out = gelu(x) · Wᵀ + b`, leaving `gelu(x)` in `x`: the table GELU ([`gelu_fast`]) where
+    /// [`Linear::uses_table_gelu`], else the exact one. A 12-bit layer quantizes its inputs in
+    /// the same pass ([`int8::quantize_rows_gelu_for`]); the result is the same as the GELU
+    /// followed by [`Linear::forward`].
+    pub fn forward_gelu(&self, x: &mut [f32], rows: usize, out: &mut [f32]) {
+        match &self.quant {
+            Some(q) if q.is_wide() && rows > 0 => {
+                if COUNTING.load(Ordering::Relaxed) {
+                    FLOPS.fetch_add(2 * (rows * self.n_in * self.n_out) as u64, Ordering::Relaxed);
+                }
+                STAGING.with_borrow_mut(|st| {
+                    int8::quantize_rows_gelu_for(x, rows, self.n_in, q.input_qmax(), &mut st.q16, &mut st.scales);
+                    int8::gemm(&st.q16, &st.scales, rows, q, self.init(false), out);
+                })
+            }
+            _ => {
+                if self.uses_table_gelu() {
+                    gelu_fast::gelu_fast_inplace(&mut x[..rows * self.n_in]);
+                } else {
+                    gelu_inplace(&mut x[..rows * self.n_in]);
+                }
+                self.forward(x, rows, out);
+            }
+        }
+    }
+
     /// `out[r, :] = x[r, :] · Wᵀ + b` for `rows` rows (`x` is `[rows, n_in]`, `out` `[rows, n_out]`).
     pub fn forward(&self, x: &[f32], rows: usize, out: &mut [f32]) {
         self.forward_impl(x, rows, out, false);

@@ -305,16 +305,13 @@ impl ProteinMpnn {
                     gelu_fast_inplace(msg);
                     scratch.q.set(r * k + nb, msg);
                 }
-            } else if table_gelu {
-                gelu_fast_inplace(block);
-            } else {
-                gelu_inplace(block);
             }
         }
         if w8a8 {
             layer.w2.forward_quantized(scratch.q.view(), m, &mut scratch.mid, false);
         } else {
-            layer.w2.forward(&scratch.pre, m, &mut scratch.mid);
+            // The GELU of the whole block, then W2 (a 12-bit W2 quantizes as it goes).
+            layer.w2.forward_gelu(&mut scratch.pre[..m * h], m, &mut scratch.mid);
         }
         // GELU and the sum of the hidden messages over the K neighbours, row by row; then W3
         // once per row (W3 is linear: `Σ_j (W3·g_j + b3) = W3·Σ_j g_j + K·b3`), residual, norms,

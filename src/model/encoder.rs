@@ -79,12 +79,7 @@ pub(crate) fn edge_messages(
         gelu_quantize(pre, h, q);
         w2.forward_quantized(q.view(), m, out, false);
     } else {
-        if w2.uses_table_gelu() {
-            gelu_fast_inplace(pre);
-        } else {
-            gelu_inplace(pre);
-        }
-        w2.forward(pre, m, out);
+        w2.forward_gelu(pre, m, out);
     }
     match w3 {
         Some(w3) if w3.is_w8a8() => {
@@ -92,14 +87,9 @@ pub(crate) fn edge_messages(
             w3.forward_quantized(q.view(), m, out, false);
         }
         Some(w3) => {
-            if w3.uses_table_gelu() {
-                gelu_fast_inplace(&mut out[..m * h]);
-            } else {
-                gelu_inplace(&mut out[..m * h]);
-            }
-            // W3 needs a separate output buffer
+            // W3 needs a separate output buffer: its (GELU'd) input is a copy of `out`.
             pre.copy_from_slice(&out[..m * h]);
-            w3.forward(pre, m, out);
+            w3.forward_gelu(pre, m, out);
         }
         None if w2.uses_table_gelu() => gelu_fast_inplace(&mut out[..m * h]),
         None => gelu_inplace(&mut out[..m * h]),

@@ -306,9 +306,44 @@ pub unsafe fn quantize_row(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
 /// of `width ≥ n_in`.
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn quantize_rows16(x: &[f32], n_in: usize, width: usize, qmax: f32, q: &mut [i16], scales: &mut [f32]) {
+    assert!(x.len() >= scales.len() * n_in);
+    rows16::<false>(x.as_ptr() as *mut f32, n_in, width, qmax, q, scales)
+}
+
+/// [`quantize_rows16`] of `gelu(x)` (the table GELU, [`crate::kernels::gelu_fast`]), written
+/// into `x` on the way: each row is read from memory once, its GELU and extremes computed in
+/// one pass, and its codes from L1 in the next (instead of a GELU pass over the whole block
+/// and two more passes to quantize it).
+///
+/// # Safety
+/// As [`quantize_rows16`].
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn quantize_rows16_gelu(
+    x: &mut [f32],
+    n_in: usize,
+    width: usize,
+    qmax: f32,
+    q: &mut [i16],
+    scales: &mut [f32],
+) {
+    assert!(x.len() >= scales.len() * n_in);
+    rows16::<true>(x.as_mut_ptr(), n_in, width, qmax, q, scales)
+}
+
+/// The rows of [`quantize_rows16`] (`GELU`: of [`quantize_rows16_gelu`], which writes through `x`).
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn rows16<const GELU: bool>(
+    x: *mut f32,
+    n_in: usize,
+    width: usize,
+    qmax: f32,
+    q: &mut [i16],
+    scales: &mut [f32],
+) {
     const MAGIC: f32 = 12_582_912.0;
     let rows = scales.len();
-    assert!(x.len() >= rows * n_in && q.len() >= rows * width && width >= n_in);
+    assert!(q.len() >= rows * width && width >= n_in);
     let mask_at = |i: usize| -> u16 {
         let left = n_in - i;
         if left >= 16 {
@@ -317,14 +352,20 @@ pub unsafe fn quantize_rows16(x: &[f32], n_in: usize, width: usize, qmax: f32, q
             (1u16 << left) - 1
         }
     };
+    let gelu = crate::kernels::gelu_fast::Avx512::new();
     let (lo, hi) = (_mm512_set1_ps(-qmax), _mm512_set1_ps(qmax));
     let (magic, magic_bits) = (_mm512_set1_ps(MAGIC), _mm512_set1_epi32(MAGIC.to_bits() as i32));
     for (r, s) in scales.iter_mut().enumerate() {
-        let src = x.as_ptr().add(r * n_in);
+        let src = x.add(r * n_in);
         let mut acc = _mm512_setzero_ps();
         let mut i = 0;
         while i < n_in {
-            let v = _mm512_maskz_loadu_ps(mask_at(i), src.add(i));
+            let m = mask_at(i);
+            let mut v = _mm512_maskz_loadu_ps(m, src.add(i));
+            if GELU {
+                v = gelu.apply(v);
+                _mm512_mask_storeu_ps(src.add(i), m, v);
+            }
             acc = _mm512_max_ps(_mm512_abs_ps(v), acc);
             i += 16;
         }
