@@ -191,12 +191,18 @@ impl Linear {
         if rows == 0 {
             return;
         }
-        if COUNTING.load(Ordering::Relaxed) {
-            FLOPS.fetch_add(2 * (rows * self.n_in * self.n_out) as u64, Ordering::Relaxed);
-        }
+        self.add_flops(rows);
         int8::w8a8::gemm(x, rows, q, self.init(accumulate), out);
         if let Some(r) = &self.quant8_residual {
             int8::w8a8::gemm(x, rows, r, gemm::Init::Accumulate(None), out);
+        }
+    }
+
+    /// Adds this layer's `2 · rows · n_in · n_out` operations to the count ([`count_flops`]).
+    #[inline]
+    fn add_flops(&self, rows: usize) {
+        if COUNTING.load(Ordering::Relaxed) {
+            FLOPS.fetch_add(2 * (rows * self.n_in * self.n_out) as u64, Ordering::Relaxed);
         }
     }
 
@@ -240,9 +246,7 @@ impl Linear {
     pub fn forward_gelu(&self, x: &mut [f32], rows: usize, out: &mut [f32]) {
         match &self.quant {
             Some(q) if q.is_wide() && rows > 0 => {
-                if COUNTING.load(Ordering::Relaxed) {
-                    FLOPS.fetch_add(2 * (rows * self.n_in * self.n_out) as u64, Ordering::Relaxed);
-                }
+                self.add_flops(rows);
                 STAGING.with_borrow_mut(|st| {
                     int8::quantize_rows_gelu_for(x, rows, self.n_in, q.input_qmax(), &mut st.q16, &mut st.scales);
                     int8::gemm(&st.q16, &st.scales, rows, q, self.init(false), out);
@@ -273,9 +277,7 @@ impl Linear {
         if rows == 0 {
             return;
         }
-        if COUNTING.load(Ordering::Relaxed) {
-            FLOPS.fetch_add(2 * (rows * self.n_in * self.n_out) as u64, Ordering::Relaxed);
-        }
+        self.add_flops(rows);
         let init = self.init(accumulate);
         if let Some(w) = &self.bf16 {
             return bf16::forward(x, rows, w, init, out);

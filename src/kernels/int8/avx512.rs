@@ -243,6 +243,17 @@ unsafe fn block_w8a8<const R: usize, const P: usize>(g: &Args8) {
     }
 }
 
+/// The lanes of the 16 values from `i` that lie inside a row of `n` (all 16 but at the tail).
+#[inline(always)]
+fn tail_mask(n: usize, i: usize) -> u16 {
+    let left = n - i;
+    if left >= 16 {
+        u16::MAX
+    } else {
+        (1u16 << left) - 1
+    }
+}
+
 /// [`super::w8a8::quantize_row`] on zmm: the same float32 operations per element as the plain
 /// twin, extremes by `vminps`/`vmaxps` (exact; NaN detected separately), codes narrowed with
 /// `vpmovdb`.
@@ -253,14 +264,7 @@ unsafe fn block_w8a8<const R: usize, const P: usize>(g: &Args8) {
 pub unsafe fn quantize_row(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
     use super::w8a8::{row_params, ROUND};
     let n = x.len();
-    let mask_at = |i: usize| -> u16 {
-        let left = n - i;
-        if left >= 16 {
-            u16::MAX
-        } else {
-            (1u16 << left) - 1
-        }
-    };
+    let mask_at = |i: usize| tail_mask(n, i);
     let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
     let mut nan: u16 = 0;
     let mut i = 0;
@@ -298,7 +302,7 @@ pub unsafe fn quantize_row(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
 /// caller): the plain body's operations lane by lane. `max |v|` by `vmaxps(|v|, acc)`, which
 /// returns `acc` for a NaN `|v|` as `f32::max` skips it (a maximum does not depend on the
 /// order); codes by the same multiply, clamp, NaN → 0 and 1.5·2²³ rounding as
-/// [`super::quantize`], narrowed by `vpmovdw` (truncation, as `as i16`). Tested equal to the
+/// `super::quantize`, narrowed by `vpmovdw` (truncation, as `as i16`). Tested equal to the
 /// plain body.
 ///
 /// # Safety
@@ -344,14 +348,7 @@ unsafe fn rows16<const GELU: bool>(
     const MAGIC: f32 = 12_582_912.0;
     let rows = scales.len();
     assert!(q.len() >= rows * width && width >= n_in);
-    let mask_at = |i: usize| -> u16 {
-        let left = n_in - i;
-        if left >= 16 {
-            u16::MAX
-        } else {
-            (1u16 << left) - 1
-        }
-    };
+    let mask_at = |i: usize| tail_mask(n_in, i);
     let gelu = crate::kernels::gelu_fast::Avx512::new();
     let (lo, hi) = (_mm512_set1_ps(-qmax), _mm512_set1_ps(qmax));
     let (magic, magic_bits) = (_mm512_set1_ps(MAGIC), _mm512_set1_epi32(MAGIC.to_bits() as i32));

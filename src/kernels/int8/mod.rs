@@ -101,10 +101,10 @@ impl QuantWeights {
 
     /// Quantizes `weight` per output channel to 12-bit integers (`|q| ≤ 2047`, max-abs scale):
     /// 16× finer steps than int8 for the same `vpdpwssd` products (the inputs get 13 bits for
-    /// 128-wide layers, [`input_qmax_for`]). On AVX-512 VNNI an int16 product runs at ≈ 87 % of
-    /// `vpdpbusd`'s multiply-add rate (`mpnn bench --peak`), so a wide layer costs about one
-    /// int8 pass where two int8 passes ([`super::Linear::with_residual_weights`]) cost two, with
-    /// finer weights and finer inputs; the layer plan's `w12` form ([`crate::model::INT8_PLAN`]).
+    /// 128-wide layers, [`input_qmax_for`]). On AVX-512 VNNI an int16 product runs at half of
+    /// `vpdpbusd`'s multiply-add rate (`mpnn bench --peak`), so a wide layer costs what two
+    /// int8 passes ([`super::Linear::with_residual_weights`]) cost, with finer weights and
+    /// finer inputs; the layer plan's `w12` form ([`crate::model::INT8_PLAN`]).
     pub fn wide(weight: &[f32], n_out: usize, n_in: usize) -> QuantWeights {
         Self::pack(weight, n_out, n_in, WIDE_QMAX, |row| scale_of(row, WIDE_QMAX))
     }
@@ -265,12 +265,7 @@ pub fn quantize_rows(x: &[f32], rows: usize, n_in: usize, q: &mut Vec<i16>, scal
 pub fn quantize_rows_for(x: &[f32], rows: usize, n_in: usize, qmax: f32, q: &mut Vec<i16>, scales: &mut Vec<f32>) {
     let width = n_in.div_ceil(2) * 2;
     assert!(x.len() >= rows * n_in);
-    // Every code and scale is written below (padding included), so the buffers are only
-    // resized: clearing them first cost a `memset` of the whole batch per layer.
-    q.resize(rows * width, 0);
-    q.truncate(rows * width);
-    scales.resize(rows, 0.0);
-    scales.truncate(rows);
+    size_rows(q, scales, rows, width);
     // The same float32 and integer operations on every path (no contraction, order-free maxima),
     // so the same codes: AVX-512 by hand (`avx512::quantize_rows16`), AVX2 and the rest as one
     // body compiled for the path (the baseline build has SSE2's 4 lanes and no 16-bit narrowing).
@@ -299,15 +294,22 @@ pub fn quantize_rows_gelu_for(
     assert!(x.len() >= rows * n_in);
     #[cfg(target_arch = "x86_64")]
     if isa::active() == Isa::Avx512 {
-        q.resize(rows * width, 0);
-        q.truncate(rows * width);
-        scales.resize(rows, 0.0);
-        scales.truncate(rows);
+        size_rows(q, scales, rows, width);
         // SAFETY: the process's path is one the CPU has (AVX-512F).
         return unsafe { avx512::quantize_rows16_gelu(x, n_in, width, qmax, q, scales) };
     }
     super::gelu_fast::gelu_fast_inplace(&mut x[..rows * n_in]);
     quantize_rows_for(x, rows, n_in, qmax, q, scales);
+}
+
+/// Sizes the code and scale buffers for `rows` rows of `width`. Every code and scale is written
+/// by the quantizers (padding included), so the buffers are only resized: clearing them first
+/// cost a `memset` of the whole batch per layer.
+fn size_rows(q: &mut Vec<i16>, scales: &mut Vec<f32>, rows: usize, width: usize) {
+    q.resize(rows * width, 0);
+    q.truncate(rows * width);
+    scales.resize(rows, 0.0);
+    scales.truncate(rows);
 }
 
 #[inline(always)]
