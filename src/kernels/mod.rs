@@ -61,6 +61,9 @@ pub struct Linear {
     /// output channel (about 15-bit weights for twice the products); see
     /// [`Linear::with_residual_weights`].
     quant8_residual: Option<int8::w8a8::Weights>,
+    /// One-pass W8A8: the weights' rounding residual, quantized, for the per-node mean
+    /// correction ([`int8::w8a8::gemm_node_corrected`]) of per-edge calls.
+    quant8_bc: Option<int8::w8a8::Weights>,
 }
 
 /// Per-thread staging of rounded or quantized layer inputs (no allocation after warm-up).
@@ -74,6 +77,7 @@ struct Staging {
 
 thread_local! {
     static STAGING: RefCell<Staging> = RefCell::new(Staging::default());
+    static CORRECTION: RefCell<int8::w8a8::Correction> = RefCell::new(int8::w8a8::Correction::default());
 }
 
 impl Linear {
@@ -94,6 +98,7 @@ impl Linear {
             bf16: None,
             quant8: None,
             quant8_residual: None,
+            quant8_bc: None,
         }
     }
 
@@ -132,6 +137,7 @@ impl Linear {
             packed,
             quant,
             bf16,
+            quant8_bc: quant8.as_ref().map(|q| q.correction(&self.weight)),
             quant8,
             quant8_residual: None,
         }
@@ -163,6 +169,7 @@ impl Linear {
             bf16: None,
             quant8: None,
             quant8_residual: None,
+            quant8_bc: None,
         }
     }
 
@@ -184,17 +191,46 @@ impl Linear {
         self.quant8.is_some()
     }
 
-    /// [`Linear::forward`] (or, with `accumulate`, [`Linear::forward_add`]) from inputs already
-    /// quantized to W8A8's uint8 rows (producers that quantize as they write); a W8A8 layer only.
-    pub fn forward_quantized(&self, x: int8::w8a8::RowsRef, rows: usize, out: &mut [f32], accumulate: bool) {
+    /// [`Linear::forward_edges`] (or, with `accumulate`, its accumulating form) from inputs
+    /// already quantized to W8A8's uint8 rows (producers that quantize as they write); a W8A8
+    /// layer only.
+    pub fn forward_quantized(
+        &self,
+        x: int8::w8a8::RowsRef,
+        rows: usize,
+        group: usize,
+        out: &mut [f32],
+        accumulate: bool,
+    ) {
         let q = self.quant8.as_ref().expect("forward_quantized needs a W8A8 layer");
         if rows == 0 {
             return;
         }
         self.add_flops(rows);
-        int8::w8a8::gemm(x, rows, q, self.init(accumulate), out);
-        if let Some(r) = &self.quant8_residual {
-            int8::w8a8::gemm(x, rows, r, gemm::Init::Accumulate(None), out);
+        self.w8a8_products(q, x, rows, group, out, accumulate);
+    }
+
+    /// The W8A8 products of quantized rows: two passes for the `x2` form, else one pass with
+    /// the per-node mean correction when the rows come in node groups (`group > 0`).
+    fn w8a8_products(
+        &self,
+        q: &int8::w8a8::Weights,
+        x: int8::w8a8::RowsRef,
+        rows: usize,
+        group: usize,
+        out: &mut [f32],
+        accumulate: bool,
+    ) {
+        match (&self.quant8_residual, &self.quant8_bc) {
+            (Some(r), _) => {
+                int8::w8a8::gemm(x, rows, q, self.init(accumulate), out);
+                int8::w8a8::gemm(x, rows, r, gemm::Init::Accumulate(None), out);
+            }
+            (None, Some(bc)) if group > 0 => CORRECTION.with_borrow_mut(|st| {
+                let bias = self.bias.as_deref();
+                int8::w8a8::gemm_node_corrected(x, rows, group, q, bc, bias, accumulate, st, out)
+            }),
+            _ => int8::w8a8::gemm(x, rows, q, self.init(accumulate), out),
         }
     }
 
@@ -265,15 +301,23 @@ impl Linear {
 
     /// `out[r, :] = x[r, :] · Wᵀ + b` for `rows` rows (`x` is `[rows, n_in]`, `out` `[rows, n_out]`).
     pub fn forward(&self, x: &[f32], rows: usize, out: &mut [f32]) {
-        self.forward_impl(x, rows, out, false);
+        self.forward_impl(x, rows, 0, out, false);
+    }
+
+    /// [`Linear::forward`] for per-edge rows that come in groups of `group` (one node's `k`
+    /// edges, `rows` a multiple of it): one-pass W8A8 layers then apply the per-node mean
+    /// correction ([`int8::w8a8::gemm_node_corrected`]); every other form computes exactly
+    /// what [`Linear::forward`] does.
+    pub fn forward_edges(&self, x: &[f32], rows: usize, group: usize, out: &mut [f32]) {
+        self.forward_impl(x, rows, group, out, false);
     }
 
     /// `out[r, :] += x[r, :] · Wᵀ (+ b)`.
     pub fn forward_add(&self, x: &[f32], rows: usize, out: &mut [f32]) {
-        self.forward_impl(x, rows, out, true);
+        self.forward_impl(x, rows, 0, out, true);
     }
 
-    fn forward_impl(&self, x: &[f32], rows: usize, out: &mut [f32], accumulate: bool) {
+    fn forward_impl(&self, x: &[f32], rows: usize, group: usize, out: &mut [f32], accumulate: bool) {
         if rows == 0 {
             return;
         }
@@ -285,10 +329,7 @@ impl Linear {
         if let Some(q) = &self.quant8 {
             return STAGING.with_borrow_mut(|st| {
                 st.q8.quantize(x, rows, self.n_in);
-                int8::w8a8::gemm(st.q8.view(), rows, q, init, out);
-                if let Some(r) = &self.quant8_residual {
-                    int8::w8a8::gemm(st.q8.view(), rows, r, gemm::Init::Accumulate(None), out);
-                }
+                self.w8a8_products(q, st.q8.view(), rows, group, out, accumulate);
             });
         }
         match (self.precision, &self.quant) {

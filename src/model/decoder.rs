@@ -110,7 +110,7 @@ impl ProteinMpnn {
                 let mut p = vec![0f32; enc.h_e.len()];
                 p.par_chunks_mut(CHUNK * k * h)
                     .zip(enc.h_e.par_chunks(CHUNK * k * h))
-                    .for_each(|(o, e)| layer.w1_edge.forward(e, e.len() / h, o));
+                    .for_each(|(o, e)| layer.w1_edge.forward_edges(e, e.len() / h, k, o));
                 p
             })
             .collect();
@@ -247,14 +247,14 @@ impl ProteinMpnn {
                     scratch.edges_q.copy_row(r * k + nb, hq, row * k + nb);
                 }
             }
-            layer.w1_edge.forward_quantized(scratch.edges_q.view(), m, &mut scratch.mid, false);
+            layer.w1_edge.forward_quantized(scratch.edges_q.view(), m, k, &mut scratch.mid, false);
         } else if ctx.edge_proj.is_none() {
             scratch.edges.resize(m * h, 0.0);
             for (r, &row) in rows.iter().enumerate() {
                 let row = row % total;
                 scratch.edges[r * k * h..(r + 1) * k * h].copy_from_slice(&ctx.enc.h_e[row * k * h..(row + 1) * k * h]);
             }
-            layer.w1_edge.forward(&scratch.edges, m, &mut scratch.mid);
+            layer.w1_edge.forward_edges(&scratch.edges, m, k, &mut scratch.mid);
         }
         scratch.edges.resize(n * h, 0.0);
         // Own-state block (with bias), then gathered neighbour blocks.
@@ -308,7 +308,7 @@ impl ProteinMpnn {
             }
         }
         if w8a8 {
-            layer.w2.forward_quantized(scratch.q.view(), m, &mut scratch.mid, false);
+            layer.w2.forward_quantized(scratch.q.view(), m, k, &mut scratch.mid, false);
         } else {
             // The GELU of the whole block, then W2 (a 12-bit W2 quantizes as it goes).
             layer.w2.forward_gelu(&mut scratch.pre[..m * h], m, &mut scratch.mid);

@@ -60,8 +60,8 @@ pub(crate) fn edge_messages(
     scratch.resize(m * h, 0.0);
     let pre = &mut scratch[..m * h];
     match edges_q {
-        Some(eq) if w1_edge.is_w8a8() => w1_edge.forward_quantized(eq, m, pre, false),
-        _ => w1_edge.forward(edges, m, pre),
+        Some(eq) if w1_edge.is_w8a8() => w1_edge.forward_quantized(eq, m, k, pre, false),
+        _ => w1_edge.forward_edges(edges, m, k, pre),
     }
     for r in 0..n {
         let row = start + r;
@@ -77,14 +77,14 @@ pub(crate) fn edge_messages(
     }
     if w2.is_w8a8() {
         gelu_quantize(pre, h, q);
-        w2.forward_quantized(q.view(), m, out, false);
+        w2.forward_quantized(q.view(), m, k, out, false);
     } else {
         w2.forward_gelu(pre, m, out);
     }
     match w3 {
         Some(w3) if w3.is_w8a8() => {
             gelu_quantize(&mut out[..m * h], h, q);
-            w3.forward_quantized(q.view(), m, out, false);
+            w3.forward_quantized(q.view(), m, k, out, false);
         }
         Some(w3) => {
             // W3 needs a separate output buffer: its (GELU'd) input is a copy of `out`.
@@ -237,7 +237,7 @@ impl ProteinMpnn {
         let mut h_e = vec![0f32; e.len()];
         h_e.par_chunks_mut(CHUNK * graph.k.max(1) * h)
             .zip(e.par_chunks(CHUNK * graph.k.max(1) * h))
-            .for_each(|(out, inp)| self.w_e.forward(inp, inp.len() / h, out));
+            .for_each(|(out, inp)| self.w_e.forward_edges(inp, inp.len() / h, graph.k, out));
         for layer in &self.encoder_layers {
             layer.forward(&graph, &batch.mask, &mut h_v, &mut h_e);
         }

@@ -374,7 +374,7 @@ impl ProteinMpnn {
                 let start = c * CHUNK;
                 let n = out.len() / (k * h);
                 self.raw_edge_features(batch, &graph, &atoms, start..start + n, raw);
-                self.edge_embedding.forward(raw, n * k, out);
+                self.edge_embedding.forward_edges(raw, n * k, k, out);
                 self.norm_edges.forward_inplace(out);
             },
         );

@@ -220,11 +220,14 @@ impl ProteinMpnn {
                 .iter()
                 .enumerate()
                 .map(|(i, l)| {
+                    // The first layers stay float32 as a whole (only the reference code reads
+                    // them) and are split there; each block then takes its own form, so no
+                    // weights are quantized only to be thrown away.
                     let mut e = EncLayer::new(
-                        g("enc_node.w1", i, &l.w1, None),
+                        l.w1.clone(),
                         g("enc_node.w2", i, &l.w2, None),
                         n(&l.w3),
-                        g("enc_edge.w11", i, &l.w11, None),
+                        l.w11.clone(),
                         g("enc_edge.w12", i, &l.w12, None),
                         g("enc_edge.w13", i, &l.w13, None),
                         l.norm1.clone(),
@@ -232,6 +235,8 @@ impl ProteinMpnn {
                         l.norm3.clone(),
                         ffn(&l.dense),
                     );
+                    e.w1_blocks[1] = g("enc_node.w1", i, &e.w1_blocks[1], None);
+                    e.w11_blocks[1] = g("enc_edge.w11", i, &e.w11_blocks[1], None);
                     for i in [0, 2] {
                         e.w1_blocks[i] = n(&e.w1_blocks[i]);
                         e.w11_blocks[i] = n(&e.w11_blocks[i]);
@@ -245,13 +250,14 @@ impl ProteinMpnn {
                 .enumerate()
                 .map(|(i, l)| {
                     let mut d = DecLayer::new(
-                        g("dec.w1", i, &l.w1, None),
+                        l.w1.clone(),
                         g("dec.w2", i, &l.w2, None),
                         n(&l.w3),
                         l.norm1.clone(),
                         l.norm2.clone(),
                         ffn(&l.dense),
                     );
+                    d.w1_edge = g("dec.w1", i, &d.w1_edge, None);
                     d.w1_self = n(&d.w1_self);
                     d.w1_nbr = n(&d.w1_nbr);
                     d.w1_seq = n(&d.w1_seq);
@@ -285,15 +291,19 @@ pub const INT8_PLAN_ENV: &str = "MPNN_INT8_PLAN";
 /// [`crate::kernels::int8::QuantWeights::wide`]: the cost of `x2` with finer weights *and*
 /// inputs), `a16` (W8A16). Unnamed message layers are `w8a8`; unnamed `edge_emb` and `w_e` `f32`.
 ///
+/// One-pass layers (`w8a8`) on per-edge rows carry the per-node mean correction of their
+/// weights' rounding ([`crate::kernels::int8::w8a8::gemm_node_corrected`]): one-pass int8
+/// weights shift the logits systematically (the mean of the error, not its spread, flips the
+/// close calls), and the correction removes that shift per node for `1/k` of the layer's products.
+///
 /// The default keeps ≥ 99 % top-1 agreement with float32 on the unconditional probabilities of
-/// all 11 parity cases with a margin (worst 99.53 %, `cargo run --release --example agree`;
-/// BENCHMARKS.md, "int8 layer plan"): one-pass int8 weights shift the logits systematically
-/// (the mean of the error, not its spread, flips the close calls), so every per-edge layer
-/// but the encoder's edge messages is 12-bit. The plan before it
-/// (`enc_node0,x2:enc_node,x2:dec2,x2:edge_emb,x2:w_e`: the first encoder layer's node
-/// messages float32, two int8 passes elsewhere) ran at the same speed with a worst case of
-/// 99.03 %, one flipped position above the bar on the ~100-residue cases.
-pub const INT8_PLAN: &str = "w12:enc_node,w12:dec,w12:edge_emb,w12:w_e";
+/// all 11 parity cases (worst 99.53 %, `cargo run --release --example agree`; largest
+/// |Δ log-prob| 0.026) with the decoder and the encoder's edge messages one-pass and corrected,
+/// the encoder's node messages, the edge embedding and `W_e` 12-bit (BENCHMARKS.md, "Per-node
+/// mean correction"). Before the correction the decoder needed 12-bit layers for the same
+/// worst case (`w12:enc_node,w12:dec,w12:edge_emb,w12:w_e`: 99.53 %, |Δ log-prob| up to 0.049,
+/// ≈ 3-5 % slower).
+pub const INT8_PLAN: &str = "w12:enc_node,w12:edge_emb,w12:w_e";
 
 /// The `accurate` named plan: every per-edge layer 12-bit (worst-case agreement 99.90 % on the
 /// parity cases).

@@ -228,7 +228,7 @@ fn weight_scale_body(row: &[f32]) -> (f32, f32) {
 /// depend on the order it is taken in, so every path gives the same value. (A NaN is skipped
 /// by `f32::max`, as in the sequential fold this replaces.)
 #[inline(always)]
-fn max_abs(values: &[f32]) -> f32 {
+pub(crate) fn max_abs(values: &[f32]) -> f32 {
     let mut lanes = [0f32; 16];
     let mut chunks = values.chunks_exact(16);
     for c in &mut chunks {

@@ -60,6 +60,27 @@ impl Weights {
     /// Quantizes `weight` (`[n_out, n_in]`, row-major) per output channel (the clipped
     /// MSE-optimal scale of [`super::QuantWeights`]).
     pub fn new(weight: &[f32], n_out: usize, n_in: usize) -> Weights {
+        Weights::with_scales(weight, n_out, n_in, weight_scale)
+    }
+
+    /// The rounding residual `W − s_w·q_w` of these weights (quantized from `weight`), itself
+    /// quantized per output channel with plain max-abs scales: what the per-node mean
+    /// correction ([`gemm_node_corrected`]) multiplies. A residual is spread evenly over
+    /// `±s_w/2` with no outliers, so the clipped-MSE search of [`Weights::new`] buys nothing
+    /// there, and max-abs costs one pass instead of 41 when a model is loaded.
+    pub fn correction(&self, weight: &[f32]) -> Weights {
+        let residual = self.residual(weight);
+        Weights::with_scales(&residual, self.n_out, self.n_in, |row| {
+            let max = super::max_abs(row);
+            if max > 0.0 && max.is_finite() {
+                (max / QMAX, QMAX / max)
+            } else {
+                (0.0, 0.0)
+            }
+        })
+    }
+
+    fn with_scales(weight: &[f32], n_out: usize, n_in: usize, scale_of: impl Fn(&[f32]) -> (f32, f32)) -> Weights {
         assert_eq!(weight.len(), n_out * n_in);
         assert!(n_in <= 1 << 14, "W8A8 layers take at most 16384 inputs (int32 sums)");
         let kq = n_in.div_ceil(KQ);
@@ -69,7 +90,7 @@ impl Weights {
         let mut col_sums = vec![0i32; n_out];
         for o in 0..n_out {
             let row = &weight[o * n_in..(o + 1) * n_in];
-            let (scale, inv) = weight_scale(row);
+            let (scale, inv) = scale_of(row);
             scales[o] = scale;
             let (p, c) = (o / NR, o % NR);
             for (k, &w) in row.iter().enumerate() {
@@ -208,6 +229,20 @@ impl Rows {
     }
 }
 
+impl<'a> RowsRef<'a> {
+    /// Rows `start..start + n` of this run.
+    pub fn rows(&self, start: usize, n: usize) -> RowsRef<'a> {
+        let w = self.width;
+        RowsRef {
+            q: &self.q[start * w..(start + n) * w],
+            scale: &self.scale[start..start + n],
+            zero: &self.zero[start..start + n],
+            sum: &self.sum[start..start + n],
+            width: w,
+        }
+    }
+}
+
 /// `1.5·2²³`: adding and subtracting it rounds a float32 of magnitude < 2²² to the nearest
 /// integer, ties to even (the default rounding of the addition), in plain arithmetic.
 pub(super) const ROUND: f32 = 12_582_912.0;
@@ -280,6 +315,139 @@ pub fn gemm(x: RowsRef, rows: usize, w: &Weights, init: Init, out: &mut [f32]) {
         return;
     }
     gemm_portable(x, rows, w, init, out);
+}
+
+/// Scratch of [`gemm_node_corrected`] (no allocation after warm-up).
+#[derive(Debug, Default)]
+pub struct Correction {
+    means: Vec<f32>,
+    q: Rows,
+    starts: Vec<f32>,
+}
+
+/// A one-pass W8A8 layer over per-edge rows with the **per-node mean correction** of its
+/// weights' rounding: rows come in groups of `group` (one node's edges, `k` neighbours), and
+/// each group's outputs start from `bias + R·x̄`, where `x̄` is the mean of the group's
+/// (dequantized) input rows and `R = W − s_w·q_w` the weights' rounding residual (`bc`, itself
+/// quantized per output channel: [`Weights::new`] of [`Weights::residual`]).
+///
+/// Why: a weight's rounding error is fixed, so for inputs with a non-zero mean (every input
+/// after a GELU is mostly positive) `R·x` has a systematic part `R·x̄` that is the same for all
+/// of a node's messages. The messages are then summed over the node's neighbours, where that
+/// part adds up `k` times while the rest (the spread around the mean) partly cancels: it was
+/// what flipped close calls (int8 vs float32 top-1). With the correction a layer computes
+/// `W_q·x_m + R·x̄` instead of `W·x_m`, so its error is `R·(x̄ − x_m)` (plus the inputs'
+/// rounding), whose sum over the group is zero; on the parity cases it halves the largest
+/// |Δ log-probability| against float32 (BENCHMARKS.md, "Per-node mean correction").
+///
+/// Cost: one pass over the codes for the means, one int8 product per node (`1/k` of the
+/// layer's), nothing per row: the correction rides in each group's starting value.
+///
+/// Every output depends only on its own group's rows (not on which other nodes are computed in
+/// the same call), and the means are one fixed sequence of float32 operations, so the results
+/// are the same for any batching, threading or row subset, and on every path (the products run
+/// [`gemm`], whose VNNI kernel and portable twin give the same bits).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_node_corrected(
+    x: RowsRef,
+    rows: usize,
+    group: usize,
+    w: &Weights,
+    bc: &Weights,
+    bias: Option<&[f32]>,
+    accumulate: bool,
+    s: &mut Correction,
+    out: &mut [f32],
+) {
+    assert!(group > 0 && rows.is_multiple_of(group), "{rows} rows are not whole groups of {group}");
+    assert!(bc.n_in == w.n_in && bc.n_out == w.n_out, "correction weights of another shape");
+    let (n_in, n_out, groups) = (w.n_in, w.n_out, rows / group);
+    group_means(x, rows, group, n_in, &mut s.means);
+    s.q.quantize(&s.means, groups, n_in);
+    s.starts.resize(groups * n_out, 0.0);
+    let init = bias.map_or(Init::Zero, Init::Bias);
+    gemm(s.q.view(), groups, bc, init, &mut s.starts);
+    for g in 0..groups {
+        let start = &s.starts[g * n_out..(g + 1) * n_out];
+        let init = if accumulate { Init::Accumulate(Some(start)) } else { Init::Bias(start) };
+        gemm(x.rows(g * group, group), group, w, init, &mut out[g * group * n_out..(g + 1) * group * n_out]);
+    }
+}
+
+/// The mean of each group of `group` dequantized rows, `(x_s + 128 − z)·s_x` summed in row
+/// order and divided by `group` (`means`: `[rows / group, n_in]`). Plain float32 products and
+/// sums (no FMA), compiled for the process's instruction-set path: the same bits on each.
+pub fn group_means(x: RowsRef, rows: usize, group: usize, n_in: usize, means: &mut Vec<f32>) {
+    group_means_with(crate::kernels::isa::active(), x, rows, group, n_in, means)
+}
+
+/// [`group_means`] on the path `isa` (which the CPU must support: panics otherwise).
+pub fn group_means_with(
+    isa: crate::kernels::isa::Isa,
+    x: RowsRef,
+    rows: usize,
+    group: usize,
+    n_in: usize,
+    means: &mut Vec<f32>,
+) {
+    if let Some(missing) = isa.missing_feature() {
+        panic!("group means on path {isa}: this CPU lacks {missing}");
+    }
+    assert!(group > 0 && rows.is_multiple_of(group) && x.scale.len() >= rows && x.width >= n_in);
+    means.clear();
+    means.resize(rows / group * n_in, 0.0);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::kernels::isa::Isa;
+        match isa {
+            // SAFETY: the CPU has the path's features (checked above).
+            Isa::Avx512 => return unsafe { group_means_avx512(x, group, n_in, means) },
+            Isa::Avx2 => return unsafe { group_means_avx2(x, group, n_in, means) },
+            Isa::Portable => {}
+        }
+    }
+    group_means_body(x, group, n_in, means)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+unsafe fn group_means_avx512(x: RowsRef, group: usize, n_in: usize, means: &mut [f32]) {
+    group_means_body(x, group, n_in, means)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn group_means_avx2(x: RowsRef, group: usize, n_in: usize, means: &mut [f32]) {
+    group_means_body(x, group, n_in, means)
+}
+
+/// [`group_means`]: 64 features at a time summed over the group's rows in registers.
+#[inline(always)]
+fn group_means_body(x: RowsRef, group: usize, n_in: usize, means: &mut [f32]) {
+    const W: usize = 64;
+    let n = group as f32;
+    for (g, mean) in means.chunks_exact_mut(n_in).enumerate() {
+        for (b, out) in mean.chunks_mut(W).enumerate() {
+            let k0 = b * W;
+            let mut acc = [0f32; W];
+            for m in g * group..(g + 1) * group {
+                let (scale, offset) = (x.scale[m], 128 - x.zero[m]);
+                let codes = &x.q[m * x.width + k0..][..out.len()];
+                if let Ok(codes) = <&[i8; W]>::try_from(codes) {
+                    for (a, &c) in acc.iter_mut().zip(codes) {
+                        *a += (c as i32 + offset) as f32 * scale;
+                    }
+                } else {
+                    for (a, &c) in acc.iter_mut().zip(codes) {
+                        *a += (c as i32 + offset) as f32 * scale;
+                    }
+                }
+            }
+            for (o, a) in out.iter_mut().zip(acc) {
+                *o = a / n;
+            }
+        }
+    }
 }
 
 /// Whether the AVX-512 VNNI W8A8 kernel runs here (the CPU has it, and the process's path is
@@ -389,6 +557,163 @@ pub fn reference(x: RowsRef, rows: usize, w: &Weights, init: Init, out: &mut [f3
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    /// GELU-like inputs (mostly positive, a per-column mean) in groups, and a random layer.
+    fn grouped_case(
+        groups: usize,
+        group: usize,
+        n_in: usize,
+        n_out: usize,
+        seed: u64,
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let col_mean: Vec<f32> = (0..n_in).map(|_| rng.gen_range(-0.2..1.5)).collect();
+        let x: Vec<f32> = (0..groups * group * n_in)
+            .map(|i| crate::kernels::gelu(col_mean[i % n_in] + rng.gen_range(-1.0..1.0)))
+            .collect();
+        let wt: Vec<f32> = (0..n_out * n_in).map(|_| rng.gen_range(-0.3..0.3)).collect();
+        let b: Vec<f32> = (0..n_out).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        (x, wt, b)
+    }
+
+    /// The per-node correction removes the systematic part of the weights' rounding error: the
+    /// mean error over a group's rows (what a sum over a node's neighbours accumulates) drops
+    /// by more than 5x against the plain one-pass product, and no row gets worse on average.
+    #[test]
+    fn node_correction_removes_the_mean_error_of_each_group() {
+        let (groups, group, n_in, n_out) = (6, 48, 128, 64);
+        let (x, wt, b) = grouped_case(groups, group, n_in, n_out, 41);
+        let w = Weights::new(&wt, n_out, n_in);
+        let bc = Weights::new(&w.residual(&wt), n_out, n_in);
+        let mut q = Rows::default();
+        q.quantize(&x, groups * group, n_in);
+        let rows = groups * group;
+        let mut plain = vec![0f32; rows * n_out];
+        gemm(q.view(), rows, &w, Init::Bias(&b), &mut plain);
+        let mut fixed = vec![0f32; rows * n_out];
+        gemm_node_corrected(q.view(), rows, group, &w, &bc, Some(&b), false, &mut Correction::default(), &mut fixed);
+        let exact = |m: usize, o: usize| {
+            b[o] as f64 + (0..n_in).map(|k| wt[o * n_in + k] as f64 * x[m * n_in + k] as f64).sum::<f64>()
+        };
+        let (mut mean_plain, mut mean_fixed, mut sq_plain, mut sq_fixed) = (0f64, 0f64, 0f64, 0f64);
+        for g in 0..groups {
+            for o in 0..n_out {
+                let (mut ep, mut ef) = (0f64, 0f64);
+                for m in g * group..(g + 1) * group {
+                    let e = exact(m, o);
+                    ep += plain[m * n_out + o] as f64 - e;
+                    ef += fixed[m * n_out + o] as f64 - e;
+                    sq_plain += (plain[m * n_out + o] as f64 - e).powi(2);
+                    sq_fixed += (fixed[m * n_out + o] as f64 - e).powi(2);
+                }
+                mean_plain = mean_plain.max((ep / group as f64).abs());
+                mean_fixed = mean_fixed.max((ef / group as f64).abs());
+            }
+        }
+        eprintln!(
+            "largest group-mean error: plain {mean_plain:.2e}, corrected {mean_fixed:.2e}; rms {:.2e} vs {:.2e}",
+            (sq_plain / (rows * n_out) as f64).sqrt(),
+            (sq_fixed / (rows * n_out) as f64).sqrt()
+        );
+        assert!(mean_fixed * 5.0 < mean_plain, "group-mean error {mean_fixed:.2e} vs plain {mean_plain:.2e}");
+        assert!(sq_fixed <= sq_plain, "rms error grew: {sq_fixed:.3e} vs {sq_plain:.3e}");
+    }
+
+    /// A group's outputs depend on its own rows only: all groups in one call, each group alone,
+    /// and the accumulating form (on top of existing outputs) give the same bits; rows that are
+    /// not whole groups are refused.
+    #[test]
+    fn node_correction_depends_on_the_group_only() {
+        let (groups, group, n_in, n_out) = (5, 16, 72, 40);
+        let (x, wt, b) = grouped_case(groups, group, n_in, n_out, 42);
+        let w = Weights::new(&wt, n_out, n_in);
+        let bc = Weights::new(&w.residual(&wt), n_out, n_in);
+        let mut q = Rows::default();
+        q.quantize(&x, groups * group, n_in);
+        let rows = groups * group;
+        let mut s = Correction::default();
+        let mut all = vec![0f32; rows * n_out];
+        gemm_node_corrected(q.view(), rows, group, &w, &bc, Some(&b), false, &mut s, &mut all);
+        for g in (0..groups).rev() {
+            let mut one = vec![0f32; group * n_out];
+            gemm_node_corrected(
+                q.view().rows(g * group, group),
+                group,
+                group,
+                &w,
+                &bc,
+                Some(&b),
+                false,
+                &mut s,
+                &mut one,
+            );
+            assert_eq!(one, all[g * group * n_out..(g + 1) * group * n_out], "group {g}");
+        }
+        let base: Vec<f32> = (0..rows * n_out).map(|i| (i % 7) as f32 * 0.25).collect();
+        let mut acc = base.clone();
+        gemm_node_corrected(q.view(), rows, group, &w, &bc, Some(&b), true, &mut s, &mut acc);
+        let mut twice = base.clone();
+        let mut starts = Vec::new();
+        group_means(q.view(), rows, group, n_in, &mut starts);
+        let mut mq = Rows::default();
+        mq.quantize(&starts, groups, n_in);
+        let mut start = vec![0f32; groups * n_out];
+        gemm(mq.view(), groups, &bc, Init::Bias(&b), &mut start);
+        for g in 0..groups {
+            let st = &start[g * n_out..(g + 1) * n_out];
+            gemm(
+                q.view().rows(g * group, group),
+                group,
+                &w,
+                Init::Accumulate(Some(st)),
+                &mut twice[g * group * n_out..(g + 1) * group * n_out],
+            );
+        }
+        assert_eq!(acc, twice);
+        let bad = std::panic::catch_unwind(|| {
+            let mut out = vec![0f32; rows * n_out];
+            gemm_node_corrected(q.view(), rows - 1, group, &w, &bc, None, false, &mut Correction::default(), &mut out)
+        });
+        assert!(bad.is_err(), "rows that are not whole groups must be refused");
+    }
+
+    /// Every instruction-set path computes the same group means, bit for bit (one fixed
+    /// sequence of float32 products and sums), on widths that are and are not multiples of 64.
+    #[test]
+    fn group_means_are_the_same_on_every_path() {
+        use crate::kernels::isa::{self, Isa};
+        for p in Isa::ALL {
+            if let Some(msg) = isa::skip_message(p) {
+                eprintln!("{msg}");
+            }
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(43);
+        for (groups, group, n_in) in [(3, 48, 128), (2, 16, 64), (4, 7, 130), (1, 1, 5), (2, 5, 416)] {
+            let x: Vec<f32> = (0..groups * group * n_in).map(|_| rng.gen_range(-2.0..5.0)).collect();
+            let mut q = Rows::default();
+            q.quantize(&x, groups * group, n_in);
+            let mut results = Vec::new();
+            for p in Isa::available() {
+                let mut means = Vec::new();
+                group_means_with(p, q.view(), groups * group, group, n_in, &mut means);
+                results.push((p, means.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), means));
+            }
+            for (p, bits, _) in &results[1..] {
+                assert_eq!(bits, &results[0].1, "{p} vs {}: {groups}x{group}x{n_in}", results[0].0);
+            }
+            // And they are the means of the dequantized rows.
+            let means = &results[0].2;
+            for g in 0..groups {
+                for k in 0..n_in {
+                    let want: f64 = (g * group..(g + 1) * group)
+                        .map(|m| (q.q[m * q.width + k] as f64 + 128.0 - q.zero[m] as f64) * q.scale[m] as f64)
+                        .sum::<f64>()
+                        / group as f64;
+                    assert!((means[g * n_in + k] as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()), "{g} {k}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn vnni_kernel_equals_its_twin_bit_for_bit() {
