@@ -19,7 +19,8 @@
 //! - `int8`: weights quantized to int8 per output channel (symmetric, MSE-clipped scale), integer
 //!   dot products accumulated exactly in int32 and rescaled to float32. On CPUs with AVX-512
 //!   VNNI the per-edge layers take uint8 inputs quantized per row with a zero point (W8A8,
-//!   `vpdpbusd`), or 12-bit weights with 13-bit inputs (`vpdpwssd`), as the layer plan
+//!   `vpdpbusd`, corrected per node for the weights' mean rounding error), or 12-bit weights
+//!   with 13-bit inputs (`vpdpwssd`), as the layer plan
 //!   [`crate::model::INT8_PLAN`] says; the per-node layers stay float32. Elsewhere every dense
 //!   layer takes int16 inputs (W8A16). [`super::int8`] describes both and how the algorithm is
 //!   chosen.

@@ -5,7 +5,8 @@
 //!   activations per row (with a zero point), `vpdpbusd` (4 byte products per 32-bit lane, 4× a
 //!   float32 FMA's products per instruction), exact int32 sums. Only per-edge layers (the
 //!   `[L·K, H]` products: the message MLPs, the edge embedding, `W_e`) are quantized, each in
-//!   the form the layer plan [`crate::model::INT8_PLAN`] gives it: one int8 pass, two passes
+//!   the form the layer plan [`crate::model::INT8_PLAN`] gives it: one int8 pass (with the
+//!   per-node mean correction of the weights' rounding, [`w8a8::gemm_node_corrected`]), two passes
 //!   (`W ≈ s₁·q₁ + s₂·q₂`, the second pass the first one's residual quantized again, over the
 //!   same quantized inputs: [`crate::kernels::Linear::with_residual_weights`]), 12-bit weights
 //!   and 13-bit inputs through this module's `vpdpwssd` kernel ([`QuantWeights::wide`]) or
