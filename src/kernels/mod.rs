@@ -78,6 +78,9 @@ struct Staging {
 thread_local! {
     static STAGING: RefCell<Staging> = RefCell::new(Staging::default());
     static CORRECTION: RefCell<int8::w8a8::Correction> = RefCell::new(int8::w8a8::Correction::default());
+    /// [`Linear::forward_gelu_sum`]'s unfused forms: the layer's outputs and quantized inputs.
+    static MESSAGES: RefCell<(Vec<f32>, int8::w8a8::Rows)> = RefCell::new(Default::default());
+    static OUTPUTS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Linear {
@@ -297,6 +300,62 @@ impl Linear {
                 self.forward(x, rows, out);
             }
         }
+    }
+
+    /// A message MLP's second layer with the GELU after it and the sum over each node's
+    /// neighbours: `sums[r / group, :] += w_r · gelu(gelu(x_r) · Wᵀ + b)` (leaving `gelu(x)` in
+    /// `x`, as [`Linear::forward_gelu`] does; both GELUs are the table one where
+    /// [`Linear::uses_table_gelu`]). A float32 layer runs the fused kernel
+    /// ([`gemm::gemm_gelu_sum`]: the `[rows, n_out]` product is never written); every form
+    /// gives the bits of [`Linear::forward_gelu`], the GELU and [`gemm::add_rows`] in turn.
+    pub fn forward_gelu_sum(&self, x: &mut [f32], rows: usize, epi: gemm::GeluSum, sums: &mut [f32]) {
+        if rows == 0 {
+            return;
+        }
+        if self.precision == Precision::F32 && !self.packed.is_empty() {
+            self.add_flops(rows);
+            gelu_inplace(&mut x[..rows * self.n_in]);
+            let bias = self.bias.as_deref();
+            return gemm::gemm_gelu_sum(x, rows, self.n_in, &self.packed, self.n_out, bias, epi, sums);
+        }
+        if self.is_w8a8() {
+            return MESSAGES.with_borrow_mut(|(_, q)| {
+                gelu_quantize(&mut x[..rows * self.n_in], self.n_in, q);
+                self.forward_quantized_gelu_sum(q.view(), rows, epi, sums)
+            });
+        }
+        MESSAGES.with_borrow_mut(|(out, _)| {
+            out.resize(rows * self.n_out, 0.0);
+            self.forward_gelu(x, rows, out);
+            self.gelu_sum(out, rows, epi, sums);
+        })
+    }
+
+    /// [`Linear::forward_gelu_sum`] of inputs already GELU'd and quantized for a W8A8 layer
+    /// (the one-pass correction per `epi.group`).
+    pub fn forward_quantized_gelu_sum(
+        &self,
+        x: int8::w8a8::RowsRef,
+        rows: usize,
+        epi: gemm::GeluSum,
+        sums: &mut [f32],
+    ) {
+        OUTPUTS.with_borrow_mut(|out| {
+            out.resize(rows * self.n_out, 0.0);
+            self.forward_quantized(x, rows, epi.group, out, false);
+            self.gelu_sum(out, rows, epi, sums);
+        })
+    }
+
+    /// The GELU of this layer's form over `out` (`[rows, n_out]`), then the neighbour sums.
+    fn gelu_sum(&self, out: &mut [f32], rows: usize, epi: gemm::GeluSum, sums: &mut [f32]) {
+        let out = &mut out[..rows * self.n_out];
+        if self.uses_table_gelu() {
+            gelu_fast::gelu_fast_inplace(out);
+        } else {
+            gelu_inplace(out);
+        }
+        gemm::add_rows(out, rows, self.n_out, epi, sums);
     }
 
     /// `out[r, :] = x[r, :] · Wᵀ + b` for `rows` rows (`x` is `[rows, n_in]`, `out` `[rows, n_out]`).

@@ -17,10 +17,11 @@ use super::layers::DecLayer;
 use super::{ProteinMpnn, MESSAGE_SCALE};
 use crate::alphabet::VOCAB;
 use crate::kernels::gelu_fast::gelu_fast_inplace;
+use crate::kernels::gemm::GeluSum;
 use crate::kernels::int8::w8a8::Rows;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::isa::{self, Isa};
-use crate::kernels::{gelu_inplace, layer_norm_row, log_softmax_inplace};
+use crate::kernels::{layer_norm_row, log_softmax_inplace};
 
 /// Sequence-independent decoder inputs of an encoded batch, computed once and reused for every
 /// sequence and step.
@@ -234,7 +235,6 @@ impl ProteinMpnn {
         // W8A8 (int8 models on VNNI CPUs): the edges come quantized from the encoder, GELU is the
         // int8 table GELU and each message row is quantized for W2 while in cache.
         let w8a8 = layer.w2.is_w8a8();
-        let table_gelu = layer.w2.uses_table_gelu();
         if w8a8 {
             scratch.q.reset(m, h);
         }
@@ -307,30 +307,19 @@ impl ProteinMpnn {
                 }
             }
         }
-        if w8a8 {
-            layer.w2.forward_quantized(scratch.q.view(), m, k, &mut scratch.mid, false);
-        } else {
-            // The GELU of the whole block, then W2 (a 12-bit W2 quantizes as it goes).
-            layer.w2.forward_gelu(&mut scratch.pre[..m * h], m, &mut scratch.mid);
-        }
-        // GELU and the sum of the hidden messages over the K neighbours, row by row; then W3
-        // once per row (W3 is linear: `Σ_j (W3·g_j + b3) = W3·Σ_j g_j + K·b3`), residual, norms,
-        // feed-forward.
-        let sums = &mut scratch.pre[..n * h];
+        // W2, the GELU after it and the sum of the hidden messages over each row's K
+        // neighbours in one pass (fused for a float32 W2: the `[m, H]` messages are never
+        // written); then W3 once per row (W3 is linear: `Σ_j (W3·g_j + b3) = W3·Σ_j g_j +
+        // K·b3`), residual, norms, feed-forward. The edge projection in `mid` is spent: it
+        // holds the sums.
+        let sums = &mut scratch.mid[..n * h];
         sums.fill(0.0);
-        for r in 0..n {
-            let msgs = &mut scratch.mid[r * k * h..(r + 1) * k * h];
-            if table_gelu {
-                gelu_fast_inplace(msgs);
-            } else {
-                gelu_inplace(msgs);
-            }
-            let acc = &mut sums[r * h..(r + 1) * h];
-            for msg in msgs.chunks_exact(h) {
-                for t in 0..h {
-                    acc[t] += msg[t];
-                }
-            }
+        let epi = GeluSum { group: k, weights: None };
+        if w8a8 {
+            layer.w2.forward_quantized_gelu_sum(scratch.q.view(), m, epi, sums);
+        } else {
+            // The input's GELU over the whole block first (a 12-bit W2 quantizes as it goes).
+            layer.w2.forward_gelu_sum(&mut scratch.pre[..m * h], m, epi, sums);
         }
         layer.w3_sum.forward(sums, n, &mut out[..n * h]);
         let count = k as f32;

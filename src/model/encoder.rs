@@ -3,7 +3,9 @@
 //! Each message MLP's first layer is split: the node parts `W1h·h_i` and `W1v·h_j` are
 //! projected once per node and gathered, so only `W1e·e_ij` runs per edge. The node update's
 //! last layer `W3` is linear, so it runs once per node on the masked sum of the hidden messages
-//! (`Σ_j att_ij·(W3·g_ij + b3) = W3·Σ_j att_ij·g_ij + b3·Σ_j att_ij`) instead of once per edge.
+//! (`Σ_j att_ij·(W3·g_ij + b3) = W3·Σ_j att_ij·g_ij + b3·Σ_j att_ij`) instead of once per edge,
+//! and `W2`, the GELU after it and that attended sum run as one fused kernel
+//! ([`crate::kernels::Linear::forward_gelu_sum`]): the hidden messages `g_ij` are never written.
 
 use rayon::prelude::*;
 
@@ -11,9 +13,9 @@ use super::graph::Graph;
 use super::layers::EncLayer;
 use super::{ProteinMpnn, MESSAGE_SCALE};
 use crate::featurize::Batch;
-use crate::kernels::gelu_fast::gelu_fast_inplace;
+use crate::kernels::gemm::GeluSum;
 use crate::kernels::int8::w8a8::{Rows, RowsRef};
-use crate::kernels::{gelu_inplace, gelu_quantize, Linear};
+use crate::kernels::{gelu_quantize, Linear};
 
 /// Nodes per parallel work item.
 pub(crate) const CHUNK: usize = 8;
@@ -33,13 +35,11 @@ pub struct Encoded {
     pub hidden: usize,
 }
 
-/// Runs the message MLP for the edges of `n` nodes starting at global row `start`:
-/// `W3·gelu(W2·gelu(self_i + W1e·e_ij + nbr_j))`, writing `[n·K, H]` messages to `out`
-/// (without `W3` when `w3` is `None`: the hidden messages `g_ij`). W8A8 layers take `edges_q`
-/// (the edges already quantized) when given, and their other inputs quantized as the GELU
-/// before them writes them (in `q`).
+/// The first layer of the message MLP for the edges of `n` nodes starting at global row
+/// `start`, before its GELU: `self_i + W1e·e_ij + nbr_j` into `scratch` (`[n·K, H]`, returned).
+/// A W8A8 `W1e` takes `edges_q` (the edges already quantized) when given.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn edge_messages(
+pub(crate) fn edge_pre<'s>(
     graph: &Graph,
     start: usize,
     n: usize,
@@ -48,13 +48,9 @@ pub(crate) fn edge_messages(
     edges: &[f32],
     edges_q: Option<RowsRef>,
     w1_edge: &Linear,
-    w2: &Linear,
-    w3: Option<&Linear>,
-    scratch: &mut Vec<f32>,
-    q: &mut Rows,
-    out: &mut [f32],
-) {
-    let h = w2.n_out;
+    scratch: &'s mut Vec<f32>,
+) -> &'s mut [f32] {
+    let h = w1_edge.n_out;
     let k = graph.k;
     let m = n * k;
     scratch.resize(m * h, 0.0);
@@ -75,24 +71,45 @@ pub(crate) fn edge_messages(
             }
         }
     }
+    pre
+}
+
+/// Runs the edge update's message MLP for the edges of `n` nodes starting at global row
+/// `start`: `W3·gelu(W2·gelu(self_i + W1e·e_ij + nbr_j))`, writing `[n·K, H]` messages to
+/// `out`. W8A8 layers take their inputs quantized as the GELU before them writes them (in `q`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn edge_messages(
+    graph: &Graph,
+    start: usize,
+    n: usize,
+    self_proj: &[f32],
+    nbr_proj: &[f32],
+    edges: &[f32],
+    edges_q: Option<RowsRef>,
+    w1_edge: &Linear,
+    w2: &Linear,
+    w3: &Linear,
+    scratch: &mut Vec<f32>,
+    q: &mut Rows,
+    out: &mut [f32],
+) {
+    let h = w2.n_out;
+    let k = graph.k;
+    let m = n * k;
+    let pre = edge_pre(graph, start, n, self_proj, nbr_proj, edges, edges_q, w1_edge, scratch);
     if w2.is_w8a8() {
         gelu_quantize(pre, h, q);
         w2.forward_quantized(q.view(), m, k, out, false);
     } else {
         w2.forward_gelu(pre, m, out);
     }
-    match w3 {
-        Some(w3) if w3.is_w8a8() => {
-            gelu_quantize(&mut out[..m * h], h, q);
-            w3.forward_quantized(q.view(), m, k, out, false);
-        }
-        Some(w3) => {
-            // W3 needs a separate output buffer: its (GELU'd) input is a copy of `out`.
-            pre.copy_from_slice(&out[..m * h]);
-            w3.forward_gelu(pre, m, out);
-        }
-        None if w2.uses_table_gelu() => gelu_fast_inplace(&mut out[..m * h]),
-        None => gelu_inplace(&mut out[..m * h]),
+    if w3.is_w8a8() {
+        gelu_quantize(&mut out[..m * h], h, q);
+        w3.forward_quantized(q.view(), m, k, out, false);
+    } else {
+        // W3 needs a separate output buffer: its (GELU'd) input is a copy of `out`.
+        pre.copy_from_slice(&out[..m * h]);
+        w3.forward_gelu(pre, m, out);
     }
 }
 
@@ -117,46 +134,36 @@ impl EncLayer {
         let eq = |start: usize, n: usize| h_e_q.as_ref().map(|q| q.rows(start * k, n * k));
         let mut dh = vec![0f32; rows * h];
         dh.par_chunks_mut(CHUNK * h).enumerate().for_each_init(
-            || (Vec::new(), vec![0f32; CHUNK * k * h], Rows::default()),
-            |(scratch, msg, q), (c, dh_chunk)| {
+            || (Vec::new(), vec![0f32; CHUNK * h], Rows::default(), vec![0f32; CHUNK * k]),
+            |(scratch, sums, q, att), (c, dh_chunk)| {
                 let start = c * CHUNK;
                 let n = dh_chunk.len() / h;
+                let m = n * k;
                 let edges = &h_e[start * k * h..(start + n) * k * h];
-                edge_messages(
-                    graph,
-                    start,
-                    n,
-                    &self_proj,
-                    &nbr_proj,
-                    edges,
-                    eq(start, n),
-                    w1_edge,
-                    &self.w2,
-                    None,
-                    scratch,
-                    q,
-                    msg,
-                );
-                // Masked sums of the hidden messages (in `scratch`, free again), then W3 once
-                // per node and the bias once per attended neighbour.
-                let sums = &mut scratch[..n * h];
-                sums.fill(0.0);
+                let pre = edge_pre(graph, start, n, &self_proj, &nbr_proj, edges, eq(start, n), w1_edge, scratch);
+                // Each message's attention `mask_i · mask_j`, and per node their sum.
                 let mut counts = [0f32; CHUNK];
                 for r in 0..n {
                     let row = start + r;
-                    let acc = &mut sums[r * h..][..h];
                     for nb in 0..k {
-                        let j = graph.neighbor_row(row, nb);
-                        let att = mask[row] * mask[j];
-                        if att == 0.0 {
-                            continue;
-                        }
-                        counts[r] += att;
-                        let mv = &msg[(r * k + nb) * h..][..h];
-                        for t in 0..h {
-                            acc[t] += att * mv[t];
+                        let a = mask[row] * mask[graph.neighbor_row(row, nb)];
+                        att[r * k + nb] = a;
+                        if a != 0.0 {
+                            counts[r] += a;
                         }
                     }
+                }
+                // W2, its GELU and the attended sum of the hidden messages per node in one pass
+                // (fused for a float32 W2); then W3 once per node and the bias once per
+                // attended neighbour.
+                let sums = &mut sums[..n * h];
+                sums.fill(0.0);
+                let epi = GeluSum { group: k, weights: Some(&att[..m]) };
+                if self.w2.is_w8a8() {
+                    gelu_quantize(pre, h, q);
+                    self.w2.forward_quantized_gelu_sum(q.view(), m, epi, sums);
+                } else {
+                    self.w2.forward_gelu_sum(pre, m, epi, sums);
                 }
                 self.w3_sum.forward(sums, n, dh_chunk);
                 if let Some(b3) = &self.w3.bias {
@@ -196,7 +203,7 @@ impl EncLayer {
                     eq(start, n),
                     w11_edge,
                     &self.w12,
-                    Some(&self.w13),
+                    &self.w13,
                     scratch,
                     q,
                     msg,

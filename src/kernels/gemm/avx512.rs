@@ -47,6 +47,88 @@ pub unsafe fn gemm(a: &[f32], rows: usize, n_in: usize, packed: &[f32], n_out: u
     }
 }
 
+/// [`super::gemm_gelu_sum`]: the blocks of [`gemm`] (bias start, same FMA chains, same row
+/// order per panel), each finishing in GELU and its rows' node sums instead of a store.
+///
+/// # Safety
+/// As [`gemm`] ([`super::gemm_gelu_sum_with`] is the safe entry point and checks the sizes).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn gemm_gelu_sum(
+    a: &[f32],
+    rows: usize,
+    n_in: usize,
+    packed: &[f32],
+    n_out: usize,
+    bias: Option<&[f32]>,
+    epi: super::GeluSum,
+    sums: &mut [f32],
+) {
+    let panels = n_out.div_ceil(NR);
+    let init = bias.map_or(Init::Zero, Init::Bias);
+    let sink = Sink { sums: sums.as_mut_ptr(), group: epi.group, weights: epi.weights };
+    let mut m = 0;
+    while m < rows {
+        let mr = (rows - m).min(MR);
+        let mut p = 0;
+        while p < panels {
+            let two = panels - p >= 2;
+            // `out` is never written on this path (the sink takes every block).
+            let args =
+                Args { a: a.as_ptr(), m, n_in, packed: packed.as_ptr(), p, n_out, init, out: std::ptr::null_mut() };
+            macro_rules! go {
+                ($($r:literal)*) => {
+                    match (mr, two) {
+                        $(($r, true) => gelu_sum_block::<$r, 2>(&args, &sink), ($r, false) => gelu_sum_block::<$r, 1>(&args, &sink),)*
+                        _ => unreachable!(),
+                    }
+                };
+            }
+            go!(1 2 3 4 5 6 7 8 9 10 11 12);
+            p += if two { 2 } else { 1 };
+        }
+        m += mr;
+    }
+}
+
+/// Where [`gemm_gelu_sum`]'s blocks go: `sums[(row / group) · n_out + col]`.
+struct Sink<'a> {
+    sums: *mut f32,
+    group: usize,
+    weights: Option<&'a [f32]>,
+}
+
+/// One block of [`gemm_gelu_sum`]: [`products`], then per row (in order) and panel
+/// `sum += w · gelu(acc)` under the panel's column mask. The GELU is [`crate::kernels::gelu`]
+/// on the 16 lanes (the same scalar operations, vectorized by the compiler), so it is the
+/// bits of the unfused path.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gelu_sum_block<const R: usize, const P: usize>(g: &Args, s: &Sink) {
+    let (acc, mask) = products::<R, P>(g);
+    for (r, row) in acc.iter().enumerate() {
+        let at = g.m + r;
+        let w = s.weights.map(|w| w[at]);
+        if w == Some(0.0) {
+            continue;
+        }
+        let node = s.sums.add(at / s.group * g.n_out);
+        for (j, v) in row.iter().enumerate() {
+            let mut lanes = [0f32; NR];
+            _mm512_storeu_ps(lanes.as_mut_ptr(), *v);
+            for x in &mut lanes {
+                *x = crate::kernels::gelu(*x);
+            }
+            let mut y = _mm512_loadu_ps(lanes.as_ptr());
+            if let Some(w) = w {
+                y = _mm512_mul_ps(_mm512_set1_ps(w), y);
+            }
+            let dst = node.add((g.p + j) * NR);
+            _mm512_mask_storeu_ps(dst, mask[j], _mm512_add_ps(_mm512_maskz_loadu_ps(mask[j], dst), y));
+        }
+    }
+}
+
 /// Where a block reads and writes: rows `m..m + R` of `a` and `out`, panels `p..p + P`.
 struct Args<'a> {
     a: *const f32,
@@ -63,6 +145,18 @@ struct Args<'a> {
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn block<const R: usize, const P: usize>(g: &Args) {
+    let (acc, mask) = products::<R, P>(g);
+    for (r, row) in acc.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            _mm512_mask_storeu_ps(g.out.add((g.m + r) * g.n_out + (g.p + j) * NR), mask[j], *v);
+        }
+    }
+}
+
+/// A block's accumulators (each started from its [`Init`] value and run through its FMA chain
+/// over `k`) and the panels' column masks.
+#[inline(always)]
+unsafe fn products<const R: usize, const P: usize>(g: &Args) -> ([[__m512; P]; R], [u16; P]) {
     let n_in = g.n_in;
     // Column masks of the panels (all ones except a partial last panel).
     let mut mask = [0u16; P];
@@ -74,7 +168,8 @@ unsafe fn block<const R: usize, const P: usize>(g: &Args) {
     for (r, row) in acc.iter_mut().enumerate() {
         for (j, v) in row.iter_mut().enumerate() {
             let c0 = (g.p + j) * NR;
-            let dst = g.out.add((g.m + r) * g.n_out + c0);
+            // (Only an accumulating start reads `out`; the fused path passes no `out`.)
+            let dst = g.out.wrapping_add((g.m + r) * g.n_out + c0);
             *v = match g.init {
                 Init::Zero => _mm512_setzero_ps(),
                 Init::Bias(b) => _mm512_maskz_loadu_ps(mask[j], b.as_ptr().add(c0)),
@@ -100,9 +195,5 @@ unsafe fn block<const R: usize, const P: usize>(g: &Args) {
             }
         }
     }
-    for (r, row) in acc.iter().enumerate() {
-        for (j, v) in row.iter().enumerate() {
-            _mm512_mask_storeu_ps(g.out.add((g.m + r) * g.n_out + (g.p + j) * NR), mask[j], *v);
-        }
-    }
+    (acc, mask)
 }

@@ -7,6 +7,10 @@
 //! - [`avx2`]: 6 rows × 16 columns per register block, 12 ymm accumulators;
 //! - [`portable`]: plain Rust over `[f32; 16]` lanes that LLVM vectorizes (NEON on aarch64).
 //!
+//! [`gemm_gelu_sum`] is the message MLPs' second layer with its epilogue fused: each register
+//! block goes through GELU and into its node's neighbour sum instead of being stored (AVX-512;
+//! the other paths run the unfused twin [`gemm_gelu_sum_unfused`], which gives the same bits).
+//!
 //! **Every path computes the same bits.** Each output element is one fused multiply-add chain
 //! `acc = fma(a[m, k], w[o, k], acc)` over `k = 0..K` in order, started from [`start_row`]'s
 //! value: the bias, 0, or the existing output plus the bias (one float32 addition). Vector lanes
@@ -109,6 +113,103 @@ pub fn gemm_with(
     portable::gemm(a, rows, n_in, packed, n_out, init, out);
 }
 
+/// Where [`gemm_gelu_sum`] adds each row: row `r` goes to group `r / group` (one node's `k`
+/// edge rows), scaled by `weights[r]` when given (rows of weight 0 are skipped).
+#[derive(Debug, Clone, Copy)]
+pub struct GeluSum<'a> {
+    pub group: usize,
+    pub weights: Option<&'a [f32]>,
+}
+
+/// The message MLP's second layer with its GELU and the neighbour sum fused:
+/// `sums[r / group, :] += w_r · gelu(bias + a[r, :] · Wᵀ)` for `r < rows` in row order, on
+/// the process's path. The `[rows, n_out]` product is never written: on AVX-512 each register
+/// block goes through GELU and into its node's sum before the next one starts.
+///
+/// Each output is the same FMA chain as [`gemm`]'s, the GELU is [`super::gelu`], and every
+/// node's sum adds its rows in order starting from what `sums` holds, so the result is the
+/// bits of the unfused twin [`gemm_gelu_sum_unfused`] (the product, [`super::gelu_inplace`],
+/// then the sums; tested) on every path.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_gelu_sum(
+    a: &[f32],
+    rows: usize,
+    n_in: usize,
+    packed: &[f32],
+    n_out: usize,
+    bias: Option<&[f32]>,
+    epi: GeluSum,
+    sums: &mut [f32],
+) {
+    gemm_gelu_sum_with(isa::active(), a, rows, n_in, packed, n_out, bias, epi, sums)
+}
+
+/// [`gemm_gelu_sum`] on the path `isa` (which the CPU must support: panics otherwise).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_gelu_sum_with(
+    isa: Isa,
+    a: &[f32],
+    rows: usize,
+    n_in: usize,
+    packed: &[f32],
+    n_out: usize,
+    bias: Option<&[f32]>,
+    epi: GeluSum,
+    sums: &mut [f32],
+) {
+    assert!(epi.group > 0 && rows.is_multiple_of(epi.group), "{rows} rows are not whole groups of {}", epi.group);
+    assert!(a.len() >= rows * n_in && sums.len() >= rows / epi.group * n_out);
+    assert_eq!(packed.len(), n_out.div_ceil(NR) * n_in * NR);
+    assert!(bias.is_none_or(|b| b.len() >= n_out) && epi.weights.is_none_or(|w| w.len() >= rows));
+    if rows == 0 || n_out == 0 {
+        return;
+    }
+    if let Some(missing) = isa.missing_feature() {
+        panic!("gemm on path {isa}: this CPU lacks {missing}");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        // SAFETY: the CPU has the path's features (checked above) and the asserts bound every
+        // access the kernel makes.
+        return unsafe { avx512::gemm_gelu_sum(a, rows, n_in, packed, n_out, bias, epi, sums) };
+    }
+    gemm_gelu_sum_unfused(isa, a, rows, n_in, packed, n_out, bias, epi, sums)
+}
+
+/// The plain twin of [`gemm_gelu_sum`] (and what the AVX2 and portable paths run): the
+/// product into a buffer, [`super::gelu_inplace_with`], then [`add_rows`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_gelu_sum_unfused(
+    isa: Isa,
+    a: &[f32],
+    rows: usize,
+    n_in: usize,
+    packed: &[f32],
+    n_out: usize,
+    bias: Option<&[f32]>,
+    epi: GeluSum,
+    sums: &mut [f32],
+) {
+    let mut out = vec![0f32; rows * n_out];
+    gemm_with(isa, a, rows, n_in, packed, n_out, bias.map_or(Init::Zero, Init::Bias), &mut out);
+    super::gelu_inplace_with(isa, &mut out);
+    add_rows(&out, rows, n_out, epi, sums);
+}
+
+/// `sums[r / group, :] += w_r · x[r, :]` for `r < rows` in row order (`x[r, :]` alone when no
+/// weights are given; rows of weight 0 skipped): the neighbour sum of the message MLPs.
+pub fn add_rows(x: &[f32], rows: usize, n: usize, epi: GeluSum, sums: &mut [f32]) {
+    for r in 0..rows {
+        let src = &x[r * n..(r + 1) * n];
+        let dst = &mut sums[r / epi.group * n..][..n];
+        match epi.weights.map(|w| w[r]) {
+            Some(0.0) => {}
+            Some(w) => dst.iter_mut().zip(src).for_each(|(d, &v)| *d += w * v),
+            None => dst.iter_mut().zip(src).for_each(|(d, &v)| *d += v),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +278,50 @@ mod tests {
         }
         for (isa, r) in &results[1..] {
             assert_eq!(r, &results[0].1, "{isa} vs {}", results[0].0);
+        }
+    }
+
+    /// The fused product → GELU → neighbour sum equals its unfused twin bit for bit on every
+    /// path: group sizes that do and do not divide the 12-row register blocks, partial panels,
+    /// with and without bias and row weights (0, 1 and fractional), over existing sums, and
+    /// with infinities (NaN stays NaN).
+    #[test]
+    fn fused_gelu_sum_equals_the_unfused_twin() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(14);
+        let mut cases = vec![(48, 48, 128, 128), (4, 16, 128, 128), (3, 7, 37, 21), (2, 13, 64, 130), (1, 1, 5, 3)];
+        for _ in 0..20 {
+            cases.push((rng.gen_range(1..=4), rng.gen_range(1..=30), rng.gen_range(1..=140), rng.gen_range(1..=70)));
+        }
+        let paths = paths();
+        for (groups, group, n_in, n_out) in cases {
+            let rows = groups * group;
+            let mut a = random(rows * n_in, &mut rng);
+            if rows * n_in > 10 {
+                a[3] = f32::INFINITY;
+                a[7] = f32::NAN;
+            }
+            let w = random(n_out * n_in, &mut rng);
+            let b = random(n_out, &mut rng);
+            let packed = pack(&w, n_out, n_in);
+            let weights: Vec<f32> = (0..rows).map(|r| [0.0, 1.0, 0.5, 1.0][r % 4]).collect();
+            let start = random(groups * n_out, &mut rng);
+            for (bias, wts) in [(None, None), (Some(&b[..]), None), (Some(&b[..]), Some(&weights[..]))] {
+                let epi = GeluSum { group, weights: wts };
+                let mut want = start.clone();
+                gemm_gelu_sum_unfused(Isa::Portable, &a, rows, n_in, &packed, n_out, bias, epi, &mut want);
+                for &isa in &paths {
+                    let mut got = start.clone();
+                    gemm_gelu_sum_with(isa, &a, rows, n_in, &packed, n_out, bias, epi, &mut got);
+                    let same =
+                        got.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()));
+                    assert!(
+                        same,
+                        "{isa}: {groups}x{group} rows, {n_in} -> {n_out}, bias {} weights {}",
+                        bias.is_some(),
+                        wts.is_some()
+                    );
+                }
+            }
         }
     }
 
