@@ -24,27 +24,7 @@ pub const MR: usize = 12;
 /// [`super::gemm_with`] asserts (it is the safe entry point).
 #[target_feature(enable = "avx512f,avx2,fma")]
 pub unsafe fn gemm(a: &[f32], rows: usize, n_in: usize, packed: &[f32], n_out: usize, init: Init, out: &mut [f32]) {
-    let panels = n_out.div_ceil(NR);
-    let mut m = 0;
-    while m < rows {
-        let mr = (rows - m).min(MR);
-        let mut p = 0;
-        while p < panels {
-            let two = panels - p >= 2;
-            let args = Args { a: a.as_ptr(), m, n_in, packed: packed.as_ptr(), p, n_out, init, out: out.as_mut_ptr() };
-            macro_rules! go {
-                ($($r:literal)*) => {
-                    match (mr, two) {
-                        $(($r, true) => block::<$r, 2>(&args), ($r, false) => block::<$r, 1>(&args),)*
-                        _ => unreachable!(),
-                    }
-                };
-            }
-            go!(1 2 3 4 5 6 7 8 9 10 11 12);
-            p += if two { 2 } else { 1 };
-        }
-        m += mr;
-    }
+    blocks(a, rows, n_in, packed, n_out, init, out.as_mut_ptr(), &Store);
 }
 
 /// [`super::gemm_gelu_sum`]: the blocks of [`gemm`] (bias start, same FMA chains, same row
@@ -64,22 +44,37 @@ pub unsafe fn gemm_gelu_sum(
     epi: super::GeluSum,
     sums: &mut [f32],
 ) {
+    let sink = GeluSumSink { sums: sums.as_mut_ptr(), group: epi.group, weights: epi.weights };
+    // `out` is never written on this path (the sink takes every block).
+    blocks(a, rows, n_in, packed, n_out, bias.map_or(Init::Zero, Init::Bias), std::ptr::null_mut(), &sink);
+}
+
+/// Every register block in order (row blocks of [`MR`], within each the panels in pairs), each
+/// ended by `finish`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn blocks<F: Finish>(
+    a: &[f32],
+    rows: usize,
+    n_in: usize,
+    packed: &[f32],
+    n_out: usize,
+    init: Init,
+    out: *mut f32,
+    finish: &F,
+) {
     let panels = n_out.div_ceil(NR);
-    let init = bias.map_or(Init::Zero, Init::Bias);
-    let sink = Sink { sums: sums.as_mut_ptr(), group: epi.group, weights: epi.weights };
     let mut m = 0;
     while m < rows {
         let mr = (rows - m).min(MR);
         let mut p = 0;
         while p < panels {
             let two = panels - p >= 2;
-            // `out` is never written on this path (the sink takes every block).
-            let args =
-                Args { a: a.as_ptr(), m, n_in, packed: packed.as_ptr(), p, n_out, init, out: std::ptr::null_mut() };
+            let args = Args { a: a.as_ptr(), m, n_in, packed: packed.as_ptr(), p, n_out, init, out };
             macro_rules! go {
                 ($($r:literal)*) => {
                     match (mr, two) {
-                        $(($r, true) => gelu_sum_block::<$r, 2>(&args, &sink), ($r, false) => gelu_sum_block::<$r, 1>(&args, &sink),)*
+                        $(($r, true) => block::<$r, 2, F>(&args, finish), ($r, false) => block::<$r, 1, F>(&args, finish),)*
                         _ => unreachable!(),
                     }
                 };
@@ -91,40 +86,60 @@ pub unsafe fn gemm_gelu_sum(
     }
 }
 
-/// Where [`gemm_gelu_sum`]'s blocks go: `sums[(row / group) · n_out + col]`.
-struct Sink<'a> {
+/// What a register block does with its finished accumulators (`acc[r][j]`: row `g.m + r`,
+/// panel `g.p + j`, columns under `mask[j]`).
+trait Finish {
+    /// # Safety
+    /// The block's destination must be valid for the rows and panels of `g`.
+    unsafe fn finish<const R: usize, const P: usize>(&self, g: &Args, acc: &[[__m512; P]; R], mask: &[u16; P]);
+}
+
+/// [`gemm`]'s end: store each row's panels into `out`.
+struct Store;
+
+impl Finish for Store {
+    #[inline(always)]
+    unsafe fn finish<const R: usize, const P: usize>(&self, g: &Args, acc: &[[__m512; P]; R], mask: &[u16; P]) {
+        for (r, row) in acc.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                _mm512_mask_storeu_ps(g.out.add((g.m + r) * g.n_out + (g.p + j) * NR), mask[j], *v);
+            }
+        }
+    }
+}
+
+/// [`gemm_gelu_sum`]'s end: per row (in order) and panel `sums[row / group] += w · gelu(acc)`
+/// under the panel's column mask. The GELU is [`crate::kernels::gelu`] on the 16 lanes (the
+/// same scalar operations, vectorized by the compiler), so it is the bits of the unfused path.
+struct GeluSumSink<'a> {
     sums: *mut f32,
     group: usize,
     weights: Option<&'a [f32]>,
 }
 
-/// One block of [`gemm_gelu_sum`]: [`products`], then per row (in order) and panel
-/// `sum += w · gelu(acc)` under the panel's column mask. The GELU is [`crate::kernels::gelu`]
-/// on the 16 lanes (the same scalar operations, vectorized by the compiler), so it is the
-/// bits of the unfused path.
-#[inline]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn gelu_sum_block<const R: usize, const P: usize>(g: &Args, s: &Sink) {
-    let (acc, mask) = products::<R, P>(g);
-    for (r, row) in acc.iter().enumerate() {
-        let at = g.m + r;
-        let w = s.weights.map(|w| w[at]);
-        if w == Some(0.0) {
-            continue;
-        }
-        let node = s.sums.add(at / s.group * g.n_out);
-        for (j, v) in row.iter().enumerate() {
-            let mut lanes = [0f32; NR];
-            _mm512_storeu_ps(lanes.as_mut_ptr(), *v);
-            for x in &mut lanes {
-                *x = crate::kernels::gelu(*x);
+impl Finish for GeluSumSink<'_> {
+    #[inline(always)]
+    unsafe fn finish<const R: usize, const P: usize>(&self, g: &Args, acc: &[[__m512; P]; R], mask: &[u16; P]) {
+        for (r, row) in acc.iter().enumerate() {
+            let at = g.m + r;
+            let w = self.weights.map(|w| w[at]);
+            if w == Some(0.0) {
+                continue;
             }
-            let mut y = _mm512_loadu_ps(lanes.as_ptr());
-            if let Some(w) = w {
-                y = _mm512_mul_ps(_mm512_set1_ps(w), y);
+            let node = self.sums.add(at / self.group * g.n_out);
+            for (j, v) in row.iter().enumerate() {
+                let mut lanes = [0f32; NR];
+                _mm512_storeu_ps(lanes.as_mut_ptr(), *v);
+                for x in &mut lanes {
+                    *x = crate::kernels::gelu(*x);
+                }
+                let mut y = _mm512_loadu_ps(lanes.as_ptr());
+                if let Some(w) = w {
+                    y = _mm512_mul_ps(_mm512_set1_ps(w), y);
+                }
+                let dst = node.add((g.p + j) * NR);
+                _mm512_mask_storeu_ps(dst, mask[j], _mm512_add_ps(_mm512_maskz_loadu_ps(mask[j], dst), y));
             }
-            let dst = node.add((g.p + j) * NR);
-            _mm512_mask_storeu_ps(dst, mask[j], _mm512_add_ps(_mm512_maskz_loadu_ps(mask[j], dst), y));
         }
     }
 }
@@ -141,16 +156,12 @@ struct Args<'a> {
     out: *mut f32,
 }
 
-/// `R` rows × `P` panels (P ≤ 2, R ≤ 12): `R·P` zmm accumulators.
+/// `R` rows × `P` panels (P ≤ 2, R ≤ 12): `R·P` zmm accumulators, then `finish`.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn block<const R: usize, const P: usize>(g: &Args) {
+unsafe fn block<const R: usize, const P: usize, F: Finish>(g: &Args, finish: &F) {
     let (acc, mask) = products::<R, P>(g);
-    for (r, row) in acc.iter().enumerate() {
-        for (j, v) in row.iter().enumerate() {
-            _mm512_mask_storeu_ps(g.out.add((g.m + r) * g.n_out + (g.p + j) * NR), mask[j], *v);
-        }
-    }
+    finish.finish::<R, P>(g, &acc, &mask);
 }
 
 /// A block's accumulators (each started from its [`Init`] value and run through its FMA chain

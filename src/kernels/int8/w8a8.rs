@@ -558,14 +558,18 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    /// GELU-like inputs (mostly positive, a per-column mean) in groups, and a random layer.
-    fn grouped_case(
-        groups: usize,
-        group: usize,
-        n_in: usize,
-        n_out: usize,
-        seed: u64,
-    ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    /// A grouped case: GELU-like inputs (mostly positive, a per-column mean) and their codes, a
+    /// random layer's float32 weights and bias, its W8A8 weights and their correction.
+    struct Grouped {
+        x: Vec<f32>,
+        q: Rows,
+        wt: Vec<f32>,
+        b: Vec<f32>,
+        w: Weights,
+        bc: Weights,
+    }
+
+    fn grouped_case(groups: usize, group: usize, n_in: usize, n_out: usize, seed: u64) -> Grouped {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let col_mean: Vec<f32> = (0..n_in).map(|_| rng.gen_range(-0.2..1.5)).collect();
         let x: Vec<f32> = (0..groups * group * n_in)
@@ -573,7 +577,11 @@ mod tests {
             .collect();
         let wt: Vec<f32> = (0..n_out * n_in).map(|_| rng.gen_range(-0.3..0.3)).collect();
         let b: Vec<f32> = (0..n_out).map(|_| rng.gen_range(-1.0..1.0)).collect();
-        (x, wt, b)
+        let w = Weights::new(&wt, n_out, n_in);
+        let bc = w.correction(&wt);
+        let mut q = Rows::default();
+        q.quantize(&x, groups * group, n_in);
+        Grouped { x, q, wt, b, w, bc }
     }
 
     /// The per-node correction removes the systematic part of the weights' rounding error: the
@@ -582,11 +590,7 @@ mod tests {
     #[test]
     fn node_correction_removes_the_mean_error_of_each_group() {
         let (groups, group, n_in, n_out) = (6, 48, 128, 64);
-        let (x, wt, b) = grouped_case(groups, group, n_in, n_out, 41);
-        let w = Weights::new(&wt, n_out, n_in);
-        let bc = Weights::new(&w.residual(&wt), n_out, n_in);
-        let mut q = Rows::default();
-        q.quantize(&x, groups * group, n_in);
+        let Grouped { x, q, wt, b, w, bc } = grouped_case(groups, group, n_in, n_out, 41);
         let rows = groups * group;
         let mut plain = vec![0f32; rows * n_out];
         gemm(q.view(), rows, &w, Init::Bias(&b), &mut plain);
@@ -625,11 +629,7 @@ mod tests {
     #[test]
     fn node_correction_depends_on_the_group_only() {
         let (groups, group, n_in, n_out) = (5, 16, 72, 40);
-        let (x, wt, b) = grouped_case(groups, group, n_in, n_out, 42);
-        let w = Weights::new(&wt, n_out, n_in);
-        let bc = Weights::new(&w.residual(&wt), n_out, n_in);
-        let mut q = Rows::default();
-        q.quantize(&x, groups * group, n_in);
+        let Grouped { q, b, w, bc, .. } = grouped_case(groups, group, n_in, n_out, 42);
         let rows = groups * group;
         let mut s = Correction::default();
         let mut all = vec![0f32; rows * n_out];
