@@ -160,19 +160,12 @@ impl Rows {
 
     /// All rows.
     pub fn view(&self) -> RowsRef<'_> {
-        self.rows(0, self.scale.len())
+        RowsRef { q: &self.q, scale: &self.scale, zero: &self.zero, sum: &self.sum, width: self.width }
     }
 
     /// Rows `start..start + n`.
     pub fn rows(&self, start: usize, n: usize) -> RowsRef<'_> {
-        let w = self.width;
-        RowsRef {
-            q: &self.q[start * w..(start + n) * w],
-            scale: &self.scale[start..start + n],
-            zero: &self.zero[start..start + n],
-            sum: &self.sum[start..start + n],
-            width: w,
-        }
+        self.view().rows(start, n)
     }
 
     /// Copies row `from` of `src` (of the same width) to row `r`.
