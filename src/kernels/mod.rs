@@ -78,8 +78,9 @@ struct Staging {
 thread_local! {
     static STAGING: RefCell<Staging> = RefCell::new(Staging::default());
     static CORRECTION: RefCell<int8::w8a8::Correction> = RefCell::new(int8::w8a8::Correction::default());
-    /// [`Linear::forward_gelu_sum`]'s unfused forms: the layer's outputs and quantized inputs.
-    static MESSAGES: RefCell<(Vec<f32>, int8::w8a8::Rows)> = RefCell::new(Default::default());
+    /// [`Linear::forward_gelu_sum`]'s unfused forms: a W8A8 layer's quantized inputs, and the
+    /// layer's outputs before their GELU and sum.
+    static GELU_CODES: RefCell<int8::w8a8::Rows> = RefCell::new(int8::w8a8::Rows::default());
     static OUTPUTS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -312,19 +313,19 @@ impl Linear {
         if rows == 0 {
             return;
         }
-        if self.precision == Precision::F32 && !self.packed.is_empty() {
+        if self.precision == Precision::F32 {
             self.add_flops(rows);
             gelu_inplace(&mut x[..rows * self.n_in]);
             let bias = self.bias.as_deref();
             return gemm::gemm_gelu_sum(x, rows, self.n_in, &self.packed, self.n_out, bias, epi, sums);
         }
         if self.is_w8a8() {
-            return MESSAGES.with_borrow_mut(|(_, q)| {
+            return GELU_CODES.with_borrow_mut(|q| {
                 gelu_quantize(&mut x[..rows * self.n_in], self.n_in, q);
                 self.forward_quantized_gelu_sum(q.view(), rows, epi, sums)
             });
         }
-        MESSAGES.with_borrow_mut(|(out, _)| {
+        OUTPUTS.with_borrow_mut(|out| {
             out.resize(rows * self.n_out, 0.0);
             self.forward_gelu(x, rows, out);
             self.gelu_sum(out, rows, epi, sums);

@@ -134,8 +134,8 @@ impl EncLayer {
         let eq = |start: usize, n: usize| h_e_q.as_ref().map(|q| q.rows(start * k, n * k));
         let mut dh = vec![0f32; rows * h];
         dh.par_chunks_mut(CHUNK * h).enumerate().for_each_init(
-            || (Vec::new(), vec![0f32; CHUNK * h], Rows::default(), vec![0f32; CHUNK * k]),
-            |(scratch, sums, q, att), (c, dh_chunk)| {
+            || (Vec::new(), vec![0f32; CHUNK * h], vec![0f32; CHUNK * k]),
+            |(scratch, sums, att), (c, dh_chunk)| {
                 let start = c * CHUNK;
                 let n = dh_chunk.len() / h;
                 let m = n * k;
@@ -148,23 +148,15 @@ impl EncLayer {
                     for nb in 0..k {
                         let a = mask[row] * mask[graph.neighbor_row(row, nb)];
                         att[r * k + nb] = a;
-                        if a != 0.0 {
-                            counts[r] += a;
-                        }
+                        counts[r] += a;
                     }
                 }
                 // W2, its GELU and the attended sum of the hidden messages per node in one pass
-                // (fused for a float32 W2); then W3 once per node and the bias once per
-                // attended neighbour.
+                // (fused for a float32 W2; a W8A8 W2 quantizes its inputs as their GELU is
+                // taken); then W3 once per node and the bias once per attended neighbour.
                 let sums = &mut sums[..n * h];
                 sums.fill(0.0);
-                let epi = GeluSum { group: k, weights: Some(&att[..m]) };
-                if self.w2.is_w8a8() {
-                    gelu_quantize(pre, h, q);
-                    self.w2.forward_quantized_gelu_sum(q.view(), m, epi, sums);
-                } else {
-                    self.w2.forward_gelu_sum(pre, m, epi, sums);
-                }
+                self.w2.forward_gelu_sum(pre, m, GeluSum { group: k, weights: Some(&att[..m]) }, sums);
                 self.w3_sum.forward(sums, n, dh_chunk);
                 if let Some(b3) = &self.w3.bias {
                     for (r, &c) in counts[..n].iter().enumerate() {

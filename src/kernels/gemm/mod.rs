@@ -190,10 +190,17 @@ pub fn gemm_gelu_sum_unfused(
     epi: GeluSum,
     sums: &mut [f32],
 ) {
-    let mut out = vec![0f32; rows * n_out];
-    gemm_with(isa, a, rows, n_in, packed, n_out, bias.map_or(Init::Zero, Init::Bias), &mut out);
-    super::gelu_inplace_with(isa, &mut out);
-    add_rows(&out, rows, n_out, epi, sums);
+    thread_local! {
+        // The products before their GELU (every element is written by the product: no zeroing
+        // and no allocation per call on the paths that run this form).
+        static OUT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    OUT.with_borrow_mut(|out| {
+        out.resize(rows * n_out, 0.0);
+        gemm_with(isa, a, rows, n_in, packed, n_out, bias.map_or(Init::Zero, Init::Bias), out);
+        super::gelu_inplace_with(isa, out);
+        add_rows(out, rows, n_out, epi, sums);
+    })
 }
 
 /// `sums[r / group, :] += w_r · x[r, :]` for `r < rows` in row order (`x[r, :]` alone when no

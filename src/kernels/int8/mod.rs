@@ -153,7 +153,7 @@ impl QuantWeights {
 /// `(scale, 1 / scale)` for a symmetric range `[-qmax, qmax]` over `values`; a zero row gets
 /// scale 0 (and all its quantized values are 0).
 #[inline(always)]
-fn scale_of(values: &[f32], qmax: f32) -> (f32, f32) {
+pub(super) fn scale_of(values: &[f32], qmax: f32) -> (f32, f32) {
     scale_from_max(max_abs(values), qmax)
 }
 

@@ -70,14 +70,7 @@ impl Weights {
     /// there, and max-abs costs one pass instead of 41 when a model is loaded.
     pub fn correction(&self, weight: &[f32]) -> Weights {
         let residual = self.residual(weight);
-        Weights::with_scales(&residual, self.n_out, self.n_in, |row| {
-            let max = super::max_abs(row);
-            if max > 0.0 && max.is_finite() {
-                (max / QMAX, QMAX / max)
-            } else {
-                (0.0, 0.0)
-            }
-        })
+        Weights::with_scales(&residual, self.n_out, self.n_in, |row| super::scale_of(row, QMAX))
     }
 
     fn with_scales(weight: &[f32], n_out: usize, n_in: usize, scale_of: impl Fn(&[f32]) -> (f32, f32)) -> Weights {
@@ -322,7 +315,7 @@ pub struct Correction {
 /// weights' rounding: rows come in groups of `group` (one node's edges, `k` neighbours), and
 /// each group's outputs start from `bias + R·x̄`, where `x̄` is the mean of the group's
 /// (dequantized) input rows and `R = W − s_w·q_w` the weights' rounding residual (`bc`, itself
-/// quantized per output channel: [`Weights::new`] of [`Weights::residual`]).
+/// quantized per output channel: [`Weights::correction`]).
 ///
 /// Why: a weight's rounding error is fixed, so for inputs with a non-zero mean (every input
 /// after a GELU is mostly positive) `R·x` has a systematic part `R·x̄` that is the same for all
@@ -426,20 +419,25 @@ fn group_means_body(x: RowsRef, group: usize, n_in: usize, means: &mut [f32]) {
             for m in g * group..(g + 1) * group {
                 let (scale, offset) = (x.scale[m], 128 - x.zero[m]);
                 let codes = &x.q[m * x.width + k0..][..out.len()];
-                if let Ok(codes) = <&[i8; W]>::try_from(codes) {
-                    for (a, &c) in acc.iter_mut().zip(codes) {
-                        *a += (c as i32 + offset) as f32 * scale;
-                    }
-                } else {
-                    for (a, &c) in acc.iter_mut().zip(codes) {
-                        *a += (c as i32 + offset) as f32 * scale;
-                    }
+                // A whole block of W codes takes the same loop with a length known at compile
+                // time (so that it runs in registers).
+                match <&[i8; W]>::try_from(codes) {
+                    Ok(whole) => add_dequantized(&mut acc, whole, offset, scale),
+                    Err(_) => add_dequantized(&mut acc, codes, offset, scale),
                 }
             }
             for (o, a) in out.iter_mut().zip(acc) {
                 *o = a / n;
             }
         }
+    }
+}
+
+/// `acc[k] += (codes[k] + offset)·scale` for the codes given.
+#[inline(always)]
+fn add_dequantized(acc: &mut [f32], codes: &[i8], offset: i32, scale: f32) {
+    for (a, &c) in acc.iter_mut().zip(codes) {
+        *a += (c as i32 + offset) as f32 * scale;
     }
 }
 
