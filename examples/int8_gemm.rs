@@ -43,6 +43,15 @@ fn main() {
     rate("W8A16 Linear::forward", macs, || a16.forward(&x, m, &mut y));
     let w12 = f32l.with_wide_int8();
     rate("w12 Linear::forward", macs, || w12.forward(&x, m, &mut y));
+    {
+        use int8::w8a8;
+        let q = w8a8::Weights::new(&w, n, k);
+        let mut rows = w8a8::Rows::default();
+        rows.quantize(&x, m, k);
+        rate("W8A8 w8a8::gemm (inputs quantized)", macs, || w8a8::gemm(rows.view(), m, &q, Init::Zero, &mut y));
+        rate("W8A8 w8a8::gemm, 6 rows", 6 * k * n, || w8a8::gemm(rows.rows(0, 6), 6, &q, Init::Zero, &mut y));
+        rate("W8A8 Rows::quantize (per-MAC equivalent)", macs, || rows.quantize(&x, m, k));
+    }
     for (name, q) in [("W8A16", QuantWeights::new(&w, n, k)), ("w12", QuantWeights::wide(&w, n, k))] {
         let (mut xq, mut xs) = (Vec::new(), Vec::new());
         int8::quantize_rows_for(&x, m, k, q.input_qmax(), &mut xq, &mut xs);

@@ -254,48 +254,160 @@ fn tail_mask(n: usize, i: usize) -> u16 {
     }
 }
 
-/// [`super::w8a8::quantize_row`] on zmm: the same float32 operations per element as the plain
-/// twin, extremes by `vminps`/`vmaxps` (exact; NaN detected separately), codes narrowed with
-/// `vpmovdb`.
+/// [`super::w8a8::quantize_row`] on zmm, the same codes by fewer operations (tested equal):
+/// extremes by `vminps`/`vmaxps` (exact in any order) beside a running sum that is finite only
+/// if every value is (a row with a NaN or an infinity, or whose sum overflows, takes the plain
+/// twin); then per value `cvt(v·inv)` (round to nearest even, as the twin's 1.5·2²³ trick) plus
+/// the zero point, and `min(·, 255)`: no lower clamp, as `v ≥ lo` gives `round(v·inv) ≥
+/// round(lo·inv) = −zero` (rounding is monotone and odd). Codes narrowed with `vpmovdb`.
 ///
 /// # Safety
 /// The CPU must have AVX-512F/BW; `x` and `dst` must have the same length.
 #[target_feature(enable = "avx512f,avx512bw")]
 pub unsafe fn quantize_row(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
-    use super::w8a8::{row_params, ROUND};
+    use super::w8a8::row_params;
     let n = x.len();
     let mask_at = |i: usize| tail_mask(n, i);
-    let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-    let mut nan: u16 = 0;
+    let (mut lo, mut hi, mut fin) = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
     let mut i = 0;
     while i < n {
         let v = _mm512_maskz_loadu_ps(mask_at(i), x.as_ptr().add(i));
         lo = _mm512_min_ps(lo, v);
         hi = _mm512_max_ps(hi, v);
-        nan |= _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+        fin = _mm512_add_ps(fin, v);
         i += 16;
+    }
+    if !all_finite(fin) {
+        return super::w8a8::quantize_row_portable(x, dst);
     }
     // Exact in any order (a ±0 difference changes neither the range nor the zero point).
     let (lo, hi) = (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi));
-    let Some((inv, zero)) = row_params(lo, hi, nan != 0) else {
+    let Some((inv, zero)) = row_params(lo, hi, false) else {
         dst.fill(0);
         return (0.0, 128, 0);
     };
-    let (vinv, vround, vzero) = (_mm512_set1_ps(inv), _mm512_set1_ps(ROUND), _mm512_set1_ps(zero));
-    let (vmin, vmax, v128) = (_mm512_setzero_ps(), _mm512_set1_ps(255.0), _mm512_set1_epi32(128));
+    let (vinv, offset, top) = (_mm512_set1_ps(inv), _mm512_set1_epi32(zero as i32 - 128), _mm512_set1_epi32(127));
     let mut sum = _mm512_setzero_si512();
     let mut i = 0;
     while i < n {
         let m = mask_at(i);
         let v = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
-        let r = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(v, vinv), vround), vround);
-        let q = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(r, vzero), vmin), vmax);
-        let c = _mm512_sub_epi32(_mm512_cvttps_epi32(q), v128);
+        let r = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(v, vinv));
+        let c = _mm512_min_epi32(_mm512_add_epi32(r, offset), top);
         sum = _mm512_mask_add_epi32(sum, m, sum, c);
         _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().add(i) as *mut _, m, c);
         i += 16;
     }
     ((hi - lo) / 255.0, zero as i32, _mm512_reduce_add_epi32(sum))
+}
+
+/// [`super::w8a8::quantize_rows_into`] on zmm: [`quantize_row`]'s operations, four rows at a
+/// time (each row's extremes, reductions and division are a chain of dependent operations; four
+/// independent chains side by side keep the pipes busy where one row at a time waited on them).
+///
+/// # Safety
+/// The CPU must have AVX-512F/BW; the sizes must be as `quantize_rows_into` asserts.
+#[target_feature(enable = "avx512f,avx512bw")]
+pub unsafe fn quantize_rows8(x: &[f32], n_in: usize, out: super::w8a8::RowsMut) {
+    let rows = out.scale.len();
+    let mut r = 0;
+    while r < rows {
+        let left = rows - r;
+        match left {
+            1 => block8::<1>(x, n_in, r, &out),
+            2 => block8::<2>(x, n_in, r, &out),
+            3 => block8::<3>(x, n_in, r, &out),
+            _ => block8::<4>(x, n_in, r, &out),
+        }
+        r += left.min(4);
+    }
+}
+
+/// Rows `r0..r0 + R` of [`quantize_rows8`].
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn block8<const R: usize>(x: &[f32], n: usize, r0: usize, out: &super::w8a8::RowsMut) {
+    use super::w8a8::row_params;
+    let mask_at = |i: usize| tail_mask(n, i);
+    let w = out.width;
+    let src = |r: usize| x.as_ptr().add((r0 + r) * n);
+    // Raw pointers: `out` is shared by reference to keep the block generic over R; each row
+    // writes only its own codes and values.
+    let q = out.q.as_ptr() as *mut i8;
+    let (scale, zero, sums) =
+        (out.scale.as_ptr() as *mut f32, out.zero.as_ptr() as *mut i32, out.sum.as_ptr() as *mut i32);
+    let (mut lo, mut hi, mut fin) = ([_mm512_setzero_ps(); R], [_mm512_setzero_ps(); R], [_mm512_setzero_ps(); R]);
+    let mut i = 0;
+    while i < n {
+        let m = mask_at(i);
+        for r in 0..R {
+            let v = _mm512_maskz_loadu_ps(m, src(r).add(i));
+            lo[r] = _mm512_min_ps(lo[r], v);
+            hi[r] = _mm512_max_ps(hi[r], v);
+            fin[r] = _mm512_add_ps(fin[r], v);
+        }
+        i += 16;
+    }
+    let mut params = [None; R];
+    let mut ranges = [0f32; R];
+    for r in 0..R {
+        let row = r0 + r;
+        let codes = std::slice::from_raw_parts_mut(q.add(row * w), w);
+        codes[n..].fill(0);
+        if !all_finite(fin[r]) {
+            let (s, z, t) = super::w8a8::quantize_row_portable(std::slice::from_raw_parts(src(r), n), &mut codes[..n]);
+            (*scale.add(row), *zero.add(row), *sums.add(row)) = (s, z, t);
+            continue;
+        }
+        let (l, h) = (_mm512_reduce_min_ps(lo[r]), _mm512_reduce_max_ps(hi[r]));
+        params[r] = row_params(l, h, false);
+        ranges[r] = h - l;
+        if params[r].is_none() {
+            codes[..n].fill(0);
+            (*scale.add(row), *zero.add(row), *sums.add(row)) = (0.0, 128, 0);
+        }
+    }
+    let mut vinv = [_mm512_setzero_ps(); R];
+    let mut offset = [_mm512_setzero_si512(); R];
+    for r in 0..R {
+        if let Some((inv, z)) = params[r] {
+            (vinv[r], offset[r]) = (_mm512_set1_ps(inv), _mm512_set1_epi32(z as i32 - 128));
+        }
+    }
+    let top = _mm512_set1_epi32(127);
+    let mut sum = [_mm512_setzero_si512(); R];
+    let mut i = 0;
+    while i < n {
+        let m = mask_at(i);
+        for r in 0..R {
+            if params[r].is_none() {
+                continue;
+            }
+            let v = _mm512_maskz_loadu_ps(m, src(r).add(i));
+            let t = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
+                v, vinv[r],
+            ));
+            let c = _mm512_min_epi32(_mm512_add_epi32(t, offset[r]), top);
+            sum[r] = _mm512_mask_add_epi32(sum[r], m, sum[r], c);
+            _mm512_mask_cvtepi32_storeu_epi8(q.add((r0 + r) * w + i) as *mut _, m, c);
+        }
+        i += 16;
+    }
+    for r in 0..R {
+        if let Some((_, z)) = params[r] {
+            let row = r0 + r;
+            (*scale.add(row), *zero.add(row), *sums.add(row)) =
+                (ranges[r] / 255.0, z as i32, _mm512_reduce_add_epi32(sum[r]));
+        }
+    }
+}
+
+/// Whether every lane of `v` is finite (`v·0` is 0 for a finite lane, NaN otherwise).
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn all_finite(v: __m512) -> bool {
+    let z = _mm512_mul_ps(v, _mm512_setzero_ps());
+    _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(z, z) == 0
 }
 
 /// [`super::quantize_rows_for`] on zmm (the rows' codes and scales; `q` and `scales` sized by the
@@ -334,7 +446,13 @@ pub unsafe fn quantize_rows16_gelu(
     rows16::<true>(x.as_mut_ptr(), n_in, width, qmax, q, scales)
 }
 
-/// The rows of [`quantize_rows16`] (`GELU`: of [`quantize_rows16_gelu`], which writes through `x`).
+/// The rows of [`quantize_rows16`] (`GELU`: of [`quantize_rows16_gelu`], which writes through
+/// `x`), four at a time (each row's maximum, reduction and division are a chain of dependent
+/// operations: four side by side keep the pipes busy). A row whose values are all finite (a
+/// running sum says so; any other row takes the plain body, [`super::quantize_rows_row`]) needs
+/// neither the clamp nor the NaN test of `super::quantize`: `|v·inv| ≤ max·(qmax/max)` is within
+/// rounding of `qmax`, an integer, so `cvt(v·inv)` (round to nearest even, as the 1.5·2²³ trick)
+/// is the same code.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn rows16<const GELU: bool>(
@@ -345,40 +463,81 @@ unsafe fn rows16<const GELU: bool>(
     q: &mut [i16],
     scales: &mut [f32],
 ) {
-    const MAGIC: f32 = 12_582_912.0;
     let rows = scales.len();
     assert!(q.len() >= rows * width && width >= n_in);
-    let mask_at = |i: usize| tail_mask(n_in, i);
-    let gelu = crate::kernels::gelu_fast::Avx512::new();
-    let (lo, hi) = (_mm512_set1_ps(-qmax), _mm512_set1_ps(qmax));
-    let (magic, magic_bits) = (_mm512_set1_ps(MAGIC), _mm512_set1_epi32(MAGIC.to_bits() as i32));
-    for (r, s) in scales.iter_mut().enumerate() {
-        let src = x.add(r * n_in);
-        let mut acc = _mm512_setzero_ps();
+    let mut r = 0;
+    while r < rows {
+        let left = rows - r;
+        let b = Block16 { x, n_in, width, qmax, q: q.as_mut_ptr(), scales: scales.as_mut_ptr(), r0: r };
+        match left {
+            1 => b.run::<1, GELU>(),
+            2 => b.run::<2, GELU>(),
+            3 => b.run::<3, GELU>(),
+            _ => b.run::<4, GELU>(),
+        }
+        r += left.min(4);
+    }
+}
+
+/// Rows `r0..` of [`rows16`].
+struct Block16 {
+    x: *mut f32,
+    n_in: usize,
+    width: usize,
+    qmax: f32,
+    q: *mut i16,
+    scales: *mut f32,
+    r0: usize,
+}
+
+impl Block16 {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn run<const R: usize, const GELU: bool>(&self) {
+        let n = self.n_in;
+        let mask_at = |i: usize| tail_mask(n, i);
+        let src = |r: usize| self.x.add((self.r0 + r) * n);
+        let dst = |r: usize| self.q.add((self.r0 + r) * self.width);
+        let gelu = crate::kernels::gelu_fast::Avx512::new();
+        let (mut acc, mut fin) = ([_mm512_setzero_ps(); R], [_mm512_setzero_ps(); R]);
         let mut i = 0;
-        while i < n_in {
+        while i < n {
             let m = mask_at(i);
-            let mut v = _mm512_maskz_loadu_ps(m, src.add(i));
-            if GELU {
-                v = gelu.apply(v);
-                _mm512_mask_storeu_ps(src.add(i), m, v);
+            for r in 0..R {
+                let mut v = _mm512_maskz_loadu_ps(m, src(r).add(i));
+                if GELU {
+                    v = gelu.apply(v);
+                    _mm512_mask_storeu_ps(src(r).add(i), m, v);
+                }
+                acc[r] = _mm512_max_ps(_mm512_abs_ps(v), acc[r]);
+                fin[r] = _mm512_add_ps(fin[r], v);
             }
-            acc = _mm512_max_ps(_mm512_abs_ps(v), acc);
             i += 16;
         }
-        let (scale, inv) = super::scale_from_max(_mm512_reduce_max_ps(acc), qmax);
-        *s = scale;
-        let (vinv, dst) = (_mm512_set1_ps(inv), q.as_mut_ptr().add(r * width));
+        let mut fast = [false; R];
+        let mut vinv = [_mm512_setzero_ps(); R];
+        for r in 0..R {
+            let codes = std::slice::from_raw_parts_mut(dst(r), self.width);
+            codes[n..].fill(0);
+            let s = self.scales.add(self.r0 + r);
+            if all_finite(fin[r]) {
+                let (scale, inv) = super::scale_from_max(_mm512_reduce_max_ps(acc[r]), self.qmax);
+                (*s, vinv[r], fast[r]) = (scale, _mm512_set1_ps(inv), true);
+            } else {
+                *s = super::quantize_rows_row(std::slice::from_raw_parts(src(r), n), self.qmax, codes);
+            }
+        }
         let mut i = 0;
-        while i < n_in {
+        while i < n {
             let m = mask_at(i);
-            let t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src.add(i)), vinv);
-            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(t, t);
-            let c = _mm512_mask_mov_ps(_mm512_min_ps(_mm512_max_ps(t, lo), hi), nan, _mm512_setzero_ps());
-            let code = _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(c, magic)), magic_bits);
-            _mm512_mask_cvtepi32_storeu_epi16(dst.add(i) as *mut _, m, code);
+            for r in 0..R {
+                if fast[r] {
+                    let t = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, src(r).add(i)), vinv[r]);
+                    let code = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t);
+                    _mm512_mask_cvtepi32_storeu_epi16(dst(r).add(i) as *mut _, m, code);
+                }
+            }
             i += 16;
         }
-        std::slice::from_raw_parts_mut(dst.add(n_in), width - n_in).fill(0);
     }
 }

@@ -159,7 +159,7 @@ pub(super) fn scale_of(values: &[f32], qmax: f32) -> (f32, f32) {
 
 /// [`scale_of`] from the row's `max |v|`.
 #[inline(always)]
-fn scale_from_max(max: f32, qmax: f32) -> (f32, f32) {
+pub(super) fn scale_from_max(max: f32, qmax: f32) -> (f32, f32) {
     if max > 0.0 && max.is_finite() {
         (max / qmax, qmax / max)
     } else {
@@ -316,14 +316,20 @@ fn size_rows(q: &mut Vec<i16>, scales: &mut Vec<f32>, rows: usize, width: usize)
 #[inline(always)]
 fn quantize_rows_body(x: &[f32], n_in: usize, width: usize, qmax: f32, q: &mut [i16], scales: &mut [f32]) {
     for (r, s) in scales.iter_mut().enumerate() {
-        let row = &x[r * n_in..(r + 1) * n_in];
-        let (scale, inv) = scale_of(row, qmax);
-        *s = scale;
-        for (d, &v) in q[r * width..r * width + n_in].iter_mut().zip(row) {
-            *d = quantize(v, inv, qmax);
-        }
-        q[r * width + n_in..(r + 1) * width].fill(0);
+        *s = quantize_rows_row(&x[r * n_in..(r + 1) * n_in], qmax, &mut q[r * width..(r + 1) * width]);
     }
+}
+
+/// One row of [`quantize_rows_body`]: its codes into `codes` (the padding after the row set to
+/// 0), its scale returned.
+#[inline(always)]
+pub(super) fn quantize_rows_row(row: &[f32], qmax: f32, codes: &mut [i16]) -> f32 {
+    let (scale, inv) = scale_of(row, qmax);
+    for (d, &v) in codes.iter_mut().zip(row) {
+        *d = quantize(v, inv, qmax);
+    }
+    codes[row.len()..].fill(0);
+    scale
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -569,6 +575,11 @@ mod tests {
             x[0] = f32::NAN; // a NaN input codes as 0 everywhere
             x[2 * n] = f32::INFINITY; // an infinite row gets scale 0 and codes 0
             x[3 * n + n / 2] = -0.0;
+            // Ties: with the row's max at qmax, `inv` is 1 and every `x.5` rounds to even.
+            for (j, v) in x[4 * n..5 * n].iter_mut().enumerate() {
+                *v = if j == 0 { 8196.0 } else { j as f32 - (n / 2) as f32 + 0.5 };
+            }
+            x[5 * n..6 * n].fill(3e38); // finite values whose sum overflows
             let plain_scales: Vec<(f32, f32)> = x.chunks(n).map(weight_scale_body).collect();
             let (mut q0, mut s0) = (vec![0i16; rows * width], vec![0f32; rows]);
             quantize_rows_body(&x, n, width, 8196.0, &mut q0, &mut s0);

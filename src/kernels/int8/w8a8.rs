@@ -196,22 +196,61 @@ impl Rows {
             .zip(self.sum.par_chunks_mut(chunk))
             .enumerate()
             .for_each(|(c, (((q, scale), zero), sum))| {
-                for r in 0..scale.len() {
-                    let row = &x[(c * chunk + r) * n_in..][..n_in];
-                    if n_in < w {
-                        q[r * w + n_in..(r + 1) * w].fill(0);
-                    }
-                    (scale[r], zero[r], sum[r]) = quantize_row(row, &mut q[r * w..r * w + n_in]);
-                }
+                let x = &x[c * chunk * n_in..][..scale.len() * n_in];
+                quantize_rows_into(x, n_in, RowsMut { q, scale, zero, sum, width: w });
             });
     }
 
     /// Quantizes `rows` rows of `x` (`[rows, n_in]`).
     pub fn quantize(&mut self, x: &[f32], rows: usize, n_in: usize) {
         self.reset(rows, n_in);
-        for r in 0..rows {
-            self.set(r, &x[r * n_in..(r + 1) * n_in]);
-        }
+        let w = self.width;
+        let out =
+            RowsMut { q: &mut self.q, scale: &mut self.scale, zero: &mut self.zero, sum: &mut self.sum, width: w };
+        quantize_rows_into(&x[..rows * n_in], n_in, out);
+    }
+
+    /// Quantizes rows `start..` (as many as `x` holds, `n_in` values each) in place.
+    pub fn quantize_at(&mut self, start: usize, x: &[f32], n_in: usize) {
+        let (w, rows) = (self.width, x.len() / n_in.max(1));
+        let out = RowsMut {
+            q: &mut self.q[start * w..(start + rows) * w],
+            scale: &mut self.scale[start..start + rows],
+            zero: &mut self.zero[start..start + rows],
+            sum: &mut self.sum[start..start + rows],
+            width: w,
+        };
+        quantize_rows_into(x, n_in, out);
+    }
+}
+
+/// Where [`quantize_rows_into`] writes: the codes (`[rows, width]`) and the per-row values of
+/// [`Rows`].
+pub struct RowsMut<'a> {
+    pub q: &'a mut [i8],
+    pub scale: &'a mut [f32],
+    pub zero: &'a mut [i32],
+    pub sum: &'a mut [i32],
+    pub width: usize,
+}
+
+/// Quantizes the rows of `x` (`n_in` values each, as many as `out` has scales) into `out`, each
+/// as [`quantize_row`] does (padding codes set to 0); on AVX-512 several rows at a time (their
+/// reductions and divisions overlap), the same bytes.
+pub fn quantize_rows_into(x: &[f32], n_in: usize, out: RowsMut) {
+    let rows = out.scale.len();
+    let w = out.width;
+    assert!(x.len() >= rows * n_in && out.q.len() >= rows * w && w >= n_in);
+    assert!(out.zero.len() == rows && out.sum.len() == rows);
+    #[cfg(target_arch = "x86_64")]
+    if vnni() {
+        // SAFETY: the CPU has AVX-512F/BW (checked by `vnni`); the sizes are asserted above.
+        return unsafe { super::avx512::quantize_rows8(x, n_in, out) };
+    }
+    for r in 0..rows {
+        let q = &mut out.q[r * w..(r + 1) * w];
+        q[n_in..].fill(0);
+        (out.scale[r], out.zero[r], out.sum[r]) = quantize_row_portable(&x[r * n_in..(r + 1) * n_in], &mut q[..n_in]);
     }
 }
 
@@ -767,6 +806,13 @@ mod tests {
             rows.push(vec![1.0, f32::INFINITY]);
             rows.push(vec![3.0; 33]);
             rows.push(vec![-1.5; 16]);
+            // Ties: range 255 makes `inv` 1, so every `x.5` rounds to even, and `127.5` lands
+            // on code 256 before the clamp.
+            rows.push(
+                (0..37).map(|i| [0.5, 255.0, 254.5, 3.5][i % 4] + (i / 4) as f32 * (i % 4 == 3) as u8 as f32).collect(),
+            );
+            rows.push((0..21).map(|i| [-127.5, 127.5, -0.5, 0.5, 1.5, -2.5, 126.5][i % 7]).collect());
+            rows.push(vec![3e38, 3e38, -1.0, 2e38]); // a finite row whose sum overflows
             for x in &rows {
                 let (mut a, mut b) = (vec![1i8; x.len()], vec![2i8; x.len()]);
                 let slow = quantize_row_portable(x, &mut a);
@@ -778,6 +824,42 @@ mod tests {
         }
         #[cfg(not(target_arch = "x86_64"))]
         eprintln!("skipped: CPU lacks avx512_vnni (W8A8 AVX-512 row quantizer)");
+    }
+
+    #[test]
+    fn block_quantizer_equals_the_row_twin() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(35);
+        if !vnni() {
+            eprintln!("skipped: CPU lacks avx512_vnni (W8A8 block quantizer; the portable path is the twin itself)");
+        }
+        for n in [1usize, 7, 16, 37, 128] {
+            for rows in [1usize, 2, 3, 4, 5, 9] {
+                let mut x: Vec<f32> = (0..rows * n).map(|_| rng.gen_range(-0.3f32..3.0)).collect();
+                let special: [Vec<f32>; 4] = [
+                    (0..n).map(|i| [-127.5, 127.5, -0.5, 0.5, 1.5, -2.5, 126.5][i % 7]).collect(),
+                    (0..n).map(|i| if i == n / 2 { f32::NAN } else { 1.0 }).collect(),
+                    vec![0.0; n],
+                    vec![3e38; n],
+                ];
+                for (r, row) in special.iter().enumerate().filter(|(r, _)| r % 2 == rows % 2 && *r < rows) {
+                    x[r * n..(r + 1) * n].copy_from_slice(row);
+                }
+                let mut want = Rows::default();
+                want.reset(rows, n);
+                for r in 0..rows {
+                    want.q[r * want.width..(r + 1) * want.width].fill(0);
+                    let q = &mut want.q[r * want.width..r * want.width + n];
+                    (want.scale[r], want.zero[r], want.sum[r]) = quantize_row_portable(&x[r * n..(r + 1) * n], q);
+                }
+                let mut got = Rows::default();
+                got.reset(rows, n);
+                got.q.fill(5);
+                got.quantize(&x, rows, n);
+                assert_eq!((&got.q, &got.zero, &got.sum), (&want.q, &want.zero, &want.sum), "n={n} rows={rows}");
+                let bits = |v: &[f32]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got.scale), bits(&want.scale), "n={n} rows={rows}");
+            }
+        }
     }
 
     #[test]
