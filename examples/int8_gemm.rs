@@ -52,6 +52,21 @@ fn main() {
         rate("W8A8 w8a8::gemm, 6 rows", 6 * k * n, || w8a8::gemm(rows.rows(0, 6), 6, &q, Init::Zero, &mut y));
         rate("W8A8 Rows::quantize (per-MAC equivalent)", macs, || rows.quantize(&x, m, k));
     }
+    {
+        // Edge-embedding-like inputs: 416 RBF values per row, most of them tiny (some subnormal).
+        let n_in = 416;
+        let rbf: Vec<f32> = (0..m * n_in)
+            .map(|i| {
+                let d = 2.0 + ((i / 16) * 7919 % 2000) as f32 * 0.01;
+                let mu = 2.0 + (i % 16) as f32 * 1.333;
+                (-((d - mu) / 1.25).powi(2)).exp()
+            })
+            .collect();
+        let (mut xq, mut xs) = (Vec::new(), Vec::new());
+        rate("w12 quantize_rows of RBF rows (416 wide, per input)", m * n_in * 128, || {
+            int8::quantize_rows_for(&rbf, m, n_in, 2521.0, &mut xq, &mut xs)
+        });
+    }
     for (name, q) in [("W8A16", QuantWeights::new(&w, n, k)), ("w12", QuantWeights::wide(&w, n, k))] {
         let (mut xq, mut xs) = (Vec::new(), Vec::new());
         int8::quantize_rows_for(&x, m, k, q.input_qmax(), &mut xq, &mut xs);

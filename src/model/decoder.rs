@@ -240,14 +240,20 @@ impl ProteinMpnn {
         }
         if ctx.edge_proj.is_none() && layer.w1_edge.is_w8a8() && ctx.enc.h_e_q.is_some() {
             let hq = ctx.enc.h_e_q.as_ref().map(Rows::view).unwrap();
-            scratch.edges_q.reset(m, h);
-            for (r, &row) in rows.iter().enumerate() {
-                let row = row % total;
-                for nb in 0..k {
-                    scratch.edges_q.copy_row(r * k + nb, hq, row * k + nb);
+            let first = rows.first().map_or(0, |&row| row % total);
+            if rows.iter().enumerate().all(|(r, &row)| row % total == first + r) {
+                // Consecutive rows (a scoring pass): their edges are one run of the encoder's.
+                layer.w1_edge.forward_quantized(hq.rows(first * k, m), m, k, &mut scratch.mid, false);
+            } else {
+                scratch.edges_q.reset(m, h);
+                for (r, &row) in rows.iter().enumerate() {
+                    let row = row % total;
+                    for nb in 0..k {
+                        scratch.edges_q.copy_row(r * k + nb, hq, row * k + nb);
+                    }
                 }
+                layer.w1_edge.forward_quantized(scratch.edges_q.view(), m, k, &mut scratch.mid, false);
             }
-            layer.w1_edge.forward_quantized(scratch.edges_q.view(), m, k, &mut scratch.mid, false);
         } else if ctx.edge_proj.is_none() {
             scratch.edges.resize(m * h, 0.0);
             for (r, &row) in rows.iter().enumerate() {
@@ -301,9 +307,10 @@ impl ProteinMpnn {
                 }
             }
             if w8a8 {
-                for (nb, msg) in block.chunks_exact_mut(h).enumerate() {
-                    gelu_fast_inplace(msg);
-                    scratch.q.set(r * k + nb, msg);
+                // Four messages at a time: GELU'd in L1, then quantized side by side.
+                for (c, msgs) in block.chunks_mut(4 * h).enumerate() {
+                    gelu_fast_inplace(msgs);
+                    scratch.q.quantize_at(r * k + 4 * c, msgs, h);
                 }
             }
         }
