@@ -254,51 +254,18 @@ fn tail_mask(n: usize, i: usize) -> u16 {
     }
 }
 
-/// [`super::w8a8::quantize_row`] on zmm, the same codes by fewer operations (tested equal):
-/// extremes by `vminps`/`vmaxps` (exact in any order) beside a running sum that is finite only
-/// if every value is (a row with a NaN or an infinity, or whose sum overflows, takes the plain
-/// twin); then per value `cvt(v·inv)` (round to nearest even, as the twin's 1.5·2²³ trick) plus
-/// the zero point, and `min(·, 255)`: no lower clamp, as `v ≥ lo` gives `round(v·inv) ≥
-/// round(lo·inv) = −zero` (rounding is monotone and odd). Codes narrowed with `vpmovdb`.
+/// [`super::w8a8::quantize_row`] on zmm: the one-row case of [`quantize_rows8`] (see
+/// `block8` for the operations).
 ///
 /// # Safety
 /// The CPU must have AVX-512F/BW; `x` and `dst` must have the same length.
 #[target_feature(enable = "avx512f,avx512bw")]
 pub unsafe fn quantize_row(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
-    use super::w8a8::row_params;
-    let n = x.len();
-    let mask_at = |i: usize| tail_mask(n, i);
-    let (mut lo, mut hi, mut fin) = (_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps());
-    let mut i = 0;
-    while i < n {
-        let v = _mm512_maskz_loadu_ps(mask_at(i), x.as_ptr().add(i));
-        lo = _mm512_min_ps(lo, v);
-        hi = _mm512_max_ps(hi, v);
-        fin = _mm512_add_ps(fin, v);
-        i += 16;
-    }
-    if !all_finite(fin) {
-        return super::w8a8::quantize_row_portable(x, dst);
-    }
-    // Exact in any order (a ±0 difference changes neither the range nor the zero point).
-    let (lo, hi) = (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi));
-    let Some((inv, zero)) = row_params(lo, hi, false) else {
-        dst.fill(0);
-        return (0.0, 128, 0);
-    };
-    let (vinv, offset, top) = (_mm512_set1_ps(inv), _mm512_set1_epi32(zero as i32 - 128), _mm512_set1_epi32(127));
-    let mut sum = _mm512_setzero_si512();
-    let mut i = 0;
-    while i < n {
-        let m = mask_at(i);
-        let v = _mm512_maskz_loadu_ps(m, x.as_ptr().add(i));
-        let r = _mm512_cvt_roundps_epi32::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(v, vinv));
-        let c = _mm512_min_epi32(_mm512_add_epi32(r, offset), top);
-        sum = _mm512_mask_add_epi32(sum, m, sum, c);
-        _mm512_mask_cvtepi32_storeu_epi8(dst.as_mut_ptr().add(i) as *mut _, m, c);
-        i += 16;
-    }
-    ((hi - lo) / 255.0, zero as i32, _mm512_reduce_add_epi32(sum))
+    let (mut scale, mut zero, mut sum) = ([0f32], [0i32], [0i32]);
+    let width = dst.len();
+    let mut out = super::w8a8::RowsMut { q: dst, scale: &mut scale, zero: &mut zero, sum: &mut sum, width };
+    block8::<1>(x, width, 0, &mut out);
+    (scale[0], zero[0], sum[0])
 }
 
 /// [`super::w8a8::quantize_rows_into`] on zmm: [`quantize_row`]'s operations, four rows at a
@@ -308,34 +275,39 @@ pub unsafe fn quantize_row(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
 /// # Safety
 /// The CPU must have AVX-512F/BW; the sizes must be as `quantize_rows_into` asserts.
 #[target_feature(enable = "avx512f,avx512bw")]
-pub unsafe fn quantize_rows8(x: &[f32], n_in: usize, out: super::w8a8::RowsMut) {
+pub unsafe fn quantize_rows8(x: &[f32], n_in: usize, mut out: super::w8a8::RowsMut) {
     let rows = out.scale.len();
     let mut r = 0;
     while r < rows {
         let left = rows - r;
         match left {
-            1 => block8::<1>(x, n_in, r, &out),
-            2 => block8::<2>(x, n_in, r, &out),
-            3 => block8::<3>(x, n_in, r, &out),
-            _ => block8::<4>(x, n_in, r, &out),
+            1 => block8::<1>(x, n_in, r, &mut out),
+            2 => block8::<2>(x, n_in, r, &mut out),
+            3 => block8::<3>(x, n_in, r, &mut out),
+            _ => block8::<4>(x, n_in, r, &mut out),
         }
         r += left.min(4);
     }
 }
 
-/// Rows `r0..r0 + R` of [`quantize_rows8`].
+/// Rows `r0..r0 + R` of [`quantize_rows8`]: the same codes as the plain twin by fewer
+/// operations (tested equal). Extremes by `vminps`/`vmaxps` (exact in any order) beside a
+/// running sum that is finite only if every value is (a row with a NaN or an infinity, or whose
+/// sum overflows, takes the twin); then per value `cvt(v·inv)` (round to nearest even, as the
+/// twin's 1.5·2²³ trick) plus the zero point, and `min(·, 255)`: no lower clamp, as `v ≥ lo`
+/// gives `round(v·inv) ≥ round(lo·inv) = −zero` (rounding is monotone and odd). Codes narrowed
+/// with `vpmovdb`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn block8<const R: usize>(x: &[f32], n: usize, r0: usize, out: &super::w8a8::RowsMut) {
+unsafe fn block8<const R: usize>(x: &[f32], n: usize, r0: usize, out: &mut super::w8a8::RowsMut) {
     use super::w8a8::row_params;
     let mask_at = |i: usize| tail_mask(n, i);
     let w = out.width;
     let src = |r: usize| x.as_ptr().add((r0 + r) * n);
-    // Raw pointers: `out` is shared by reference to keep the block generic over R; each row
-    // writes only its own codes and values.
-    let q = out.q.as_ptr() as *mut i8;
-    let (scale, zero, sums) =
-        (out.scale.as_ptr() as *mut f32, out.zero.as_ptr() as *mut i32, out.sum.as_ptr() as *mut i32);
+    // Raw pointers (bounds asserted by `quantize_rows_into`): each row writes only its own
+    // codes and values.
+    let q = out.q.as_mut_ptr();
+    let (scale, zero, sums) = (out.scale.as_mut_ptr(), out.zero.as_mut_ptr(), out.sum.as_mut_ptr());
     let (mut lo, mut hi, mut fin) = ([_mm512_setzero_ps(); R], [_mm512_setzero_ps(); R], [_mm512_setzero_ps(); R]);
     let mut i = 0;
     while i < n {
