@@ -503,11 +503,16 @@ pub fn gelu_inplace(x: &mut [f32]) {
 /// (The int8 models' GELU, [`gelu_fast::gelu_fast_inplace`].)
 pub fn gelu_quantize(x: &mut [f32], n: usize, q: &mut int8::w8a8::Rows) {
     q.reset(x.len() / n, n);
+    gelu_quantize_at(x, n, q, 0);
+}
+
+/// [`gelu_quantize`] into rows `start..` of `q` (already sized for them).
+pub fn gelu_quantize_at(x: &mut [f32], n: usize, q: &mut int8::w8a8::Rows, start: usize) {
     // Four rows at a time: their GELU stays in L1 for the quantizer, which overlaps the rows'
     // reductions ([`int8::w8a8::quantize_rows_into`]).
     for (c, rows) in x.chunks_mut(4 * n).enumerate() {
         gelu_fast::gelu_fast_inplace(rows);
-        q.quantize_at(4 * c, rows, n);
+        q.quantize_at(start + 4 * c, rows, n);
     }
 }
 

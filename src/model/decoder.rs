@@ -16,7 +16,7 @@ use super::encoder::{Encoded, CHUNK};
 use super::layers::DecLayer;
 use super::{ProteinMpnn, MESSAGE_SCALE};
 use crate::alphabet::VOCAB;
-use crate::kernels::gelu_fast::gelu_fast_inplace;
+use crate::kernels::gelu_quantize_at;
 use crate::kernels::gemm::GeluSum;
 use crate::kernels::int8::w8a8::Rows;
 #[cfg(target_arch = "x86_64")]
@@ -307,11 +307,7 @@ impl ProteinMpnn {
                 }
             }
             if w8a8 {
-                // Four messages at a time: GELU'd in L1, then quantized side by side.
-                for (c, msgs) in block.chunks_mut(4 * h).enumerate() {
-                    gelu_fast_inplace(msgs);
-                    scratch.q.quantize_at(r * k + 4 * c, msgs, h);
-                }
+                gelu_quantize_at(block, h, &mut scratch.q, r * k);
             }
         }
         // W2, the GELU after it and the sum of the hidden messages over each row's K

@@ -321,7 +321,6 @@ unsafe fn block8<const R: usize>(x: &[f32], n: usize, r0: usize, out: &mut super
         i += 16;
     }
     let mut params = [None; R];
-    let mut ranges = [0f32; R];
     for r in 0..R {
         let row = r0 + r;
         let codes = std::slice::from_raw_parts_mut(q.add(row * w), w);
@@ -333,10 +332,12 @@ unsafe fn block8<const R: usize>(x: &[f32], n: usize, r0: usize, out: &mut super
         }
         let (l, h) = (_mm512_reduce_min_ps(lo[r]), _mm512_reduce_max_ps(hi[r]));
         params[r] = row_params(l, h, false);
-        ranges[r] = h - l;
-        if params[r].is_none() {
-            codes[..n].fill(0);
-            (*scale.add(row), *zero.add(row), *sums.add(row)) = (0.0, 128, 0);
+        match params[r] {
+            Some((_, z)) => (*scale.add(row), *zero.add(row)) = ((h - l) / 255.0, z as i32),
+            None => {
+                codes[..n].fill(0);
+                (*scale.add(row), *zero.add(row), *sums.add(row)) = (0.0, 128, 0);
+            }
         }
     }
     let mut vinv = [_mm512_setzero_ps(); R];
@@ -366,10 +367,8 @@ unsafe fn block8<const R: usize>(x: &[f32], n: usize, r0: usize, out: &mut super
         i += 16;
     }
     for r in 0..R {
-        if let Some((_, z)) = params[r] {
-            let row = r0 + r;
-            (*scale.add(row), *zero.add(row), *sums.add(row)) =
-                (ranges[r] / 255.0, z as i32, _mm512_reduce_add_epi32(sum[r]));
+        if params[r].is_some() {
+            *sums.add(r0 + r) = _mm512_reduce_add_epi32(sum[r]);
         }
     }
 }
@@ -383,11 +382,10 @@ unsafe fn all_finite(v: __m512) -> bool {
 }
 
 /// [`super::quantize_rows_for`] on zmm (the rows' codes and scales; `q` and `scales` sized by the
-/// caller): the plain body's operations lane by lane. `max |v|` by `vmaxps(|v|, acc)`, which
-/// returns `acc` for a NaN `|v|` as `f32::max` skips it (a maximum does not depend on the
-/// order); codes by the same multiply, clamp, NaN → 0 and 1.5·2²³ rounding as
-/// `super::quantize`, narrowed by `vpmovdw` (truncation, as `as i16`). Tested equal to the
-/// plain body.
+/// caller): the plain body's codes (tested equal). `max |v|` by `vmaxps(|v|, acc)` (a maximum
+/// does not depend on the order); on finite rows the codes by the same multiply and a rounding
+/// `cvt` without clamp (see [`rows16`]), narrowed by `vpmovdw` (truncation, as `as i16`); other
+/// rows by the plain body.
 ///
 /// # Safety
 /// The CPU must have AVX-512F; `x` must hold `scales.len()` rows of `n_in` and `q` as many rows

@@ -142,7 +142,7 @@ pub struct RowsRef<'a> {
 }
 
 impl Rows {
-    /// Room for `rows` rows of `n_in` values (their contents are left to [`Rows::set`]).
+    /// Room for `rows` rows of `n_in` values (their contents are left to [`Rows::quantize_at`]).
     pub fn reset(&mut self, rows: usize, n_in: usize) {
         self.width = row_width(n_in);
         self.q.resize(rows * self.width, 0);
@@ -171,19 +171,6 @@ impl Rows {
         self.sum[r] = src.sum[from];
     }
 
-    /// Quantizes row `r` from `x` (`n_in` values; padding bytes set to 0).
-    #[inline]
-    pub fn set(&mut self, r: usize, x: &[f32]) {
-        let w = self.width;
-        if x.len() < w {
-            self.q[r * w + x.len()..(r + 1) * w].fill(0);
-        }
-        let (s, z, sum) = quantize_row(x, &mut self.q[r * w..r * w + x.len()]);
-        self.scale[r] = s;
-        self.zero[r] = z;
-        self.sum[r] = sum;
-    }
-
     /// [`Rows::quantize`] in parallel, `chunk` rows per task.
     pub fn quantize_par(&mut self, x: &[f32], rows: usize, n_in: usize, chunk: usize) {
         use rayon::prelude::*;
@@ -204,10 +191,7 @@ impl Rows {
     /// Quantizes `rows` rows of `x` (`[rows, n_in]`).
     pub fn quantize(&mut self, x: &[f32], rows: usize, n_in: usize) {
         self.reset(rows, n_in);
-        let w = self.width;
-        let out =
-            RowsMut { q: &mut self.q, scale: &mut self.scale, zero: &mut self.zero, sum: &mut self.sum, width: w };
-        quantize_rows_into(&x[..rows * n_in], n_in, out);
+        self.quantize_at(0, &x[..rows * n_in], n_in);
     }
 
     /// Quantizes rows `start..` (as many as `x` holds, `n_in` values each) in place.
