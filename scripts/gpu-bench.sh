@@ -3,6 +3,13 @@
 #
 #   scripts/gpu-bench.sh [PARITY_DIR] [OFFICIAL_DIR]
 #
+# Environment: MPNN (the binary, default target/release/mpnn), PYTHON (the Python with torch,
+# default python3), GPU_BENCH_OUT (a folder that keeps mpnn's JSON table and the FASTA files;
+# default: a temporary folder, removed), GPU_BENCH_QUICK=1 (a dry run of every step at small
+# shapes, for checking the script without a GPU: CPU PyTorch and lavapipe with
+# MPNN_ALLOW_SOFTWARE_GPU=1; 5L33 only, batches of 2, 2 backbones). On a lent device machine,
+# scripts/gpu-lease.sh runs this script (with its correctness checks first).
+#
 # Needs: a GPU with a Vulkan driver (NVIDIA: the proprietary driver ships it), PyTorch with CUDA
 # for the official code, and mpnn built with the `gpu` feature (the default):
 #   cargo build --release
@@ -44,24 +51,38 @@ cd "$(dirname "$0")/.."
 parity="${1:-../shared/parity}"
 official="${2:-../shared/reference/official}"
 mpnn="${MPNN:-target/release/mpnn}"
+python="${PYTHON:-python3}"
 weights="$parity/weights/full_k48.pt"
-out="$(mktemp -d)"
-trap 'rm -rf "$out"' EXIT
+if [ -n "${GPU_BENCH_OUT:-}" ]; then
+    out="$GPU_BENCH_OUT"
+    mkdir -p "$out"
+else
+    out="$(mktemp -d)"
+    trap 'rm -rf "$out"' EXIT
+fi
+# The shapes: the real ones, or GPU_BENCH_QUICK's small ones (a dry run of the script).
+if [ "${GPU_BENCH_QUICK:-0}" = 1 ]; then
+    sample_jobs="5L33:2" big= bench_batches=2 backbones=2 official_backbones=1 seqs=2
+else
+    sample_jobs="5L33:8 4GYT:8,512" big=4GYT bench_batches=8,512 backbones=64 official_backbones=8 seqs=8
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 
 echo "== official model.sample() on the GPU"
-python3 - "$official" "$parity" "$weights" <<'PY'
+"$python" - "$official" "$parity" "$weights" "$sample_jobs" <<'PY'
 import sys, time, copy
 sys.path.insert(0, sys.argv[1])
 import numpy as np, torch
 from protein_mpnn_utils import parse_PDB, tied_featurize, ProteinMPNN
-official, parity, weights = sys.argv[1:4]
+official, parity, weights, jobs = sys.argv[1:5]
 dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 ck = torch.load(weights, map_location=dev)
 model = ProteinMPNN(ca_only=False, num_letters=21, node_features=128, edge_features=128, hidden_dim=128,
                     num_encoder_layers=3, num_decoder_layers=3, augment_eps=0.0, k_neighbors=ck["num_edges"])
 model.load_state_dict(ck["model_state_dict"]); model.to(dev).eval()
-for name, batches in [("5L33", [8]), ("4GYT", [8, 512])]:
+for job in jobs.split():
+    name, batches = job.split(":")
+    batches = [int(b) for b in batches.split(",")]
     pdb = parse_PDB(f"{parity}/structures/{name}.pdb")[0]
     chains = [k[-1] for k in pdb if k.startswith("seq_chain_")]
     for b in batches:
@@ -90,41 +111,44 @@ for name, batches in [("5L33", [8]), ("4GYT", [8, 512])]:
         print(f"official sample(): {name} L={X.shape[1]} batch={b}: {t:.3f} s, {b / t:.1f} seq/s", flush=True)
 PY
 
-echo "== official default job (protein_mpnn_run.py, 5L33, 8 sequences, --batch_size 1)"
+echo "== official default job (protein_mpnn_run.py, 5L33, $seqs sequences, --batch_size 1)"
 start=$(date +%s.%N)
-python3 "$official/protein_mpnn_run.py" --pdb_path "$parity/structures/5L33.pdb" --out_folder "$out/official" \
-    --num_seq_per_target 8 --batch_size 1 --sampling_temp 0.1 --seed 1 \
+"$python" "$official/protein_mpnn_run.py" --pdb_path "$parity/structures/5L33.pdb" --out_folder "$out/official" \
+    --num_seq_per_target "$seqs" --batch_size 1 --sampling_temp 0.1 --seed 1 \
     --path_to_model_weights "$parity/weights" --model_name full_k48 >/dev/null
-echo "official protein_mpnn_run.py 5L33 8 seqs batch 1: $(echo "$(date +%s.%N) - $start" | bc) s wall"
+echo "official protein_mpnn_run.py 5L33 $seqs seqs batch 1: $(echo "$(date +%s.%N) - $start" | bc) s wall"
 
 echo "== mpnn bench --device gpu (f32 and f16)"
 bench_gpu() {
     "$mpnn" bench --device gpu --precision "$1" --weights "full_k48=$weights" --parity-dir "$parity" \
-        --structure "$parity/structures/5L33.pdb" --structure "$parity/structures/4GYT.pdb" --no-synthetic \
-        --batch 8,512 --repeats 3 --json "$out/mpnn-gpu.json"
+        --structure "$parity/structures/5L33.pdb" ${big:+--structure "$parity/structures/$big.pdb"} --no-synthetic \
+        --batch "$bench_batches" --repeats 3 --json "$out/mpnn-gpu.json"
 }
 # f16 needs SHADER_F16; a GPU without it says so (a clear error), and f32 runs alone.
 bench_gpu f32,f16 || { echo "(no f16 on this GPU: f32 only)"; bench_gpu f32; }
 
-echo "== mpnn design --device gpu (5L33, 8 sequences, end to end)"
+echo "== mpnn design --device gpu (5L33, $seqs sequences, end to end)"
 start=$(date +%s.%N)
 "$mpnn" design --device gpu --weights "$weights" "$parity/structures/5L33.pdb" --out "$out/mpnn" \
-    --num_seq_per_target 8 --sampling_temp 0.1 --seed 1 >/dev/null
-echo "mpnn design --device gpu 5L33 8 seqs: $(echo "$(date +%s.%N) - $start" | bc) s wall"
+    --num_seq_per_target "$seqs" --sampling_temp 0.1 --seed 1 >/dev/null
+echo "mpnn design --device gpu 5L33 $seqs seqs: $(echo "$(date +%s.%N) - $start" | bc) s wall"
 
-echo "== many backbones: 64 copies of 5L33, 8 sequences each"
+echo "== many backbones: $backbones copies of 5L33, $seqs sequences each"
 mkdir -p "$out/many"
-for i in $(seq -w 1 64); do cp "$parity/structures/5L33.pdb" "$out/many/bb$i.pdb"; done
+for i in $(seq 1 "$backbones"); do cp "$parity/structures/5L33.pdb" "$out/many/bb$(printf %03d "$i").pdb"; done
 start=$(date +%s.%N)
-for i in $(seq -w 1 8); do
-    python3 "$official/protein_mpnn_run.py" --pdb_path "$out/many/bb$i.pdb" --out_folder "$out/official-many" \
-        --num_seq_per_target 8 --batch_size 8 --sampling_temp 0.1 --seed 1 \
+for i in $(seq 1 "$official_backbones"); do
+    "$python" "$official/protein_mpnn_run.py" --pdb_path "$out/many/bb$(printf %03d "$i").pdb" --out_folder "$out/official-many" \
+        --num_seq_per_target "$seqs" --batch_size "$seqs" --sampling_temp 0.1 --seed 1 \
         --path_to_model_weights "$parity/weights" --model_name full_k48 >/dev/null
 done
 t=$(echo "$(date +%s.%N) - $start" | bc)
-echo "official protein_mpnn_run.py, 8 of 64 backbones x 8 seqs: $t s wall (x8: $(echo "$t * 8" | bc) s, $(echo "scale=2; 512 / ($t * 8)" | bc) seq/s)"
+n=$((backbones * seqs))
+scale=$(echo "$backbones / $official_backbones" | bc -l)
+printf 'official protein_mpnn_run.py, %s of %s backbones x %s seqs: %.1f s wall (x%.0f: %.1f s, %.2f seq/s)\n' \
+    "$official_backbones" "$backbones" "$seqs" "$t" "$scale" "$(echo "$t * $scale" | bc -l)" "$(echo "$n / ($t * $scale)" | bc -l)"
 start=$(date +%s.%N)
 "$mpnn" design --device gpu --weights "$weights" "$out/many" --out "$out/mpnn-many" \
-    --num_seq_per_target 8 --sampling_temp 0.1 --seed 1 >/dev/null
+    --num_seq_per_target "$seqs" --sampling_temp 0.1 --seed 1 >/dev/null
 t=$(echo "$(date +%s.%N) - $start" | bc)
-echo "mpnn design --device gpu, 64 backbones x 8 seqs: $t s wall ($(echo "scale=1; 512 / $t" | bc) seq/s)"
+echo "mpnn design --device gpu, $backbones backbones x $seqs seqs: $t s wall ($(echo "scale=1; $n / $t" | bc) seq/s)"
