@@ -103,31 +103,33 @@ checks() {
     local structures="5L33 4GYT 6EHB" conditional="5L33 4GYT" designs="5L33 4GYT"
     [ "${GPU_BENCH_QUICK:-0}" = 1 ] && structures=5L33 conditional=5L33 designs=5L33
     rm -rf "$d"
+    mkdir -p "$d/logs"
     for s in $structures; do
         local p="$parity/structures/$s.pdb"
         for dev in gpu cpu; do
-            "$mpnn" probs --unconditional --device $dev --weights "$w" "$p" --out "$d/$dev/u/$s" 2>&1 | grep '^device' || true
-            "$mpnn" score --device $dev --weights "$w" "$p" --out "$d/$dev/s/$s" --seed 7 >/dev/null 2>&1
+            mpnn_on $dev "$d/logs/u-$s-$dev" probs --unconditional --weights "$w" "$p" --out "$d/$dev/u/$s"
+            mpnn_on $dev "$d/logs/s-$s-$dev" score --weights "$w" "$p" --out "$d/$dev/s/$s" --seed 7
         done
+        grep -h -m1 '^device' "$d/logs/u-$s-gpu" || true
         compare "unconditional $s GPU vs CPU" "$d/gpu/u/$s" "$d/cpu/u/$s"
         compare "score $s GPU vs CPU" "$d/gpu/s/$s" "$d/cpu/s/$s"
         "$python" "$official/protein_mpnn_run.py" --pdb_path "$p" --out_folder "$d/official/u/$s" \
             --unconditional_probs_only 1 --path_to_model_weights "$parity/weights" --model_name full_k48 \
-            --seed 1 >/dev/null 2>&1
+            --seed 1 >"$d/logs/official-$s" 2>&1 || echo "official $s: failed, see $d/logs/official-$s FAIL"
         compare "unconditional $s mpnn GPU vs official (PyTorch, same GPU)" "$d/official/u/$s" "$d/gpu/u/$s"
     done
     for s in $conditional; do
         for dev in gpu cpu; do
             # The same seed: the decoding order is random (as in the official script).
-            "$mpnn" probs --conditional --device $dev --weights "$w" "$parity/structures/$s.pdb" --out "$d/$dev/c/$s" \
-                --seed 7 >/dev/null 2>&1
+            mpnn_on $dev "$d/logs/c-$s-$dev" probs --conditional --weights "$w" "$parity/structures/$s.pdb" \
+                --out "$d/$dev/c/$s" --seed 7
         done
         compare "conditional $s GPU vs CPU" "$d/gpu/c/$s" "$d/cpu/c/$s"
     done
     for s in $designs; do
         for dev in gpu cpu; do
-            "$mpnn" design --device $dev --weights "$w" "$parity/structures/$s.pdb" --out "$d/$dev/d/$s" \
-                --num_seq_per_target 8 --sampling_temp 0.1 --seed 3 >/dev/null 2>&1
+            mpnn_on $dev "$d/logs/d-$s-$dev" design --weights "$w" "$parity/structures/$s.pdb" --out "$d/$dev/d/$s" \
+                --num_seq_per_target 8 --sampling_temp 0.1 --seed 3
         done
         if cmp -s "$d/gpu/d/$s/seqs/$s.fa" "$d/cpu/d/$s/seqs/$s.fa" && [ -s "$d/cpu/d/$s/seqs/$s.fa" ]; then
             echo "design $s 8 seqs GPU vs CPU FASTA: identical ok"
@@ -136,6 +138,18 @@ checks() {
             diff "$d/gpu/d/$s/seqs/$s.fa" "$d/cpu/d/$s/seqs/$s.fa" | head -20
         fi
     done
+}
+
+# mpnn_on DEV LOG ARGS...: one mpnn run on DEV, its messages in LOG. A GPU run that went to the
+# CPU (a job too big for the device's buffers, a GPU failure mid-job) says so in its warning: a
+# check on such a run would compare the CPU with itself, so it is reported as a failure.
+mpnn_on() {
+    local dev=$1 log=$2
+    shift 2
+    "$mpnn" "$@" --device "$dev" >"$log" 2>&1 || echo "mpnn $1 --device $dev: exit status $?, see $log FAIL"
+    if [ "$dev" = gpu ] && grep -q "on the CPU" "$log"; then
+        echo "mpnn $1 --device gpu ran on the CPU: $(grep -m1 'on the CPU' "$log") FAIL"
+    fi
 }
 
 setup() {
