@@ -2,7 +2,8 @@
 //! Hermite interpolant on 16 intervals of `[-4, 4]` (absolute error below 1e-4, against the
 //! ~1e-2 quantization step of the int8 layers it feeds), `x` above 4 and 0 below −4 — no
 //! division, no `erf`. The AVX-512 form looks the coefficients up with `vpermps` (one zmm holds
-//! each of the 4 tables); the plain twin indexes arrays. Both run the same float32 operations in
+//! each of the 4 tables), the AVX2 form with two `vpermps` and a blend per table (entries 0-7
+//! and 8-15 in two ymm); the plain twin indexes arrays. All three run the same float32 operations in
 //! the same order (no fused multiply-add), so they give the same bits (tested). The float32
 //! model keeps [`super::gelu_inplace`].
 
@@ -55,9 +56,11 @@ fn one(x: f32, c: &[[f32; 16]; 4]) -> f32 {
 /// `x ← gelu(x)` (the approximation above), on the kernels' path.
 pub fn gelu_fast_inplace(x: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if super::isa::active() == super::isa::Isa::Avx512 {
-        // SAFETY: the AVX-512 path runs only where the CPU has AVX-512F (checked by `isa`).
-        return unsafe { avx512(x) };
+    match super::isa::active() {
+        // SAFETY: each path runs only where the CPU has its features (checked by `isa`).
+        super::isa::Isa::Avx512 => return unsafe { avx512(x) },
+        super::isa::Isa::Avx2 => return unsafe { avx2(x) },
+        super::isa::Isa::Portable => {}
     }
     portable(x);
 }
@@ -144,6 +147,89 @@ pub unsafe fn avx512(x: &mut [f32]) {
     }
 }
 
+/// The AVX2 form of [`one`] on 8 lanes: each 16-entry table in two ymm (entries 0-7 and
+/// 8-15), looked up with two `vpermps` and a blend on the index's bit 3.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Avx2 {
+    lo: [std::arch::x86_64::__m256; 4],
+    hi: [std::arch::x86_64::__m256; 4],
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2 {
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn new() -> Avx2 {
+        use std::arch::x86_64::*;
+        let t = tables();
+        Avx2 {
+            lo: [0, 1, 2, 3].map(|i| _mm256_loadu_ps(t[i].as_ptr())),
+            hi: [0, 1, 2, 3].map(|i| _mm256_loadu_ps(t[i].as_ptr().add(8))),
+        }
+    }
+
+    /// `gelu(v)` lane by lane, the twin's operations (as [`Avx512::apply`]).
+    ///
+    /// # Safety
+    /// The CPU must have AVX2.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn apply(&self, v: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+        use std::arch::x86_64::*;
+        let (lo, hi) = (_mm256_set1_ps(-4.0), _mm256_set1_ps(4.0));
+        let u = _mm256_mul_ps(_mm256_add_ps(_mm256_min_ps(_mm256_max_ps(v, lo), hi), hi), _mm256_set1_ps(PER_UNIT));
+        let idx = _mm256_min_epi32(_mm256_cvttps_epi32(u), _mm256_set1_epi32(15));
+        let t = _mm256_sub_ps(u, _mm256_cvtepi32_ps(idx));
+        let upper = _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7)));
+        let c = |j: usize| {
+            _mm256_blendv_ps(
+                _mm256_permutevar8x32_ps(self.lo[j], idx),
+                _mm256_permutevar8x32_ps(self.hi[j], idx),
+                upper,
+            )
+        };
+        let mut p = c(3);
+        p = _mm256_add_ps(_mm256_mul_ps(p, t), c(2));
+        p = _mm256_add_ps(_mm256_mul_ps(p, t), c(1));
+        p = _mm256_add_ps(_mm256_mul_ps(p, t), c(0));
+        let p = _mm256_blendv_ps(p, _mm256_set1_ps(1.0), _mm256_cmp_ps::<_CMP_GE_OQ>(v, hi));
+        let p = _mm256_blendv_ps(p, _mm256_setzero_ps(), _mm256_cmp_ps::<_CMP_LE_OQ>(v, lo));
+        let y = _mm256_mul_ps(v, p);
+        _mm256_blendv_ps(y, v, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v))
+    }
+}
+
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub unsafe fn avx2(x: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let g = Avx2::new();
+    let (n, ptr) = (x.len(), x.as_mut_ptr());
+    let mut i = 0;
+    while i + 16 <= n {
+        let (a, b) = (_mm256_loadu_ps(ptr.add(i)), _mm256_loadu_ps(ptr.add(i + 8)));
+        let (a, b) = (g.apply(a), g.apply(b));
+        _mm256_storeu_ps(ptr.add(i), a);
+        _mm256_storeu_ps(ptr.add(i + 8), b);
+        i += 16;
+    }
+    // The tail through a staging vector.
+    if i < n {
+        let mut tail = [0f32; 16];
+        let left = n - i;
+        tail[..left].copy_from_slice(&x[i..]);
+        let (a, b) = (g.apply(_mm256_loadu_ps(tail.as_ptr())), g.apply(_mm256_loadu_ps(tail.as_ptr().add(8))));
+        _mm256_storeu_ps(tail.as_mut_ptr(), a);
+        _mm256_storeu_ps(tail.as_mut_ptr().add(8), b);
+        x[i..].copy_from_slice(&tail[..left]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +252,21 @@ mod tests {
         assert!(nan[0].is_nan());
         #[cfg(target_arch = "x86_64")]
         {
+            if !super::super::isa::cpu_has("avx2") {
+                eprintln!("skipped: CPU lacks avx2 (fast GELU AVX2 form)");
+            } else {
+                for len in [xs.len(), 1, 7, 15, 16, 17, 33] {
+                    let mut fast = xs[..len].to_vec();
+                    // SAFETY: the CPU has AVX2 (checked above).
+                    unsafe { avx2(&mut fast) };
+                    let a: Vec<u32> = fast.iter().map(|v| v.to_bits()).collect();
+                    let b: Vec<u32> = slow[..len].iter().map(|v| v.to_bits()).collect();
+                    assert!(a == b, "AVX2 fast GELU differs from its twin (len {len})");
+                }
+                let mut nan = [1.0, f32::NAN, 2.0];
+                unsafe { avx2(&mut nan) };
+                assert!(nan[1].is_nan());
+            }
             if !super::super::isa::cpu_has("avx512f") {
                 eprintln!("skipped: CPU lacks avx512f (fast GELU AVX-512 form)");
                 return;

@@ -98,6 +98,8 @@ pub fn cpu_has(feature: &str) -> bool {
             "avx512f" => is_x86_feature_detected!("avx512f"),
             "avx512bw" => is_x86_feature_detected!("avx512bw"),
             "avx512_vnni" | "avx512vnni" => is_x86_feature_detected!("avx512vnni"),
+            "avx512vl" => is_x86_feature_detected!("avx512vl"),
+            "avx_vnni" | "avxvnni" => is_x86_feature_detected!("avxvnni"),
             "avx512_bf16" | "avx512bf16" => {
                 is_x86_feature_detected!("avx512bf16") && is_x86_feature_detected!("avx512bw")
             }

@@ -366,13 +366,18 @@ pub fn gemm_with(isa: Isa, xq: &[i16], xs: &[f32], rows: usize, w: &QuantWeights
     }
     #[cfg(target_arch = "x86_64")]
     match isa {
-        // SAFETY (all three): the CPU has the features each kernel enables (checked), and the
+        // SAFETY (all): the CPU has the features each kernel enables (checked), and the
         // asserts above bound every access.
         Isa::Avx512 if isa::cpu_has("avx512_vnni") && isa::cpu_has("avx512bw") => {
             return unsafe { avx512::gemm_vnni(xq, xs, rows, w, init, out) }
         }
         Isa::Avx512 if isa::cpu_has("avx512bw") => return unsafe { avx512::gemm_bw(xq, xs, rows, w, init, out) },
-        Isa::Avx512 | Isa::Avx2 => return unsafe { avx2::gemm(xq, xs, rows, w, init, out) },
+        Isa::Avx2 => match w8a8::ymm_vnni() {
+            Some(w8a8::YmmVnni::Vex) => return unsafe { avx2::gemm_vnni_vex(xq, xs, rows, w, init, out) },
+            Some(w8a8::YmmVnni::Evex) => return unsafe { avx2::gemm_vnni_evex(xq, xs, rows, w, init, out) },
+            None => return unsafe { avx2::gemm(xq, xs, rows, w, init, out) },
+        },
+        Isa::Avx512 => return unsafe { avx2::gemm(xq, xs, rows, w, init, out) },
         Isa::Portable => {}
     }
     portable::gemm(xq, xs, rows, w, init, out);
@@ -416,7 +421,7 @@ pub fn algorithm() -> Algorithm {
     static ALGO: std::sync::OnceLock<Algorithm> = std::sync::OnceLock::new();
     *ALGO.get_or_init(|| match std::env::var(ALGORITHM_ENV).ok().as_deref().map(str::trim) {
         None | Some("") => {
-            if w8a8::has_vnni() {
+            if w8a8::has_vnni() || w8a8::ymm_vnni().is_some() {
                 Algorithm::W8A8
             } else {
                 Algorithm::W8A16
@@ -432,6 +437,8 @@ pub fn algorithm() -> Algorithm {
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+#[cfg(target_arch = "x86_64")]
+pub mod avx_vnni;
 pub mod portable;
 pub mod w8a8;
 
@@ -451,6 +458,12 @@ mod tests {
         for f in ["avx512bw", "avx512_vnni"] {
             if !isa::cpu_has(f) {
                 eprintln!("skipped: CPU lacks {f} (int8 AVX-512 kernel)");
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        for (f, what) in [("avx_vnni", "VEX"), ("avx512vl", "EVEX"), ("avx512_vnni", "EVEX")] {
+            if !isa::cpu_has(f) {
+                eprintln!("skipped: CPU lacks {f} (int16 ymm VNNI kernel, {what} encoding)");
             }
         }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
@@ -479,6 +492,16 @@ mod tests {
                         let mut kernels: Vec<(&str, Kernel)> = vec![("portable", portable::gemm)];
                         if isa::cpu_has("avx2") && isa::cpu_has("fma") {
                             kernels.push(("avx2", |a, b, c, d, e, f| unsafe { avx2::gemm(a, b, c, d, e, f) }));
+                            if isa::cpu_has("avx_vnni") {
+                                kernels.push(("avx2 vnni vex", |a, b, c, d, e, f| unsafe {
+                                    avx2::gemm_vnni_vex(a, b, c, d, e, f)
+                                }));
+                            }
+                            if isa::cpu_has("avx512f") && isa::cpu_has("avx512vl") && isa::cpu_has("avx512_vnni") {
+                                kernels.push(("avx2 vnni evex", |a, b, c, d, e, f| unsafe {
+                                    avx2::gemm_vnni_evex(a, b, c, d, e, f)
+                                }));
+                            }
                         }
                         if isa::cpu_has("avx512bw") && isa::cpu_has("avx2") && isa::cpu_has("fma") {
                             kernels.push(("avx512bw", |a, b, c, d, e, f| unsafe { avx512::gemm_bw(a, b, c, d, e, f) }));

@@ -220,18 +220,31 @@ pub struct RowsMut<'a> {
 
 /// Quantizes the rows of `x` (`n_in` values each, as many as `out` has scales) into `out`, each
 /// as [`quantize_row`] does (padding codes set to 0); on AVX-512 several rows at a time (their
-/// reductions and divisions overlap), the same bytes.
+/// reductions and divisions overlap), on AVX2 row by row on ymm
+/// ([`super::avx2::quantize_rows8`]): the same bytes.
 pub fn quantize_rows_into(x: &[f32], n_in: usize, out: RowsMut) {
     let rows = out.scale.len();
     let w = out.width;
     assert!(x.len() >= rows * n_in && out.q.len() >= rows * w && w >= n_in);
     assert!(out.zero.len() == rows && out.sum.len() == rows);
     #[cfg(target_arch = "x86_64")]
-    if vnni() {
-        // SAFETY: the CPU has AVX-512F/BW (checked by `vnni`); the sizes are asserted above.
-        return unsafe { super::avx512::quantize_rows8(x, n_in, out) };
+    {
+        use super::super::isa::{self, Isa};
+        match isa::active() {
+            // SAFETY: the CPU has AVX-512F/BW (checked by `vnni`); the sizes are asserted above.
+            Isa::Avx512 if vnni() => return unsafe { super::avx512::quantize_rows8(x, n_in, out) },
+            // SAFETY: the AVX2 path runs only where the CPU has AVX2 and FMA.
+            Isa::Avx2 => return unsafe { super::avx2::quantize_rows8(x, n_in, out) },
+            _ => {}
+        }
     }
-    for r in 0..rows {
+    quantize_rows_body(x, n_in, out);
+}
+
+/// The plain rows of [`quantize_rows_into`] (each row by [`quantize_row_portable`]).
+fn quantize_rows_body(x: &[f32], n_in: usize, out: RowsMut) {
+    let w = out.width;
+    for r in 0..out.scale.len() {
         let q = &mut out.q[r * w..(r + 1) * w];
         q[n_in..].fill(0);
         (out.scale[r], out.zero[r], out.sum[r]) = quantize_row_portable(&x[r * n_in..(r + 1) * n_in], &mut q[..n_in]);
@@ -273,6 +286,7 @@ pub fn quantize_row(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
 }
 
 /// The plain twin of [`quantize_row`].
+#[inline]
 pub fn quantize_row_portable(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
     let (mut lo, mut hi, mut nan) = (0f32, 0f32, false);
     for &v in x {
@@ -318,12 +332,46 @@ pub(super) fn code(v: f32, inv: f32, zero: f32) -> i32 {
 pub fn gemm(x: RowsRef, rows: usize, w: &Weights, init: Init, out: &mut [f32]) {
     check(x, rows, w, init, out);
     #[cfg(target_arch = "x86_64")]
-    if vnni() {
-        // SAFETY: the CPU has the kernel's features (checked), and `check` bounds every access.
-        unsafe { super::avx512::gemm_w8a8(x, rows, w, init, out) };
-        return;
+    {
+        use super::super::isa::{self, Isa};
+        // SAFETY (all three): the CPU has the kernel's features (checked), and `check` bounds
+        // every access.
+        match (isa::active(), ymm_vnni()) {
+            (Isa::Avx512, _) if has_vnni() => return unsafe { super::avx512::gemm_w8a8(x, rows, w, init, out) },
+            (Isa::Avx2, Some(YmmVnni::Vex)) => return unsafe { super::avx_vnni::gemm_w8a8_vex(x, rows, w, init, out) },
+            (Isa::Avx2, Some(YmmVnni::Evex)) => {
+                return unsafe { super::avx_vnni::gemm_w8a8_evex(x, rows, w, init, out) }
+            }
+            _ => {}
+        }
     }
     gemm_portable(x, rows, w, init, out);
+}
+
+/// The encoding of the 256-bit VNNI instructions a CPU has (see [`super::avx_vnni`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum YmmVnni {
+    /// AVX-VNNI (`{vex} vpdpbusd`): Intel's Alder Lake and later client cores, Sierra Forest, Zen 5.
+    Vex,
+    /// AVX-512 VNNI with AVX-512VL (`{evex} vpdpbusd` on ymm), on CPUs without AVX-VNNI.
+    Evex,
+}
+
+/// Which 256-bit VNNI encoding this CPU has for the AVX2 path's W8A8 kernel (with AVX2 and FMA),
+/// VEX preferred; `None` where it has neither.
+pub fn ymm_vnni() -> Option<YmmVnni> {
+    use super::super::isa::cpu_has;
+    static HAS: std::sync::OnceLock<Option<YmmVnni>> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        let base = cpu_has("avx2") && cpu_has("fma");
+        if base && cpu_has("avx_vnni") {
+            Some(YmmVnni::Vex)
+        } else if base && cpu_has("avx512f") && cpu_has("avx512vl") && cpu_has("avx512_vnni") {
+            Some(YmmVnni::Evex)
+        } else {
+            None
+        }
+    })
 }
 
 /// Scratch of [`gemm_node_corrected`] (no allocation after warm-up).
@@ -729,6 +777,9 @@ mod tests {
         }
     }
 
+    #[cfg(target_arch = "x86_64")]
+    type YmmKernel = fn(RowsRef, usize, &Weights, Init, &mut [f32]);
+
     #[test]
     fn vnni_kernel_equals_its_twin_bit_for_bit() {
         #[cfg(target_arch = "x86_64")]
@@ -738,6 +789,27 @@ mod tests {
         if !have {
             eprintln!("skipped: CPU lacks avx512_vnni (W8A8 VNNI kernel; the portable twin is still checked)");
         }
+        // The ymm kernels: each encoding where the CPU has it.
+        #[cfg(target_arch = "x86_64")]
+        let ymm: Vec<(&str, YmmKernel)> = {
+            use crate::kernels::int8::avx_vnni;
+            use crate::kernels::isa::cpu_has;
+            let base = cpu_has("avx2") && cpu_has("fma");
+            let mut k: Vec<(&str, YmmKernel)> = Vec::new();
+            if base && cpu_has("avx_vnni") {
+                // SAFETY: the CPU has the kernel's features (checked).
+                k.push(("ymm vex", |a, b, c, d, e| unsafe { avx_vnni::gemm_w8a8_vex(a, b, c, d, e) }));
+            } else {
+                eprintln!("skipped: CPU lacks avx_vnni (W8A8 ymm kernel, VEX encoding)");
+            }
+            if base && cpu_has("avx512f") && cpu_has("avx512vl") && cpu_has("avx512_vnni") {
+                // SAFETY: as above.
+                k.push(("ymm evex", |a, b, c, d, e| unsafe { avx_vnni::gemm_w8a8_evex(a, b, c, d, e) }));
+            } else {
+                eprintln!("skipped: CPU lacks avx512vl + avx512_vnni (W8A8 ymm kernel, EVEX encoding)");
+            }
+            k
+        };
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(31);
         let mut shapes = vec![(1, 1, 1), (5, 7, 3), (12, 128, 128), (13, 127, 21), (48, 512, 128), (7, 416, 130)];
         for _ in 0..40 {
@@ -765,6 +837,88 @@ mod tests {
                     unsafe { crate::kernels::int8::avx512::gemm_w8a8(q.view(), rows, &w, init, &mut fast) };
                     assert_eq!(fast, slow, "avx512 vnni {rows}x{n_in}x{n_out} {init:?}");
                 }
+                #[cfg(target_arch = "x86_64")]
+                for (name, kernel) in &ymm {
+                    let mut fast = begin.clone();
+                    kernel(q.view(), rows, &w, init, &mut fast);
+                    assert_eq!(fast, slow, "{name} {rows}x{n_in}x{n_out} {init:?}");
+                }
+            }
+        }
+    }
+
+    /// Rows for the row quantizers' tests: random ranges and lengths 1-70, and the edge rows
+    /// (zeros, a NaN, an infinity, constant rows, exact ties, a finite row whose sum overflows).
+    fn quantizer_rows() -> Vec<Vec<f32>> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(34);
+        let mut rows: Vec<Vec<f32>> = (0..300)
+            .map(|i| {
+                let (a, b) = (rng.gen_range(-3.0f32..0.5), rng.gen_range(0.6f32..4.0));
+                (0..1 + i % 70).map(|_| rng.gen_range(a..b)).collect()
+            })
+            .collect();
+        rows.push(vec![0.0; 17]);
+        rows.push(vec![-0.0, 1.0, 2.5, -0.5]);
+        rows.push(vec![1.0, f32::NAN, 2.0]);
+        rows.push(vec![1.0, f32::INFINITY]);
+        rows.push(vec![3.0; 33]);
+        rows.push(vec![-1.5; 16]);
+        // Ties: range 255 makes `inv` 1, so every `x.5` rounds to even, and `127.5` lands
+        // on code 256 before the clamp.
+        rows.push(
+            (0..37).map(|i| [0.5, 255.0, 254.5, 3.5][i % 4] + (i / 4) as f32 * (i % 4 == 3) as u8 as f32).collect(),
+        );
+        rows.push((0..21).map(|i| [-127.5, 127.5, -0.5, 0.5, 1.5, -2.5, 126.5][i % 7]).collect());
+        rows.push(vec![3e38, 3e38, -1.0, 2e38]); // a finite row whose sum overflows
+        rows
+    }
+
+    /// The AVX2 row quantizer against the twin, one row at a time and in blocks of rows.
+    #[test]
+    fn avx2_row_quantizer_equals_its_twin() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::kernels::isa::cpu_has;
+            if !(cpu_has("avx2") && cpu_has("fma")) {
+                eprintln!("skipped: CPU lacks avx2 (W8A8 AVX2 row quantizer)");
+                return;
+            }
+            let rows = quantizer_rows();
+            for x in &rows {
+                let n = x.len();
+                let mut want = Rows::default();
+                want.reset(1, n);
+                let (width, mut got) = (want.width, Rows::default());
+                (want.scale[0], want.zero[0], want.sum[0]) = quantize_row_portable(x, &mut want.q[..n]);
+                want.q[n..].fill(0);
+                got.reset(1, n);
+                got.q.fill(7);
+                let out =
+                    RowsMut { q: &mut got.q, scale: &mut got.scale, zero: &mut got.zero, sum: &mut got.sum, width };
+                // SAFETY: the CPU has AVX2 and FMA (checked above); one row of `n` into one of `width`.
+                unsafe { crate::kernels::int8::avx2::quantize_rows8(x, n, out) };
+                assert_eq!((&got.q, &got.zero, &got.sum), (&want.q, &want.zero, &want.sum), "{x:?}");
+                assert_eq!(got.scale[0].to_bits(), want.scale[0].to_bits(), "{x:?}");
+            }
+            // Blocks: every row of one length at once.
+            for n in [1usize, 7, 8, 16, 21, 37] {
+                let block: Vec<&Vec<f32>> = rows.iter().filter(|r| r.len() == n).collect();
+                let x: Vec<f32> = block.iter().flat_map(|r| r.iter().copied()).collect();
+                let mut want = Rows::default();
+                want.reset(block.len(), n);
+                let width = want.width;
+                for (r, row) in block.iter().enumerate() {
+                    want.q[r * width..(r + 1) * width].fill(0);
+                    (want.scale[r], want.zero[r], want.sum[r]) =
+                        quantize_row_portable(row, &mut want.q[r * width..r * width + n]);
+                }
+                let mut got = Rows::default();
+                got.reset(block.len(), n);
+                let out =
+                    RowsMut { q: &mut got.q, scale: &mut got.scale, zero: &mut got.zero, sum: &mut got.sum, width };
+                // SAFETY: as above.
+                unsafe { crate::kernels::int8::avx2::quantize_rows8(&x, n, out) };
+                assert_eq!((&got.q, &got.zero, &got.sum), (&want.q, &want.zero, &want.sum), "n={n}");
             }
         }
     }
@@ -777,26 +931,7 @@ mod tests {
                 eprintln!("skipped: CPU lacks avx512_vnni (W8A8 AVX-512 row quantizer)");
                 return;
             }
-            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(34);
-            let mut rows: Vec<Vec<f32>> = (0..300)
-                .map(|i| {
-                    let (a, b) = (rng.gen_range(-3.0f32..0.5), rng.gen_range(0.6f32..4.0));
-                    (0..1 + i % 70).map(|_| rng.gen_range(a..b)).collect()
-                })
-                .collect();
-            rows.push(vec![0.0; 17]);
-            rows.push(vec![-0.0, 1.0, 2.5, -0.5]);
-            rows.push(vec![1.0, f32::NAN, 2.0]);
-            rows.push(vec![1.0, f32::INFINITY]);
-            rows.push(vec![3.0; 33]);
-            rows.push(vec![-1.5; 16]);
-            // Ties: range 255 makes `inv` 1, so every `x.5` rounds to even, and `127.5` lands
-            // on code 256 before the clamp.
-            rows.push(
-                (0..37).map(|i| [0.5, 255.0, 254.5, 3.5][i % 4] + (i / 4) as f32 * (i % 4 == 3) as u8 as f32).collect(),
-            );
-            rows.push((0..21).map(|i| [-127.5, 127.5, -0.5, 0.5, 1.5, -2.5, 126.5][i % 7]).collect());
-            rows.push(vec![3e38, 3e38, -1.0, 2e38]); // a finite row whose sum overflows
+            let rows = quantizer_rows();
             for x in &rows {
                 let (mut a, mut b) = (vec![1i8; x.len()], vec![2i8; x.len()]);
                 let slow = quantize_row_portable(x, &mut a);
