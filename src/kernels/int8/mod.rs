@@ -1,9 +1,10 @@
 //! int8 dense layers (`--precision int8`). Two algorithms, chosen once per process by the CPU
 //! ([`algorithm`]):
 //!
-//! - **W8A8** ([`w8a8`]) where the CPU has AVX-512 VNNI: int8 weights per output channel × uint8
-//!   activations per row (with a zero point), `vpdpbusd` (4 byte products per 32-bit lane, 4× a
-//!   float32 FMA's products per instruction), exact int32 sums. Only per-edge layers (the
+//! - **W8A8** ([`w8a8`]) where the CPU has VNNI (AVX-512 VNNI; or AVX-VNNI, the 256-bit form
+//!   on AVX2 CPUs, [`avx_vnni`]): int8 weights per output channel × uint8 activations per row
+//!   (with a zero point), `vpdpbusd` (4 byte products per 32-bit lane, 4× a float32 FMA's
+//!   products per instruction), exact int32 sums. Only per-edge layers (the
 //!   `[L·K, H]` products: the message MLPs, the edge embedding, `W_e`) are quantized, each in
 //!   the form the layer plan [`crate::model::INT8_PLAN`] gives it: one int8 pass (with the
 //!   per-node mean correction of the weights' rounding, [`w8a8::gemm_node_corrected`]), two passes
@@ -47,8 +48,8 @@
 //!
 //! One implementation per instruction set ([`super::isa`]): [`avx512`] (AVX-512BW `vpmaddwd`
 //! on 16 columns per zmm, or AVX-512 VNNI's `vpdpwssd`, which multiplies and accumulates in one
-//! instruction), [`avx2`] (`vpmaddwd` on ymm), and [`portable`] (plain Rust that LLVM
-//! vectorizes). The integer sums are exact, and the final rescale `fma(Σ, s_x·s_w, start)` is
+//! instruction), [`avx2`] (`vpmaddwd` on ymm, or 256-bit `vpdpwssd` where the CPU has AVX-VNNI
+//! or AVX-512 VNNI + VL), and [`portable`] (plain Rust that LLVM vectorizes). The integer sums are exact, and the final rescale `fma(Σ, s_x·s_w, start)` is
 //! the same float32 expression on every path, so every path gives the same bits.
 
 use super::gemm::{Init, NR};
@@ -405,7 +406,8 @@ pub fn reference(xq: &[i16], xs: &[f32], rows: usize, w: &QuantWeights, init: In
 pub enum Algorithm {
     /// int8 weights × int16 activations ([`QuantWeights`], [`gemm`]): CPUs without VNNI.
     W8A16,
-    /// int8 weights × uint8 activations ([`w8a8`]): the default where the CPU has AVX-512 VNNI.
+    /// int8 weights × uint8 activations ([`w8a8`]): the default where the CPU has VNNI (AVX-512
+    /// VNNI, or AVX-VNNI with AVX2).
     W8A8,
 }
 
@@ -413,10 +415,11 @@ pub enum Algorithm {
 pub const ALGORITHM_ENV: &str = "MPNN_INT8";
 
 /// The int8 algorithm of this process, decided once: `MPNN_INT8` when set, else W8A8 where the
-/// CPU has AVX-512 VNNI and W8A16 elsewhere. It depends on the CPU, not on `MPNN_ISA`: on one
-/// machine every forced path runs the same algorithm and gives the same bits (W8A8's portable
-/// twin stands in for the VNNI kernel), but a VNNI and a non-VNNI machine differ unless
-/// `MPNN_INT8` pins the algorithm.
+/// CPU has VNNI (AVX-512 VNNI, or AVX-VNNI with AVX2 and FMA) and W8A16 elsewhere. It depends on
+/// the CPU, not on `MPNN_ISA`: on one machine every forced path runs the same algorithm and
+/// gives the same bits (the AVX2 path's ymm VNNI kernels and W8A8's portable twin stand in for
+/// the AVX-512 kernel), but a VNNI and a non-VNNI machine differ unless `MPNN_INT8` pins the
+/// algorithm.
 pub fn algorithm() -> Algorithm {
     static ALGO: std::sync::OnceLock<Algorithm> = std::sync::OnceLock::new();
     *ALGO.get_or_init(|| match std::env::var(ALGORITHM_ENV).ok().as_deref().map(str::trim) {

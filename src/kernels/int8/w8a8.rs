@@ -1,7 +1,8 @@
 //! W8A8: int8 weights (per output channel, symmetric) × uint8 activations (per row, asymmetric
 //! with a zero point), exact int32 sums — the algorithm `--precision int8` runs on CPUs with
-//! AVX-512 VNNI, whose `vpdpbusd` multiplies 4 u8 × s8 pairs per 32-bit lane and accumulates
-//! them in one instruction (4× the products per instruction of a float32 FMA).
+//! VNNI (AVX-512 VNNI, or AVX-VNNI on AVX2 CPUs), whose `vpdpbusd` multiplies 4 u8 × s8 pairs
+//! per 32-bit lane and accumulates them in one instruction (4× the products per instruction of
+//! a float32 FMA).
 //!
 //! For an output `o` and an input row `x`:
 //!
@@ -27,8 +28,9 @@
 //! float32 arithmetic, so the row quantizer ([`quantize_row`]) is one piece of code that gives
 //! the same bytes however LLVM vectorizes it; the final rescale `fma(float(Σ − z·Σw), s_x·s_w,
 //! start)` is the same float32 expression in [`gemm_portable`] (plain Rust, the twin used
-//! wherever VNNI is absent or another path is forced) and in the AVX-512 VNNI kernel
-//! ([`super::avx512::gemm_w8a8`]), so the two give the same bits (tested).
+//! wherever VNNI is absent or the portable path is forced), in the AVX-512 VNNI kernel
+//! ([`super::avx512::gemm_w8a8`]) and in the AVX2 path's ymm kernels
+//! ([`super::avx_vnni`]), so all of them give the same bits (tested).
 //!
 //! Weights are packed (as `q_w + 128`) in panels of 16 output columns holding quads of `k`:
 //! `packed[panel][k / 4][column][k % 4]` — one 64-byte zmm per panel and quad of `k`.
@@ -513,7 +515,8 @@ fn add_dequantized(acc: &mut [f32], codes: &[i8], offset: i32, scale: f32) {
 }
 
 /// Whether the AVX-512 VNNI W8A8 kernel runs here (the CPU has it, and the process's path is
-/// AVX-512: `MPNN_ISA=avx2|portable` run the portable twin, which gives the same bits).
+/// AVX-512: `MPNN_ISA=avx2` runs the ymm kernels where the CPU has 256-bit VNNI, `portable` the
+/// portable twin; all give the same bits).
 pub fn vnni() -> bool {
     use super::super::isa::{self, Isa};
     isa::active() == Isa::Avx512 && has_vnni()
