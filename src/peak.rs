@@ -10,6 +10,9 @@
 //! - `avx512 vnni u8×s8`: `vpdpbusd`, 64 byte products added into 16 int32 lanes (2 OP each);
 //! - `avx512 vnni s16×s16`: `vpdpwssd`, 32 int16 products (the instruction of mpnn's W8A16 int8
 //!   kernel on VNNI CPUs);
+//! - `avx-vnni u8×s8` / `avx512vl vnni u8×s8`: `vpdpbusd` on ymm (32 byte products into 8
+//!   int32 lanes) in its VEX and EVEX encodings (the instruction of the AVX2 path's W8A8
+//!   kernel, `crate::kernels::int8::avx_vnni`);
 //! - `avx512 bf16`: `vdpbf16ps`, 32 bfloat16 products added pairwise into 16 float32 lanes
 //!   (2 FLOP each; the instruction of mpnn's bf16 kernel on AVX-512 BF16 CPUs);
 //! - `amx bf16`: `tdpbf16ps`, 16 × 16 float32 outputs × 32 bfloat16 products per instruction
@@ -107,6 +110,41 @@ mod x86 {
         |x: __m512i| _mm512_reduce_add_epi32(x) as f32
     );
 
+    /// [`opaque!`] on ymm with an explicit encoding (`{vex}` or `{evex}`).
+    macro_rules! opaque_ymm {
+        ($op:literal, $x:expr, $a:expr, $b:expr) => {{
+            let mut x = $x;
+            std::arch::asm!(concat!($op, " {x}, {a}, {b}"), x = inout(ymm_reg) x, a = in(ymm_reg) $a, b = in(ymm_reg) $b,
+                options(pure, nomem, nostack));
+            x
+        }};
+    }
+
+    /// The 8 int32 lanes of `x`, added.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn sum_epi32(x: __m256i) -> f32 {
+        let lanes: [i32; 8] = std::mem::transmute(x);
+        lanes.iter().fold(0i32, |a, &b| a.wrapping_add(b)) as f32
+    }
+
+    chains!(
+        avx_vnni_u8_raw,
+        "avx2,avxvnni",
+        __m256i,
+        |i: usize| _mm256_set1_epi32(i as i32 + 1),
+        |x: __m256i, a: __m256i, b: __m256i| opaque_ymm!("{{vex}} vpdpbusd", x, a, b),
+        |x: __m256i| sum_epi32(x)
+    );
+    chains!(
+        evex_ymm_vnni_u8_raw,
+        "avx2,avx512f,avx512vl,avx512vnni",
+        __m256i,
+        |i: usize| _mm256_set1_epi32(i as i32 + 1),
+        |x: __m256i, a: __m256i, b: __m256i| opaque_ymm!("{{evex}} vpdpbusd", x, a, b),
+        |x: __m256i| sum_epi32(x)
+    );
+
     chains!(
         bf16_dp_raw,
         "avx512f,avx512bw,avx512bf16",
@@ -116,7 +154,7 @@ mod x86 {
         |x: __m512| _mm512_reduce_add_ps(x)
     );
 
-    // SAFETY (all five): only called after the unit's features were detected (`super::measure`).
+    // SAFETY (all seven): only called after the unit's features were detected (`super::measure`).
     pub fn avx2_fma(n: u64) -> f32 {
         unsafe { avx2_fma_raw(n) }
     }
@@ -132,6 +170,12 @@ mod x86 {
     pub fn bf16_dp(n: u64) -> f32 {
         unsafe { bf16_dp_raw(n) }
     }
+    pub fn avx_vnni_u8(n: u64) -> f32 {
+        unsafe { avx_vnni_u8_raw(n) }
+    }
+    pub fn evex_ymm_vnni_u8(n: u64) -> f32 {
+        unsafe { evex_ymm_vnni_u8_raw(n) }
+    }
 }
 
 fn units() -> Vec<Unit> {
@@ -142,6 +186,14 @@ fn units() -> Vec<Unit> {
             ("avx512 fma", &["avx512f", "avx2", "fma"], 12.0 * 16.0 * 2.0, "GFLOP/s", x86::avx512_fma),
             ("avx512 vnni u8×s8 (vpdpbusd)", &["avx512bw", "avx512_vnni"], 12.0 * 64.0 * 2.0, "GOP/s", x86::vnni_u8),
             ("avx512 vnni s16×s16 (vpdpwssd)", &["avx512bw", "avx512_vnni"], 12.0 * 32.0 * 2.0, "GOP/s", x86::vnni_s16),
+            ("avx-vnni u8×s8 (vpdpbusd ymm, VEX)", &["avx2", "avx_vnni"], 12.0 * 32.0 * 2.0, "GOP/s", x86::avx_vnni_u8),
+            (
+                "avx512vl vnni u8×s8 (vpdpbusd ymm, EVEX)",
+                &["avx2", "avx512vl", "avx512_vnni"],
+                12.0 * 32.0 * 2.0,
+                "GOP/s",
+                x86::evex_ymm_vnni_u8,
+            ),
             ("avx512 bf16 (vdpbf16ps)", &["avx512f", "avx512_bf16"], 12.0 * 32.0 * 2.0, "GFLOP/s", x86::bf16_dp),
             (
                 "amx bf16 (tdpbf16ps)",
