@@ -16,25 +16,29 @@ unsafe fn madd_add(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
     _mm256_add_epi32(acc, _mm256_madd_epi16(x, w))
 }
 
-/// `{vex} vpdpwssd` (AVX-VNNI).
-#[inline]
-#[target_feature(enable = "avx2,avxvnni")]
-unsafe fn dpwssd_vex(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
-    let mut acc = acc;
-    std::arch::asm!("{{vex}} vpdpwssd {acc}, {x}, {w}", acc = inout(ymm_reg) acc, x = in(ymm_reg) x, w = in(ymm_reg) w,
-        options(pure, nomem, nostack));
-    acc
+/// `vpdpwssd` on ymm in one encoding, as inline assembly (LLVM would pick the encoding from the
+/// enabled features, and split the intrinsic into `vpmaddwd` + `vpaddd` where it sees fit).
+macro_rules! dpwssd {
+    ($name:ident, $features:literal, $op:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[inline]
+        #[target_feature(enable = $features)]
+        unsafe fn $name(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
+            let mut acc = acc;
+            std::arch::asm!(concat!($op, " {acc}, {x}, {w}"), acc = inout(ymm_reg) acc, x = in(ymm_reg) x,
+                w = in(ymm_reg) w, options(pure, nomem, nostack));
+            acc
+        }
+    };
 }
 
-/// `{evex} vpdpwssd` on ymm (AVX-512 VNNI + VL).
-#[inline]
-#[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
-unsafe fn dpwssd_evex(acc: __m256i, x: __m256i, w: __m256i) -> __m256i {
-    let mut acc = acc;
-    std::arch::asm!("{{evex}} vpdpwssd {acc}, {x}, {w}", acc = inout(ymm_reg) acc, x = in(ymm_reg) x, w = in(ymm_reg) w,
-        options(pure, nomem, nostack));
-    acc
-}
+dpwssd!(dpwssd_vex, "avx2,avxvnni", "{{vex}} vpdpwssd", "`{vex} vpdpwssd` (AVX-VNNI).");
+dpwssd!(
+    dpwssd_evex,
+    "avx2,avx512f,avx512vl,avx512vnni",
+    "{{evex}} vpdpwssd",
+    "`{evex} vpdpwssd` on ymm (AVX-512 VNNI + VL)."
+);
 
 macro_rules! kernel {
     ($gemm:ident, $block:ident, $features:literal, $dot:ident) => {
@@ -50,14 +54,7 @@ macro_rules! kernel {
             while m < rows {
                 let mr = (rows - m).min(MR);
                 for p in 0..panels {
-                    match mr {
-                        6 => $block::<6>(xq, xs, m, w, p, init, out),
-                        5 => $block::<5>(xq, xs, m, w, p, init, out),
-                        4 => $block::<4>(xq, xs, m, w, p, init, out),
-                        3 => $block::<3>(xq, xs, m, w, p, init, out),
-                        2 => $block::<2>(xq, xs, m, w, p, init, out),
-                        _ => $block::<1>(xq, xs, m, w, p, init, out),
-                    }
+                    by_rows_6!(mr, $block(xq, xs, m, w, p, init, out))
                 }
                 m += mr;
             }

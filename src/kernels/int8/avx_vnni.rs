@@ -42,14 +42,7 @@ macro_rules! kernel {
             while m < rows {
                 let mr = (rows - m).min(MR);
                 for p in 0..panels {
-                    match mr {
-                        6 => $block::<6>(x, m, w, p, init, out),
-                        5 => $block::<5>(x, m, w, p, init, out),
-                        4 => $block::<4>(x, m, w, p, init, out),
-                        3 => $block::<3>(x, m, w, p, init, out),
-                        2 => $block::<2>(x, m, w, p, init, out),
-                        _ => $block::<1>(x, m, w, p, init, out),
-                    }
+                    by_rows_6!(mr, $block(x, m, w, p, init, out))
                 }
                 m += mr;
             }

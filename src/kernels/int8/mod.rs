@@ -436,6 +436,22 @@ pub fn algorithm() -> Algorithm {
     })
 }
 
+/// `block::<R>(args)` for a register block of `mr` rows, `R` one of 1..=6 (`mr` ≥ 6 runs 6):
+/// the row-count dispatch of the AVX2-width kernels.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_rows_6 {
+    ($mr:expr, $block:ident($($arg:expr),*)) => {
+        match $mr {
+            6.. => $block::<6>($($arg),*),
+            5 => $block::<5>($($arg),*),
+            4 => $block::<4>($($arg),*),
+            3 => $block::<3>($($arg),*),
+            2 => $block::<2>($($arg),*),
+            _ => $block::<1>($($arg),*),
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
