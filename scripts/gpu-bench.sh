@@ -60,6 +60,9 @@ else
     out="$(mktemp -d)"
     trap 'rm -rf "$out"' EXIT
 fi
+# calc EXPR: floating-point arithmetic with awk (bc is not on every image); elapsed START: seconds since START.
+calc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
+elapsed() { calc "$(date +%s.%N) - $1"; }
 # The shapes: the real ones, or GPU_BENCH_QUICK's small ones (a dry run of the script).
 if [ "${GPU_BENCH_QUICK:-0}" = 1 ]; then
     sample_jobs="5L33:2" big= bench_batches=2 backbones=2 official_backbones=1 seqs=2
@@ -116,7 +119,7 @@ start=$(date +%s.%N)
 "$python" "$official/protein_mpnn_run.py" --pdb_path "$parity/structures/5L33.pdb" --out_folder "$out/official" \
     --num_seq_per_target "$seqs" --batch_size 1 --sampling_temp 0.1 --seed 1 \
     --path_to_model_weights "$parity/weights" --model_name full_k48 >/dev/null
-echo "official protein_mpnn_run.py 5L33 $seqs seqs batch 1: $(echo "$(date +%s.%N) - $start" | bc) s wall"
+echo "official protein_mpnn_run.py 5L33 $seqs seqs batch 1: $(elapsed "$start") s wall"
 
 echo "== mpnn bench --device gpu (f32 and f16)"
 bench_gpu() {
@@ -131,7 +134,7 @@ echo "== mpnn design --device gpu (5L33, $seqs sequences, end to end)"
 start=$(date +%s.%N)
 "$mpnn" design --device gpu --weights "$weights" "$parity/structures/5L33.pdb" --out "$out/mpnn" \
     --num_seq_per_target "$seqs" --sampling_temp 0.1 --seed 1 >/dev/null
-echo "mpnn design --device gpu 5L33 $seqs seqs: $(echo "$(date +%s.%N) - $start" | bc) s wall"
+echo "mpnn design --device gpu 5L33 $seqs seqs: $(elapsed "$start") s wall"
 
 echo "== many backbones: $backbones copies of 5L33, $seqs sequences each"
 mkdir -p "$out/many"
@@ -142,13 +145,13 @@ for i in $(seq 1 "$official_backbones"); do
         --num_seq_per_target "$seqs" --batch_size "$seqs" --sampling_temp 0.1 --seed 1 \
         --path_to_model_weights "$parity/weights" --model_name full_k48 >/dev/null
 done
-t=$(echo "$(date +%s.%N) - $start" | bc)
+t=$(elapsed "$start")
 n=$((backbones * seqs))
-scale=$(echo "$backbones / $official_backbones" | bc -l)
+scale=$(calc "$backbones / $official_backbones")
 printf 'official protein_mpnn_run.py, %s of %s backbones x %s seqs: %.1f s wall (x%.0f: %.1f s, %.2f seq/s)\n' \
-    "$official_backbones" "$backbones" "$seqs" "$t" "$scale" "$(echo "$t * $scale" | bc -l)" "$(echo "$n / ($t * $scale)" | bc -l)"
+    "$official_backbones" "$backbones" "$seqs" "$t" "$scale" "$(calc "$t * $scale")" "$(calc "$n / ($t * $scale)")"
 start=$(date +%s.%N)
 "$mpnn" design --device gpu --weights "$weights" "$out/many" --out "$out/mpnn-many" \
     --num_seq_per_target "$seqs" --sampling_temp 0.1 --seed 1 >/dev/null
-t=$(echo "$(date +%s.%N) - $start" | bc)
-echo "mpnn design --device gpu, $backbones backbones x $seqs seqs: $t s wall ($(echo "scale=1; $n / $t" | bc) seq/s)"
+t=$(elapsed "$start")
+echo "mpnn design --device gpu, $backbones backbones x $seqs seqs: $t s wall ($(calc "$n / $t") seq/s)"
