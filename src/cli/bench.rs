@@ -226,12 +226,24 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     };
     let paths = if isas.is_empty() { vec![isa::active()] } else { isas };
     eprintln!(
-        "mpnn bench: {} threads, CPU {}, kernel path{} {} (available: {}){}",
+        "mpnn bench: {} threads, CPU {}, kernel path{} {} (available: {}){}{}",
         rayon::current_num_threads(),
         cpu_model(),
         if paths.len() > 1 { "s" } else { "" },
         paths.iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
         Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
+        if precisions.iter().any(|v| v.precision == mpnn::kernels::precision::Precision::Int8) {
+            format!(
+                "; int8 kernel on {}",
+                paths
+                    .iter()
+                    .map(|&p| format!("{p}: {}", mpnn::kernels::int8::kernel_name(p)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            String::new()
+        },
         if precisions.iter().any(|v| v.precision == mpnn::kernels::precision::Precision::Bf16) {
             format!(
                 "; bf16 kernel on {}",

@@ -436,6 +436,35 @@ pub fn algorithm() -> Algorithm {
     })
 }
 
+/// The int8 kernels `--precision int8` runs on the path `p` (for `mpnn bench`'s header): the
+/// algorithm ([`algorithm`]) and the instruction of its per-edge products.
+pub fn kernel_name(p: Isa) -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let ymm = w8a8::ymm_vnni();
+        let vnni512 = isa::cpu_has("avx512_vnni") && isa::cpu_has("avx512bw");
+        match (algorithm(), p) {
+            (Algorithm::W8A8, Isa::Avx512) if w8a8::has_vnni() => "W8A8, vpdpbusd zmm",
+            (Algorithm::W8A8, Isa::Avx2) if ymm == Some(w8a8::YmmVnni::Vex) => "W8A8, vpdpbusd ymm (VEX)",
+            (Algorithm::W8A8, Isa::Avx2) if ymm == Some(w8a8::YmmVnni::Evex) => "W8A8, vpdpbusd ymm (EVEX)",
+            (Algorithm::W8A8, _) => "W8A8, plain twin",
+            (Algorithm::W8A16, Isa::Avx512) if vnni512 => "W8A16, vpdpwssd zmm",
+            (Algorithm::W8A16, Isa::Avx512) if isa::cpu_has("avx512bw") => "W8A16, vpmaddwd zmm",
+            (Algorithm::W8A16, Isa::Avx2) if ymm.is_some() => "W8A16, vpdpwssd ymm",
+            (Algorithm::W8A16, Isa::Avx512 | Isa::Avx2) => "W8A16, vpmaddwd ymm",
+            (Algorithm::W8A16, Isa::Portable) => "W8A16, plain Rust",
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = p;
+        match algorithm() {
+            Algorithm::W8A8 => "W8A8, plain twin",
+            Algorithm::W8A16 => "W8A16, plain Rust",
+        }
+    }
+}
+
 /// `block::<R>(args)` for a register block of `mr` rows, `R` one of 1..=6 (`mr` ≥ 6 runs 6):
 /// the row-count dispatch of the AVX2-width kernels.
 #[cfg(target_arch = "x86_64")]
@@ -465,6 +494,24 @@ pub mod w8a8;
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
+
+    /// `kernel_name` names the process's algorithm and, where the CPU has VNNI, the VNNI
+    /// instruction of the path.
+    #[test]
+    fn kernel_names_follow_the_algorithm_and_the_cpu() {
+        for p in Isa::available() {
+            let name = kernel_name(p);
+            let algo = match algorithm() {
+                Algorithm::W8A8 => "W8A8",
+                Algorithm::W8A16 => "W8A16",
+            };
+            assert!(name.starts_with(algo), "{p}: {name}");
+            #[cfg(target_arch = "x86_64")]
+            if p == Isa::Avx2 && algorithm() == Algorithm::W8A8 {
+                assert_eq!(name.contains("vpdpbusd ymm"), w8a8::ymm_vnni().is_some(), "{name}");
+            }
+        }
+    }
 
     #[test]
     fn every_path_equals_reference_bit_for_bit() {
