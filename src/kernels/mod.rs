@@ -159,7 +159,7 @@ impl Linear {
     }
 
     /// The same layer in int8 precision with 12-bit weights and int16 inputs
-    /// ([`int8::QuantWeights::wide`]: the W8A16 kernels, `vpdpwssd` on AVX-512 VNNI), whatever
+    /// ([`int8::QuantWeights::wide`]: the W8A16 kernels, `vpdpwssd` on VNNI CPUs), whatever
     /// the process's int8 algorithm: the layer plan's `w12` form.
     pub fn with_wide_int8(&self) -> Linear {
         Linear {

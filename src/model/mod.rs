@@ -280,7 +280,7 @@ impl ProteinMpnn {
 /// `accurate` ([`INT8_PLAN_ACCURATE`]: every per-edge layer 12-bit, 99.9 %, ≈ 7 % slower).
 pub const INT8_PLAN_ENV: &str = "MPNN_INT8_PLAN";
 
-/// Which layers W8A8 (`--precision int8` on AVX-512 VNNI) computes how. Comma-separated
+/// Which layers W8A8 (`--precision int8` on CPUs with VNNI) computes how. Comma-separated
 /// entries `FORM:NAME` (a bare `NAME` means `f32:NAME`); the first entry naming a layer wins.
 /// Names: `enc_node` (the encoder's node-message `W1·e`, `W2`), `enc_edge` (its edge-message
 /// `W11·e`, `W12`, `W13`), `dec` (the decoder's `W1·e`, `W2`), each optionally followed by the
