@@ -26,7 +26,7 @@
 #      expected: every line `ok` (lavapipe gives ≤ 2e-5 and identical FASTA);
 #   3. scripts/gpu-bench.sh: official model.sample() and mpnn's GPU sampler side by side (goals:
 #      ≥ 4,000 seq/s for 4GYT at batch 512, ≥ 20× the official default job), see its header.
-# Dry run here (CPU PyTorch in a venv, lavapipe, small shapes, ~6 min on 2 cores):
+# Dry run here (CPU PyTorch in a venv, lavapipe, small shapes, ~3 min on 2 cores):
 #   MPNN_ALLOW_SOFTWARE_GPU=1 GPU_BENCH_QUICK=1 PYTHON=venv/bin/python scripts/gpu-lease.sh run
 set -uo pipefail
 cd "$(dirname "$0")/.."
