@@ -225,6 +225,15 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         precisions: precisions.clone(),
     };
     let paths = if isas.is_empty() { vec![isa::active()] } else { isas };
+    // "; int8 kernel on avx512: ..., avx2: ..." where `precision` is benchmarked, else nothing.
+    let kernels_of = |precision, name: fn(Isa) -> &'static str| {
+        if precisions.iter().any(|v| v.precision == precision) {
+            let names: Vec<String> = paths.iter().map(|&p| format!("{p}: {}", name(p))).collect();
+            format!("; {precision} kernel on {}", names.join(", "))
+        } else {
+            String::new()
+        }
+    };
     eprintln!(
         "mpnn bench: {} threads, CPU {}, kernel path{} {} (available: {}){}{}",
         rayon::current_num_threads(),
@@ -232,30 +241,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         if paths.len() > 1 { "s" } else { "" },
         paths.iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
         Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", "),
-        if precisions.iter().any(|v| v.precision == mpnn::kernels::precision::Precision::Int8) {
-            format!(
-                "; int8 kernel on {}",
-                paths
-                    .iter()
-                    .map(|&p| format!("{p}: {}", mpnn::kernels::int8::kernel_name(p)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        } else {
-            String::new()
-        },
-        if precisions.iter().any(|v| v.precision == mpnn::kernels::precision::Precision::Bf16) {
-            format!(
-                "; bf16 kernel on {}",
-                paths
-                    .iter()
-                    .map(|&p| format!("{p}: {}", mpnn::kernels::bf16::kernel_name(p)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        } else {
-            String::new()
-        }
+        kernels_of(mpnn::kernels::precision::Precision::Int8, mpnn::kernels::int8::kernel_name),
+        kernels_of(mpnn::kernels::precision::Precision::Bf16, mpnn::kernels::bf16::kernel_name)
     );
     let rows = bench::run(&plan, |r| {
         eprintln!(

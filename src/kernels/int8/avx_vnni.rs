@@ -95,9 +95,7 @@ unsafe fn epilogue<const R: usize>(
         // A whole panel: starts, scales and column sums straight from memory.
         for (r, a) in acc.iter().enumerate() {
             let row = m + r;
-            let t = _mm256_set1_epi32(row_term(x, row));
-            let zc = _mm256_set1_epi32(128 - x.zero[row]);
-            let sx = _mm256_set1_ps(x.scale[row]);
+            let k = RowConstants::of(x, row);
             let dst = out.as_mut_ptr().add(row * n_out + c0);
             for (h, &a) in a.iter().enumerate() {
                 let c = c0 + 8 * h;
@@ -109,10 +107,8 @@ unsafe fn epilogue<const R: usize>(
                         _mm256_add_ps(_mm256_loadu_ps(dst.add(8 * h)), _mm256_loadu_ps(b.as_ptr().add(c)))
                     }
                 };
-                let cs = _mm256_loadu_si256(w.col_sums.as_ptr().add(c) as *const __m256i);
-                let v = _mm256_add_epi32(_mm256_add_epi32(a, t), _mm256_mullo_epi32(zc, cs));
-                let scale = _mm256_mul_ps(sx, _mm256_loadu_ps(w.scales.as_ptr().add(c)));
-                _mm256_storeu_ps(dst.add(8 * h), _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), scale, start));
+                let y = k.rescale(a, w.col_sums.as_ptr().add(c), w.scales.as_ptr().add(c), start);
+                _mm256_storeu_ps(dst.add(8 * h), y);
             }
         }
         return;
@@ -126,16 +122,46 @@ unsafe fn epilogue<const R: usize>(
         for (c, v) in s[..cols].iter_mut().enumerate() {
             *v = start(init, out, row, c0 + c, n_out);
         }
-        let t = _mm256_set1_epi32(row_term(x, row));
-        let zc = _mm256_set1_epi32(128 - x.zero[row]);
-        let sx = _mm256_set1_ps(x.scale[row]);
+        let k = RowConstants::of(x, row);
         for (h, &a) in a.iter().enumerate() {
-            let cs = _mm256_loadu_si256(sums.as_ptr().add(8 * h) as *const __m256i);
-            let v = _mm256_add_epi32(_mm256_add_epi32(a, t), _mm256_mullo_epi32(zc, cs));
-            let scale = _mm256_mul_ps(sx, _mm256_loadu_ps(ws.as_ptr().add(8 * h)));
-            let y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), scale, _mm256_loadu_ps(s.as_ptr().add(8 * h)));
+            let y =
+                k.rescale(a, sums.as_ptr().add(8 * h), ws.as_ptr().add(8 * h), _mm256_loadu_ps(s.as_ptr().add(8 * h)));
             _mm256_storeu_ps(s.as_mut_ptr().add(8 * h), y);
         }
         out[row * n_out + c0..][..cols].copy_from_slice(&s[..cols]);
+    }
+}
+
+/// A row's terms of the rescale, broadcast: `−128·Σx_s`, `128 − z` and `s_x`.
+#[derive(Clone, Copy)]
+struct RowConstants {
+    t: __m256i,
+    zc: __m256i,
+    sx: __m256,
+}
+
+impl RowConstants {
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn of(x: RowsRef, row: usize) -> RowConstants {
+        RowConstants {
+            t: _mm256_set1_epi32(row_term(x, row)),
+            zc: _mm256_set1_epi32(128 - x.zero[row]),
+            sx: _mm256_set1_ps(x.scale[row]),
+        }
+    }
+
+    /// 8 outputs from their sums `a`, the columns' weight sums and scales (8 each at `cs`, `ws`)
+    /// and starting values: `fma(float(a − 128·Σx_s + (128 − z)·Σq_w), s_x·s_w, start)`, the
+    /// twin's expression.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn rescale(self, a: __m256i, cs: *const i32, ws: *const f32, start: __m256) -> __m256 {
+        let v = _mm256_add_epi32(
+            _mm256_add_epi32(a, self.t),
+            _mm256_mullo_epi32(self.zc, _mm256_loadu_si256(cs as *const __m256i)),
+        );
+        let scale = _mm256_mul_ps(self.sx, _mm256_loadu_ps(ws));
+        _mm256_fmadd_ps(_mm256_cvtepi32_ps(v), scale, start)
     }
 }

@@ -240,13 +240,7 @@ pub fn quantize_rows_into(x: &[f32], n_in: usize, out: RowsMut) {
             _ => {}
         }
     }
-    quantize_rows_body(x, n_in, out);
-}
-
-/// The plain rows of [`quantize_rows_into`] (each row by [`quantize_row_portable`]).
-fn quantize_rows_body(x: &[f32], n_in: usize, out: RowsMut) {
-    let w = out.width;
-    for r in 0..out.scale.len() {
+    for r in 0..rows {
         let q = &mut out.q[r * w..(r + 1) * w];
         q[n_in..].fill(0);
         (out.scale[r], out.zero[r], out.sum[r]) = quantize_row_portable(&x[r * n_in..(r + 1) * n_in], &mut q[..n_in]);
@@ -288,7 +282,6 @@ pub fn quantize_row(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
 }
 
 /// The plain twin of [`quantize_row`].
-#[inline]
 pub fn quantize_row_portable(x: &[f32], dst: &mut [i8]) -> (f32, i32, i32) {
     let (mut lo, mut hi, mut nan) = (0f32, 0f32, false);
     for &v in x {
