@@ -420,13 +420,68 @@ impl LayerNorm {
         self.gamma.len()
     }
 
-    /// Normalizes every row of `x` (rows of width `dim`) in place.
+    /// Normalizes every row of `x` (rows of width `dim`) in place, on the process's
+    /// instruction-set path ([`isa::active`]).
     pub fn forward_inplace(&self, x: &mut [f32]) {
-        let d = self.dim();
-        for row in x.chunks_exact_mut(d) {
-            layer_norm_row(row, &self.gamma, &self.beta);
-        }
+        self.forward_inplace_with(isa::active(), x);
     }
+
+    /// `x ← norm(x + d)` row by row (`d` the same shape as `x`): the residual addition and the
+    /// norm in one pass over each row, the same bits as the addition followed by
+    /// [`LayerNorm::forward_inplace`].
+    pub fn add_forward_inplace(&self, x: &mut [f32], d: &[f32]) {
+        assert_eq!(x.len(), d.len(), "residual of another shape");
+        self.rows_on(isa::active(), x, Some(d));
+    }
+
+    /// [`LayerNorm::forward_inplace`] on the path `p` (which the CPU must support: panics
+    /// otherwise). [`layer_norm_row`] is the same source on each path, compiled for its vector
+    /// width: its sums run in 16 fixed lanes and Rust never fuses a multiply and an add, so
+    /// every path gives the same bits (tested).
+    pub fn forward_inplace_with(&self, p: isa::Isa, x: &mut [f32]) {
+        self.rows_on(p, x, None);
+    }
+
+    fn rows_on(&self, p: isa::Isa, x: &mut [f32], d: Option<&[f32]>) {
+        if let Some(missing) = p.missing_feature() {
+            panic!("layer norm on path {p}: this CPU lacks {missing}");
+        }
+        #[cfg(target_arch = "x86_64")]
+        match p {
+            // SAFETY: the CPU has the features (checked above); the body is safe code.
+            isa::Isa::Avx512 => return unsafe { layer_norm_rows_avx512(x, d, &self.gamma, &self.beta) },
+            isa::Isa::Avx2 => return unsafe { layer_norm_rows_avx2(x, d, &self.gamma, &self.beta) },
+            isa::Isa::Portable => {}
+        }
+        layer_norm_rows(x, d, &self.gamma, &self.beta);
+    }
+}
+
+/// Every row of `x` (plus the same row of `d`, when given) through [`layer_norm_row`].
+#[inline(always)]
+fn layer_norm_rows(x: &mut [f32], d: Option<&[f32]>, gamma: &[f32], beta: &[f32]) {
+    let n = gamma.len();
+    match d {
+        Some(d) => {
+            for (row, dr) in x.chunks_exact_mut(n).zip(d.chunks_exact(n)) {
+                row.iter_mut().zip(dr).for_each(|(v, a)| *v += a);
+                layer_norm_row(row, gamma, beta);
+            }
+        }
+        None => x.chunks_exact_mut(n).for_each(|row| layer_norm_row(row, gamma, beta)),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn layer_norm_rows_avx512(x: &mut [f32], d: Option<&[f32]>, gamma: &[f32], beta: &[f32]) {
+    layer_norm_rows(x, d, gamma, beta);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn layer_norm_rows_avx2(x: &mut [f32], d: Option<&[f32]>, gamma: &[f32], beta: &[f32]) {
+    layer_norm_rows(x, d, gamma, beta);
 }
 
 /// `Σ row` in 16 lanes, then the lanes in order.
@@ -449,7 +504,7 @@ fn sum_lanes(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 /// 16 lanes and the lanes then added in order. The lanes let LLVM vectorize the sums (a single
 /// running sum is a chain of dependent additions: a 128-wide row took ~4× longer); the order
 /// is fixed in plain Rust, so every CPU path gives the same bits.
-#[inline]
+#[inline(always)]
 pub fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32]) {
     let n = row.len() as f32;
     let mean = sum_lanes(row, |v| v) / n;
@@ -674,6 +729,27 @@ mod tests {
             for (a, b) in lanes.iter().zip(&naive::layer_norm(&ln, &x)) {
                 assert!((a - b).abs() < 1e-5, "{d}: {a} vs {b}");
             }
+        }
+        // Every path the CPU has gives the portable path's bits, with and without the
+        // residual addition.
+        let x: Vec<f32> = random(37 * 128, &mut rng).iter().map(|v| v * 7.0 - 1.5).collect();
+        let d_res = random(37 * 128, &mut rng);
+        let ln = LayerNorm { gamma: random(128, &mut rng), beta: random(128, &mut rng) };
+        let mut plain = x.clone();
+        ln.forward_inplace_with(isa::Isa::Portable, &mut plain);
+        let mut added: Vec<f32> = x.iter().zip(&d_res).map(|(a, b)| a + b).collect();
+        ln.forward_inplace_with(isa::Isa::Portable, &mut added);
+        for p in isa::Isa::ALL {
+            if let Some(missing) = p.missing_feature() {
+                println!("skipped: CPU lacks {missing} (layer norm on path {p})");
+                continue;
+            }
+            let mut y = x.clone();
+            ln.forward_inplace_with(p, &mut y);
+            assert!(y.iter().zip(&plain).all(|(a, b)| a.to_bits() == b.to_bits()), "path {p}");
+            let mut y = x.clone();
+            ln.rows_on(p, &mut y, Some(&d_res));
+            assert!(y.iter().zip(&added).all(|(a, b)| a.to_bits() == b.to_bits()), "path {p}, residual");
         }
         let mut worst = 0f32;
         for i in -200_000..=200_000 {

@@ -14,7 +14,7 @@ use super::layers::EncLayer;
 use super::{ProteinMpnn, MESSAGE_SCALE};
 use crate::featurize::Batch;
 use crate::kernels::gemm::GeluSum;
-use crate::kernels::int8::w8a8::{Rows, RowsRef};
+use crate::kernels::int8::w8a8::{quantize_rows_into, Rows, RowsMut, RowsRef};
 use crate::kernels::{gelu_quantize, Linear};
 
 /// Nodes per parallel work item.
@@ -113,9 +113,44 @@ pub(crate) fn edge_messages(
     }
 }
 
+/// Per chunk of `chunk` rows, where that chunk's codes go: `rows` sized and split when `codes`
+/// is given, else `None` for each of the `n_chunks` chunks.
+fn code_chunks(
+    codes: Option<&mut Rows>,
+    rows: usize,
+    h: usize,
+    chunk: usize,
+    n_chunks: usize,
+) -> Vec<Option<RowsMut<'_>>> {
+    match codes {
+        Some(c) => {
+            c.reset(rows, h);
+            c.chunks_mut(chunk).into_iter().map(Some).collect()
+        }
+        None => (0..n_chunks).map(|_| None).collect(),
+    }
+}
+
 impl EncLayer {
-    /// One encoder layer, updating `h_v` and `h_e` in place.
-    pub fn forward(&self, graph: &Graph, mask: &[f32], h_v: &mut [f32], h_e: &mut [f32]) {
+    /// Whether the layer's W8A8 edge blocks read `h_e` as W8A8 codes
+    /// ([`EncLayer::forward`]'s `codes`).
+    pub fn reads_edge_codes(&self) -> bool {
+        self.w1_blocks[1].is_w8a8() || w11_edge_q(self)
+    }
+
+    /// One encoder layer, updating `h_v` and `h_e` in place. `codes` holds `h_e` quantized
+    /// for the W8A8 edge blocks (given exactly when [`EncLayer::reads_edge_codes`]); with
+    /// `next`, the updated `h_e` is quantized into it as each chunk of edges is written (for
+    /// the next layer or the decoder), while the rows are still in cache.
+    pub fn forward(
+        &self,
+        graph: &Graph,
+        mask: &[f32],
+        h_v: &mut [f32],
+        h_e: &mut [f32],
+        codes: Option<&Rows>,
+        next: Option<&mut Rows>,
+    ) {
         let h = self.w2.n_out;
         let k = graph.k;
         let rows = graph.b * graph.l;
@@ -125,13 +160,8 @@ impl EncLayer {
         let mut nbr_proj = vec![0f32; rows * h];
         w1_self.forward(h_v, rows, &mut self_proj);
         w1_nbr.forward(h_v, rows, &mut nbr_proj);
-        // W8A8: the edges quantized once for both message MLPs that read them.
-        let h_e_q = (w1_edge.is_w8a8() || w11_edge_q(self)).then(|| {
-            let mut q = Rows::default();
-            q.quantize_par(h_e, rows * k, h, CHUNK * k);
-            q
-        });
-        let eq = |start: usize, n: usize| h_e_q.as_ref().map(|q| q.rows(start * k, n * k));
+        assert_eq!(codes.is_some(), self.reads_edge_codes(), "edge codes given exactly when read");
+        let eq = |start: usize, n: usize| codes.map(|q| q.rows(start * k, n * k));
         let mut dh = vec![0f32; rows * h];
         dh.par_chunks_mut(CHUNK * h).enumerate().for_each_init(
             || (Vec::new(), vec![0f32; CHUNK * h], vec![0f32; CHUNK * k]),
@@ -180,9 +210,10 @@ impl EncLayer {
         let [w11_self, w11_edge, w11_nbr] = &self.w11_blocks;
         w11_self.forward(h_v, rows, &mut self_proj);
         w11_nbr.forward(h_v, rows, &mut nbr_proj);
-        h_e.par_chunks_mut(CHUNK * k * h).enumerate().for_each_init(
+        let next = code_chunks(next, rows * k, h, CHUNK * k, rows.div_ceil(CHUNK));
+        h_e.par_chunks_mut(CHUNK * k * h).zip(next).enumerate().for_each_init(
             || (Vec::new(), vec![0f32; CHUNK * k * h], Rows::default()),
-            |(scratch, msg, q), (c, e_chunk)| {
+            |(scratch, msg, q), (c, (e_chunk, next))| {
                 let start = c * CHUNK;
                 let n = e_chunk.len() / (k * h);
                 edge_messages(
@@ -200,10 +231,11 @@ impl EncLayer {
                     q,
                     msg,
                 );
-                for (e, m) in e_chunk.iter_mut().zip(msg.iter()) {
-                    *e += m;
+                let len = e_chunk.len();
+                self.norm3.add_forward_inplace(e_chunk, &msg[..len]);
+                if let Some(out) = next {
+                    quantize_rows_into(e_chunk, h, out);
                 }
-                self.norm3.forward_inplace(e_chunk);
             },
         );
     }
@@ -233,18 +265,31 @@ impl ProteinMpnn {
         let _span = tracing::debug_span!("encoder", b = batch.b, l = batch.l).entered();
         let h = self.hidden();
         assert_eq!(h_v.len(), batch.b * batch.l * h, "initial node states");
+        let layers = &self.encoder_layers;
+        // Whether layer `i` (the decoder after the last) reads the edges as W8A8 codes: they
+        // are then quantized as the layer before writes them.
+        let reads_codes = |i: usize| match layers.get(i) {
+            Some(layer) => layer.reads_edge_codes(),
+            None => self.decoder_layers.first().is_some_and(|d| d.w1_edge.is_w8a8()),
+        };
+        let (chunk, edge_rows) = (CHUNK * graph.k.max(1), e.len() / h.max(1));
+        let (mut codes, mut spare) = (Rows::default(), Rows::default());
+        let first = code_chunks(reads_codes(0).then_some(&mut codes), edge_rows, h, chunk, edge_rows.div_ceil(chunk));
         let mut h_e = vec![0f32; e.len()];
-        h_e.par_chunks_mut(CHUNK * graph.k.max(1) * h)
-            .zip(e.par_chunks(CHUNK * graph.k.max(1) * h))
-            .for_each(|(out, inp)| self.w_e.forward_edges(inp, inp.len() / h, graph.k, out));
-        for layer in &self.encoder_layers {
-            layer.forward(&graph, &batch.mask, &mut h_v, &mut h_e);
-        }
-        let h_e_q = self.decoder_layers.first().filter(|d| d.w1_edge.is_w8a8()).map(|_| {
-            let mut q = Rows::default();
-            q.quantize_par(&h_e, h_e.len() / h.max(1), h, CHUNK * graph.k.max(1));
-            q
+        h_e.par_chunks_mut(chunk * h).zip(e.par_chunks(chunk * h)).zip(first).for_each(|((out, inp), q)| {
+            self.w_e.forward_edges(inp, inp.len() / h, graph.k, out);
+            if let Some(q) = q {
+                quantize_rows_into(out, h, q);
+            }
         });
+        for (i, layer) in layers.iter().enumerate() {
+            let next = reads_codes(i + 1).then_some(&mut spare);
+            layer.forward(&graph, &batch.mask, &mut h_v, &mut h_e, reads_codes(i).then_some(&codes), next);
+            if reads_codes(i + 1) {
+                std::mem::swap(&mut codes, &mut spare);
+            }
+        }
+        let h_e_q = reads_codes(layers.len()).then_some(codes);
         Encoded { graph, mask: batch.mask.clone(), h_v, h_e, h_e_q, hidden: h }
     }
 }

@@ -177,17 +177,24 @@ impl Rows {
     pub fn quantize_par(&mut self, x: &[f32], rows: usize, n_in: usize, chunk: usize) {
         use rayon::prelude::*;
         self.reset(rows, n_in);
+        let chunk = chunk.max(1);
+        self.chunks_mut(chunk).into_par_iter().enumerate().for_each(|(c, out)| {
+            let x = &x[c * chunk * n_in..][..out.scale.len() * n_in];
+            quantize_rows_into(x, n_in, out);
+        });
+    }
+
+    /// The rows (as sized by [`Rows::reset`]) split into runs of `chunk` rows (the last may be
+    /// shorter), for writers that quantize disjoint runs in parallel.
+    pub fn chunks_mut(&mut self, chunk: usize) -> Vec<RowsMut<'_>> {
         let (w, chunk) = (self.width, chunk.max(1));
         self.q
-            .par_chunks_mut(chunk * w)
-            .zip(self.scale.par_chunks_mut(chunk))
-            .zip(self.zero.par_chunks_mut(chunk))
-            .zip(self.sum.par_chunks_mut(chunk))
-            .enumerate()
-            .for_each(|(c, (((q, scale), zero), sum))| {
-                let x = &x[c * chunk * n_in..][..scale.len() * n_in];
-                quantize_rows_into(x, n_in, RowsMut { q, scale, zero, sum, width: w });
-            });
+            .chunks_mut(chunk * w)
+            .zip(self.scale.chunks_mut(chunk))
+            .zip(self.zero.chunks_mut(chunk))
+            .zip(self.sum.chunks_mut(chunk))
+            .map(|(((q, scale), zero), sum)| RowsMut { q, scale, zero, sum, width: w })
+            .collect()
     }
 
     /// Quantizes `rows` rows of `x` (`[rows, n_in]`).
