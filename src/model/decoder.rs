@@ -90,7 +90,7 @@ impl ProteinMpnn {
         let mut seq_table = Vec::new();
         for layer in &self.decoder_layers {
             let mut p = vec![0f32; rows * h];
-            layer.w1_nbr.forward(&enc.h_v, rows, &mut p);
+            super::forward_par(&layer.w1_nbr, &enc.h_v, &mut p);
             enc_nbr.push(p);
             let mut t = vec![0f32; VOCAB * h];
             layer.w1_seq.forward(&self.w_s, VOCAB, &mut t);
@@ -401,7 +401,7 @@ impl ProteinMpnn {
                 ctx.enc_nbr[0].clone()
             } else {
                 let mut nbr = vec![0f32; rows * h];
-                self.decoder_layers[l].w1_nbr.forward(&h_cur, rows, &mut nbr);
+                super::forward_par(&self.decoder_layers[l].w1_nbr, &h_cur, &mut nbr);
                 nbr
             };
             let mut next = vec![0f32; rows * h];

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::graph::Graph;
 use super::layers::EncLayer;
-use super::{ProteinMpnn, MESSAGE_SCALE};
+use super::{forward_par, ProteinMpnn, MESSAGE_SCALE};
 use crate::featurize::Batch;
 use crate::kernels::gemm::GeluSum;
 use crate::kernels::int8::w8a8::{quantize_rows_into, Rows, RowsMut, RowsRef};
@@ -113,6 +113,9 @@ pub(crate) fn edge_messages(
     }
 }
 
+/// Node rows per parallel work item of the per-node layers (feed-forward, projections).
+const NODE_CHUNK: usize = super::NODE_CHUNK;
+
 /// Per chunk of `chunk` rows, where that chunk's codes go: `rows` sized and split when `codes`
 /// is given, else `None` for each of the `n_chunks` chunks.
 fn code_chunks(
@@ -158,8 +161,8 @@ impl EncLayer {
         let [w1_self, w1_edge, w1_nbr] = &self.w1_blocks;
         let mut self_proj = vec![0f32; rows * h];
         let mut nbr_proj = vec![0f32; rows * h];
-        w1_self.forward(h_v, rows, &mut self_proj);
-        w1_nbr.forward(h_v, rows, &mut nbr_proj);
+        forward_par(w1_self, h_v, &mut self_proj);
+        forward_par(w1_nbr, h_v, &mut nbr_proj);
         assert_eq!(codes.is_some(), self.reads_edge_codes(), "edge codes given exactly when read");
         let eq = |start: usize, n: usize| codes.map(|q| q.rows(start * k, n * k));
         let mut dh = vec![0f32; rows * h];
@@ -197,19 +200,27 @@ impl EncLayer {
                 }
             },
         );
-        for (v, d) in h_v.iter_mut().zip(&dh) {
-            *v += d / MESSAGE_SCALE;
-        }
-        self.norm1.forward_inplace(h_v);
-        let mut scratch = Vec::new();
-        self.dense.residual_norm(h_v, rows, &self.norm2, &mut scratch);
-        for (row, m) in mask.iter().enumerate() {
-            h_v[row * h..][..h].iter_mut().for_each(|v| *v *= m);
-        }
-        // Edge update with the new node states.
+        // The node states' update, then the edge update's node projections of the new states,
+        // in parallel over runs of nodes (every step is row by row: the same bits for any
+        // split).
         let [w11_self, w11_edge, w11_nbr] = &self.w11_blocks;
-        w11_self.forward(h_v, rows, &mut self_proj);
-        w11_nbr.forward(h_v, rows, &mut nbr_proj);
+        let nc = NODE_CHUNK * h;
+        h_v.par_chunks_mut(nc)
+            .zip(dh.par_chunks(nc))
+            .zip(mask.par_chunks(NODE_CHUNK))
+            .zip(self_proj.par_chunks_mut(nc).zip(nbr_proj.par_chunks_mut(nc)))
+            .for_each_init(Vec::new, |scratch, (((v, d), m), (sp, np))| {
+                for (v, d) in v.iter_mut().zip(d) {
+                    *v += d / MESSAGE_SCALE;
+                }
+                self.norm1.forward_inplace(v);
+                self.dense.residual_norm(v, m.len(), &self.norm2, scratch);
+                for (row, m) in v.chunks_exact_mut(h).zip(m) {
+                    row.iter_mut().for_each(|v| *v *= m);
+                }
+                w11_self.forward(v, m.len(), sp);
+                w11_nbr.forward(v, m.len(), np);
+            });
         let next = code_chunks(next, rows * k, h, CHUNK * k, rows.div_ceil(CHUNK));
         h_e.par_chunks_mut(CHUNK * k * h).zip(next).enumerate().for_each_init(
             || (Vec::new(), vec![0f32; CHUNK * k * h], Rows::default()),

@@ -60,6 +60,22 @@ pub const NUM_RBF: usize = 16;
 /// The official code divides message sums by this constant (not by k).
 pub const MESSAGE_SCALE: f32 = 30.0;
 
+/// Node rows per parallel work item of the per-node layers ([`forward_par`]).
+pub(crate) const NODE_CHUNK: usize = 32;
+
+/// `out = layer(x)` for node rows `x` (`[rows, n_in]`), in parallel over runs of
+/// [`NODE_CHUNK`] rows: every form of [`Linear`] computes each row from that row alone, so the
+/// result is the bits of [`Linear::forward`] for any thread count.
+pub(crate) fn forward_par(layer: &Linear, x: &[f32], out: &mut [f32]) {
+    use rayon::prelude::*;
+    let (n_in, n_out) = (layer.n_in, layer.n_out);
+    let rows = x.len() / n_in.max(1);
+    out[..rows * n_out]
+        .par_chunks_mut(NODE_CHUNK * n_out)
+        .zip(x.par_chunks(NODE_CHUNK * n_in))
+        .for_each(|(o, x)| layer.forward(x, x.len() / n_in, o));
+}
+
 /// Reads named tensors of a checkpoint into layers, checking shapes.
 pub(crate) struct Loader<'a> {
     pub(crate) ckpt: &'a Checkpoint,
