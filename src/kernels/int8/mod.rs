@@ -292,10 +292,10 @@ pub fn quantize_rows_gelu_for(
     q: &mut Vec<i16>,
     scales: &mut Vec<f32>,
 ) {
-    let width = n_in.div_ceil(2) * 2;
     assert!(x.len() >= rows * n_in);
     #[cfg(target_arch = "x86_64")]
     if isa::active() == Isa::Avx512 {
+        let width = n_in.div_ceil(2) * 2;
         size_rows(q, scales, rows, width);
         // SAFETY: the process's path is one the CPU has (AVX-512F).
         return unsafe { avx512::quantize_rows16_gelu(x, n_in, width, qmax, q, scales) };
@@ -669,6 +669,7 @@ mod tests {
                 *v = if j == 0 { 8196.0 } else { j as f32 - (n / 2) as f32 + 0.5 };
             }
             x[5 * n..6 * n].fill(3e38); // finite values whose sum overflows
+            #[cfg(target_arch = "x86_64")]
             let plain_scales: Vec<(f32, f32)> = x.chunks(n).map(weight_scale_body).collect();
             let (mut q0, mut s0) = (vec![0i16; rows * width], vec![0f32; rows]);
             quantize_rows_body(&x, n, width, 8196.0, &mut q0, &mut s0);

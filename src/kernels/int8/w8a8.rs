@@ -852,6 +852,7 @@ mod tests {
 
     /// Rows for the row quantizers' tests: random ranges and lengths 1-70, and the edge rows
     /// (zeros, a NaN, an infinity, constant rows, exact ties, a finite row whose sum overflows).
+    #[cfg(target_arch = "x86_64")]
     fn quantizer_rows() -> Vec<Vec<f32>> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(34);
         let mut rows: Vec<Vec<f32>> = (0..300)
