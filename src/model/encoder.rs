@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::graph::Graph;
 use super::layers::EncLayer;
-use super::{forward_par, ProteinMpnn, MESSAGE_SCALE};
+use super::{forward_par, ProteinMpnn, MESSAGE_SCALE, NODE_CHUNK};
 use crate::featurize::Batch;
 use crate::kernels::gemm::GeluSum;
 use crate::kernels::int8::w8a8::{quantize_rows_into, Rows, RowsMut, RowsRef};
@@ -113,24 +113,15 @@ pub(crate) fn edge_messages(
     }
 }
 
-/// Node rows per parallel work item of the per-node layers (feed-forward, projections).
-const NODE_CHUNK: usize = super::NODE_CHUNK;
-
-/// Per chunk of `chunk` rows, where that chunk's codes go: `rows` sized and split when `codes`
-/// is given, else `None` for each of the `n_chunks` chunks.
-fn code_chunks(
-    codes: Option<&mut Rows>,
-    rows: usize,
-    h: usize,
-    chunk: usize,
-    n_chunks: usize,
-) -> Vec<Option<RowsMut<'_>>> {
+/// Per run of `chunk` rows (of `rows`), where that run's codes go: `codes` sized and split when
+/// given, else `None` for each run.
+fn code_chunks(codes: Option<&mut Rows>, rows: usize, h: usize, chunk: usize) -> Vec<Option<RowsMut<'_>>> {
     match codes {
         Some(c) => {
             c.reset(rows, h);
             c.chunks_mut(chunk).into_iter().map(Some).collect()
         }
-        None => (0..n_chunks).map(|_| None).collect(),
+        None => (0..rows.div_ceil(chunk.max(1))).map(|_| None).collect(),
     }
 }
 
@@ -138,7 +129,7 @@ impl EncLayer {
     /// Whether the layer's W8A8 edge blocks read `h_e` as W8A8 codes
     /// ([`EncLayer::forward`]'s `codes`).
     pub fn reads_edge_codes(&self) -> bool {
-        self.w1_blocks[1].is_w8a8() || w11_edge_q(self)
+        self.w1_blocks[1].is_w8a8() || self.w11_blocks[1].is_w8a8()
     }
 
     /// One encoder layer, updating `h_v` and `h_e` in place. `codes` holds `h_e` quantized
@@ -221,7 +212,7 @@ impl EncLayer {
                 w11_self.forward(v, m.len(), sp);
                 w11_nbr.forward(v, m.len(), np);
             });
-        let next = code_chunks(next, rows * k, h, CHUNK * k, rows.div_ceil(CHUNK));
+        let next = code_chunks(next, rows * k, h, CHUNK * k);
         h_e.par_chunks_mut(CHUNK * k * h).zip(next).enumerate().for_each_init(
             || (Vec::new(), vec![0f32; CHUNK * k * h], Rows::default()),
             |(scratch, msg, q), (c, (e_chunk, next))| {
@@ -252,11 +243,6 @@ impl EncLayer {
     }
 }
 
-/// Whether the edge update's edge block is W8A8.
-fn w11_edge_q(layer: &EncLayer) -> bool {
-    layer.w11_blocks[1].is_w8a8()
-}
-
 impl ProteinMpnn {
     /// Features + encoder for a batch.
     pub fn encode(&self, batch: &Batch) -> Encoded {
@@ -285,7 +271,7 @@ impl ProteinMpnn {
         };
         let (chunk, edge_rows) = (CHUNK * graph.k.max(1), e.len() / h.max(1));
         let (mut codes, mut spare) = (Rows::default(), Rows::default());
-        let first = code_chunks(reads_codes(0).then_some(&mut codes), edge_rows, h, chunk, edge_rows.div_ceil(chunk));
+        let first = code_chunks(reads_codes(0).then_some(&mut codes), edge_rows, h, chunk);
         let mut h_e = vec![0f32; e.len()];
         h_e.par_chunks_mut(chunk * h).zip(e.par_chunks(chunk * h)).zip(first).for_each(|((out, inp), q)| {
             self.w_e.forward_edges(inp, inp.len() / h, graph.k, out);
@@ -294,9 +280,16 @@ impl ProteinMpnn {
             }
         });
         for (i, layer) in layers.iter().enumerate() {
-            let next = reads_codes(i + 1).then_some(&mut spare);
-            layer.forward(&graph, &batch.mask, &mut h_v, &mut h_e, reads_codes(i).then_some(&codes), next);
-            if reads_codes(i + 1) {
+            let next = reads_codes(i + 1);
+            layer.forward(
+                &graph,
+                &batch.mask,
+                &mut h_v,
+                &mut h_e,
+                reads_codes(i).then_some(&codes),
+                next.then_some(&mut spare),
+            );
+            if next {
                 std::mem::swap(&mut codes, &mut spare);
             }
         }

@@ -173,17 +173,6 @@ impl Rows {
         self.sum[r] = src.sum[from];
     }
 
-    /// [`Rows::quantize`] in parallel, `chunk` rows per task.
-    pub fn quantize_par(&mut self, x: &[f32], rows: usize, n_in: usize, chunk: usize) {
-        use rayon::prelude::*;
-        self.reset(rows, n_in);
-        let chunk = chunk.max(1);
-        self.chunks_mut(chunk).into_par_iter().enumerate().for_each(|(c, out)| {
-            let x = &x[c * chunk * n_in..][..out.scale.len() * n_in];
-            quantize_rows_into(x, n_in, out);
-        });
-    }
-
     /// The rows (as sized by [`Rows::reset`]) split into runs of `chunk` rows (the last may be
     /// shorter), for writers that quantize disjoint runs in parallel.
     pub fn chunks_mut(&mut self, chunk: usize) -> Vec<RowsMut<'_>> {
