@@ -49,7 +49,9 @@ fn tables() -> &'static [[f32; 16]; 4] {
 /// The plain twin, one value.
 #[inline(always)]
 fn one(x: f32, c: &[[f32; 16]; 4]) -> f32 {
-    // `max` first: a NaN becomes −4 (as `vmaxps(x, −4)` gives), the lookup then gives p = 0.
+    // `max` first: a NaN becomes −4 (as `vmaxps(x, −4)` gives), the lookup then gives p = 0
+    // (`clamp` would keep the NaN, and a NaN index is no index).
+    #[allow(clippy::manual_clamp)]
     let u = x.max(-4.0).min(4.0).mul_add(PER_UNIT, 4.0 * PER_UNIT);
     // SAFETY: u is in [0, 16].
     let i = unsafe { u.to_int_unchecked::<i32>() }.min(15);

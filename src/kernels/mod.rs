@@ -561,14 +561,11 @@ pub fn gelu_quantize(x: &mut [f32], n: usize, q: &mut int8::w8a8::Rows) {
     gelu_quantize_at(x, n, q, 0);
 }
 
-/// [`gelu_quantize`] into rows `start..` of `q` (already sized for them).
+/// [`gelu_quantize`] into rows `start..` of `q` (already sized for them): one pass per row on
+/// AVX-512 VNNI ([`int8::gelu_codes`]); `x` is left holding scratch values.
 pub fn gelu_quantize_at(x: &mut [f32], n: usize, q: &mut int8::w8a8::Rows, start: usize) {
-    // Four rows at a time: their GELU stays in L1 for the quantizer, which overlaps the rows'
-    // reductions ([`int8::w8a8::quantize_rows_into`]).
-    for (c, rows) in x.chunks_mut(4 * n).enumerate() {
-        gelu_fast::gelu_fast_inplace(rows);
-        q.quantize_at(start + 4 * c, rows, n);
-    }
+    let rows = x.len() / n.max(1);
+    int8::gelu_codes::gelu_codes(x, n, None, q.rows_mut(start, rows));
 }
 
 /// [`gelu_inplace`] on the path `p` (which the CPU must support: panics otherwise).

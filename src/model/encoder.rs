@@ -14,6 +14,7 @@ use super::layers::EncLayer;
 use super::{forward_par, ProteinMpnn, MESSAGE_SCALE, NODE_CHUNK};
 use crate::featurize::Batch;
 use crate::kernels::gemm::GeluSum;
+use crate::kernels::int8::gelu_codes::{gelu_codes, EdgeAdd};
 use crate::kernels::int8::w8a8::{quantize_rows_into, Rows, RowsMut, RowsRef};
 use crate::kernels::{gelu_quantize, Linear};
 
@@ -52,13 +53,7 @@ pub(crate) fn edge_pre<'s>(
 ) -> &'s mut [f32] {
     let h = w1_edge.n_out;
     let k = graph.k;
-    let m = n * k;
-    scratch.resize(m * h, 0.0);
-    let pre = &mut scratch[..m * h];
-    match edges_q {
-        Some(eq) if w1_edge.is_w8a8() => w1_edge.forward_quantized(eq, m, k, pre, false),
-        _ => w1_edge.forward_edges(edges, m, k, pre),
-    }
+    let pre = edge_products(k, n, edges, edges_q, w1_edge, scratch);
     for r in 0..n {
         let row = start + r;
         let si = &self_proj[row * h..][..h];
@@ -74,9 +69,39 @@ pub(crate) fn edge_pre<'s>(
     pre
 }
 
+/// `W1e·e_ij` alone for the `n·k` edges of `n` nodes ([`edge_pre`] before the node
+/// projections) into `scratch` (returned).
+fn edge_products<'s>(
+    k: usize,
+    n: usize,
+    edges: &[f32],
+    edges_q: Option<RowsRef>,
+    w1_edge: &Linear,
+    scratch: &'s mut Vec<f32>,
+) -> &'s mut [f32] {
+    let m = n * k;
+    let h = w1_edge.n_out;
+    scratch.resize(m * h, 0.0);
+    let pre = &mut scratch[..m * h];
+    match edges_q {
+        Some(eq) if w1_edge.is_w8a8() => w1_edge.forward_quantized(eq, m, k, pre, false),
+        _ => w1_edge.forward_edges(edges, m, k, pre),
+    }
+    pre
+}
+
+/// Scratch of [`edge_messages`], one per worker.
+#[derive(Default)]
+pub(crate) struct MessageScratch {
+    pre: Vec<f32>,
+    q: Rows,
+    nbr: Vec<u32>,
+}
+
 /// Runs the edge update's message MLP for the edges of `n` nodes starting at global row
 /// `start`: `W3·gelu(W2·gelu(self_i + W1e·e_ij + nbr_j))`, writing `[n·K, H]` messages to
-/// `out`. W8A8 layers take their inputs quantized as the GELU before them writes them (in `q`).
+/// `out`. W8A8 layers take their inputs quantized as the GELU before them writes them; before
+/// a W8A8 `W2` the node projections are added in that same pass ([`gelu_codes`]).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn edge_messages(
     graph: &Graph,
@@ -89,20 +114,27 @@ pub(crate) fn edge_messages(
     w1_edge: &Linear,
     w2: &Linear,
     w3: &Linear,
-    scratch: &mut Vec<f32>,
-    q: &mut Rows,
+    s: &mut MessageScratch,
     out: &mut [f32],
 ) {
     let h = w2.n_out;
     let k = graph.k;
     let m = n * k;
-    let pre = edge_pre(graph, start, n, self_proj, nbr_proj, edges, edges_q, w1_edge, scratch);
-    if w2.is_w8a8() {
-        gelu_quantize(pre, h, q);
+    let MessageScratch { pre, q, nbr } = s;
+    let pre = if w2.is_w8a8() {
+        let pre = edge_products(k, n, edges, edges_q, w1_edge, pre);
+        nbr.clear();
+        nbr.extend((0..m).map(|e| graph.neighbor_row(start + e / k, e % k) as u32));
+        let own = &self_proj[start * h..(start + n) * h];
+        q.reset(m, h);
+        gelu_codes(pre, h, Some(EdgeAdd { own, nbr: nbr_proj, index: nbr, group: k }), q.rows_mut(0, m));
         w2.forward_quantized(q.view(), m, k, out, false);
+        pre
     } else {
+        let pre = edge_pre(graph, start, n, self_proj, nbr_proj, edges, edges_q, w1_edge, pre);
         w2.forward_gelu(pre, m, out);
-    }
+        pre
+    };
     if w3.is_w8a8() {
         gelu_quantize(&mut out[..m * h], h, q);
         w3.forward_quantized(q.view(), m, k, out, false);
@@ -214,8 +246,8 @@ impl EncLayer {
             });
         let next = code_chunks(next, rows * k, h, CHUNK * k);
         h_e.par_chunks_mut(CHUNK * k * h).zip(next).enumerate().for_each_init(
-            || (Vec::new(), vec![0f32; CHUNK * k * h], Rows::default()),
-            |(scratch, msg, q), (c, (e_chunk, next))| {
+            || (MessageScratch::default(), vec![0f32; CHUNK * k * h]),
+            |(scratch, msg), (c, (e_chunk, next))| {
                 let start = c * CHUNK;
                 let n = e_chunk.len() / (k * h);
                 edge_messages(
@@ -230,7 +262,6 @@ impl EncLayer {
                     &self.w12,
                     &self.w13,
                     scratch,
-                    q,
                     msg,
                 );
                 let len = e_chunk.len();

@@ -487,6 +487,7 @@ pub mod avx2;
 pub mod avx512;
 #[cfg(target_arch = "x86_64")]
 pub mod avx_vnni;
+pub mod gelu_codes;
 pub mod portable;
 pub mod w8a8;
 

@@ -186,6 +186,18 @@ impl Rows {
             .collect()
     }
 
+    /// Rows `start..start + n` to write (as sized by [`Rows::reset`]).
+    pub fn rows_mut(&mut self, start: usize, n: usize) -> RowsMut<'_> {
+        let w = self.width;
+        RowsMut {
+            q: &mut self.q[start * w..(start + n) * w],
+            scale: &mut self.scale[start..start + n],
+            zero: &mut self.zero[start..start + n],
+            sum: &mut self.sum[start..start + n],
+            width: w,
+        }
+    }
+
     /// Quantizes `rows` rows of `x` (`[rows, n_in]`).
     pub fn quantize(&mut self, x: &[f32], rows: usize, n_in: usize) {
         self.reset(rows, n_in);
@@ -194,14 +206,8 @@ impl Rows {
 
     /// Quantizes rows `start..` (as many as `x` holds, `n_in` values each) in place.
     pub fn quantize_at(&mut self, start: usize, x: &[f32], n_in: usize) {
-        let (w, rows) = (self.width, x.len() / n_in.max(1));
-        let out = RowsMut {
-            q: &mut self.q[start * w..(start + rows) * w],
-            scale: &mut self.scale[start..start + rows],
-            zero: &mut self.zero[start..start + rows],
-            sum: &mut self.sum[start..start + rows],
-            width: w,
-        };
+        let rows = x.len() / n_in.max(1);
+        let out = self.rows_mut(start, rows);
         quantize_rows_into(x, n_in, out);
     }
 }
