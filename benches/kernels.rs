@@ -246,7 +246,9 @@ fn bench_encoder(c: &mut Criterion) {
     group.bench_function(BenchmarkId::new("layer", "5L33"), |b| {
         b.iter_batched_ref(
             || (h_v0.clone(), h_e0.clone()),
-            |(h_v, h_e)| model.encoder_layers[0].forward(&graph, &batch.mask, h_v, h_e, None, None),
+            |(h_v, h_e)| {
+                model.encoder_layers[0].forward(&graph, &batch.mask, h_v, h_e, Default::default(), Default::default())
+            },
             BatchSize::LargeInput,
         )
     });

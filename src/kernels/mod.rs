@@ -238,6 +238,28 @@ impl Linear {
         }
     }
 
+    /// The code range of the int16 inputs this layer takes ([`Linear::forward_codes16`]): a
+    /// 12-bit or W8A16 int8 layer's; `None` for every other form.
+    pub fn codes16_qmax(&self) -> Option<f32> {
+        match (&self.quant, self.precision) {
+            (Some(q), Precision::Int8) if self.quant8.is_none() && self.bf16.is_none() => Some(q.input_qmax()),
+            _ => None,
+        }
+    }
+
+    /// [`Linear::forward_edges`] of rows already quantized to this layer's int16 codes
+    /// ([`int8::Rows16`], quantized to [`Linear::codes16_qmax`]): the same bits, as the layer
+    /// quantizes its float32 inputs with the same quantizer.
+    pub fn forward_codes16(&self, q: &[i16], scales: &[f32], rows: usize, out: &mut [f32]) {
+        let w = self.quant.as_ref().filter(|_| self.codes16_qmax().is_some());
+        let w = w.expect("forward_codes16 needs a 12-bit or W8A16 int8 layer");
+        if rows == 0 {
+            return;
+        }
+        self.add_flops(rows);
+        int8::gemm(q, scales, rows, w, self.init(false), out);
+    }
+
     /// Adds this layer's `2 · rows · n_in · n_out` operations to the count ([`count_flops`]).
     #[inline]
     fn add_flops(&self, rows: usize) {

@@ -16,6 +16,7 @@ use crate::featurize::Batch;
 use crate::kernels::gemm::GeluSum;
 use crate::kernels::int8::gelu_codes::{gelu_codes, EdgeAdd};
 use crate::kernels::int8::w8a8::{quantize_rows_into, Rows, RowsMut, RowsRef};
+use crate::kernels::int8::{quantize_rows16_into, Rows16, Rows16Mut};
 use crate::kernels::{gelu_quantize, Linear};
 
 /// Nodes per parallel work item.
@@ -36,9 +37,18 @@ pub struct Encoded {
     pub hidden: usize,
 }
 
+/// A run of edges `h_e` as the first layer of a message MLP reads them: float32, and the codes
+/// its writer quantized them to (W8A8, or int16 to a range `qmax`), where it did.
+#[derive(Clone, Copy)]
+pub(crate) struct EdgeRun<'a> {
+    pub f32: &'a [f32],
+    pub w8: Option<RowsRef<'a>>,
+    /// Codes, scales and `qmax`.
+    pub w16: Option<(&'a [i16], &'a [f32], f32)>,
+}
+
 /// The first layer of the message MLP for the edges of `n` nodes starting at global row
 /// `start`, before its GELU: `self_i + W1e·e_ij + nbr_j` into `scratch` (`[n·K, H]`, returned).
-/// A W8A8 `W1e` takes `edges_q` (the edges already quantized) when given.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn edge_pre<'s>(
     graph: &Graph,
@@ -46,14 +56,13 @@ pub(crate) fn edge_pre<'s>(
     n: usize,
     self_proj: &[f32],
     nbr_proj: &[f32],
-    edges: &[f32],
-    edges_q: Option<RowsRef>,
+    edges: EdgeRun,
     w1_edge: &Linear,
     scratch: &'s mut Vec<f32>,
 ) -> &'s mut [f32] {
     let h = w1_edge.n_out;
     let k = graph.k;
-    let pre = edge_products(k, n, edges, edges_q, w1_edge, scratch);
+    let pre = edge_products(k, n, edges, w1_edge, scratch);
     for r in 0..n {
         let row = start + r;
         let si = &self_proj[row * h..][..h];
@@ -70,22 +79,19 @@ pub(crate) fn edge_pre<'s>(
 }
 
 /// `W1e·e_ij` alone for the `n·k` edges of `n` nodes ([`edge_pre`] before the node
-/// projections) into `scratch` (returned).
-fn edge_products<'s>(
-    k: usize,
-    n: usize,
-    edges: &[f32],
-    edges_q: Option<RowsRef>,
-    w1_edge: &Linear,
-    scratch: &'s mut Vec<f32>,
-) -> &'s mut [f32] {
+/// projections) into `scratch` (returned): from the edges' codes where the writer made the
+/// ones this layer takes (the same bits as quantizing them here), else from float32.
+fn edge_products<'s>(k: usize, n: usize, edges: EdgeRun, w1_edge: &Linear, scratch: &'s mut Vec<f32>) -> &'s mut [f32] {
     let m = n * k;
     let h = w1_edge.n_out;
     scratch.resize(m * h, 0.0);
     let pre = &mut scratch[..m * h];
-    match edges_q {
-        Some(eq) if w1_edge.is_w8a8() => w1_edge.forward_quantized(eq, m, k, pre, false),
-        _ => w1_edge.forward_edges(edges, m, k, pre),
+    match (edges.w8, edges.w16) {
+        (Some(eq), _) if w1_edge.is_w8a8() => w1_edge.forward_quantized(eq, m, k, pre, false),
+        (_, Some((q, scales, qmax))) if w1_edge.codes16_qmax() == Some(qmax) => {
+            w1_edge.forward_codes16(q, scales, m, pre)
+        }
+        _ => w1_edge.forward_edges(edges.f32, m, k, pre),
     }
     pre
 }
@@ -109,8 +115,7 @@ pub(crate) fn edge_messages(
     n: usize,
     self_proj: &[f32],
     nbr_proj: &[f32],
-    edges: &[f32],
-    edges_q: Option<RowsRef>,
+    edges: EdgeRun,
     w1_edge: &Linear,
     w2: &Linear,
     w3: &Linear,
@@ -122,7 +127,7 @@ pub(crate) fn edge_messages(
     let m = n * k;
     let MessageScratch { pre, q, nbr } = s;
     let pre = if w2.is_w8a8() {
-        let pre = edge_products(k, n, edges, edges_q, w1_edge, pre);
+        let pre = edge_products(k, n, edges, w1_edge, pre);
         nbr.clear();
         nbr.extend((0..m).map(|e| graph.neighbor_row(start + e / k, e % k) as u32));
         let own = &self_proj[start * h..(start + n) * h];
@@ -131,7 +136,7 @@ pub(crate) fn edge_messages(
         w2.forward_quantized(q.view(), m, k, out, false);
         pre
     } else {
-        let pre = edge_pre(graph, start, n, self_proj, nbr_proj, edges, edges_q, w1_edge, pre);
+        let pre = edge_pre(graph, start, n, self_proj, nbr_proj, edges, w1_edge, pre);
         w2.forward_gelu(pre, m, out);
         pre
     };
@@ -157,7 +162,57 @@ fn code_chunks(codes: Option<&mut Rows>, rows: usize, h: usize, chunk: usize) ->
     }
 }
 
+/// [`code_chunks`] for int16 codes (`codes` already sized by [`Rows16::reset`]).
+fn code_chunks16(codes: Option<&mut Rows16>, rows: usize, chunk: usize) -> Vec<Option<Rows16Mut<'_>>> {
+    match codes {
+        Some(c) => c.chunks_mut(chunk).into_iter().map(Some).collect(),
+        None => (0..rows.div_ceil(chunk.max(1))).map(|_| None).collect(),
+    }
+}
+
+/// `h_e` quantized for a layer's edge blocks by whoever wrote it ([`EncLayer::forward`]).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EdgeCodes<'a> {
+    /// W8A8 codes: given exactly when [`EncLayer::reads_edge_codes`].
+    pub w8: Option<&'a Rows>,
+    /// int16 codes, given when [`EncLayer::edge_codes16_qmax`] says which (optional).
+    pub w16: Option<&'a Rows16>,
+}
+
+impl<'a> EdgeCodes<'a> {
+    /// The edges `f` (rows `first..first + rows` of `h_e`) with their codes.
+    fn run<'b>(&self, f: &'b [f32], first: usize, rows: usize) -> EdgeRun<'b>
+    where
+        'a: 'b,
+    {
+        EdgeRun {
+            f32: f,
+            w8: self.w8.map(|q| q.rows(first, rows)),
+            w16: self.w16.map(|c| {
+                let (q, s) = c.rows(first, rows);
+                (q, s, c.qmax)
+            }),
+        }
+    }
+}
+
+/// Where a layer quantizes the `h_e` it writes, chunk by chunk while the rows are in cache, for
+/// the next layer or the decoder ([`EncLayer::forward`]).
+#[derive(Debug, Default)]
+pub struct NextCodes<'a> {
+    pub w8: Option<&'a mut Rows>,
+    /// Sized (and its range set) by the caller, [`Rows16::reset`].
+    pub w16: Option<&'a mut Rows16>,
+}
+
 impl EncLayer {
+    /// The range of the int16 codes the layer's node-message edge block `W1e` takes (a 12-bit
+    /// or W8A16 block; the edge message's `W11e` reads them too when it takes the same), or
+    /// `None`.
+    pub fn edge_codes16_qmax(&self) -> Option<f32> {
+        self.w1_blocks[1].codes16_qmax()
+    }
+
     /// Whether the layer's W8A8 edge blocks read `h_e` as W8A8 codes
     /// ([`EncLayer::forward`]'s `codes`).
     pub fn reads_edge_codes(&self) -> bool {
@@ -165,17 +220,16 @@ impl EncLayer {
     }
 
     /// One encoder layer, updating `h_v` and `h_e` in place. `codes` holds `h_e` quantized
-    /// for the W8A8 edge blocks (given exactly when [`EncLayer::reads_edge_codes`]); with
-    /// `next`, the updated `h_e` is quantized into it as each chunk of edges is written (for
-    /// the next layer or the decoder), while the rows are still in cache.
+    /// for the edge blocks; into `next`, the updated `h_e` is quantized as each chunk of edges
+    /// is written (for the next layer or the decoder), while the rows are still in cache.
     pub fn forward(
         &self,
         graph: &Graph,
         mask: &[f32],
         h_v: &mut [f32],
         h_e: &mut [f32],
-        codes: Option<&Rows>,
-        next: Option<&mut Rows>,
+        codes: EdgeCodes,
+        next: NextCodes,
     ) {
         let h = self.w2.n_out;
         let k = graph.k;
@@ -186,8 +240,8 @@ impl EncLayer {
         let mut nbr_proj = vec![0f32; rows * h];
         forward_par(w1_self, h_v, &mut self_proj);
         forward_par(w1_nbr, h_v, &mut nbr_proj);
-        assert_eq!(codes.is_some(), self.reads_edge_codes(), "edge codes given exactly when read");
-        let eq = |start: usize, n: usize| codes.map(|q| q.rows(start * k, n * k));
+        assert_eq!(codes.w8.is_some(), self.reads_edge_codes(), "edge codes given exactly when read");
+
         let mut dh = vec![0f32; rows * h];
         dh.par_chunks_mut(CHUNK * h).enumerate().for_each_init(
             || (Vec::new(), vec![0f32; CHUNK * h], vec![0f32; CHUNK * k]),
@@ -195,8 +249,8 @@ impl EncLayer {
                 let start = c * CHUNK;
                 let n = dh_chunk.len() / h;
                 let m = n * k;
-                let edges = &h_e[start * k * h..(start + n) * k * h];
-                let pre = edge_pre(graph, start, n, &self_proj, &nbr_proj, edges, eq(start, n), w1_edge, scratch);
+                let edges = codes.run(&h_e[start * k * h..(start + n) * k * h], start * k, n * k);
+                let pre = edge_pre(graph, start, n, &self_proj, &nbr_proj, edges, w1_edge, scratch);
                 // Each message's attention `mask_i · mask_j`, and per node their sum.
                 let mut counts = [0f32; CHUNK];
                 for r in 0..n {
@@ -244,10 +298,11 @@ impl EncLayer {
                 w11_self.forward(v, m.len(), sp);
                 w11_nbr.forward(v, m.len(), np);
             });
-        let next = code_chunks(next, rows * k, h, CHUNK * k);
-        h_e.par_chunks_mut(CHUNK * k * h).zip(next).enumerate().for_each_init(
+        let next8 = code_chunks(next.w8, rows * k, h, CHUNK * k);
+        let next16 = code_chunks16(next.w16, rows * k, CHUNK * k);
+        h_e.par_chunks_mut(CHUNK * k * h).zip(next8.into_par_iter().zip(next16)).enumerate().for_each_init(
             || (MessageScratch::default(), vec![0f32; CHUNK * k * h]),
-            |(scratch, msg), (c, (e_chunk, next))| {
+            |(scratch, msg), (c, (e_chunk, (next8, next16)))| {
                 let start = c * CHUNK;
                 let n = e_chunk.len() / (k * h);
                 edge_messages(
@@ -256,8 +311,7 @@ impl EncLayer {
                     n,
                     &self_proj,
                     &nbr_proj,
-                    e_chunk,
-                    eq(start, n),
+                    codes.run(e_chunk, start * k, n * k),
                     w11_edge,
                     &self.w12,
                     &self.w13,
@@ -266,8 +320,11 @@ impl EncLayer {
                 );
                 let len = e_chunk.len();
                 self.norm3.add_forward_inplace(e_chunk, &msg[..len]);
-                if let Some(out) = next {
+                if let Some(out) = next8 {
                     quantize_rows_into(e_chunk, h, out);
+                }
+                if let Some(out) = next16 {
+                    quantize_rows16_into(e_chunk, h, out);
                 }
             },
         );
@@ -300,28 +357,56 @@ impl ProteinMpnn {
             Some(layer) => layer.reads_edge_codes(),
             None => self.decoder_layers.first().is_some_and(|d| d.w1_edge.is_w8a8()),
         };
+        // The range of the int16 codes layer `i` reads the edges as (12-bit or W8A16 edge
+        // blocks), quantized the same way.
+        let reads16 = |i: usize| layers.get(i).and_then(|l| l.edge_codes16_qmax());
         let (chunk, edge_rows) = (CHUNK * graph.k.max(1), e.len() / h.max(1));
         let (mut codes, mut spare) = (Rows::default(), Rows::default());
+        let (mut codes16, mut spare16) = (Rows16::default(), Rows16::default());
         let first = code_chunks(reads_codes(0).then_some(&mut codes), edge_rows, h, chunk);
+        let first16 = code_chunks16(
+            reads16(0).map(|qmax| {
+                codes16.reset(edge_rows, h, qmax);
+                &mut codes16
+            }),
+            edge_rows,
+            chunk,
+        );
         let mut h_e = vec![0f32; e.len()];
-        h_e.par_chunks_mut(chunk * h).zip(e.par_chunks(chunk * h)).zip(first).for_each(|((out, inp), q)| {
-            self.w_e.forward_edges(inp, inp.len() / h, graph.k, out);
-            if let Some(q) = q {
-                quantize_rows_into(out, h, q);
-            }
-        });
+        h_e.par_chunks_mut(chunk * h).zip(e.par_chunks(chunk * h)).zip(first.into_par_iter().zip(first16)).for_each(
+            |((out, inp), (q, q16))| {
+                self.w_e.forward_edges(inp, inp.len() / h, graph.k, out);
+                if let Some(q) = q {
+                    quantize_rows_into(out, h, q);
+                }
+                if let Some(q) = q16 {
+                    quantize_rows16_into(out, h, q);
+                }
+            },
+        );
         for (i, layer) in layers.iter().enumerate() {
             let next = reads_codes(i + 1);
+            let next16 = reads16(i + 1);
+            let mine16 = reads16(i).is_some();
             layer.forward(
                 &graph,
                 &batch.mask,
                 &mut h_v,
                 &mut h_e,
-                reads_codes(i).then_some(&codes),
-                next.then_some(&mut spare),
+                EdgeCodes { w8: reads_codes(i).then_some(&codes), w16: mine16.then_some(&codes16) },
+                NextCodes {
+                    w8: next.then_some(&mut spare),
+                    w16: next16.map(|qmax| {
+                        spare16.reset(edge_rows, h, qmax);
+                        &mut spare16
+                    }),
+                },
             );
             if next {
                 std::mem::swap(&mut codes, &mut spare);
+            }
+            if next16.is_some() {
+                std::mem::swap(&mut codes16, &mut spare16);
             }
         }
         let h_e_q = reads_codes(layers.len()).then_some(codes);

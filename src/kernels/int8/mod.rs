@@ -268,6 +268,13 @@ pub fn quantize_rows_for(x: &[f32], rows: usize, n_in: usize, qmax: f32, q: &mut
     let width = n_in.div_ceil(2) * 2;
     assert!(x.len() >= rows * n_in);
     size_rows(q, scales, rows, width);
+    quantize_rows_slices(x, n_in, width, qmax, q, scales);
+}
+
+/// The quantizer of [`quantize_rows_for`] into buffers already sized: as many rows as `scales`
+/// holds, `q` holding them `width` apart.
+fn quantize_rows_slices(x: &[f32], n_in: usize, width: usize, qmax: f32, q: &mut [i16], scales: &mut [f32]) {
+    assert!(x.len() >= scales.len() * n_in && q.len() >= scales.len() * width && width >= n_in);
     // The same float32 and integer operations on every path (no contraction, order-free maxima),
     // so the same codes: AVX-512 by hand (`avx512::quantize_rows16`), AVX2 and the rest as one
     // body compiled for the path (the baseline build has SSE2's 4 lanes and no 16-bit narrowing).
@@ -279,6 +286,61 @@ pub fn quantize_rows_for(x: &[f32], rows: usize, n_in: usize, qmax: f32, q: &mut
         Isa::Portable => {}
     }
     quantize_rows_body(x, n_in, width, qmax, q, scales);
+}
+
+/// Rows quantized to int16 for a layer of [`QuantWeights`] (a 12-bit or W8A16 layer): the codes
+/// and scales [`quantize_rows_for`] gives, kept in a buffer of their own so that whoever writes
+/// the rows can quantize them while they are in cache, for a later layer to read
+/// ([`crate::kernels::Linear::forward_codes16`]).
+#[derive(Debug, Clone, Default)]
+pub struct Rows16 {
+    /// `[rows, width]` codes (padding 0).
+    pub q: Vec<i16>,
+    pub scales: Vec<f32>,
+    pub width: usize,
+    /// The code range the rows were quantized to (the reading layer's
+    /// [`QuantWeights::input_qmax`]).
+    pub qmax: f32,
+}
+
+/// A run of [`Rows16`] to write (from [`Rows16::chunks_mut`]).
+#[derive(Debug)]
+pub struct Rows16Mut<'a> {
+    pub q: &'a mut [i16],
+    pub scales: &'a mut [f32],
+    pub width: usize,
+    pub qmax: f32,
+}
+
+impl Rows16 {
+    /// Room for `rows` rows of `n_in` values quantized to `[-qmax, qmax]` (the contents are
+    /// left to [`quantize_rows16_into`]).
+    pub fn reset(&mut self, rows: usize, n_in: usize, qmax: f32) {
+        self.width = n_in.div_ceil(2) * 2;
+        self.qmax = qmax;
+        size_rows(&mut self.q, &mut self.scales, rows, self.width);
+    }
+
+    /// The rows split into runs of `chunk` rows (the last may be shorter).
+    pub fn chunks_mut(&mut self, chunk: usize) -> Vec<Rows16Mut<'_>> {
+        let (w, qmax, chunk) = (self.width, self.qmax, chunk.max(1));
+        self.q
+            .chunks_mut(chunk * w)
+            .zip(self.scales.chunks_mut(chunk))
+            .map(|(q, scales)| Rows16Mut { q, scales, width: w, qmax })
+            .collect()
+    }
+
+    /// Codes and scales of rows `start..start + n`.
+    pub fn rows(&self, start: usize, n: usize) -> (&[i16], &[f32]) {
+        (&self.q[start * self.width..(start + n) * self.width], &self.scales[start..start + n])
+    }
+}
+
+/// Quantizes the rows of `x` (`n_in` values each, as many as `out` has scales) into `out`: the
+/// codes and scales [`quantize_rows_for`] gives.
+pub fn quantize_rows16_into(x: &[f32], n_in: usize, out: Rows16Mut) {
+    quantize_rows_slices(x, n_in, out.width, out.qmax, out.q, out.scales);
 }
 
 /// [`quantize_rows_for`] of `gelu(x)` with the int8 table GELU ([`super::gelu_fast`]), leaving
