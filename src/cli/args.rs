@@ -163,7 +163,7 @@ pub struct Common {
     /// Number format of the dense layers: f32 (default, the exact model), bf16, f16 (rounded
     /// weights and layer inputs, float32 sums) or int8 (per-channel int8 weights, exact int32
     /// sums; on CPUs with VNNI (AVX-512 VNNI or AVX-VNNI), W8A8: the per-edge layers take uint8 inputs quantized
-    /// per row with a zero point and the per-node layers stay float32; elsewhere W8A16: layer
+    /// per row with a zero point, the feed-forwards 12-bit and the other per-node layers stay float32; elsewhere W8A16: layer
     /// inputs quantized per row to int16). Coordinates and neighbours always stay float32.
     /// Anything but f32 is an approximation; `mpnn eval` measures it.
     #[arg(long, value_name = "f32|bf16|f16|int8")]

@@ -21,7 +21,8 @@
 //!   VNNI the per-edge layers take uint8 inputs quantized per row with a zero point (W8A8,
 //!   `vpdpbusd`, corrected per node for the weights' mean rounding error), or 12-bit weights
 //!   with 13-bit inputs (`vpdpwssd`), as the layer plan
-//!   [`crate::model::INT8_PLAN`] says; the per-node layers stay float32. Elsewhere every dense
+//!   [`crate::model::INT8_PLAN`] says (which also puts the feed-forwards at 12 bits); the other
+//!   per-node layers stay float32. Elsewhere every dense
 //!   layer takes int16 inputs (W8A16). [`super::int8`] describes both and how the algorithm is
 //!   chosen.
 //!

@@ -192,8 +192,9 @@ impl ProteinMpnn {
     /// gives back the exact model.
     pub fn with_precision(&self, precision: Precision) -> ProteinMpnn {
         let p = |l: &Linear| l.with_precision(precision);
-        // W8A8 quantizes the per-edge layers (the [L·K, H] products, ~95 % of the arithmetic);
-        // the per-node layers stay float32 (see `crate::kernels::int8::w8a8`).
+        // W8A8 quantizes the per-edge layers (the [L·K, H] products, ~95 % of the arithmetic)
+        // and the feed-forwards as the plan says; the other per-node layers stay float32 (see
+        // `crate::kernels::int8::w8a8`).
         let w8a8 = precision == Precision::Int8 && int8::algorithm() == int8::Algorithm::W8A8;
         let node_precision = if w8a8 { Precision::F32 } else { precision };
         let n = |l: &Linear| l.with_precision(node_precision);
@@ -217,7 +218,12 @@ impl ProteinMpnn {
                 Some(_) => p(l), // `w8a8` (`check_int8_plan` admits no other form)
             }
         };
-        let ffn = |f: &FeedForward| FeedForward { w_in: n(&f.w_in), w_out: n(&f.w_out) };
+        // A layer's position-wise feed-forward (per node) as the plan says (`enc_ffn`,
+        // `dec_ffn`), float32 when it names none.
+        let ffn = |group: &str, i: usize, f: &FeedForward| FeedForward {
+            w_in: g(&format!("{group}.w_in"), i, &f.w_in, Some(&n(&f.w_in))),
+            w_out: g(&format!("{group}.w_out"), i, &f.w_out, Some(&n(&f.w_out))),
+        };
         ProteinMpnn {
             arch: self.arch,
             pos_embedding: self.pos_embedding.clone(),
@@ -249,7 +255,7 @@ impl ProteinMpnn {
                         l.norm1.clone(),
                         l.norm2.clone(),
                         l.norm3.clone(),
-                        ffn(&l.dense),
+                        ffn("enc_ffn", i, &l.dense),
                     );
                     e.w1_blocks[1] = g("enc_node.w1", i, &e.w1_blocks[1], None);
                     e.w11_blocks[1] = g("enc_edge.w11", i, &e.w11_blocks[1], None);
@@ -271,7 +277,7 @@ impl ProteinMpnn {
                         n(&l.w3),
                         l.norm1.clone(),
                         l.norm2.clone(),
-                        ffn(&l.dense),
+                        ffn("dec_ffn", i, &l.dense),
                     );
                     d.w1_edge = g("dec.w1", i, &d.w1_edge, None);
                     d.w1_self = n(&d.w1_self);
@@ -301,12 +307,16 @@ pub const INT8_PLAN_ENV: &str = "MPNN_INT8_PLAN";
 /// Names: `enc_node` (the encoder's node-message `W1·e`, `W2`), `enc_edge` (its edge-message
 /// `W11·e`, `W12`, `W13`), `dec` (the decoder's `W1·e`, `W2`), each optionally followed by the
 /// layer index (`enc_node0`) and one layer of the group (`enc_node0.w2`; `w1`, `w2`, `w11`,
-/// `w12`, `w13`), and `edge_emb` (the 416 → H edge embedding), `w_e`. Forms: `f32`,
+/// `w12`, `w13`), `enc_ffn` and `dec_ffn` (each encoder or decoder layer's position-wise
+/// feed-forward, per node: `enc_ffn1.w_in`, `.w_out`), and `edge_emb` (the 416 → H edge
+/// embedding), `w_e`. Forms: `f32`,
 /// `w8a8` (one int8 pass), `x2` (two int8 passes: the weights' quantization residual
 /// quantized again, ≈ 15-bit weights for twice the products, [`Linear::with_residual_weights`]),
 /// `w12` (12-bit weights and 13-bit inputs through `vpdpwssd`,
 /// [`crate::kernels::int8::QuantWeights::wide`]: the cost of `x2` with finer weights *and*
-/// inputs), `a16` (W8A16). Unnamed message layers are `w8a8`; unnamed `edge_emb` and `w_e` `f32`.
+/// inputs), `a16` (W8A16). Unnamed message layers are `w8a8`; unnamed feed-forwards,
+/// `edge_emb` and `w_e` `f32`. Every other per-node layer (the node projections, `W3`, `W_out`)
+/// stays float32.
 ///
 /// One-pass layers (`w8a8`) on per-edge rows carry the per-node mean correction of their
 /// weights' rounding ([`crate::kernels::int8::w8a8::gemm_node_corrected`]): one-pass int8
@@ -315,15 +325,17 @@ pub const INT8_PLAN_ENV: &str = "MPNN_INT8_PLAN";
 ///
 /// The default keeps ≥ 99 % top-1 agreement with float32 on the unconditional probabilities of
 /// all 11 parity cases (worst 99.53 %, `cargo run --release --example agree`; largest
-/// |Δ log-prob| 0.026) with the decoder and the encoder's edge messages one-pass and corrected,
-/// the encoder's node messages, the edge embedding and `W_e` 12-bit (BENCHMARKS.md, "Per-node
-/// mean correction"). Before the correction the decoder needed 12-bit layers for the same
-/// worst case (`w12:enc_node,w12:dec,w12:edge_emb,w12:w_e`: 99.53 %, |Δ log-prob| up to 0.049,
-/// ≈ 3-5 % slower).
-pub const INT8_PLAN: &str = "w12:enc_node,w12:edge_emb,w12:w_e";
+/// |Δ log-prob| 0.027) with the decoder and the encoder's edge messages one-pass and corrected,
+/// the encoder's node messages, the edge embedding, `W_e` and the feed-forwards 12-bit
+/// (BENCHMARKS.md, "Per-node mean correction" and "Cheaper int8 GELU …"). Before the
+/// correction the decoder needed 12-bit layers for the same worst case
+/// (`w12:enc_node,w12:dec,w12:edge_emb,w12:w_e`: 99.53 %, |Δ log-prob| up to 0.049, ≈ 3-5 %
+/// slower). The 12-bit feed-forwards cost no agreement (the same worst case and largest
+/// |Δ log-prob| as float32 ones) and run on twice the float32 rate.
+pub const INT8_PLAN: &str = "w12:enc_node,w12:edge_emb,w12:w_e,w12:enc_ffn,w12:dec_ffn";
 
 /// The `fast` named plan (see [`INT8_PLAN_ENV`]).
-pub const INT8_PLAN_FAST: &str = "w12:edge_emb,w12:w_e";
+pub const INT8_PLAN_FAST: &str = "w12:edge_emb,w12:w_e,w12:enc_ffn,w12:dec_ffn";
 
 /// The `accurate` named plan: every per-edge layer 12-bit (worst-case agreement 99.90 % on the
 /// parity cases).
@@ -354,10 +366,12 @@ pub fn check_int8_plan(plan: &str) -> Result<(), String> {
     if matches!(plan.trim(), "fast" | "accurate") {
         return Ok(());
     }
-    const GROUPS: [(&str, &[&str]); 5] = [
+    const GROUPS: [(&str, &[&str]); 7] = [
         ("enc_node", &["w1", "w2"]),
         ("enc_edge", &["w11", "w12", "w13"]),
         ("dec", &["w1", "w2"]),
+        ("enc_ffn", &["w_in", "w_out"]),
+        ("dec_ffn", &["w_in", "w_out"]),
         ("edge_emb", &[]),
         ("w_e", &[]),
     ];
@@ -378,8 +392,9 @@ pub fn check_int8_plan(plan: &str) -> Result<(), String> {
         });
         if !known {
             return Err(format!(
-                "{INT8_PLAN_ENV}: `{entry}`: no layer is called `{name}` (enc_node, enc_edge or dec, optionally \
-                 with a layer index and one matrix, e.g. enc_node0.w2; or edge_emb, w_e)"
+                "{INT8_PLAN_ENV}: `{entry}`: no layer is called `{name}` (enc_node, enc_edge, dec, enc_ffn or \
+                 dec_ffn, optionally with a layer index and one matrix, e.g. enc_node0.w2, dec_ffn1.w_in; or \
+                 edge_emb, w_e)"
             ));
         }
     }
@@ -405,5 +420,8 @@ mod tests {
         assert!(check_int8_plan("dec.w3").is_err());
         assert!(check_int8_plan("enc_node.w1").is_err(), "a matrix needs a layer index");
         assert!(check_int8_plan("edge_emb0.w1").is_err());
+        assert!(check_int8_plan("w12:enc_ffn2.w_out,f32:dec_ffn").is_ok());
+        assert!(check_int8_plan("w12:enc_ffn.w_in").is_err(), "a matrix needs a layer index");
+        assert!(check_int8_plan("w12:dec_ffn0.w1").is_err());
     }
 }

@@ -11,8 +11,9 @@
 //!   (`W ≈ s₁·q₁ + s₂·q₂`, the second pass the first one's residual quantized again, over the
 //!   same quantized inputs: [`crate::kernels::Linear::with_residual_weights`]), 12-bit weights
 //!   and 13-bit inputs through this module's `vpdpwssd` kernel ([`QuantWeights::wide`]) or
-//!   float32. The default plan keeps ≥ 99.5 % top-1 agreement with float32 on every parity case; the
-//!   per-node layers and `W_out` stay float32 (see
+//!   float32. The default plan keeps ≥ 99.5 % top-1 agreement with float32 on every parity case; it
+//!   puts the per-node feed-forwards at 12 bits too, and the other per-node layers and `W_out`
+//!   stay float32 (see
 //!   [`crate::model::ProteinMpnn::with_precision`]). Its plain-Rust twin gives the same bits and
 //!   runs wherever `MPNN_ISA` forces another path.
 //! - **W8A16** (this module's [`gemm`]) elsewhere: int8 weights × int16 activations, below.
