@@ -332,10 +332,12 @@ impl EncLayer {
 }
 
 impl ProteinMpnn {
-    /// Features + encoder for a batch.
+    /// Features + encoder for a batch. `h_E` is written over the edge features `E` (no second
+    /// `[B·L·K, H]` array).
     pub fn encode(&self, batch: &Batch) -> Encoded {
         let (graph, e) = self.edge_features(batch);
-        self.encode_edges(batch, graph, &e)
+        let rows = batch.b * batch.l;
+        self.encode_owned(batch, graph, e, vec![0f32; rows * self.hidden()])
     }
 
     /// Encoder from precomputed edge features `E` (after the norm).
@@ -346,7 +348,14 @@ impl ProteinMpnn {
 
     /// [`Self::encode_edges`] from given initial node states `h_v` `[B·L, H]` instead of zeros
     /// (LigandMPNN's membrane models start from `W_v(V)`).
-    pub fn encode_edges_from(&self, batch: &Batch, graph: Graph, e: &[f32], mut h_v: Vec<f32>) -> Encoded {
+    pub fn encode_edges_from(&self, batch: &Batch, graph: Graph, e: &[f32], h_v: Vec<f32>) -> Encoded {
+        self.encode_owned(batch, graph, e.to_vec(), h_v)
+    }
+
+    /// [`Self::encode_edges_from`] taking the edge features `E`, whose array becomes `h_E`:
+    /// `W_e` runs chunk by chunk, each chunk's `E` copied aside (in cache) and its `h_E`
+    /// written in its place.
+    fn encode_owned(&self, batch: &Batch, graph: Graph, e: Vec<f32>, mut h_v: Vec<f32>) -> Encoded {
         let _span = tracing::debug_span!("encoder", b = batch.b, l = batch.l).entered();
         let h = self.hidden();
         assert_eq!(h_v.len(), batch.b * batch.l * h, "initial node states");
@@ -372,9 +381,12 @@ impl ProteinMpnn {
             edge_rows,
             chunk,
         );
-        let mut h_e = vec![0f32; e.len()];
-        h_e.par_chunks_mut(chunk * h).zip(e.par_chunks(chunk * h)).zip(first.into_par_iter().zip(first16)).for_each(
-            |((out, inp), (q, q16))| {
+        let mut h_e = e;
+        h_e.par_chunks_mut(chunk * h).zip(first.into_par_iter().zip(first16)).for_each_init(
+            Vec::new,
+            |inp, (out, (q, q16))| {
+                inp.clear();
+                inp.extend_from_slice(out);
                 self.w_e.forward_edges(inp, inp.len() / h, graph.k, out);
                 if let Some(q) = q {
                     quantize_rows_into(out, h, q);
