@@ -297,7 +297,7 @@ impl ProteinMpnn {
 
 /// The variable that replaces [`INT8_PLAN`]: `MPNN_INT8_PLAN=entries` (same syntax), or a named
 /// plan: `fast` ([`INT8_PLAN_FAST`]: every message layer one-pass and corrected, the edge
-/// embedding and `W_e` 12-bit: ≈ 5 % faster than the default; ≥ 99.06 % worst-case agreement
+/// embedding, `W_e` and the feed-forwards 12-bit: ≈ 5 % faster than the default; ≥ 99.06 % worst-case agreement
 /// with the full and Cα checkpoints, but 96.2 % with the pruned `small_h64_l2_k16` on 5L33) or
 /// `accurate` ([`INT8_PLAN_ACCURATE`]: every per-edge layer 12-bit, 99.9 %, ≈ 7 % slower).
 pub const INT8_PLAN_ENV: &str = "MPNN_INT8_PLAN";
