@@ -162,10 +162,13 @@ fn code_chunks(codes: Option<&mut Rows>, rows: usize, h: usize, chunk: usize) ->
     }
 }
 
-/// [`code_chunks`] for int16 codes (`codes` already sized by [`Rows16::reset`]).
-fn code_chunks16(codes: Option<&mut Rows16>, rows: usize, chunk: usize) -> Vec<Option<Rows16Mut<'_>>> {
+/// [`code_chunks`] for int16 codes to the range `qmax` given with them.
+fn code_chunks16(codes: Option<(&mut Rows16, f32)>, rows: usize, h: usize, chunk: usize) -> Vec<Option<Rows16Mut<'_>>> {
     match codes {
-        Some(c) => c.chunks_mut(chunk).into_iter().map(Some).collect(),
+        Some((c, qmax)) => {
+            c.reset(rows, h, qmax);
+            c.chunks_mut(chunk).into_iter().map(Some).collect()
+        }
         None => (0..rows.div_ceil(chunk.max(1))).map(|_| None).collect(),
     }
 }
@@ -201,8 +204,9 @@ impl<'a> EdgeCodes<'a> {
 #[derive(Debug, Default)]
 pub struct NextCodes<'a> {
     pub w8: Option<&'a mut Rows>,
-    /// Sized (and its range set) by the caller, [`Rows16::reset`].
-    pub w16: Option<&'a mut Rows16>,
+    /// int16 codes and the range to quantize them to (the next layer's
+    /// [`EncLayer::edge_codes16_qmax`]).
+    pub w16: Option<(&'a mut Rows16, f32)>,
 }
 
 impl EncLayer {
@@ -241,7 +245,6 @@ impl EncLayer {
         forward_par(w1_self, h_v, &mut self_proj);
         forward_par(w1_nbr, h_v, &mut nbr_proj);
         assert_eq!(codes.w8.is_some(), self.reads_edge_codes(), "edge codes given exactly when read");
-
         let mut dh = vec![0f32; rows * h];
         dh.par_chunks_mut(CHUNK * h).enumerate().for_each_init(
             || (Vec::new(), vec![0f32; CHUNK * h], vec![0f32; CHUNK * k]),
@@ -299,7 +302,7 @@ impl EncLayer {
                 w11_nbr.forward(v, m.len(), np);
             });
         let next8 = code_chunks(next.w8, rows * k, h, CHUNK * k);
-        let next16 = code_chunks16(next.w16, rows * k, CHUNK * k);
+        let next16 = code_chunks16(next.w16, rows * k, h, CHUNK * k);
         h_e.par_chunks_mut(CHUNK * k * h).zip(next8.into_par_iter().zip(next16)).enumerate().for_each_init(
             || (MessageScratch::default(), vec![0f32; CHUNK * k * h]),
             |(scratch, msg), (c, (e_chunk, (next8, next16)))| {
@@ -373,14 +376,7 @@ impl ProteinMpnn {
         let (mut codes, mut spare) = (Rows::default(), Rows::default());
         let (mut codes16, mut spare16) = (Rows16::default(), Rows16::default());
         let first = code_chunks(reads_codes(0).then_some(&mut codes), edge_rows, h, chunk);
-        let first16 = code_chunks16(
-            reads16(0).map(|qmax| {
-                codes16.reset(edge_rows, h, qmax);
-                &mut codes16
-            }),
-            edge_rows,
-            chunk,
-        );
+        let first16 = code_chunks16(reads16(0).map(|qmax| (&mut codes16, qmax)), edge_rows, h, chunk);
         let mut h_e = e;
         h_e.par_chunks_mut(chunk * h).zip(first.into_par_iter().zip(first16)).for_each_init(
             Vec::new,
@@ -406,13 +402,7 @@ impl ProteinMpnn {
                 &mut h_v,
                 &mut h_e,
                 EdgeCodes { w8: reads_codes(i).then_some(&codes), w16: mine16.then_some(&codes16) },
-                NextCodes {
-                    w8: next.then_some(&mut spare),
-                    w16: next16.map(|qmax| {
-                        spare16.reset(edge_rows, h, qmax);
-                        &mut spare16
-                    }),
-                },
+                NextCodes { w8: next.then_some(&mut spare), w16: next16.map(|qmax| (&mut spare16, qmax)) },
             );
             if next {
                 std::mem::swap(&mut codes, &mut spare);
