@@ -10,6 +10,8 @@
 //!   (float64 dot products), throughput in FLOP as above.
 //! - `layer_norm`, `gelu`, `log_softmax`: the f32 kernels vs their plain float64 twins;
 //!   throughput in elements.
+//! - `int8_rows/*`: the int8 models' table GELU, W8A8 row quantizer, and the two in one pass
+//!   (`gelu_codes`) vs its unfused twin; throughput in elements.
 //! - `knn/*`: the k-NN graph (k = 48) of synthetic backbones, cell list vs plain scan (the
 //!   method `Graph::build` picks for long structures vs the official all-pairs computation).
 //! - `encoder/5L33`: edge features, one encoder layer, the whole `encode` and the plain
@@ -183,6 +185,38 @@ fn bench_elementwise(c: &mut Criterion) {
     group.finish();
 }
 
+/// The int8 models' message rows (`--precision int8`): the table GELU alone, the W8A8 row
+/// quantizer alone, and the two as one pass (`gelu_codes`, AVX-512 VNNI) against its unfused
+/// twin (the GELU pass, then the quantizer; every path's form). Post-GELU-like inputs in
+/// `[-4, 4]`; throughput in elements.
+fn bench_int8_rows(c: &mut Criterion) {
+    use mpnn::kernels::gelu_fast::gelu_fast_inplace;
+    use mpnn::kernels::int8::gelu_codes::{gelu_codes, gelu_codes_unfused};
+    use mpnn::kernels::int8::w8a8::{quantize_rows_into, Rows};
+    let x: Vec<f32> = random(ROWS * H, 10).iter().map(|v| v * 4.0).collect();
+    let mut q = Rows::default();
+    q.reset(ROWS, H);
+    let mut group = c.benchmark_group("int8_rows");
+    group.throughput(Throughput::Elements((ROWS * H) as u64));
+    group.bench_function(BenchmarkId::new("gelu_fast", "384x128"), |b| {
+        b.iter_batched_ref(|| x.clone(), |buf| gelu_fast_inplace(buf), BatchSize::SmallInput)
+    });
+    group.bench_function(BenchmarkId::new("quantize_rows", "384x128"), |b| {
+        b.iter(|| quantize_rows_into(black_box(&x), H, q.rows_mut(0, ROWS)))
+    });
+    group.bench_function(BenchmarkId::new("gelu_codes", "384x128"), |b| {
+        b.iter_batched_ref(|| x.clone(), |buf| gelu_codes(buf, H, None, q.rows_mut(0, ROWS)), BatchSize::SmallInput)
+    });
+    group.bench_function(BenchmarkId::new("gelu_codes_unfused", "384x128"), |b| {
+        b.iter_batched_ref(
+            || x.clone(),
+            |buf| gelu_codes_unfused(buf, H, None, q.rows_mut(0, ROWS)),
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
 /// The k-NN graph (k = 48) of synthetic all-helix backbones: cell list vs the plain scan it is
 /// tested equal to. Throughput in residues.
 fn bench_knn(c: &mut Criterion) {
@@ -266,6 +300,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = bench_gemm, bench_linear, bench_elementwise, bench_knn, bench_encoder
+    targets = bench_gemm, bench_linear, bench_elementwise, bench_int8_rows, bench_knn, bench_encoder
 }
 criterion_main!(benches);
